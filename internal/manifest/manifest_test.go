@@ -1,0 +1,154 @@
+package manifest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func sample(t testing.TB, fsys fstest.MapFS) *Manifest {
+	t.Helper()
+	m := &Manifest{
+		SchemaVersion: SchemaVersion,
+		Run:           "fmnist",
+		Version:       "0123456789abcdef",
+		CreatedAt:     time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC),
+		Model:         Model{Architecture: "cnn", Parameters: 421642, Weights: "model.safetensors", Input: []int{28, 28, 1}},
+		Metrics:       Metrics{TestAccuracy: 0.9, ClassAccuracy: []float64{0.9, 0.7}, ModelBytes: 1000},
+	}
+	for _, name := range []string{"model.safetensors", "metrics.jsonl"} {
+		f, err := Describe(name, strings.NewReader(string(fsys[name].Data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Files = append(m.Files, f)
+	}
+	return m
+}
+
+func files() fstest.MapFS {
+	return fstest.MapFS{
+		"model.safetensors": {Data: []byte("weights")},
+		"metrics.jsonl":     {Data: []byte("{}\n")},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	m := sample(t, files())
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m, got); diff != "" {
+		t.Errorf("Parse(Marshal(m)) diff (-want +got):\n%s", diff)
+	}
+	if d := Digest(b); !strings.HasPrefix(d, "sha256:") || len(d) != len("sha256:")+64 {
+		t.Errorf("Digest() = %q, want sha256:<64 hex>", d)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	good, err := sample(t, files()).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, in, wantErr string
+	}{
+		{"unknown field", strings.Replace(string(good), `"run":`, `"extra": 1, "run":`, 1), `unknown field "extra"`},
+		{"schema", strings.Replace(string(good), SchemaVersion, "v0", 1), `schemaVersion "v0"`},
+		{"trailing", string(good) + "{}", "trailing data"},
+		{"escaping path", strings.Replace(string(good), `"metrics.jsonl"`, `"../metrics.jsonl"`, 1), `files[1].name "../metrics.jsonl" is not a plain relative path`},
+		{"bad digest", strings.Replace(string(good), `"sha256": "`, `"sha256": "zz`, 1), "files[0].sha256"},
+		{"weights missing", strings.Replace(string(good), `"weights": "model.safetensors"`, `"weights": "w.bin"`, 1), `model.weights "w.bin" is not among files`},
+		{"not json", "<html>", "decode manifest.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Parse() error = %v, want it to contain %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestVerify(t *testing.T) {
+	fsys := files()
+	m := sample(t, fsys)
+	if err := m.Verify(fsys); err != nil {
+		t.Fatalf("Verify() = %v, want nil", err)
+	}
+	fsys["model.safetensors"] = &fstest.MapFile{Data: []byte("weightz")}
+	var mismatch *MismatchError
+	if err := m.Verify(fsys); !errors.As(err, &mismatch) || mismatch.File != "model.safetensors" {
+		t.Errorf("Verify() of a corrupted file = %v, want a MismatchError naming model.safetensors", err)
+	}
+	delete(fsys, "metrics.jsonl")
+	if err := m.Verify(fsys); err == nil {
+		t.Error("Verify() with a missing file = nil, want an error")
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	metrics := Metrics{TestAccuracy: 0.9, ClassAccuracy: []float64{0.95, 0.7}, ModelBytes: 2000}
+	tests := []struct {
+		name  string
+		gates Gates
+		want  []GateResult
+	}{
+		{"none", Gates{}, nil},
+		{"all", Gates{MinTestAccuracy: 0.85, MinClassAccuracy: 0.8, MaxModelBytes: 1000}, []GateResult{
+			{Name: "testAccuracy", Comparison: ">=", Threshold: 0.85, Value: 0.9, Passed: true},
+			{Name: "classAccuracy[T-shirt/top]", Comparison: ">=", Threshold: 0.8, Value: 0.95, Passed: true},
+			{Name: "classAccuracy[Trouser]", Comparison: ">=", Threshold: 0.8, Value: 0.7, Passed: false},
+			{Name: "modelBytes", Comparison: "<=", Threshold: 1000, Value: 2000, Passed: false},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Evaluate(metrics, []string{"T-shirt/top", "Trouser"}, tt.gates)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Evaluate() diff (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestReport(t *testing.T) {
+	results := Evaluate(Metrics{TestAccuracy: 0.8, ModelBytes: 10}, nil, Gates{MinTestAccuracy: 0.85, MaxModelBytes: 100})
+	want := "FAIL testAccuracy: 0.8 >= 0.85 (margin -0.05)\npass modelBytes: 10 <= 100 (margin +90)\n"
+	if diff := cmp.Diff(want, Report(results)); diff != "" {
+		t.Errorf("Report() diff (-want +got):\n%s", diff)
+	}
+	if got := len(Failed(results)); got != 1 {
+		t.Errorf("len(Failed()) = %d, want 1", got)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	good, _ := sample(f, files()).Marshal()
+	f.Add(good)
+	f.Add([]byte(`{"schemaVersion":"aerie.dev/model-manifest/v1"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Parse(b)
+		if err != nil {
+			return
+		}
+		out, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(out); err != nil {
+			t.Fatalf("re-parse of a marshalled manifest: %v", err)
+		}
+	})
+}
