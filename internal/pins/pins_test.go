@@ -1,0 +1,202 @@
+package pins
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+const digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+const valid = `apiVersion: aerie.dev/v1alpha1
+kind: FleetPins
+fleet: quadcopters
+requireSignature: true
+stable:
+  uri: gs://aerie-models/models/fmnist-cnn/0123456789abcdef/
+  manifestDigest: ` + digestA + `
+  minSelfTestAccuracy: 0.8
+canary:
+  uri: file:///srv/aerie/models/fmnist-cnn/fedcba9876543210/
+  manifestDigest: ` + digestB + `
+  minSelfTestAccuracy: 0.85
+  percent: 10
+`
+
+func TestParse(t *testing.T) {
+	got, err := Parse("quadcopters.yaml", []byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Pins{
+		APIVersion: APIVersion, Kind: Kind, Fleet: "quadcopters", RequireSignature: true,
+		Stable: Version{URI: "gs://aerie-models/models/fmnist-cnn/0123456789abcdef/", ManifestDigest: digestA, MinSelfTestAccuracy: 0.8},
+		Canary: &Canary{Version: Version{URI: "file:///srv/aerie/models/fmnist-cnn/fedcba9876543210/", ManifestDigest: digestB, MinSelfTestAccuracy: 0.85}, Percent: 10},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Parse() diff (-want +got):\n%s", diff)
+	}
+	// Marshal round-trips.
+	b, err := got.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse("again.yaml", b)
+	if err != nil {
+		t.Fatalf("Parse(Marshal()) = %v\n%s", err, b)
+	}
+	if diff := cmp.Diff(got, again); diff != "" {
+		t.Errorf("round trip diff (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"empty", "", "f.yaml: empty file"},
+		{"unknown field", strings.Replace(valid, "fleet: quadcopters", "fleet: quadcopters\ncolor: red", 1), "f.yaml:4: field color not found in type pins.Pins"},
+		{"unknown nested", strings.Replace(valid, "  percent: 10", "  percent: 10\n  weight: 3", 1), "f.yaml:14: field weight not found in type pins.Canary"},
+		{"bad digest", strings.Replace(valid, digestA, "sha256:abc", 1), "f.yaml:7: stable.manifestDigest: \"sha256:abc\" is not sha256:<64 lowercase hex>"},
+		{"percent", strings.Replace(valid, "percent: 10", "percent: 101", 1), "f.yaml:13: canary.percent: 101 is outside 0–100"},
+		{"wrong type", strings.Replace(valid, "percent: 10", "percent: ten", 1), "f.yaml:13: cannot unmarshal !!str `ten` into int"},
+		{"scheme", strings.Replace(valid, "gs://aerie-models", "http://aerie-models", 1), "f.yaml:6: stable.uri: \"http://aerie-models/models/fmnist-cnn/0123456789abcdef/\": scheme must be gs or file"},
+		{"missing stable", "apiVersion: aerie.dev/v1alpha1\nkind: FleetPins\nfleet: x\n", "f.yaml:1: stable.uri: is required"},
+		{"accuracy", strings.Replace(valid, "0.8\n", "80\n", 1), "f.yaml:8: stable.minSelfTestAccuracy: 80 is outside (0, 1]"},
+		{"kind", strings.Replace(valid, "kind: FleetPins", "kind: Pins", 1), "f.yaml:2: kind: \"Pins\", want \"FleetPins\""},
+		{"two docs", valid + "---\nfleet: y\n", "f.yaml:14: more than one YAML document"},
+		{"duplicate key", valid + "fleet: again\n", "f.yaml:14: mapping key \"fleet\" already defined at line 3"},
+		{"same digests", strings.Replace(valid, digestB, digestA, 1), "f.yaml:11: canary.manifestDigest: equals stable.manifestDigest; drop the canary instead"},
+		{"fleet name", strings.Replace(valid, "fleet: quadcopters", "fleet: Quad_Copters", 1), "f.yaml:3: fleet: \"Quad_Copters\" is not a DNS label (lowercase letters, digits, '-', at most 63)"},
+		{"syntax", "stable: [", "f.yaml:1: did not find expected node content"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tt.in))
+			if err == nil {
+				t.Fatalf("Parse() = nil error, want %q", tt.want)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("Parse() error = %q, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBucketStable(t *testing.T) {
+	// Fixed values: a change here moves devices between canary and stable.
+	tests := []struct {
+		fleet, device string
+		want          int
+	}{
+		{"quadcopters", "pi-0001", Bucket("quadcopters", "pi-0001")},
+	}
+	for _, tt := range tests {
+		if got := Bucket(tt.fleet, tt.device); got != tt.want || got < 0 || got >= 100 {
+			t.Errorf("Bucket(%q, %q) = %d, want %d", tt.fleet, tt.device, got, tt.want)
+		}
+	}
+	// About percent% of a large fleet is in the canary.
+	p, err := Parse("f.yaml", []byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := 0
+	for i := range 10000 {
+		if p.InCanary("pi-" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)) {
+			in++
+		}
+	}
+	if in < 800 || in > 1200 {
+		t.Errorf("%d of 10000 devices in a 10%% canary", in)
+	}
+	p.Canary.Percent = 0
+	if v, canary := p.Desired("pi-0001"); canary || v != p.Stable {
+		t.Errorf("Desired with 0%% canary = %v, %v; want stable", v, canary)
+	}
+	p.Canary.Percent = 100
+	if v, canary := p.Desired("pi-0001"); !canary || v != p.Canary.Version {
+		t.Errorf("Desired with 100%% canary = %v, %v; want canary", v, canary)
+	}
+}
+
+func TestBucketGolden(t *testing.T) {
+	// Pinned so a refactor cannot silently reshuffle fleets.
+	got := []int{Bucket("quadcopters", "pi-0001"), Bucket("quadcopters", "pi-0002"), Bucket("rovers", "pi-0001")}
+	want := []int{98, 62, 45}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Bucket diff (-want +got):\n%s", diff)
+	}
+}
+
+func TestSignature(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPub, _, _ := ed25519.GenerateKey(nil)
+	fsys := fstest.MapFS{
+		"edge/keys/release.pub": {Data: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})},
+		"edge/keys/old.pub":     {Data: []byte(base64.StdEncoding.EncodeToString(otherPub) + "\n")},
+		"edge/keys/README.md":   {Data: []byte("not a key")},
+	}
+	keys, err := LoadKeys(fsys, KeysDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 2 {
+		t.Fatalf("LoadKeys = %d keys, want 2", len(keys))
+	}
+	manifest := []byte(`{"schemaVersion":"x"}`)
+	sig := Sign(priv, manifest)
+	name, err := VerifySignature(keys, manifest, sig)
+	if err != nil || name != "edge/keys/release.pub" {
+		t.Errorf("VerifySignature = %q, %v; want edge/keys/release.pub", name, err)
+	}
+	if _, err := VerifySignature(keys, append(manifest, ' '), sig); err == nil {
+		t.Error("VerifySignature of altered manifest = nil error")
+	}
+	if _, err := VerifySignature(keys, manifest, []byte("garbage")); err == nil {
+		t.Error("VerifySignature of garbage = nil error")
+	}
+	if _, err := VerifySignature(nil, manifest, sig); err == nil {
+		t.Error("VerifySignature without keys = nil error")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(valid))
+	f.Add([]byte("stable: {uri: gs://b/m/, manifestDigest: " + digestA + "}"))
+	f.Add([]byte("a: &x [*x]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			return
+		}
+		// Whatever parses must survive a round trip.
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse("again.yaml", b); err != nil {
+			t.Fatalf("Parse(Marshal(p)) = %v", err)
+		}
+		if b := Bucket(p.Fleet, "d"); b < 0 || b >= 100 {
+			t.Fatalf("Bucket = %d", b)
+		}
+	})
+}
