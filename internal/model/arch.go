@@ -1,0 +1,250 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads better unqualified
+)
+
+// Input image geometry: 28×28 grayscale.
+const (
+	Height     = 28
+	Width      = 28
+	NumClasses = 10
+)
+
+type layerKind int
+
+const (
+	conv3x3 layerKind = iota // 3×3, stride 1, same padding
+	relu
+	maxPool2
+	dropout
+	flatten
+	dense
+)
+
+type layer struct {
+	kind    layerKind
+	name    string // parameter prefix for conv and dense
+	in, out int
+	rate    float64 // dropout
+}
+
+// Param describes one trainable tensor of an architecture.
+type Param struct {
+	Name  string
+	Shape []int
+	// FanIn bounds the initial values: uniform in ±1/sqrt(FanIn), as
+	// PyTorch initializes Conv2d and Linear.
+	FanIn int
+}
+
+// Dropout describes one dropout layer: its rate and the per-example shape
+// of its mask.
+type Dropout struct {
+	Rate  float64
+	Shape []int
+}
+
+// Arch is a model architecture: a parameter list and a graph builder.
+// Images are NHWC, [batch, 28, 28, 1], normalized to [-1, 1].
+type Arch struct {
+	Name     string
+	layers   []layer
+	params   []Param
+	dropouts []Dropout
+}
+
+var registry = map[string]*Arch{
+	// cnn is the published prototype's model, exactly.
+	"cnn": newArch("cnn", []layer{
+		{kind: conv3x3, name: "conv1", in: 1, out: 32}, {kind: relu}, {kind: maxPool2}, {kind: dropout, rate: 0.25},
+		{kind: conv3x3, name: "conv2", in: 32, out: 64}, {kind: relu}, {kind: maxPool2}, {kind: dropout, rate: 0.25},
+		{kind: flatten},
+		{kind: dense, name: "fc1", in: 7 * 7 * 64, out: 128}, {kind: relu}, {kind: dropout, rate: 0.5},
+		{kind: dense, name: "fc2", in: 128, out: NumClasses},
+	}),
+	// small has the same kinds of layers at a fraction of the cost, for tests.
+	"small": newArch("small", []layer{
+		{kind: conv3x3, name: "conv1", in: 1, out: 4}, {kind: relu}, {kind: maxPool2}, {kind: dropout, rate: 0.25},
+		{kind: maxPool2},
+		{kind: flatten},
+		{kind: dense, name: "fc1", in: 7 * 7 * 4, out: NumClasses},
+	}),
+}
+
+// Names lists the registered architectures.
+func Names() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Lookup returns the architecture called name.
+func Lookup(name string) (*Arch, error) {
+	a, ok := registry[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown architecture %q (known: %v)", name, Names())
+	}
+	return a, nil
+}
+
+func newArch(name string, layers []layer) *Arch {
+	a := &Arch{Name: name, layers: layers}
+	h, w, c := Height, Width, 1
+	flat := 0
+	for _, l := range layers {
+		switch l.kind {
+		case conv3x3:
+			if l.in != c {
+				panic(fmt.Sprintf("%s: %s takes %d channels, gets %d", name, l.name, l.in, c))
+			}
+			a.params = append(a.params,
+				Param{Name: l.name + ".weight", Shape: []int{3, 3, l.in, l.out}, FanIn: 9 * l.in},
+				Param{Name: l.name + ".bias", Shape: []int{l.out}, FanIn: 9 * l.in})
+			c = l.out
+		case maxPool2:
+			h, w = h/2, w/2
+		case dropout:
+			shape := []int{h, w, c}
+			if flat > 0 {
+				shape = []int{flat}
+			}
+			a.dropouts = append(a.dropouts, Dropout{Rate: l.rate, Shape: shape})
+		case flatten:
+			flat = h * w * c
+		case dense:
+			if l.in != flat {
+				panic(fmt.Sprintf("%s: %s takes %d inputs, gets %d", name, l.name, l.in, flat))
+			}
+			a.params = append(a.params,
+				Param{Name: l.name + ".weight", Shape: []int{l.in, l.out}, FanIn: l.in},
+				Param{Name: l.name + ".bias", Shape: []int{l.out}, FanIn: l.in})
+			flat = l.out
+		}
+	}
+	return a
+}
+
+// Params lists the trainable tensors in the order Logits takes them.
+func (a *Arch) Params() []Param { return a.params }
+
+// Dropouts lists the dropout layers in the order Logits takes their masks.
+func (a *Arch) Dropouts() []Dropout { return a.dropouts }
+
+// NumParams is the number of trainable scalars.
+func (a *Arch) NumParams() int {
+	n := 0
+	for _, p := range a.params {
+		n += size(p.Shape)
+	}
+	return n
+}
+
+func size(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// Init returns seeded initial values for Params: uniform in
+// ±1/sqrt(fan-in), the PyTorch default for Conv2d and Linear.
+func (a *Arch) Init(seed uint64) [][]float32 {
+	out := make([][]float32, len(a.params))
+	for i, p := range a.params {
+		rng := rand.New(rand.NewPCG(seed, uint64(i)))
+		bound := 1 / math.Sqrt(float64(p.FanIn))
+		v := make([]float32, size(p.Shape))
+		for j := range v {
+			v[j] = float32((2*rng.Float64() - 1) * bound)
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// Logits builds the forward pass: x is [batch, 28, 28, 1] float32 in
+// [-1, 1], params follow Params. masks is nil for inference, or holds one
+// [batch, Dropout.Shape...] tensor per dropout layer whose elements are 0
+// or 1/(1-rate); masks come from the caller so that training is
+// reproducible and independent of how a batch is split across workers.
+func (a *Arch) Logits(params []*Node, x *Node, masks []*Node) *Node {
+	if len(params) != len(a.params) {
+		panic(fmt.Sprintf("%s: %d params, want %d", a.Name, len(params), len(a.params)))
+	}
+	if masks != nil && len(masks) != len(a.dropouts) {
+		panic(fmt.Sprintf("%s: %d dropout masks, want %d", a.Name, len(masks), len(a.dropouts)))
+	}
+	pi, di := 0, 0
+	for _, l := range a.layers {
+		switch l.kind {
+		case conv3x3:
+			x = conv(x, params[pi], params[pi+1])
+			pi += 2
+		case relu:
+			x = Max(x, ZerosLike(x))
+		case maxPool2:
+			x = pool2(x)
+		case dropout:
+			if masks != nil {
+				x = Mul(x, masks[di])
+			}
+			di++
+		case flatten:
+			x = Reshape(x, x.Shape().Dimensions[0], -1)
+		case dense:
+			x = Add(Dot(x, params[pi]).Product(), InsertAxes(params[pi+1], 0))
+			pi += 2
+		}
+	}
+	return x
+}
+
+// conv is a 3×3 same-padded convolution as im2col and one matmul: the Go
+// backend's matmul has SIMD kernels, its convolution is a naive loop (10×
+// slower). Padding is built with Concatenate because Pad has no gradient.
+func conv(x, kernel, bias *Node) *Node {
+	g := x.Graph()
+	dims := x.Shape().Dimensions
+	b, h, w, c := dims[0], dims[1], dims[2], dims[3]
+	out := kernel.Shape().Dimensions[3]
+	zrow := Zeros(g, shapes.Make(dtypes.Float32, b, 1, w, c))
+	x = Concatenate([]*Node{zrow, x, zrow}, 1)
+	zcol := Zeros(g, shapes.Make(dtypes.Float32, b, h+2, 1, c))
+	x = Concatenate([]*Node{zcol, x, zcol}, 2)
+	patches := make([]*Node, 0, 9)
+	for dy := range 3 {
+		for dx := range 3 {
+			patches = append(patches, Slice(x, AxisRange(), AxisRange(dy, dy+h), AxisRange(dx, dx+w), AxisRange()))
+		}
+	}
+	cols := Reshape(Concatenate(patches, 3), b*h*w, 9*c)
+	y := Dot(cols, Reshape(kernel, 9*c, out)).Product()
+	return Add(Reshape(y, b, h, w, out), Reshape(bias, 1, 1, 1, out))
+}
+
+// pool2 is a 2×2 max-pool with stride 2 as a reshape and ReduceMax.
+func pool2(x *Node) *Node {
+	d := x.Shape().Dimensions
+	b, h, w, c := d[0], d[1], d[2], d[3]
+	return ReduceMax(Reshape(x, b, h/2, 2, w/2, 2, c), 2, 4)
+}
+
+// Normalize maps 8-bit pixels to [-1, 1], as training does, into dst.
+func Normalize(dst []float32, pixels []byte) {
+	for i, p := range pixels {
+		dst[i] = float32(p)/127.5 - 1
+	}
+}
+

@@ -1,0 +1,284 @@
+package model
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestNumParams(t *testing.T) {
+	for _, tc := range []struct {
+		arch string
+		want int
+	}{
+		{"cnn", 421642}, // the prototype's count
+		{"small", 2010},
+	} {
+		a, err := Lookup(tc.arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.NumParams(); got != tc.want {
+			t.Errorf("%s: NumParams() = %d, want %d", tc.arch, got, tc.want)
+		}
+	}
+	if _, err := Lookup("resnet"); err == nil {
+		t.Error("Lookup(resnet) succeeded")
+	}
+}
+
+func weightsFile(t testing.TB, a *Arch, vals [][]float32) []byte {
+	var ts []Tensor
+	for i, p := range a.Params() {
+		ts = append(ts, FromFloat32s(p.Name, p.Shape, vals[i]))
+	}
+	var buf bytes.Buffer
+	if err := Encode(&buf, ts, map[string]string{MetadataArchitecture: a.Name}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// reference computes the small architecture's logits directly in Go, to
+// check the im2col convolution and reshape pooling.
+func reference(vals [][]float32, img []byte) []float32 {
+	x := make([]float32, 784)
+	Normalize(x, img)
+	kw, kb, fw, fb := vals[0], vals[1], vals[2], vals[3]
+	const C = 4
+	conv := make([]float32, 28*28*C)
+	for y := range 28 {
+		for xx := range 28 {
+			for o := range C {
+				s := kb[o]
+				for dy := range 3 {
+					for dx := range 3 {
+						yy, xi := y+dy-1, xx+dx-1
+						if yy < 0 || yy >= 28 || xi < 0 || xi >= 28 {
+							continue
+						}
+						s += x[yy*28+xi] * kw[(dy*3+dx)*C+o]
+					}
+				}
+				conv[(y*28+xx)*C+o] = max(s, 0)
+			}
+		}
+	}
+	pool := func(in []float32, h int) []float32 {
+		out := make([]float32, (h/2)*(h/2)*C)
+		for y := range h / 2 {
+			for xx := range h / 2 {
+				for c := range C {
+					m := float32(math.Inf(-1))
+					for dy := range 2 {
+						for dx := range 2 {
+							m = max(m, in[((2*y+dy)*h+2*xx+dx)*C+c])
+						}
+					}
+					out[(y*(h/2)+xx)*C+c] = m
+				}
+			}
+		}
+		return out
+	}
+	p := pool(pool(conv, 28), 14)
+	logits := make([]float32, 10)
+	for k := range 10 {
+		s := fb[k]
+		for i, v := range p {
+			s += v * fw[i*10+k]
+		}
+		logits[k] = s
+	}
+	return logits
+}
+
+func softmax(l []float32) []float32 {
+	m := l[0]
+	for _, v := range l {
+		m = max(m, v)
+	}
+	var sum float64
+	out := make([]float32, len(l))
+	for i, v := range l {
+		e := math.Exp(float64(v - m))
+		out[i] = float32(e)
+		sum += e
+	}
+	for i := range out {
+		out[i] = float32(float64(out[i]) / sum)
+	}
+	return out
+}
+
+func TestClassifyMatchesReference(t *testing.T) {
+	a, _ := Lookup("small")
+	vals := a.Init(7)
+	c, err := Load(context.Background(), "small", bytes.NewReader(weightsFile(t, a, vals)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	imgs := make([][]byte, 3)
+	for i := range imgs {
+		imgs[i] = make([]byte, 784)
+		for j := range imgs[i] {
+			imgs[i][j] = byte(rng.IntN(256))
+		}
+	}
+	batch, err := c.Classify(context.Background(), imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, img := range imgs {
+		want := softmax(reference(vals, img))
+		single, err := c.Classify(context.Background(), [][]byte{img})
+		if err != nil {
+			t.Fatal(err)
+		}
+		approx := cmp.Comparer(func(x, y float32) bool { return math.Abs(float64(x-y)) < 1e-5 })
+		if diff := cmp.Diff(want, batch[i].Probs, approx); diff != "" {
+			t.Errorf("image %d: batch probs (-reference +got):\n%s", i, diff)
+		}
+		if diff := cmp.Diff(batch[i], single[0], approx); diff != "" {
+			t.Errorf("image %d: batch vs single (-batch +single):\n%s", i, diff)
+		}
+	}
+	if _, err := c.Classify(context.Background(), [][]byte{make([]byte, 783)}); err == nil {
+		t.Error("Classify accepted a 783-byte image")
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	small, _ := Lookup("small")
+	cnn, _ := Lookup("cnn")
+	good := weightsFile(t, small, small.Init(1))
+	for _, tc := range []struct {
+		name, arch string
+		data       []byte
+	}{
+		{"other arch metadata", "cnn", good},
+		{"truncated", "small", good[:len(good)-1]},
+		{"trailing", "small", append(bytes.Clone(good), 0)},
+		{"missing tensor", "cnn", weightsFile(t, small, small.Init(1))[:0]},
+		{"wrong shapes", "small", func() []byte {
+			var ts []Tensor
+			for _, p := range cnn.Params()[:4] {
+				ts = append(ts, FromFloat32s(p.Name, p.Shape, make([]float32, size(p.Shape))))
+			}
+			var b bytes.Buffer
+			Encode(&b, ts, nil)
+			return b.Bytes()
+		}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Load(context.Background(), tc.arch, bytes.NewReader(tc.data)); err == nil {
+				t.Error("Load succeeded")
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+}
+
+func TestSafetensorsRoundTrip(t *testing.T) {
+	in := []Tensor{
+		FromFloat32s("b", []int{2, 3}, []float32{1, 2, 3, 4, 5, -6}),
+		FromInt64s("a", []int{}, []int64{42}),
+		FromFloat32s("empty", []int{0}, nil),
+	}
+	meta := map[string]string{"architecture": "small", "step": "3"}
+	var buf bytes.Buffer
+	if err := Encode(&buf, in, meta); err != nil {
+		t.Fatal(err)
+	}
+	out, gotMeta, err := Decode(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Tensor{}
+	for _, o := range out {
+		byName[o.Name] = o
+	}
+	for _, want := range in {
+		got := byName[want.Name]
+		if want.Data == nil {
+			want.Data = []byte{}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("tensor %s (-want +got):\n%s", want.Name, diff)
+		}
+	}
+	if diff := cmp.Diff(meta, gotMeta); diff != "" {
+		t.Errorf("metadata (-want +got):\n%s", diff)
+	}
+	// Header starts the data section 8-byte aligned, as the reference does.
+	if hl := int(buf.Bytes()[0]); (8+hl)%8 != 0 {
+		t.Errorf("data section at %d, not 8-byte aligned", 8+hl)
+	}
+}
+
+func header(h string) []byte {
+	b := make([]byte, 8, 8+len(h)+8)
+	b[0] = byte(len(h))
+	b[1] = byte(len(h) >> 8)
+	return append(b, h...)
+}
+
+func TestDecodeRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"huge header", []byte{0, 0, 0, 0, 0, 0, 0, 1}},
+		{"not json", header("{x")},
+		{"overlap", append(header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`), 0, 0, 0, 0)},
+		{"gap", append(header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`), make([]byte, 8)...)},
+		{"shape mismatch", append(header(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}`), 0, 0, 0, 0)},
+		{"negative dim", append(header(`{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}`), 0, 0, 0, 0)},
+		{"oversize", header(`{"a":{"dtype":"F32","shape":[100000000],"data_offsets":[0,400000000]}}`)},
+		{"dtype", append(header(`{"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}`), 0, 0, 0, 0)},
+		{"duplicate", append(header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`), make([]byte, 8)...)},
+		{"unknown field", append(header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}}`), 0, 0, 0, 0)},
+		{"missing offsets", append(header(`{"a":{"dtype":"F32","shape":[1]}}`), 0, 0, 0, 0)},
+		{"short data", append(header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`), 0, 0)},
+		{"trailing data", append(header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`), 0, 0, 0, 0, 0)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := Decode(bytes.NewReader(tc.data)); err == nil {
+				t.Error("Decode succeeded")
+			}
+		})
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	var buf bytes.Buffer
+	Encode(&buf, []Tensor{FromFloat32s("w", []int{2}, []float32{1, 2}), FromInt64s("s", nil, []int64{3})}, map[string]string{"k": "v"})
+	f.Add(buf.Bytes())
+	f.Add(header(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ts, meta, err := Decode(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		// Whatever decodes must re-encode and decode to the same tensors.
+		var out bytes.Buffer
+		if err := Encode(&out, ts, meta); err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		ts2, _, err := Decode(&out)
+		if err != nil {
+			t.Fatalf("decode re-encoded: %v", err)
+		}
+		if len(ts2) != len(ts) {
+			t.Fatalf("%d tensors after round trip, want %d", len(ts2), len(ts))
+		}
+	})
+}
