@@ -247,4 +247,3 @@ func Normalize(dst []float32, pixels []byte) {
 		dst[i] = float32(p)/127.5 - 1
 	}
 }
-

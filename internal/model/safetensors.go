@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"math"
+	"slices"
 )
 
 // DType names an element type as safetensors spells it.
@@ -326,4 +326,3 @@ func cmpString(a, b string) int {
 	}
 	return 0
 }
-
