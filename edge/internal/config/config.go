@@ -1,0 +1,433 @@
+// Package config reads the edge agent's device configuration,
+// /etc/aerie/edge.yaml: who the device is, where its pins live, where
+// frames come from and what the GPIO lines mean.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/pins"
+)
+
+// APIVersion and Kind identify a device configuration.
+const (
+	APIVersion = "aerie.dev/v1alpha1"
+	Kind       = "EdgeConfig"
+)
+
+// DefaultPath is where the systemd unit points the agent.
+const DefaultPath = "/etc/aerie/edge.yaml"
+
+// Config is the device configuration. Zero fields take the defaults
+// documented in edge/README.md.
+type Config struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Device     Device `yaml:"device"`
+	Repo       Repo   `yaml:"repo"`
+	Store      Store  `yaml:"store"`
+	// DataDir holds the installed versions, staging and state.
+	DataDir string `yaml:"dataDir"`
+	// KeepVersions is how many installed versions, the active one included,
+	// stay on disk for rollback.
+	KeepVersions int `yaml:"keepVersions"`
+	// RequireSignature makes the device demand a signed manifest even when
+	// the fleet's pins do not.
+	RequireSignature bool      `yaml:"requireSignature"`
+	Status           Status    `yaml:"status"`
+	Mission          Mission   `yaml:"mission"`
+	Frames           Frames    `yaml:"frames"`
+	GPIO             GPIO      `yaml:"gpio"`
+	Inference        Inference `yaml:"inference"`
+}
+
+// Device identifies the device.
+type Device struct {
+	ID    string `yaml:"id"`
+	Fleet string `yaml:"fleet"`
+}
+
+// Repo is where the fleet's pins are.
+type Repo struct {
+	URL    string `yaml:"url"`
+	Branch string `yaml:"branch"`
+	// Path of the pin file in the repo; default edge/fleets/<fleet>.yaml.
+	Path string `yaml:"path"`
+	// KeysDir holds the trusted *.pub keys; default edge/keys.
+	KeysDir      string        `yaml:"keysDir"`
+	PollInterval time.Duration `yaml:"pollInterval"`
+}
+
+// Store is where status is uploaded (models come from the pin's URI).
+type Store struct {
+	// StatusURI is a store root (gs://bucket[/prefix] or file:///path); the
+	// agent writes status/devices/<id>.json under it. Empty: no upload.
+	StatusURI string `yaml:"statusURI"`
+}
+
+// Status configures the local status server.
+type Status struct {
+	// Listen is the address of /status, /metrics and /mission; keep it on
+	// loopback. "off" disables the server.
+	Listen string `yaml:"listen"`
+}
+
+// Mission says how the device learns it is on a mission.
+type Mission struct {
+	LockFile string `yaml:"lockFile"`
+	// HTTP enables POST/DELETE /mission on the status server.
+	HTTP bool `yaml:"http"`
+	// GPIOLine, when set, is an input line that is high during a mission.
+	GPIOLine *int `yaml:"gpioLine"`
+}
+
+// Frame source kinds.
+const (
+	SourceDir   = "dir"   // a directory of PNG/JPEG images
+	SourceIDX   = "idx"   // an IDX image file (gzipped or not)
+	SourceRaw   = "raw"   // a file of raw 28×28 grayscale frames
+	SourceMJPEG = "mjpeg" // concatenated JPEGs on a pipe or file (rpicam-vid --codec mjpeg -o -)
+	SourceV4L2  = "v4l2"  // a V4L2 camera capturing MJPEG
+	SourceNone  = "none"  // no inference, only model management
+)
+
+// Frames says where frames come from.
+type Frames struct {
+	Source string `yaml:"source"`
+	// Path is the directory, file, pipe ("-" is stdin) or /dev/videoN.
+	Path string `yaml:"path"`
+	// Interval paces file sources; 0 means as fast as the model goes.
+	Interval time.Duration `yaml:"interval"`
+	// Loop replays file sources forever.
+	Loop bool `yaml:"loop"`
+	// Invert maps dark-on-light camera images to Fashion-MNIST's
+	// light-on-dark.
+	Invert bool `yaml:"invert"`
+	Width  int  `yaml:"width"`
+	Height int  `yaml:"height"`
+}
+
+// GPIO maps classes to output lines.
+type GPIO struct {
+	// Chip is the GPIO character device, e.g. gpiochip0; empty: no GPIO
+	// (decisions are only logged).
+	Chip    string   `yaml:"chip"`
+	Outputs []Output `yaml:"outputs"`
+}
+
+// Output drives one line high while the model sees one of Classes.
+type Output struct {
+	Name          string   `yaml:"name"`
+	Line          int      `yaml:"line"`
+	Classes       []string `yaml:"classes"`
+	MinConfidence float64  `yaml:"minConfidence"`
+	// DebounceFrames is how many consecutive frames must agree before the
+	// line changes; default 3.
+	DebounceFrames int `yaml:"debounceFrames"`
+	// ActiveLow inverts the line.
+	ActiveLow bool `yaml:"activeLow"`
+}
+
+// Inference tunes the runtime for a small device.
+type Inference struct {
+	// MemoryLimitMiB sets the Go soft memory limit; default 48.
+	MemoryLimitMiB int `yaml:"memoryLimitMiB"`
+}
+
+// Error is a problem in the configuration, located by file, line and field.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+var (
+	labelRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
+	chipRE     = regexp.MustCompile(`^gpiochip[0-9]+$`)
+)
+
+// Parse decodes, defaults and validates a configuration strictly.
+func Parse(filename string, data []byte) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &Error{File: filename, Msg: "empty file"}
+		}
+		return nil, yamlError(filename, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, yamlError(filename, err)
+		}
+		return nil, &Error{File: filename, Line: extra.Line, Msg: "more than one YAML document"}
+	}
+	var c Config
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(&c); err != nil {
+		return nil, yamlError(filename, err)
+	}
+	c.Default()
+	v := validator{file: filename, root: &root}
+	v.check(&c)
+	if v.err != nil {
+		return nil, v.err
+	}
+	return &c, nil
+}
+
+// Default fills zero fields.
+func (c *Config) Default() {
+	if c.Repo.Branch == "" {
+		c.Repo.Branch = "main"
+	}
+	if c.Repo.Path == "" && c.Device.Fleet != "" {
+		c.Repo.Path = "edge/fleets/" + c.Device.Fleet + ".yaml"
+	}
+	if c.Repo.KeysDir == "" {
+		c.Repo.KeysDir = pins.KeysDir
+	}
+	if c.Repo.PollInterval == 0 {
+		c.Repo.PollInterval = time.Minute
+	}
+	if c.DataDir == "" {
+		c.DataDir = "/var/lib/aerie"
+	}
+	if c.KeepVersions == 0 {
+		c.KeepVersions = 3
+	}
+	if c.Status.Listen == "" {
+		c.Status.Listen = "127.0.0.1:9100"
+	}
+	if c.Frames.Source == "" {
+		c.Frames.Source = SourceNone
+	}
+	if c.Frames.Source == SourceV4L2 {
+		if c.Frames.Width == 0 {
+			c.Frames.Width = 640
+		}
+		if c.Frames.Height == 0 {
+			c.Frames.Height = 480
+		}
+	}
+	for i := range c.GPIO.Outputs {
+		if c.GPIO.Outputs[i].DebounceFrames == 0 {
+			c.GPIO.Outputs[i].DebounceFrames = 3
+		}
+	}
+	if c.Inference.MemoryLimitMiB == 0 {
+		c.Inference.MemoryLimitMiB = 48
+	}
+}
+
+func yamlError(filename string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		err = errors.New(te.Errors[0])
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		var line int
+		fmt.Sscan(m[1], &line)
+		return &Error{File: filename, Line: line, Msg: m[2]}
+	}
+	return &Error{File: filename, Msg: msg}
+}
+
+type validator struct {
+	file string
+	root *yaml.Node
+	err  error
+}
+
+func (v *validator) fail(field, format string, args ...any) {
+	if v.err != nil {
+		return
+	}
+	v.err = &Error{File: v.file, Line: v.line(field), Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// line finds the line of a dotted field path; "outputs[2]" indexes a list.
+func (v *validator) line(field string) int {
+	n := v.root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := n.Line
+	for _, key := range strings.Split(field, ".") {
+		idx := -1
+		if i := strings.IndexByte(key, '['); i >= 0 {
+			fmt.Sscanf(key[i:], "[%d]", &idx)
+			key = key[:i]
+		}
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+				break
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n, line = next, next.Line
+		if idx >= 0 {
+			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
+				return line
+			}
+			n, line = n.Content[idx], n.Content[idx].Line
+		}
+	}
+	return line
+}
+
+func (v *validator) check(c *Config) {
+	if c.APIVersion != APIVersion {
+		v.fail("apiVersion", "%q, want %q", c.APIVersion, APIVersion)
+	}
+	if c.Kind != Kind {
+		v.fail("kind", "%q, want %q", c.Kind, Kind)
+	}
+	if !labelRE.MatchString(c.Device.ID) {
+		v.fail("device.id", "%q is not a DNS label (lowercase letters, digits, '-')", c.Device.ID)
+	}
+	if !labelRE.MatchString(c.Device.Fleet) {
+		v.fail("device.fleet", "%q is not a DNS label (lowercase letters, digits, '-')", c.Device.Fleet)
+	}
+	if u, err := url.Parse(c.Repo.URL); c.Repo.URL == "" || err != nil || !slices.Contains([]string{"https", "http", "file", "ssh"}, u.Scheme) {
+		v.fail("repo.url", "%q: want an https://, http://, ssh:// or file:// git URL", c.Repo.URL)
+	}
+	if strings.ContainsAny(c.Repo.Branch, " ~^:?*[\\") || strings.HasPrefix(c.Repo.Branch, "-") {
+		v.fail("repo.branch", "%q is not a branch name", c.Repo.Branch)
+	}
+	for _, f := range []struct{ name, p string }{{"repo.path", c.Repo.Path}, {"repo.keysDir", c.Repo.KeysDir}} {
+		if path.IsAbs(f.p) || path.Clean(f.p) != f.p || strings.HasPrefix(f.p, "..") {
+			v.fail(f.name, "%q: want a clean path relative to the repository root", f.p)
+		}
+	}
+	if c.Repo.PollInterval < time.Second {
+		v.fail("repo.pollInterval", "%v is below 1s", c.Repo.PollInterval)
+	}
+	if c.Store.StatusURI != "" {
+		if u, err := url.Parse(c.Store.StatusURI); err != nil || (u.Scheme != "gs" && u.Scheme != "file") {
+			v.fail("store.statusURI", "%q: want gs://bucket[/prefix] or file:///path", c.Store.StatusURI)
+		}
+	}
+	if !path.IsAbs(c.DataDir) {
+		v.fail("dataDir", "%q is not absolute", c.DataDir)
+	}
+	if c.KeepVersions < 1 || c.KeepVersions > 100 {
+		v.fail("keepVersions", "%d is outside 1–100", c.KeepVersions)
+	}
+	if c.Status.Listen != "off" {
+		if ap, err := netip.ParseAddrPort(c.Status.Listen); err != nil {
+			v.fail("status.listen", "%q: want ip:port (or off): %v", c.Status.Listen, err)
+		} else if !ap.Addr().IsLoopback() {
+			v.fail("status.listen", "%q is not a loopback address; the status server has no authentication", c.Status.Listen)
+		}
+	}
+	if c.Mission.HTTP && c.Status.Listen == "off" {
+		v.fail("mission.http", "needs the status server (status.listen is off)")
+	}
+	if c.Mission.LockFile != "" && !path.IsAbs(c.Mission.LockFile) {
+		v.fail("mission.lockFile", "%q is not absolute", c.Mission.LockFile)
+	}
+	if c.Mission.GPIOLine != nil && (*c.Mission.GPIOLine < 0 || c.GPIO.Chip == "") {
+		v.fail("mission.gpioLine", "%d needs gpio.chip and a line >= 0", *c.Mission.GPIOLine)
+	}
+	v.frames(&c.Frames)
+	v.gpio(&c.GPIO)
+	if c.Mission.GPIOLine != nil {
+		for i, o := range c.GPIO.Outputs {
+			if o.Line == *c.Mission.GPIOLine {
+				v.fail(fmt.Sprintf("gpio.outputs[%d].line", i), "%d is also mission.gpioLine", o.Line)
+			}
+		}
+	}
+	if c.Inference.MemoryLimitMiB < 16 {
+		v.fail("inference.memoryLimitMiB", "%d is below 16", c.Inference.MemoryLimitMiB)
+	}
+}
+
+func (v *validator) frames(f *Frames) {
+	switch f.Source {
+	case SourceNone:
+	case SourceDir, SourceIDX, SourceRaw, SourceMJPEG, SourceV4L2:
+		if f.Path == "" {
+			v.fail("frames.path", "is required for source %q", f.Source)
+		}
+	default:
+		v.fail("frames.source", "%q: want one of dir, idx, raw, mjpeg, v4l2, none", f.Source)
+	}
+	if f.Interval < 0 {
+		v.fail("frames.interval", "%v is negative", f.Interval)
+	}
+	if f.Width < 0 || f.Height < 0 || f.Width > 4096 || f.Height > 4096 {
+		v.fail("frames.width", "%dx%d is outside 0–4096", f.Width, f.Height)
+	}
+}
+
+func (v *validator) gpio(g *GPIO) {
+	if g.Chip != "" && !chipRE.MatchString(g.Chip) {
+		v.fail("gpio.chip", "%q: want gpiochipN", g.Chip)
+	}
+	names, lines := map[string]bool{}, map[int]bool{}
+	for i, o := range g.Outputs {
+		f := fmt.Sprintf("gpio.outputs[%d]", i)
+		if !labelRE.MatchString(o.Name) || names[o.Name] {
+			v.fail(f+".name", "%q is empty, not a DNS label or repeated", o.Name)
+		}
+		names[o.Name] = true
+		if o.Line < 0 || lines[o.Line] {
+			v.fail(f+".line", "%d is negative or used twice", o.Line)
+		}
+		lines[o.Line] = true
+		if len(o.Classes) == 0 {
+			v.fail(f+".classes", "is empty")
+		}
+		for _, class := range o.Classes {
+			if !slices.Contains(fmnist.Classes[:], class) {
+				v.fail(f+".classes", "%q is not a class (one of %s)", class, strings.Join(fmnist.Classes[:], ", "))
+			}
+		}
+		if o.MinConfidence < 0 || o.MinConfidence > 1 {
+			v.fail(f+".minConfidence", "%v is outside [0, 1]", o.MinConfidence)
+		}
+		if o.DebounceFrames < 1 || o.DebounceFrames > 1000 {
+			v.fail(f+".debounceFrames", "%d is outside 1–1000", o.DebounceFrames)
+		}
+	}
+}
