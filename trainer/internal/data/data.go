@@ -172,4 +172,3 @@ func Shard(batch, rank, world int) (lo, hi int) {
 	}
 	return lo, hi
 }
-
