@@ -1,0 +1,622 @@
+package runspec
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// Limits of the fields; apps/jobs/README.md lists them with the defaults.
+const (
+	MaxNameLength   = 40
+	MaxWorkers      = 64
+	MaxEpochs       = 1000
+	MaxBatchSize    = 8192
+	MaxCPU          = 16
+	MaxPatience     = 100
+	MaxRotation     = 180
+	MaxCropPadding  = 14
+	MaxValidation   = 0.5
+	MaxEverySteps   = 1_000_000
+	MaxModelBytes   = 1 << 30
+	MaxRestartLimit = 100
+	MinDeadline     = Duration(time.Minute)
+	MaxDeadline     = Duration(7 * 24 * time.Hour)
+)
+
+// Defaults of the optional fields.
+const (
+	DefaultEpochs             = 10
+	DefaultBatchPerWorker     = 64 // batchSize defaults to this × workers.count
+	DefaultLearningRate       = 1e-3
+	DefaultOptimizer          = "adam"
+	DefaultSchedule           = "constant"
+	DefaultSeed               = 1
+	DefaultDropout            = true
+	DefaultValidationFraction = 0.1
+	DefaultMinTestAccuracy    = 0.80
+	DefaultMinClassAccuracy   = 0.50
+	DefaultMaxModelBytes      = 16 << 20
+	DefaultDeadline           = Duration(6 * time.Hour)
+	DefaultMaxRestarts        = 3
+	Auto                      = "auto"
+)
+
+var (
+	// Optimizers and Schedules are the allowed values, in the order error
+	// messages list them.
+	Optimizers = []string{"adam"}
+	Schedules  = []string{"constant", "cosine", "step"}
+
+	nameRE   = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	hex64RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$`)
+	// imageRE is a registry/repository[:tag]@sha256:<hex> reference.
+	imageRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$`)
+)
+
+// Error is one problem in a declaration, at a line and field.
+type Error struct {
+	File  string
+	Line  int
+	Field string // dotted path, e.g. spec.workers.count; empty for the document
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Field, e.Msg)
+}
+
+// Errors is every problem found in one declaration, in line order.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Parse decodes, defaults and validates the declaration data read from
+// filename (used in errors only). Every problem is reported, as Errors.
+func Parse(filename string, data []byte) (*TrainingRun, error) {
+	d := &decoder{file: filename, lines: map[string]int{"": 1}}
+	root, err := d.document(data)
+	if err != nil {
+		return nil, err
+	}
+	r := d.run(root)
+	if len(d.errs) > 0 {
+		slices.SortStableFunc(d.errs, func(a, b *Error) int { return a.Line - b.Line })
+		return nil, d.errs
+	}
+	return r, nil
+}
+
+// Marshal writes r with every field, in the canonical layout Parse reads.
+func Marshal(r *TrainingRun) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(r); err != nil {
+		return nil, fmt.Errorf("encode run %s: %w", r.Metadata.Name, err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode run %s: %w", r.Metadata.Name, err)
+	}
+	return buf.Bytes(), nil
+}
+
+type decoder struct {
+	file string
+	errs Errors
+	// lines maps a field path to the line of its key, for errors that
+	// concern a field after decoding, and records which fields were set.
+	lines map[string]int
+}
+
+func (d *decoder) errorAt(line int, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: line, Field: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	d.errorAt(n.Line, path, format, args...)
+}
+
+func (d *decoder) set(path string) bool { _, ok := d.lines[path]; return ok }
+
+// line is the line of path's key, or of its nearest set parent.
+func (d *decoder) line(path string) int {
+	for {
+		if l, ok := d.lines[path]; ok {
+			return l
+		}
+		i := strings.LastIndexByte(path, '.')
+		if i < 0 {
+			return 1
+		}
+		path = path[:i]
+	}
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document reads the single YAML document in data.
+func (d *decoder) document(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, Errors{{File: d.file, Line: 1, Msg: "empty document: want a TrainingRun"}}
+		}
+		return nil, d.syntaxError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, d.syntaxError(err)
+		}
+		return nil, Errors{{File: d.file, Line: extra.Line, Msg: "a second YAML document: want one TrainingRun per file"}}
+	}
+	if len(doc.Content) != 1 {
+		return nil, Errors{{File: d.file, Line: 1, Msg: "empty document: want a TrainingRun"}}
+	}
+	return doc.Content[0], nil
+}
+
+func (d *decoder) syntaxError(err error) error {
+	msg := err.Error()
+	line := 1
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	return Errors{{File: d.file, Line: line, Msg: "invalid YAML: " + msg}}
+}
+
+// field is one key of a mapping and how to decode its value.
+type field struct {
+	name   string
+	decode func(n *yaml.Node, path string)
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// mapping decodes the mapping n at path: every key must be one of fields.
+func (d *decoder) mapping(n *yaml.Node, path string, fields ...field) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "must be a mapping with fields %s, got %s", names(fields), got(n))
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+			d.errorf(k, path, "keys must be field names (%s), got %s", names(fields), got(k))
+			continue
+		}
+		p := join(path, k.Value)
+		j := slices.IndexFunc(fields, func(f field) bool { return f.name == k.Value })
+		if j < 0 {
+			d.errorf(k, p, "unknown field; allowed fields: %s", names(fields))
+			continue
+		}
+		if d.set(p) {
+			d.errorf(k, p, "duplicate field, first set on line %d", d.lines[p])
+			continue
+		}
+		d.lines[p] = k.Line
+		fields[j].decode(v, p)
+	}
+}
+
+func names(fields []field) string {
+	ns := make([]string, len(fields))
+	for i, f := range fields {
+		ns[i] = f.name
+	}
+	return strings.Join(ns, ", ")
+}
+
+// got describes n for an error message.
+func got(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias (*" + n.Value + ")"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!str":
+			return strconv.Quote(n.Value)
+		case "!!null":
+			return "null"
+		}
+		return n.Value
+	}
+	return "nothing"
+}
+
+func isScalar(n *yaml.Node, tags ...string) bool {
+	return n.Kind == yaml.ScalarNode && slices.Contains(tags, n.Tag)
+}
+
+// integer decodes an integer in [lo, hi].
+func (d *decoder) integer(n *yaml.Node, path string, lo, hi int64, dst *int64) {
+	var v int64
+	if !isScalar(n, "!!int") || n.Decode(&v) != nil || v < lo || v > hi {
+		d.errorf(n, path, "must be an integer between %d and %d, got %s", lo, hi, got(n))
+		return
+	}
+	*dst = v
+}
+
+func (d *decoder) intField(lo, hi int64, dst *int) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		v := int64(*dst)
+		d.integer(n, path, lo, hi, &v)
+		*dst = int(v)
+	}
+}
+
+func (d *decoder) int64Field(lo, hi int64, dst *int64) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) { d.integer(n, path, lo, hi, dst) }
+}
+
+// number decodes a finite number in [lo, hi], or in (lo, hi] when openLo.
+func (d *decoder) number(lo, hi float64, openLo bool, dst *float64) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		var v float64
+		ok := isScalar(n, "!!int", "!!float") && n.Decode(&v) == nil && !math.IsNaN(v) && v <= hi && (v > lo || !openLo && v == lo)
+		if !ok {
+			if openLo {
+				d.errorf(n, path, "must be a number above %s and at most %s, got %s", fmtFloat(lo), fmtFloat(hi), got(n))
+			} else {
+				d.errorf(n, path, "must be a number between %s and %s, got %s", fmtFloat(lo), fmtFloat(hi), got(n))
+			}
+			return
+		}
+		*dst = v
+	}
+}
+
+func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func (d *decoder) boolean(dst *bool) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		if !isScalar(n, "!!bool") || n.Decode(dst) != nil {
+			d.errorf(n, path, "must be true or false, got %s", got(n))
+		}
+	}
+}
+
+// str decodes a string and checks it with valid, which returns what is
+// allowed when the value is not.
+func (d *decoder) str(dst *string, valid func(string) string) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		if !isScalar(n, "!!str") {
+			d.errorf(n, path, "%s, got %s", valid(""), got(n))
+			return
+		}
+		if want := valid(n.Value); want != "" {
+			d.errorf(n, path, "%s, got %s", want, got(n))
+			return
+		}
+		*dst = n.Value
+	}
+}
+
+func oneOf(allowed ...string) func(string) string {
+	return func(s string) string {
+		if s != "" && slices.Contains(allowed, s) {
+			return ""
+		}
+		if len(allowed) == 1 {
+			return fmt.Sprintf("must be %q", allowed[0])
+		}
+		return "must be one of " + strings.Join(allowed, ", ")
+	}
+}
+
+func validName(s string) string {
+	if len(s) <= MaxNameLength && nameRE.MatchString(s) {
+		return ""
+	}
+	return fmt.Sprintf("must be 1 to %d lowercase letters, digits and '-', starting with a letter and not ending with '-'", MaxNameLength)
+}
+
+func validSHA256(s string) string {
+	if hex64RE.MatchString(s) {
+		return ""
+	}
+	return "must be 64 lowercase hex digits (the dataset digest of internal/fmnist)"
+}
+
+// validURI accepts gs://<bucket>[/<path>] and file:///<absolute path>.
+func validURI(s string) string {
+	const want = "must be gs://<bucket>[/<path>] or file:///<absolute path>"
+	u, err := url.Parse(s)
+	if err != nil || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.Contains(s, "\\") {
+		return want
+	}
+	switch u.Scheme {
+	case "gs":
+		if bucketRE.MatchString(u.Host) && !strings.Contains(u.Path, "//") {
+			return ""
+		}
+	case "file":
+		if u.Host == "" && strings.HasPrefix(u.Path, "/") && u.Path != "/" {
+			return ""
+		}
+	}
+	return want
+}
+
+func validImage(s string) string {
+	if imageRE.MatchString(s) {
+		return ""
+	}
+	if !strings.Contains(s, "@") {
+		return "must be pinned by digest: <registry>/<repository>@sha256:<64 hex digits>"
+	}
+	return "must be <registry>/<repository>[:<tag>]@sha256:<64 lowercase hex digits>"
+}
+
+func (d *decoder) duration(lo, hi Duration, dst *Duration) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		var v time.Duration
+		var err error
+		if isScalar(n, "!!str") {
+			v, err = time.ParseDuration(n.Value)
+		}
+		if !isScalar(n, "!!str") || err != nil || Duration(v) < lo || Duration(v) > hi {
+			d.errorf(n, path, "must be a duration such as 6h or 90m between %s and %s, got %s", lo, hi, got(n))
+			return
+		}
+		*dst = Duration(v)
+	}
+}
+
+// quantity fields keep their raw node until the other fields are known.
+type quantity struct {
+	node *yaml.Node
+	path string
+}
+
+func (q *quantity) field(n *yaml.Node, path string) { q.node, q.path = n, path }
+
+func (q *quantity) auto() bool {
+	return q.node == nil || isScalar(q.node, "!!str") && q.node.Value == Auto
+}
+
+// Default returns the run every declaration starts from; Parse overwrites
+// the fields a declaration sets and then derives the defaults that depend
+// on other fields (batchSize, workers.min and max, resources).
+func Default() TrainingRun {
+	return TrainingRun{
+		Spec: Spec{
+			Model: Model{
+				Epochs:       DefaultEpochs,
+				LearningRate: DefaultLearningRate,
+				Optimizer:    DefaultOptimizer,
+				Schedule:     DefaultSchedule,
+				Seed:         DefaultSeed,
+				Dropout:      DefaultDropout,
+			},
+			Dataset: Dataset{ValidationFraction: DefaultValidationFraction},
+			Workers: Workers{Count: 1},
+			Gates: Gates{
+				MinTestAccuracy:  DefaultMinTestAccuracy,
+				MinClassAccuracy: DefaultMinClassAccuracy,
+				MaxModelBytes:    DefaultMaxModelBytes,
+			},
+			Deadline:    DefaultDeadline,
+			MaxRestarts: DefaultMaxRestarts,
+		},
+	}
+}
+
+func (d *decoder) run(root *yaml.Node) *TrainingRun {
+	r := Default()
+	s := &r.Spec
+	var cpu, memory quantity
+	d.mapping(root, "",
+		field{"apiVersion", d.str(&r.APIVersion, oneOf(APIVersion))},
+		field{"kind", d.str(&r.Kind, oneOf(Kind))},
+		field{"metadata", func(n *yaml.Node, p string) {
+			d.mapping(n, p, field{"name", d.str(&r.Metadata.Name, validName)})
+		}},
+		field{"spec", func(n *yaml.Node, p string) {
+			d.mapping(n, p,
+				field{"model", func(n *yaml.Node, p string) {
+					m := &s.Model
+					d.mapping(n, p,
+						field{"architecture", d.str(&m.Architecture, oneOf(ArchitectureNames()...))},
+						field{"epochs", d.intField(1, MaxEpochs, &m.Epochs)},
+						field{"batchSize", d.intField(1, MaxBatchSize, &m.BatchSize)},
+						field{"learningRate", d.number(0, 1, true, &m.LearningRate)},
+						field{"optimizer", d.str(&m.Optimizer, oneOf(Optimizers...))},
+						field{"schedule", d.str(&m.Schedule, oneOf(Schedules...))},
+						field{"seed", d.int64Field(0, math.MaxInt64, &m.Seed)},
+						field{"dropout", d.boolean(&m.Dropout)},
+						field{"earlyStoppingPatience", d.intField(0, MaxPatience, &m.EarlyStoppingPatience)},
+						field{"augmentation", func(n *yaml.Node, p string) {
+							a := &m.Augmentation
+							d.mapping(n, p,
+								field{"rotationDegrees", d.number(0, MaxRotation, false, &a.RotationDegrees)},
+								field{"cropPadding", d.intField(0, MaxCropPadding, &a.CropPadding)},
+							)
+						}},
+					)
+				}},
+				field{"dataset", func(n *yaml.Node, p string) {
+					d.mapping(n, p,
+						field{"uri", d.str(&s.Dataset.URI, validURI)},
+						field{"sha256", d.str(&s.Dataset.SHA256, validSHA256)},
+						field{"validationFraction", d.number(0, MaxValidation, false, &s.Dataset.ValidationFraction)},
+					)
+				}},
+				field{"workers", func(n *yaml.Node, p string) {
+					d.mapping(n, p,
+						field{"count", d.intField(1, MaxWorkers, &s.Workers.Count)},
+						field{"min", d.intField(1, MaxWorkers, &s.Workers.Min)},
+						field{"max", d.intField(1, MaxWorkers, &s.Workers.Max)},
+					)
+				}},
+				field{"resources", func(n *yaml.Node, p string) {
+					d.mapping(n, p, field{"cpu", cpu.field}, field{"memory", memory.field})
+				}},
+				field{"output", func(n *yaml.Node, p string) {
+					d.mapping(n, p, field{"uri", d.str(&s.Output.URI, validURI)})
+				}},
+				field{"checkpoint", func(n *yaml.Node, p string) {
+					d.mapping(n, p, field{"everySteps", d.intField(0, MaxEverySteps, &s.Checkpoint.EverySteps)})
+				}},
+				field{"gates", func(n *yaml.Node, p string) {
+					g := &s.Gates
+					d.mapping(n, p,
+						field{"minTestAccuracy", d.number(0, 1, false, &g.MinTestAccuracy)},
+						field{"minClassAccuracy", d.number(0, 1, false, &g.MinClassAccuracy)},
+						field{"maxModelBytes", d.int64Field(1, MaxModelBytes, &g.MaxModelBytes)},
+					)
+				}},
+				field{"image", d.str(&s.Image, validImage)},
+				field{"deadline", d.duration(MinDeadline, MaxDeadline, &s.Deadline)},
+				field{"maxRestarts", d.intField(0, MaxRestartLimit, &s.MaxRestarts)},
+			)
+		}},
+	)
+	d.required(map[string]string{
+		"apiVersion":              fmt.Sprintf("%q", APIVersion),
+		"kind":                    fmt.Sprintf("%q", Kind),
+		"metadata.name":           "the run's name",
+		"spec.model.architecture": "one of " + strings.Join(ArchitectureNames(), ", "),
+		"spec.dataset.uri":        "gs://<bucket>/<path> or file:///<path>",
+		"spec.dataset.sha256":     "the dataset digest",
+		"spec.output.uri":         "the store root, gs://<bucket>[/<prefix>] or file:///<path>",
+		"spec.image":              "the trainer image, <repository>@sha256:<64 hex digits>",
+		"spec.dataset":            "",
+		"spec.output":             "",
+		"spec.model":              "",
+		"spec":                    "",
+		"metadata":                "",
+	})
+	d.derive(s, &cpu, &memory)
+	return &r
+}
+
+// required reports each missing field once: a missing parent hides its
+// children.
+func (d *decoder) required(fields map[string]string) {
+	paths := make([]string, 0, len(fields))
+	for p := range fields {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		if d.set(p) {
+			continue
+		}
+		parent := ""
+		if i := strings.LastIndexByte(p, '.'); i >= 0 {
+			parent = p[:i]
+		}
+		if parent != "" && !d.set(parent) {
+			continue // the parent's own error covers it
+		}
+		if fields[p] == "" {
+			d.errorAt(d.line(p), p, "is required")
+		} else {
+			d.errorAt(d.line(p), p, "is required: %s", fields[p])
+		}
+	}
+}
+
+// derive applies the defaults that depend on other fields and checks the
+// constraints between fields.
+func (d *decoder) derive(s *Spec, cpu, memory *quantity) {
+	w := &s.Workers
+	if !d.set("spec.workers.min") {
+		w.Min = w.Count
+	} else if w.Min > w.Count {
+		d.errorAt(d.line("spec.workers.min"), "spec.workers.min", "must be between 1 and spec.workers.count (%d), got %d", w.Count, w.Min)
+	}
+	if !d.set("spec.workers.max") {
+		w.Max = w.Count
+	} else if w.Max < w.Count {
+		d.errorAt(d.line("spec.workers.max"), "spec.workers.max", "must be between spec.workers.count (%d) and %d, got %d", w.Count, MaxWorkers, w.Max)
+	}
+	m := &s.Model
+	if !d.set("spec.model.batchSize") {
+		m.BatchSize = DefaultBatchPerWorker * w.Count
+	} else if m.BatchSize%w.Count != 0 {
+		d.errorAt(d.line("spec.model.batchSize"), "spec.model.batchSize", "must be a multiple of spec.workers.count (%d): it is the global batch, split evenly, got %d", w.Count, m.BatchSize)
+	}
+	if m.EarlyStoppingPatience > 0 && s.Dataset.ValidationFraction == 0 {
+		d.errorAt(d.line("spec.model.earlyStoppingPatience"), "spec.model.earlyStoppingPatience",
+			"must be 0 when spec.dataset.validationFraction is 0 (there is no validation set to watch), got %d", m.EarlyStoppingPatience)
+	}
+	if _, ok := Architectures[m.Architecture]; !ok {
+		return // sizing needs the architecture; its error is reported
+	}
+
+	const cpuWant = "must be auto or whole cores between 1 and %d, got %s"
+	switch {
+	case cpu.auto():
+		s.Resources.CPU = s.autoCPU()
+	case isScalar(cpu.node, "!!int", "!!str"):
+		v, err := strconv.Atoi(cpu.node.Value)
+		if err != nil || v < 1 || v > MaxCPU {
+			d.errorf(cpu.node, cpu.path, cpuWant, MaxCPU, got(cpu.node))
+			return
+		}
+		s.Resources.CPU = v
+	default:
+		d.errorf(cpu.node, cpu.path, cpuWant, MaxCPU, got(cpu.node))
+		return
+	}
+
+	lo := max(s.WorkingSet(), int64(s.Resources.CPU)*MinBytesPerCPU)
+	lo = (lo + 1<<20 - 1) >> 20 << 20
+	hi := int64(s.Resources.CPU) * MaxBytesPerCPU
+	path, line := "spec.resources.memory", d.line("spec.resources")
+	if memory.auto() {
+		s.Resources.Memory = s.autoMemory(s.Resources.CPU)
+		if int64(s.Resources.Memory) > hi {
+			d.errorAt(line, path, "auto needs %s for this model and per-worker batch, above %s for %d cpu (GKE Autopilot's 6.5Gi per core): lower spec.model.batchSize, or raise spec.workers.count or spec.resources.cpu",
+				s.Resources.Memory, Bytes(hi), s.Resources.CPU)
+		}
+		return
+	}
+	n := memory.node
+	q, err := resource.ParseQuantity(n.Value)
+	if !isScalar(n, "!!str", "!!int") || err != nil || q.Sign() <= 0 || q.Value() < lo || q.Value() > hi || q.MilliValue()%1000 != 0 {
+		d.errorf(n, memory.path, "must be auto or a quantity between %s and %s for %d cpu and this model and batch (see apps/jobs/README.md), got %s",
+			Bytes(lo), Bytes(hi), s.Resources.CPU, got(n))
+		return
+	}
+	s.Resources.Memory = Bytes(q.Value())
+}

@@ -1,0 +1,289 @@
+package runspec
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+const digest = "f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370"
+
+// base is a valid declaration; the error tests edit one line of it, so
+// the line numbers in their messages are those below.
+const base = `apiVersion: aerie.dev/v1alpha1
+kind: TrainingRun
+metadata:
+  name: fmnist
+spec:
+  workers:
+    count: 4
+  model:
+    architecture: cnn
+    batchSize: 128
+    learningRate: 0.001
+    earlyStoppingPatience: 0
+    augmentation:
+      rotationDegrees: 10
+      cropPadding: 4
+  dataset:
+    uri: gs://aerie-dev-training/datasets/fashion-mnist/
+    sha256: ` + digest + `
+  resources:
+    cpu: auto
+    memory: auto
+  output:
+    uri: gs://aerie-dev-training
+  gates:
+    minTestAccuracy: 0.85
+  image: europe-west4-docker.pkg.dev/aerie-dev/aerie/trainer@sha256:` + digest + `
+  deadline: 6h
+  maxRestarts: 3
+`
+
+const file = "apps/jobs/runs/fmnist.yaml"
+
+// edit replaces the first occurrence of old in base, failing if absent.
+func edit(t *testing.T, pairs ...string) string {
+	t.Helper()
+	s := base
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(s, pairs[i]) {
+			t.Fatalf("base lacks %q", pairs[i])
+		}
+		s = strings.Replace(s, pairs[i], pairs[i+1], 1)
+	}
+	return s
+}
+
+func TestParseErrors(t *testing.T) {
+	img := "europe-west4-docker.pkg.dev/aerie-dev/aerie/trainer"
+	tests := []struct {
+		name  string
+		edits []string
+		want  string
+	}{
+		{"workers zero", []string{"count: 4", "count: 0"},
+			file + ":7: spec.workers.count: must be an integer between 1 and 64, got 0"},
+		{"workers string", []string{"count: 4", "count: four"},
+			file + `:7: spec.workers.count: must be an integer between 1 and 64, got "four"`},
+		{"workers too many", []string{"count: 4", "count: 65"},
+			file + ":7: spec.workers.count: must be an integer between 1 and 64, got 65"},
+		{"workers min above count", []string{"count: 4", "count: 4\n    min: 5"},
+			file + ":8: spec.workers.min: must be between 1 and spec.workers.count (4), got 5"},
+		{"workers max below count", []string{"count: 4", "count: 4\n    max: 2"},
+			file + ":8: spec.workers.max: must be between spec.workers.count (4) and 64, got 2"},
+		{"unknown top field", []string{"kind: TrainingRun", "kind: TrainingRun\nstatus: {}"},
+			file + ":3: status: unknown field; allowed fields: apiVersion, kind, metadata, spec"},
+		{"unknown model field", []string{"    batchSize: 128", "    batchsize: 128"},
+			file + ":10: spec.model.batchsize: unknown field; allowed fields: architecture, epochs, batchSize, learningRate, optimizer, schedule, seed, dropout, earlyStoppingPatience, augmentation"},
+		{"duplicate field", []string{"    batchSize: 128", "    batchSize: 128\n    batchSize: 64"},
+			file + ":11: spec.model.batchSize: duplicate field, first set on line 10"},
+		{"wrong apiVersion", []string{"aerie.dev/v1alpha1", "aerie.dev/v1"},
+			file + `:1: apiVersion: must be "aerie.dev/v1alpha1", got "aerie.dev/v1"`},
+		{"wrong kind", []string{"kind: TrainingRun", "kind: Run"},
+			file + `:2: kind: must be "TrainingRun", got "Run"`},
+		{"bad name", []string{"name: fmnist", "name: FMNIST_1"},
+			file + `:4: metadata.name: must be 1 to 40 lowercase letters, digits and '-', starting with a letter and not ending with '-', got "FMNIST_1"`},
+		{"unknown architecture", []string{"architecture: cnn", "architecture: resnet"},
+			file + `:9: spec.model.architecture: must be one of cnn, small, got "resnet"`},
+		{"batch not a multiple", []string{"batchSize: 128", "batchSize: 130"},
+			file + ":10: spec.model.batchSize: must be a multiple of spec.workers.count (4): it is the global batch, split evenly, got 130"},
+		{"learning rate zero", []string{"learningRate: 0.001", "learningRate: 0"},
+			file + ":11: spec.model.learningRate: must be a number above 0 and at most 1, got 0"},
+		{"learning rate nan", []string{"learningRate: 0.001", "learningRate: .nan"},
+			file + ":11: spec.model.learningRate: must be a number above 0 and at most 1, got .nan"},
+		{"patience without validation", []string{"earlyStoppingPatience: 0", "earlyStoppingPatience: 3", "sha256: " + digest, "sha256: " + digest + "\n    validationFraction: 0"},
+			file + ":12: spec.model.earlyStoppingPatience: must be 0 when spec.dataset.validationFraction is 0 (there is no validation set to watch), got 3"},
+		{"rotation", []string{"rotationDegrees: 10", "rotationDegrees: 200"},
+			file + ":14: spec.model.augmentation.rotationDegrees: must be a number between 0 and 180, got 200"},
+		{"augmentation list", []string{"augmentation:\n      rotationDegrees: 10\n      cropPadding: 4", "augmentation: [rotate]"},
+			file + ":13: spec.model.augmentation: must be a mapping with fields rotationDegrees, cropPadding, got a list"},
+		{"dataset uri", []string{"uri: gs://aerie-dev-training/datasets", "uri: https://example.com/datasets"},
+			file + `:17: spec.dataset.uri: must be gs://<bucket>[/<path>] or file:///<absolute path>, got "https://example.com/datasets/fashion-mnist/"`},
+		{"dataset digest", []string{"sha256: " + digest, "sha256: F37B"},
+			file + `:18: spec.dataset.sha256: must be 64 lowercase hex digits (the dataset digest of internal/fmnist), got "F37B"`},
+		{"cpu millicores", []string{"cpu: auto", "cpu: 500m"},
+			file + `:20: spec.resources.cpu: must be auto or whole cores between 1 and 16, got "500m"`},
+		{"memory too small", []string{"cpu: auto", "cpu: 2", "memory: auto", "memory: 512Mi"},
+			file + `:21: spec.resources.memory: must be auto or a quantity between 2Gi and 13Gi for 2 cpu and this model and batch (see apps/jobs/README.md), got "512Mi"`},
+		{"auto memory too big", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 4096", "cpu: auto", "cpu: 1"},
+			file + ":19: spec.resources.memory: auto needs 9856Mi for this model and per-worker batch, above 6656Mi for 1 cpu (GKE Autopilot's 6.5Gi per core): lower spec.model.batchSize, or raise spec.workers.count or spec.resources.cpu"},
+		{"output file relative", []string{"uri: gs://aerie-dev-training\n", "uri: file://out\n"},
+			file + `:23: spec.output.uri: must be gs://<bucket>[/<path>] or file:///<absolute path>, got "file://out"`},
+		{"gate above one", []string{"minTestAccuracy: 0.85", "minTestAccuracy: 85"},
+			file + ":25: spec.gates.minTestAccuracy: must be a number between 0 and 1, got 85"},
+		{"image tag only", []string{img + "@sha256:" + digest, img + ":latest"},
+			file + `:26: spec.image: must be pinned by digest: <registry>/<repository>@sha256:<64 hex digits>, got "` + img + `:latest"`},
+		{"image short digest", []string{"@sha256:" + digest, "@sha256:abc"},
+			file + `:26: spec.image: must be <registry>/<repository>[:<tag>]@sha256:<64 lowercase hex digits>, got "` + img + `@sha256:abc"`},
+		{"deadline number", []string{"deadline: 6h", "deadline: 3600"},
+			file + ":27: spec.deadline: must be a duration such as 6h or 90m between 1m and 168h, got 3600"},
+		{"deadline too long", []string{"deadline: 6h", "deadline: 30d"},
+			file + `:27: spec.deadline: must be a duration such as 6h or 90m between 1m and 168h, got "30d"`},
+		{"restarts negative", []string{"maxRestarts: 3", "maxRestarts: -1"},
+			file + ":28: spec.maxRestarts: must be an integer between 0 and 100, got -1"},
+		{"missing image", []string{"  image: " + img + "@sha256:" + digest + "\n", ""},
+			file + ":5: spec.image: is required: the trainer image, <repository>@sha256:<64 hex digits>"},
+		{"missing spec", []string{base[strings.Index(base, "spec:"):], ""},
+			file + ":1: spec: is required"},
+		{"several errors in line order", []string{"maxRestarts: 3", "maxRestarts: 101", "count: 4", "count: 0"},
+			file + ":7: spec.workers.count: must be an integer between 1 and 64, got 0\n" +
+				file + ":28: spec.maxRestarts: must be an integer between 0 and 100, got 101"},
+		{"syntax error", []string{"  workers:\n", "  workers: [\n"},
+			file + ":5: invalid YAML: did not find expected ',' or ']'"},
+		{"second document", []string{"maxRestarts: 3\n", "maxRestarts: 3\n---\nkind: TrainingRun\n"},
+			file + ":29: a second YAML document: want one TrainingRun per file"},
+		{"alias", []string{"cropPadding: 4", "cropPadding: *x"},
+			file + ":1: invalid YAML: unknown anchor 'x' referenced"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(file, []byte(edit(t, tt.edits...)))
+			if err == nil {
+				t.Fatalf("Parse succeeded, want error %q", tt.want)
+			}
+			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
+				t.Errorf("Parse error (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseEmpty(t *testing.T) {
+	for _, in := range []string{"", "# nothing\n"} {
+		_, err := Parse(file, []byte(in))
+		if want := file + ":1: empty document: want a TrainingRun"; err == nil || err.Error() != want {
+			t.Errorf("Parse(%q) = %v, want %s", in, err, want)
+		}
+	}
+}
+
+// TestParseGolden parses each testdata/*.yaml and compares the defaulted
+// run, as Marshal writes it, with testdata/<name>.golden.
+func TestParseGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := Parse(f, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(want), string(got)); diff != "" {
+				t.Errorf("Marshal(Parse(%s)) (-want +got):\n%s", f, diff)
+			}
+			again, err := Parse(golden, got)
+			if err != nil {
+				t.Fatalf("the marshaled run does not parse: %v", err)
+			}
+			if diff := cmp.Diff(r, again); diff != "" {
+				t.Errorf("Parse(Marshal(r)) differs from r (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSizing(t *testing.T) {
+	tests := []struct {
+		name          string
+		edits         []string
+		cpu           int
+		memory        string
+		workingSetMiB int64
+	}{
+		{"prototype 4 workers", nil, 1, "1Gi", 425},
+		{"one worker batch 256", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 256"}, 4, "4Gi", 807},
+		{"one worker batch 1024", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 1024"}, 4, "4Gi", 2119},
+		{"one core batch 1024", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 1024", "cpu: auto", "cpu: 1"}, 1, "2880Mi", 2119},
+		{"explicit", []string{"cpu: auto", "cpu: 2", "memory: auto", "memory: 3Gi"}, 2, "3Gi", 425},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Parse(file, []byte(edit(t, tt.edits...)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []any{r.Spec.Resources.CPU, r.Spec.Resources.Memory.String(), r.Spec.WorkingSet() >> 20}
+			want := []any{tt.cpu, tt.memory, tt.workingSetMiB}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("cpu, memory, working set MiB (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDurationString(t *testing.T) {
+	tests := map[string]string{"6h": "6h", "90m": "1h30m", "30s": "30s", "1m": "1m", "2h0m30s": "2h0m30s", "168h": "168h"}
+	for in, want := range tests {
+		r, err := Parse(file, []byte(edit(t, "deadline: 6h", "deadline: "+in)))
+		if err != nil {
+			if in == "30s" {
+				continue // below the minimum; String is tested through 1m
+			}
+			t.Fatal(err)
+		}
+		if got := r.Spec.Deadline.String(); got != want {
+			t.Errorf("Duration(%s).String() = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(base))
+	f.Add([]byte("apiVersion: aerie.dev/v1alpha1\nkind: TrainingRun\n"))
+	f.Add([]byte("spec: {workers: {count: 0}}"))
+	f.Add([]byte("a: &x [*x]"))
+	if files, _ := filepath.Glob("testdata/*.yaml"); len(files) > 0 {
+		for _, fn := range files {
+			if data, err := os.ReadFile(fn); err == nil {
+				f.Add(data)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml:") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		out, err := Marshal(r)
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		again, err := Parse("again.yaml", out)
+		if err != nil {
+			t.Fatalf("Parse(Marshal(r)): %v\n%s", err, out)
+		}
+		if diff := cmp.Diff(r, again); diff != "" {
+			t.Fatalf("Parse(Marshal(r)) differs (-want +got):\n%s", diff)
+		}
+	})
+}
