@@ -71,4 +71,6 @@ func (d Dir) List(ctx context.Context, prefix string) ([]string, error) {
 }
 
 // URI implements Store.
-func (d Dir) URI(key string) string { return "file://" + filepath.Join(string(d), filepath.FromSlash(key)) }
+func (d Dir) URI(key string) string {
+	return "file://" + filepath.Join(string(d), filepath.FromSlash(key))
+}

@@ -1,0 +1,136 @@
+// Package train is the training loop: Adam over the model's parameters,
+// data-parallel ready. Each step runs in three parts so that a distributed
+// run can all-reduce gradients on the host:
+//
+//  1. an exec computes, on this rank's shard of the global batch, the
+//     gradients of the SUMMED loss, the loss sum and the correct count;
+//  2. the Reducer sums [gradients…, loss sum, correct, examples] over all
+//     ranks; dividing by the summed example count gives the exact mean
+//     gradient of the global batch however unevenly it is split;
+//  3. an exec applies the mean gradient with Adam (same variable order).
+//
+// Validation and test metrics are sums (loss, confusion counts) over each
+// rank's shard, reduced the same way, so they always cover the whole set.
+// Randomness (shuffling, augmentation, dropout masks) is a pure function of
+// the seed, the epoch and the example's index, so a run is deterministic,
+// resumes exactly, and N ranks train exactly what one rank would.
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/aerie-ml/aerie/internal/exitcode"
+	"github.com/aerie-ml/aerie/internal/model"
+	"github.com/aerie-ml/aerie/trainer/internal/data"
+)
+
+// Config is what to train and how. The zero value of an optional field
+// turns its feature off.
+type Config struct {
+	Arch         string
+	Epochs       int
+	BatchSize    int // global, across all ranks
+	LearningRate float64
+	// Schedule is "constant", "cosine" (per step, to 0 at the end) or
+	// "step" (×0.1 at 50% and again at 75% of the epochs).
+	Schedule       string
+	Seed           int64
+	Dropout        bool
+	LabelSmoothing float64
+	// Patience stops training after this many epochs without a lower
+	// validation loss; 0 never stops early.
+	Patience int
+	Augment  data.Augment
+	// CheckpointEvery saves a checkpoint every so many steps, besides the
+	// one at the end of every epoch; 0: epochs only.
+	CheckpointEvery int
+	// EvalBatch is the per-rank batch for validation and test (default 256).
+	EvalBatch int
+	// Rank and WorldSize place this process in a data-parallel job
+	// (defaults 0 and 1).
+	Rank, WorldSize int
+}
+
+// Schedules lists the learning-rate schedules.
+var Schedules = []string{"constant", "cosine", "step"}
+
+func (c *Config) setDefaults() {
+	if c.EvalBatch == 0 {
+		c.EvalBatch = 256
+	}
+	if c.WorldSize == 0 {
+		c.WorldSize = 1
+	}
+	if c.Schedule == "" {
+		c.Schedule = "constant"
+	}
+}
+
+// Validate reports the first invalid field as an exitcode.Config error.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	bad := func(format string, args ...any) error {
+		return exitcode.Errorf(exitcode.Config, "training config: "+format, args...)
+	}
+	if _, err := model.Lookup(c.Arch); err != nil {
+		return bad("%v", err)
+	}
+	switch {
+	case c.Epochs < 1:
+		return bad("epochs %d, want at least 1", c.Epochs)
+	case c.WorldSize < 1 || c.Rank < 0 || c.Rank >= c.WorldSize:
+		return bad("rank %d of world size %d", c.Rank, c.WorldSize)
+	case c.BatchSize < c.WorldSize:
+		return bad("batch size %d is smaller than the %d workers sharing it", c.BatchSize, c.WorldSize)
+	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
+		return bad("learning rate %v, want > 0", c.LearningRate)
+	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:
+		return bad("label smoothing %v, want [0, 1)", c.LabelSmoothing)
+	case c.Patience < 0 || c.CheckpointEvery < 0 || c.EvalBatch < 1:
+		return bad("patience, checkpoint interval and eval batch must not be negative")
+	case c.Augment.RotationDegrees < 0 || c.Augment.RotationDegrees > 180 || c.Augment.CropPadding < 0 || c.Augment.CropPadding > 14:
+		return bad("augmentation rotation %v° (0–180) crop padding %d (0–14)", c.Augment.RotationDegrees, c.Augment.CropPadding)
+	}
+	for _, s := range Schedules {
+		if s == c.Schedule {
+			return nil
+		}
+	}
+	return bad("schedule %q, want one of %v", c.Schedule, Schedules)
+}
+
+// learningRate returns the rate for global step (0-based) of total steps.
+func (c *Config) learningRate(step, total int64, stepsPerEpoch int) float64 {
+	switch c.Schedule {
+	case "cosine":
+		return c.LearningRate * 0.5 * (1 + math.Cos(math.Pi*float64(step)/float64(total)))
+	case "step":
+		epoch := int(step) / stepsPerEpoch
+		lr := c.LearningRate
+		if 2*epoch >= c.Epochs {
+			lr *= 0.1
+		}
+		if 4*epoch >= 3*c.Epochs {
+			lr *= 0.1
+		}
+		return lr
+	}
+	return c.LearningRate
+}
+
+// Reducer sums buffers across the ranks of a data-parallel job.
+type Reducer interface {
+	// AllReduce replaces buf, on every rank, by the elementwise sum of
+	// every rank's buf. All ranks call it in the same order with buffers
+	// of the same length.
+	AllReduce(ctx context.Context, buf []float32) error
+}
+
+// single is the Reducer of a one-process job.
+type single struct{}
+
+func (single) AllReduce(context.Context, []float32) error { return nil }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -1,0 +1,578 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	"github.com/gomlx/gomlx/core/tensors"
+	gmodel "github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+
+	"github.com/aerie-ml/aerie/internal/exitcode"
+	"github.com/aerie-ml/aerie/internal/manifest"
+	"github.com/aerie-ml/aerie/internal/model"
+	"github.com/aerie-ml/aerie/trainer/internal/checkpoint"
+	"github.com/aerie-ml/aerie/trainer/internal/data"
+)
+
+// Options wires a run to the rest of the trainer. Every field is optional.
+type Options struct {
+	// Reducer sums across ranks; nil for a single process.
+	Reducer Reducer
+	// Checkpoints are resumed from on every rank and written by rank 0.
+	Checkpoints *checkpoint.Checkpoints
+	// OnStep and OnEpoch observe progress (called on the training goroutine).
+	OnStep  func(Step)
+	OnEpoch func(manifest.Epoch)
+	Log     *slog.Logger
+	// MaxSteps ends training after this many global steps, skipping the
+	// final test (benchmarks); 0: no limit.
+	MaxSteps int64
+}
+
+// Step is the progress after one global step.
+type Step struct {
+	Epoch, StepInEpoch, StepsPerEpoch int
+	Step                              int64 // global steps done
+	Loss, Accuracy                    float64
+	LearningRate                      float64
+	Images                            int // in this global batch
+}
+
+// Result is what a finished run produced.
+type Result struct {
+	// Weights are the architecture's parameters (model.Arch.Params order).
+	Weights []model.Tensor
+	Epochs  []manifest.Epoch
+	// Test figures are on the official test set.
+	TestLoss, TestAccuracy float64
+	ClassAccuracy          []float64
+	Confusion              [][]float64 // row-normalized [true][predicted]
+	// ImagesPerSecond is the global training throughput of this process's
+	// steps (excluding evaluation).
+	ImagesPerSecond float64
+	Steps           int64
+	ResumedFrom     string
+	StoppedEarly    bool
+}
+
+// progress is the trainer's state beyond the variables, kept in
+// checkpoints as JSON.
+type progress struct {
+	Arch        string           `json:"arch"`
+	Seed        int64            `json:"seed"`
+	BatchSize   int              `json:"batchSize"`
+	Epoch       int              `json:"epoch"`       // in progress
+	StepInEpoch int              `json:"stepInEpoch"` // steps of Epoch done
+	Step        int64            `json:"step"`
+	Train       sums             `json:"train"` // of Epoch so far
+	EpochSecs   float64          `json:"epochSeconds"`
+	BestVal     float64          `json:"bestValLoss"`
+	BadEpochs   int              `json:"badEpochs"`
+	Stopped     bool             `json:"stopped"`
+	History     []manifest.Epoch `json:"history"`
+}
+
+type sums struct {
+	Loss, Correct, Count float64
+}
+
+const progressKey = "aerie.progress"
+
+type optimizerWithGradients interface {
+	UpdateGraphWithGradients(scope *gmodel.Scope, grads []*Node, lossDType dtypes.DType)
+}
+
+type trainer struct {
+	cfg     Config
+	opts    Options
+	arch    *model.Arch
+	store   *gmodel.Store
+	params  []*gmodel.Variable
+	lr      *gmodel.Variable
+	grad    *gmodel.Exec
+	apply   *gmodel.Exec
+	eval    *gmodel.Exec
+	reducer Reducer
+	log     *slog.Logger
+	buf     []float32
+}
+
+// Run trains cfg.Arch on sets, resuming from the newest valid checkpoint.
+func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &trainer{cfg: cfg, opts: opts, reducer: opts.Reducer, log: opts.Log}
+	if t.reducer == nil {
+		t.reducer = single{}
+	}
+	if t.log == nil {
+		t.log = slog.Default()
+	}
+	t.arch, _ = model.Lookup(cfg.Arch)
+	steps := data.StepsPerEpoch(sets.Train.Len(), cfg.BatchSize)
+	if steps < 1 {
+		return nil, exitcode.Errorf(exitcode.Config, "batch size %d is larger than the %d training images", cfg.BatchSize, sets.Train.Len())
+	}
+	prog := progress{Arch: cfg.Arch, Seed: cfg.Seed, BatchSize: cfg.BatchSize, BestVal: math.MaxFloat64}
+	res := &Result{}
+	var state *checkpoint.State
+	if opts.Checkpoints != nil {
+		var err error
+		if state, res.ResumedFrom, err = opts.Checkpoints.Latest(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.build(state, &prog); err != nil {
+		return nil, err
+	}
+	if state != nil {
+		t.log.Info("resuming", "checkpoint", res.ResumedFrom, "step", prog.Step, "epoch", prog.Epoch+1)
+	}
+	total := int64(steps * cfg.Epochs)
+	var trainSecs float64
+	var trainImages int64
+	for !prog.Stopped && prog.Epoch < cfg.Epochs {
+		epoch := prog.Epoch
+		start := time.Now().Add(-time.Duration(prog.EpochSecs * float64(time.Second)))
+		lo, hi := data.Shard(cfg.BatchSize, cfg.Rank, cfg.WorldSize)
+		bt := &batcher{cfg: &t.cfg, arch: t.arch, set: &sets.Train, order: data.Order(sets.Train.Len(), cfg.Seed, epoch), epoch: epoch, lo: lo, hi: hi}
+		if cfg.Dropout {
+			bt.dropouts = t.arch.Dropouts()
+		}
+		batches, stop := prefetch(ctx, prog.StepInEpoch, steps, bt.make)
+		for b := range batches {
+			if err := ctx.Err(); err != nil {
+				stop()
+				return nil, err
+			}
+			stepStart := time.Now()
+			lr := cfg.learningRate(prog.Step, total, steps)
+			s, err := t.step(ctx, b, lr)
+			if err != nil {
+				stop()
+				return nil, err
+			}
+			trainSecs += time.Since(stepStart).Seconds()
+			trainImages += int64(s.Count)
+			prog.Step++
+			prog.StepInEpoch++
+			prog.Train.Loss += s.Loss
+			prog.Train.Correct += s.Correct
+			prog.Train.Count += s.Count
+			if opts.OnStep != nil {
+				opts.OnStep(Step{Epoch: epoch, StepInEpoch: prog.StepInEpoch, StepsPerEpoch: steps, Step: prog.Step,
+					Loss: s.Loss / s.Count, Accuracy: s.Correct / s.Count, LearningRate: lr, Images: int(s.Count)})
+			}
+			if opts.MaxSteps > 0 && prog.Step >= opts.MaxSteps {
+				stop()
+				res.Steps, res.ImagesPerSecond = prog.Step, float64(trainImages)/trainSecs
+				return res, nil
+			}
+			if cfg.CheckpointEvery > 0 && prog.Step%int64(cfg.CheckpointEvery) == 0 && prog.StepInEpoch < steps {
+				prog.EpochSecs = time.Since(start).Seconds()
+				if err := t.save(ctx, &prog); err != nil {
+					stop()
+					return nil, err
+				}
+			}
+		}
+		stop()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		val, err := t.evaluate(ctx, &sets.Val)
+		if err != nil {
+			return nil, err
+		}
+		secs := time.Since(start).Seconds()
+		ep := manifest.Epoch{
+			Epoch: epoch + 1, Step: prog.Step, LearningRate: cfg.learningRate(prog.Step-1, total, steps),
+			TrainLoss: prog.Train.Loss / prog.Train.Count, TrainAccuracy: prog.Train.Correct / prog.Train.Count,
+			ValLoss: val.loss(), ValAccuracy: val.accuracy(),
+			ImagesPerSecond: prog.Train.Count / secs, Seconds: secs,
+		}
+		prog.History = append(prog.History, ep)
+		if opts.OnEpoch != nil {
+			opts.OnEpoch(ep)
+		}
+		if val.count > 0 && cfg.Patience > 0 {
+			if ep.ValLoss < prog.BestVal {
+				prog.BestVal, prog.BadEpochs = ep.ValLoss, 0
+			} else if prog.BadEpochs++; prog.BadEpochs >= cfg.Patience {
+				prog.Stopped = true
+				t.log.Info("early stopping", "epoch", epoch+1, "valLoss", ep.ValLoss, "best", prog.BestVal, "patience", cfg.Patience)
+			}
+		}
+		prog.Epoch, prog.StepInEpoch, prog.Train, prog.EpochSecs = epoch+1, 0, sums{}, 0
+		if err := t.save(ctx, &prog); err != nil {
+			return nil, err
+		}
+	}
+	test, err := t.evaluate(ctx, &sets.Test)
+	if err != nil {
+		return nil, err
+	}
+	res.Epochs = prog.History
+	res.Steps = prog.Step
+	res.StoppedEarly = prog.Stopped && prog.Epoch < cfg.Epochs
+	if trainSecs > 0 {
+		res.ImagesPerSecond = float64(trainImages) / trainSecs
+	}
+	res.TestLoss, res.TestAccuracy = test.loss(), test.accuracy()
+	res.ClassAccuracy, res.Confusion = test.perClass()
+	res.Weights, err = t.tensors(true)
+	return res, err
+}
+
+// build creates the variables (from state when resuming, else seeded) and
+// the three execs.
+func (t *trainer) build(state *checkpoint.State, prog *progress) error {
+	t.store = gmodel.NewStore()
+	params := t.arch.Params()
+	if state != nil {
+		if err := json.Unmarshal([]byte(state.Meta[progressKey]), prog); err != nil {
+			return exitcode.Errorf(exitcode.Data, "checkpoint at step %d: progress: %w", state.Step, err)
+		}
+		if prog.Arch != t.cfg.Arch || prog.Seed != t.cfg.Seed || prog.BatchSize != t.cfg.BatchSize {
+			return exitcode.Errorf(exitcode.Config, "checkpoint at step %d is of architecture %s, seed %d, batch size %d; this run has %s, %d, %d (use a new output location)",
+				state.Step, prog.Arch, prog.Seed, prog.BatchSize, t.cfg.Arch, t.cfg.Seed, t.cfg.BatchSize)
+		}
+		byName := map[string]model.Tensor{}
+		for _, ts := range state.Tensors {
+			byName[ts.Name] = ts
+		}
+		// Parameters first, in their order: Adam pairs gradients with
+		// trainable variables by creation order.
+		vals, err := t.arch.Match(paramTensors(byName, params), nil)
+		if err != nil {
+			return exitcode.Errorf(exitcode.Data, "checkpoint at step %d: %w", state.Step, err)
+		}
+		for i, p := range params {
+			v, err := t.store.CreateVariable("/"+p.Name, tensors.FromFlatDataAndDimensions(vals[i], p.Shape...))
+			if err != nil {
+				return err
+			}
+			t.params = append(t.params, v)
+			delete(byName, p.Name)
+		}
+		names := make([]string, 0, len(byName))
+		for n := range byName {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			ts := byName[n]
+			var tt *tensors.Tensor
+			switch ts.DType {
+			case model.F32:
+				tt = tensors.FromFlatDataAndDimensions(ts.Float32s(), ts.Shape...)
+			case model.I64:
+				tt = tensors.FromFlatDataAndDimensions(ts.Int64s(), ts.Shape...)
+			}
+			v, err := t.store.CreateVariable(n, tt)
+			if err != nil {
+				return err
+			}
+			v.SetTrainable(false)
+		}
+	} else {
+		for i, vals := range t.arch.Init(uint64(t.cfg.Seed)) {
+			v, err := t.store.CreateVariable("/"+params[i].Name, tensors.FromFlatDataAndDimensions(vals, params[i].Shape...))
+			if err != nil {
+				return err
+			}
+			t.params = append(t.params, v)
+		}
+	}
+	t.lr = optimizer.LearningRateVar(t.store.RootScope(), dtypes.Float32, t.cfg.LearningRate)
+	opt, ok := optimizer.Adam().Epsilon(1e-8).Done().(optimizerWithGradients)
+	if !ok {
+		return errors.New("gomlx's Adam cannot apply precomputed gradients")
+	}
+	backend := model.Backend()
+	nMasks := 0
+	if t.cfg.Dropout {
+		nMasks = len(t.arch.Dropouts())
+	}
+	var err error
+	t.grad, err = gmodel.NewExec(backend, t.store, func(scope *gmodel.Scope, in []*Node) []*Node {
+		g := in[0].Graph()
+		var masks []*Node
+		if nMasks > 0 {
+			masks = in[2 : 2+nMasks]
+		}
+		logits := t.arch.Logits(t.nodes(g), in[0], masks)
+		lossSum := ReduceAllSum(crossEntropy(logits, in[1], t.cfg.LabelSmoothing))
+		grads := scope.BuildTrainableVariablesGradientsGraph(lossSum)
+		return append(grads, lossSum, correct(logits, in[1]))
+	})
+	if err != nil {
+		return err
+	}
+	t.apply, err = gmodel.NewExec(backend, t.store, func(scope *gmodel.Scope, grads []*Node) {
+		t.nodes(grads[0].Graph()) // mark the parameters in use, in order
+		opt.UpdateGraphWithGradients(scope, grads, dtypes.Float32)
+	})
+	if err != nil {
+		return err
+	}
+	t.eval, err = gmodel.NewExec(backend, t.store, func(scope *gmodel.Scope, x, labels, weights *Node) (*Node, *Node) {
+		logits := t.arch.Logits(t.nodes(x.Graph()), x, nil)
+		return ReduceAllSum(Mul(crossEntropy(logits, labels, 0), weights)), ArgMax(logits, 1, dtypes.Int32)
+	})
+	n := t.arch.NumParams()
+	t.buf = make([]float32, n+3)
+	return err
+}
+
+func paramTensors(byName map[string]model.Tensor, params []model.Param) []model.Tensor {
+	var out []model.Tensor
+	for _, p := range params {
+		if ts, ok := byName[p.Name]; ok {
+			out = append(out, ts)
+		}
+	}
+	return out
+}
+
+func (t *trainer) nodes(g *Graph) []*Node {
+	out := make([]*Node, len(t.params))
+	for i, v := range t.params {
+		out[i] = v.NodeValue(g)
+	}
+	return out
+}
+
+// crossEntropy is the per-example softmax cross-entropy against labels
+// smoothed by eps.
+func crossEntropy(logits, labels *Node, eps float64) *Node {
+	logp := LogSoftmax(logits, -1)
+	target := OneHot(labels, model.NumClasses, dtypes.Float32)
+	if eps > 0 {
+		target = AddScalar(MulScalar(target, 1-eps), eps/model.NumClasses)
+	}
+	return Neg(ReduceSum(Mul(target, logp), 1))
+}
+
+func correct(logits, labels *Node) *Node {
+	return ReduceAllSum(ConvertDType(Equal(ArgMax(logits, 1, dtypes.Int32), labels), dtypes.Float32))
+}
+
+// step runs one global step with the learning rate lr and returns the
+// global batch's loss sum, correct count and size.
+func (t *trainer) step(ctx context.Context, b *batch, lr float64) (sums, error) {
+	if err := t.lr.SetValue(tensors.FromScalar(float32(lr))); err != nil {
+		return sums{}, err
+	}
+	out, err := t.grad.Exec(b.inputs...)
+	for _, in := range b.inputs {
+		in.(*tensors.Tensor).MustFinalizeAll()
+	}
+	if err != nil {
+		return sums{}, fmt.Errorf("gradient step: %w", err)
+	}
+	n := len(t.params)
+	off := 0
+	for i := range n {
+		err := out[i].ConstFlatData(func(flat any) { off += copy(t.buf[off:], flat.([]float32)) })
+		if err != nil {
+			return sums{}, err
+		}
+	}
+	t.buf[off] = tensors.MustCopyFlatData[float32](out[n])[0]
+	t.buf[off+1] = tensors.MustCopyFlatData[float32](out[n+1])[0]
+	t.buf[off+2] = float32(b.n)
+	for _, o := range out {
+		o.MustFinalizeAll()
+	}
+	if err := t.reducer.AllReduce(ctx, t.buf); err != nil {
+		return sums{}, err
+	}
+	s := sums{Loss: float64(t.buf[off]), Correct: float64(t.buf[off+1]), Count: float64(t.buf[off+2])}
+	// The mean over the global batch: gradients are of the summed loss.
+	scale := float32(1 / s.Count)
+	grads := make([]any, n)
+	off = 0
+	for i, p := range t.arch.Params() {
+		k := size(p.Shape)
+		g := t.buf[off : off+k]
+		for j := range g {
+			g[j] *= scale
+		}
+		grads[i] = tensors.FromFlatDataAndDimensions(g, p.Shape...)
+		off += k
+	}
+	if _, err := t.apply.Exec(grads...); err != nil {
+		return sums{}, fmt.Errorf("apply gradients: %w", err)
+	}
+	for _, g := range grads {
+		g.(*tensors.Tensor).MustFinalizeAll()
+	}
+	return s, nil
+}
+
+// evalSums are reduced metrics of one set.
+type evalSums struct {
+	lossSum, count float64
+	confusion      [model.NumClasses][model.NumClasses]float64
+}
+
+func (e *evalSums) loss() float64 {
+	if e.count == 0 {
+		return 0
+	}
+	return e.lossSum / e.count
+}
+
+func (e *evalSums) accuracy() float64 {
+	if e.count == 0 {
+		return 0
+	}
+	var c float64
+	for k := range model.NumClasses {
+		c += e.confusion[k][k]
+	}
+	return c / e.count
+}
+
+func (e *evalSums) perClass() ([]float64, [][]float64) {
+	acc := make([]float64, model.NumClasses)
+	conf := make([][]float64, model.NumClasses)
+	for k := range model.NumClasses {
+		var row float64
+		for j := range model.NumClasses {
+			row += e.confusion[k][j]
+		}
+		conf[k] = make([]float64, model.NumClasses)
+		for j := range model.NumClasses {
+			if row > 0 {
+				conf[k][j] = e.confusion[k][j] / row
+			}
+		}
+		acc[k] = conf[k][k]
+	}
+	return acc, conf
+}
+
+// evaluate computes the loss and confusion counts of set, each rank on its
+// contiguous shard, summed over ranks.
+func (t *trainer) evaluate(ctx context.Context, set *data.Set) (*evalSums, error) {
+	lo, hi := data.Shard(set.Len(), t.cfg.Rank, t.cfg.WorldSize)
+	bs := t.cfg.EvalBatch
+	x := make([]float32, bs*data.ImageSize)
+	y := make([]int32, bs)
+	w := make([]float32, bs)
+	var loss float64
+	var conf [model.NumClasses * model.NumClasses]float64
+	for start := lo; start < hi; start += bs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// The last batch is padded to the same size, with weight 0, so one
+		// compiled graph serves every batch.
+		n := min(bs, hi-start)
+		clear(x)
+		clear(y)
+		clear(w)
+		for i := range n {
+			model.Normalize(x[i*data.ImageSize:(i+1)*data.ImageSize], set.Image(start+i))
+			y[i] = int32(set.Labels[start+i])
+			w[i] = 1
+		}
+		in := []*tensors.Tensor{
+			tensors.FromFlatDataAndDimensions(x, bs, model.Height, model.Width, 1),
+			tensors.FromFlatDataAndDimensions(y, bs),
+			tensors.FromFlatDataAndDimensions(w, bs),
+		}
+		out, err := t.eval.Exec(in[0], in[1], in[2])
+		for _, tt := range in {
+			tt.MustFinalizeAll()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("evaluate: %w", err)
+		}
+		loss += float64(tensors.MustCopyFlatData[float32](out[0])[0])
+		preds := tensors.MustCopyFlatData[int32](out[1])
+		for _, o := range out {
+			o.MustFinalizeAll()
+		}
+		for i := range n {
+			conf[int(y[i])*model.NumClasses+int(preds[i])]++
+		}
+	}
+	buf := make([]float32, 2+len(conf))
+	buf[0], buf[1] = float32(loss), float32(hi-lo)
+	for i, c := range conf {
+		buf[2+i] = float32(c)
+	}
+	if err := t.reducer.AllReduce(ctx, buf); err != nil {
+		return nil, err
+	}
+	e := &evalSums{lossSum: float64(buf[0]), count: float64(buf[1])}
+	for i := range conf {
+		e.confusion[i/model.NumClasses][i%model.NumClasses] = float64(buf[2+i])
+	}
+	return e, nil
+}
+
+// tensors returns the store's variables: only the parameters when
+// paramsOnly, else everything a checkpoint needs.
+func (t *trainer) tensors(paramsOnly bool) ([]model.Tensor, error) {
+	var out []model.Tensor
+	vars := t.params
+	if !paramsOnly {
+		vars = slices.Collect(t.store.IterVariables())
+	}
+	for _, v := range vars {
+		val, err := v.Value()
+		if err != nil {
+			return nil, fmt.Errorf("variable %s: %w", v.Path(), err)
+		}
+		name := v.Path()
+		if slices.Contains(t.params, v) {
+			name = v.Name()
+		}
+		dims := val.Shape().Dimensions
+		switch val.DType() {
+		case dtypes.Float32:
+			out = append(out, model.FromFloat32s(name, dims, tensors.MustCopyFlatData[float32](val)))
+		case dtypes.Int64:
+			out = append(out, model.FromInt64s(name, dims, tensors.MustCopyFlatData[int64](val)))
+		default:
+			return nil, fmt.Errorf("variable %s has dtype %s, which checkpoints do not hold", v.Path(), val.DType())
+		}
+	}
+	return out, nil
+}
+
+// save writes a checkpoint of the current state (rank 0 only).
+func (t *trainer) save(ctx context.Context, prog *progress) error {
+	if t.opts.Checkpoints == nil || t.cfg.Rank != 0 {
+		return nil
+	}
+	ts, err := t.tensors(false)
+	if err != nil {
+		return err
+	}
+	meta, err := json.Marshal(prog)
+	if err != nil {
+		return err
+	}
+	uri, err := t.opts.Checkpoints.Save(ctx, &checkpoint.State{Step: prog.Step, Tensors: ts, Meta: map[string]string{progressKey: string(meta)}})
+	if err != nil {
+		return err
+	}
+	t.log.Info("checkpoint", "uri", uri, "step", prog.Step, "epoch", prog.Epoch)
+	return nil
+}
+

@@ -1,0 +1,213 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/aerie-ml/aerie/internal/manifest"
+	"github.com/aerie-ml/aerie/internal/model"
+	"github.com/aerie-ml/aerie/trainer/internal/checkpoint"
+	"github.com/aerie-ml/aerie/trainer/internal/data"
+)
+
+func synthetic(t testing.TB, nTrain, nTest int) *data.Sets {
+	t.Helper()
+	dir := t.TempDir()
+	digest, err := data.WriteSynthetic(dir, nTrain, nTest, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, err := data.Load(os.DirFS(dir), dir, digest, 0.2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sets
+}
+
+func smallConfig() Config {
+	return Config{
+		Arch: "small", Epochs: 3, BatchSize: 16, LearningRate: 0.01, Schedule: "cosine", Seed: 5,
+		Dropout: true, LabelSmoothing: 0.1, Augment: data.Augment{RotationDegrees: 5, CropPadding: 1},
+		EvalBatch: 32,
+	}
+}
+
+func TestTrainLearnsAndIsDeterministic(t *testing.T) {
+	sets := synthetic(t, 200, 100)
+	ctx := context.Background()
+	var epochs []int
+	cfg := smallConfig()
+	a, err := Run(ctx, cfg, sets, Options{OnEpoch: func(e manifest.Epoch) { epochs = append(epochs, e.Epoch) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int{1, 2, 3}, epochs); diff != "" {
+		t.Errorf("epochs observed (-want +got):\n%s", diff)
+	}
+	if a.TestAccuracy < 0.5 {
+		t.Errorf("test accuracy %.3f after 3 epochs on a learnable set, want > 0.5", a.TestAccuracy)
+	}
+	if len(a.ClassAccuracy) != 10 || len(a.Confusion) != 10 || a.Steps != 30 {
+		t.Errorf("class accuracy %v, confusion rows %d, steps %d", a.ClassAccuracy, len(a.Confusion), a.Steps)
+	}
+	b, err := Run(ctx, cfg, sets, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(a.Weights, b.Weights); diff != "" {
+		t.Errorf("two runs with one seed differ:\n%.2000s", diff)
+	}
+	if diff := cmp.Diff(a.Epochs, b.Epochs, ignoreTiming); diff != "" {
+		t.Errorf("epoch metrics differ:\n%s", diff)
+	}
+}
+
+var ignoreTiming = cmp.FilterPath(func(p cmp.Path) bool {
+	s := p.Last().String()
+	return s == ".ImagesPerSecond" || s == ".Seconds"
+}, cmp.Ignore())
+
+func TestResumeReproducesTrajectory(t *testing.T) {
+	sets := synthetic(t, 200, 50)
+	ctx := context.Background()
+	cfg := smallConfig()
+	cfg.CheckpointEvery = 4
+
+	want, err := Run(ctx, cfg, sets, Options{Checkpoints: &checkpoint.Checkpoints{Store: checkpoint.Dir(t.TempDir()), Run: "r"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Interrupt at step 14 (checkpoints at 4, 8, 10 = end of epoch 1, 12),
+	// corrupt the newest so resume falls back to 12... then to a valid one.
+	dir := t.TempDir()
+	cps := &checkpoint.Checkpoints{Store: checkpoint.Dir(dir), Run: "r"}
+	cctx, cancel := context.WithCancel(ctx)
+	_, err = Run(cctx, cfg, sets, Options{Checkpoints: cps, OnStep: func(s Step) {
+		if s.Step == 14 {
+			cancel()
+		}
+	}})
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "checkpoints/r/000000000012", checkpoint.Committed))
+	got, err := Run(ctx, cfg, sets, Options{Checkpoints: cps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ResumedFrom == "" || filepath.Base(got.ResumedFrom) != "000000000010" {
+		t.Errorf("resumed from %q, want the step-10 checkpoint", got.ResumedFrom)
+	}
+	if diff := cmp.Diff(want.Weights, got.Weights); diff != "" {
+		t.Errorf("resumed run's weights differ from an uninterrupted run's:\n%.2000s", diff)
+	}
+	if diff := cmp.Diff(want.Epochs, got.Epochs, ignoreTiming); diff != "" {
+		t.Errorf("resumed run's epochs differ (-want +got):\n%s", diff)
+	}
+	if want.TestAccuracy != got.TestAccuracy {
+		t.Errorf("test accuracy %v, uninterrupted %v", got.TestAccuracy, want.TestAccuracy)
+	}
+}
+
+// localReducer sums buffers of ranks running in one process.
+type localReducer struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	n     int
+	sum   []float32
+	count int
+	gen   int
+	out   []float32
+}
+
+func newLocalReducer(n int) *localReducer {
+	r := &localReducer{n: n}
+	r.cond = sync.NewCond(&r.mu)
+	return r
+}
+
+func (r *localReducer) AllReduce(ctx context.Context, buf []float32) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	gen := r.gen
+	if r.count == 0 {
+		r.sum = make([]float32, len(buf))
+	}
+	for i, v := range buf {
+		r.sum[i] += v
+	}
+	r.count++
+	if r.count == r.n {
+		r.out, r.count = r.sum, 0
+		r.gen++
+		r.cond.Broadcast()
+	} else {
+		for gen == r.gen {
+			r.cond.Wait()
+		}
+	}
+	copy(buf, r.out)
+	return nil
+}
+
+func TestRanksMatchOneRank(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains three times")
+	}
+	sets := synthetic(t, 120, 40)
+	ctx := context.Background()
+	cfg := smallConfig()
+	cfg.Epochs = 2
+	cfg.BatchSize = 15 // 3 ranks: 5 each; 2 ranks: 8 and 7
+	one, err := Run(ctx, cfg, sets, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, world := range []int{2, 3} {
+		red := newLocalReducer(world)
+		results := make([]*Result, world)
+		errs := make([]error, world)
+		var wg sync.WaitGroup
+		for r := range world {
+			wg.Go(func() {
+				c := cfg
+				c.Rank, c.WorldSize = r, world
+				results[r], errs[r] = Run(ctx, c, sets, Options{Reducer: red})
+			})
+		}
+		wg.Wait()
+		for r := range world {
+			if errs[r] != nil {
+				t.Fatalf("world %d rank %d: %v", world, r, errs[r])
+			}
+			if d := relDiff(one.Weights, results[r].Weights); d > 1e-5 {
+				t.Errorf("world %d rank %d: weights differ from one rank's by %g (relative L2)", world, r, d)
+			}
+			if math.Abs(results[r].TestAccuracy-one.TestAccuracy) > 1e-9 {
+				t.Errorf("world %d rank %d: test accuracy %v, one rank %v", world, r, results[r].TestAccuracy, one.TestAccuracy)
+			}
+		}
+	}
+}
+
+// relDiff is ‖a−b‖/‖a‖ over all tensors.
+func relDiff(a, b []model.Tensor) float64 {
+	var d2, n2 float64
+	for i := range a {
+		x, y := a[i].Float32s(), b[i].Float32s()
+		for j := range x {
+			d2 += float64(x[j]-y[j]) * float64(x[j]-y[j])
+			n2 += float64(x[j]) * float64(x[j])
+		}
+	}
+	return math.Sqrt(d2 / n2)
+}
