@@ -575,4 +575,3 @@ func (t *trainer) save(ctx context.Context, prog *progress) error {
 	t.log.Info("checkpoint", "uri", uri, "step", prog.Step, "epoch", prog.Epoch)
 	return nil
 }
-
