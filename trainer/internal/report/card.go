@@ -1,0 +1,108 @@
+package report
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"math"
+	"time"
+
+	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/manifest"
+)
+
+//go:embed card.html.tmpl
+var cardTemplate string
+
+var card = template.Must(template.New("card").Funcs(template.FuncMap{
+	"pct":  func(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) },
+	"num":  func(f float64) string { return fmt.Sprintf("%.4g", f) },
+	"pct0": func(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) },
+	"mib":  func(n int64) string { return fmt.Sprintf("%.3g MiB", float64(n)/(1<<20)) },
+	"seconds": func(s float64) string {
+		return time.Duration(s * float64(time.Second)).Round(time.Second).String()
+	},
+	"gateValue": func(r manifest.GateResult) string {
+		if r.Name == "modelBytes" {
+			return fmt.Sprintf("%.0f", r.Value)
+		}
+		return fmt.Sprintf("%.2f%%", 100*r.Value)
+	},
+	"gateThreshold": func(r manifest.GateResult) string {
+		if r.Name == "modelBytes" {
+			return fmt.Sprintf("%.0f", r.Threshold)
+		}
+		return fmt.Sprintf("%.2f%%", 100*r.Threshold)
+	},
+}).Parse(cardTemplate))
+
+// classRow is one line of the per-class table.
+type classRow struct {
+	Name     string
+	Accuracy float64
+	// Width is the accuracy bar's width in percent.
+	Width string
+	// Confused names the class this one is most often mistaken for.
+	Confused      string
+	ConfusedShare float64
+}
+
+type cardData struct {
+	M         *manifest.Manifest
+	Failed    int
+	Curves    template.URL
+	Confusion template.URL
+	Classes   []classRow
+	Weights   *manifest.File
+}
+
+// HTML renders the model card of m: a self-contained page (no outside
+// requests) with the figures, the gates, the per-class test accuracy, the
+// lineage and the hyperparameters. curves and confusion are the PNGs from
+// Curves and Confusion; a nil one is left out.
+func HTML(m *manifest.Manifest, curves, confusion []byte) ([]byte, error) {
+	d := cardData{M: m, Failed: len(manifest.Failed(m.Gates))}
+	if curves != nil {
+		d.Curves = dataURI(curves)
+	}
+	if confusion != nil {
+		d.Confusion = dataURI(confusion)
+	}
+	classes := m.Model.Classes
+	if len(classes) == 0 {
+		classes = fmnist.Classes[:]
+	}
+	for i, acc := range m.Metrics.ClassAccuracy {
+		row := classRow{Name: fmt.Sprint(i), Accuracy: acc, Width: fmt.Sprintf("%.1f%%", 100*math.Max(0, math.Min(1, acc)))}
+		if i < len(classes) {
+			row.Name = classes[i]
+		}
+		if i < len(m.Metrics.Confusion) {
+			for j, share := range m.Metrics.Confusion[i] {
+				if j != i && share > row.ConfusedShare {
+					row.Confused, row.ConfusedShare = fmt.Sprint(j), share
+					if j < len(classes) {
+						row.Confused = classes[j]
+					}
+				}
+			}
+		}
+		d.Classes = append(d.Classes, row)
+	}
+	for i, f := range m.Files {
+		if f.Name == m.Model.Weights {
+			d.Weights = &m.Files[i]
+		}
+	}
+	var buf bytes.Buffer
+	if err := card.Execute(&buf, d); err != nil {
+		return nil, fmt.Errorf("render model card: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func dataURI(png []byte) template.URL {
+	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
+}
