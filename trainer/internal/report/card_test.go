@@ -236,4 +236,3 @@ func hasColour(img image.Image, want color.RGBA) bool {
 	}
 	return false
 }
-
