@@ -1,0 +1,62 @@
+// Package infer runs the frame loop: frames in, the active model's
+// predictions out, GPIO outputs driven with a confidence threshold and
+// debounce. The model is swapped under the running loop.
+package infer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/aerie-ml/aerie/internal/model"
+)
+
+// Classifier is what the loop needs of internal/model's *Classifier.
+type Classifier interface {
+	Classify(ctx context.Context, images [][]byte) ([]model.Prediction, error)
+}
+
+var _ Classifier = (*model.Classifier)(nil)
+
+// Model is a loaded model version.
+type Model struct {
+	Classifier     Classifier
+	ManifestDigest string
+	Classes        []string
+}
+
+// Load reads weights of architecture arch into a Model.
+func Load(ctx context.Context, arch string, weights io.Reader, digest string, classes []string) (*Model, error) {
+	c, err := model.Load(ctx, arch, weights)
+	if err != nil {
+		return nil, fmt.Errorf("load %s weights of %s: %w", arch, digest, err)
+	}
+	return &Model{Classifier: c, ManifestDigest: digest, Classes: classes}, nil
+}
+
+// Labels classifies images one at a time (batch 1: one compiled graph, the
+// smallest working set) and returns the predicted classes, as
+// golden.SelfTest wants them.
+func (m *Model) Labels(ctx context.Context, images [][]byte) ([]int, error) {
+	out := make([]int, len(images))
+	for i, img := range images {
+		p, err := m.Classifier.Classify(ctx, [][]byte{img})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p[0].Class
+	}
+	return out, nil
+}
+
+// Slot holds the active model. The frame loop reads it per frame; the
+// reconciler swaps it. A nil model means none is active.
+type Slot struct{ p atomic.Pointer[Model] }
+
+// Load returns the active model or nil.
+func (s *Slot) Load() *Model { return s.p.Load() }
+
+// Swap makes m active and returns the previous model. A frame being
+// classified by the previous model finishes with it.
+func (s *Slot) Swap(m *Model) *Model { return s.p.Swap(m) }

@@ -1,0 +1,397 @@
+// Package reconcile is the edge agent's reconciler, modelled on Flux's
+// source-controller: observe the Git head (skip when unchanged), fetch the
+// pins shallowly, choose this device's version (stable or canary by a
+// stable hash), download and verify it into staging, self-test it on the
+// golden set, and only then activate it, unless a mission holds the lock.
+// Status is written from a defer on every pass.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/fluxcd/pkg/apis/meta"
+
+	"github.com/aerie-ml/aerie/edge/internal/gitsync"
+	"github.com/aerie-ml/aerie/edge/internal/infer"
+	"github.com/aerie-ml/aerie/edge/internal/install"
+	"github.com/aerie-ml/aerie/edge/internal/status"
+	"github.com/aerie-ml/aerie/internal/golden"
+	"github.com/aerie-ml/aerie/internal/pins"
+)
+
+// Git is the part of gitsync.Source the reconciler uses.
+type Git interface {
+	Head(ctx context.Context) (string, error)
+	Fetch(ctx context.Context, paths ...string) (*gitsync.Snapshot, error)
+	Revision(commit string) string
+}
+
+// Store is a model version directory in the store.
+type Store interface {
+	install.Store
+	Close() error
+}
+
+// OpenStore opens the store at a pin's URI (the version directory).
+type OpenStore func(ctx context.Context, uri string) (Store, error)
+
+// Mission tells whether activation must wait.
+type Mission interface{ Active() bool }
+
+// Reconciler turns the fleet's pins into the active model.
+type Reconciler struct {
+	DeviceID, Fleet string
+	Git             Git
+	// PinPath and KeysDir are paths in the repository.
+	PinPath, KeysDir string
+	// RequireSignature is the device's floor; pins can only raise it.
+	RequireSignature bool
+	OpenStore        OpenStore
+	Installer        *install.Installer
+	Keep             int
+	// Load loads an installed version; infer.Load of its weights by default.
+	Load    func(ctx context.Context, v *install.Version) (*infer.Model, error)
+	Slot    *infer.Slot
+	Mission Mission
+	Status  *status.Recorder
+	Log     *slog.Logger
+	Now     func() time.Time
+
+	commit  string           // head the cached pins were read at
+	pins    *pins.Pins       // nil when the pin file was bad
+	keys    []pins.Key       // trusted keys at commit
+	pinErr  error            // why pins is nil
+	stalled map[string]stall // attempted revision → permanent failure
+}
+
+type stall struct{ reason, msg string }
+
+func (r *Reconciler) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
+}
+
+func (r *Reconciler) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log
+}
+
+// Restore activates what the disk says is current, at startup. When the
+// current version no longer verifies or loads, it rolls back to the most
+// recently activated version that does.
+func (r *Reconciler) Restore(ctx context.Context) error {
+	if err := r.Installer.Init(); err != nil {
+		return err
+	}
+	cur, err := r.Installer.Current()
+	if err != nil {
+		return err
+	}
+	all, err := r.Installer.Installed()
+	if err != nil {
+		return err
+	}
+	candidates := all
+	if cur != "" {
+		candidates = append([]string{cur}, without(all, cur)...)
+	}
+	st := r.Status.Get()
+	for _, h := range candidates {
+		v, err := r.Installer.Open(h, install.Policy{})
+		if err == nil {
+			var m *infer.Model
+			if m, err = r.load(ctx, v); err == nil {
+				if res, ok := st.SelfTests[h]; ok {
+					_, err = golden.SelfTest(ctx, m.Labels, res.MinAccuracy)
+				}
+				if err == nil {
+					if h != cur {
+						if err := r.Installer.Activate(h); err != nil {
+							return err
+						}
+						r.Status.Metrics.Rollbacks.Add(1)
+						r.log().Warn("rolled back to a previous model version", "from", cur, "to", h)
+					}
+					r.Slot.Swap(m)
+					return r.Status.Update(func(s *status.Status) {
+						s.Active = describe(v, m, st.SelfTests[h])
+						if h != cur {
+							s.MarkReady(status.RolledBackReason, "version %s failed to load at startup; rolled back to %s", cur, h)
+						}
+					})
+				}
+			}
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			r.log().Error("installed model version is unusable", "version", h, "err", err)
+			if h != cur {
+				r.Installer.Remove(h)
+			}
+		}
+	}
+	if cur != "" {
+		r.Installer.Deactivate()
+	}
+	return r.Status.Update(func(s *status.Status) { s.Active = nil })
+}
+
+func without(s []string, x string) []string {
+	var out []string
+	for _, v := range s {
+		if v != x {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (r *Reconciler) load(ctx context.Context, v *install.Version) (*infer.Model, error) {
+	if r.Load != nil {
+		return r.Load(ctx, v)
+	}
+	f, err := v.Weights()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return infer.Load(ctx, v.Manifest.Model.Architecture, f, v.ManifestDigest, v.Manifest.Model.Classes)
+}
+
+func describe(v *install.Version, m *infer.Model, res golden.Result) *status.Model {
+	sm := &status.Model{
+		ManifestDigest: v.ManifestDigest, Run: v.Manifest.Run, Version: v.Manifest.Version,
+		Architecture: v.Manifest.Model.Architecture, SignedBy: v.SignedBy,
+	}
+	if res.Total > 0 {
+		sm.SelfTest = &res
+	}
+	return sm
+}
+
+// Reconcile runs one pass. It returns an error when the pass should be
+// retried with backoff (the remote or the store is unreachable); a stalled
+// pass returns nil, since only a new commit can change its outcome.
+func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
+	var st status.Status
+	r.Status.Update(func(s *status.Status) {
+		s.MarkReconciling(meta.ProgressingReason, "reconciliation in progress")
+	})
+	// Record status on every path out, as Flux's reconcilers do.
+	defer func() {
+		now := r.now()
+		if retErr != nil {
+			r.Status.Metrics.ReconcileFailed.Add(1)
+		} else {
+			r.Status.Metrics.ReconcileOK.Add(1)
+		}
+		r.Status.Update(func(s *status.Status) {
+			s.Conditions = st.Conditions
+			if st.LastAttemptedRevision != "" {
+				s.LastAttemptedRevision = st.LastAttemptedRevision
+			}
+			if st.LastAppliedRevision != "" {
+				s.LastAppliedRevision = st.LastAppliedRevision
+			}
+			if st.Active != nil {
+				s.Active = st.Active
+			}
+			s.Pending = st.Pending
+			s.LastReconcileTime = &now
+			if st.SelfTests != nil {
+				s.SelfTests = st.SelfTests
+			}
+			s.ClearReconciling()
+		})
+	}()
+	st = r.Status.Get()
+	st.Active = nil
+	st.SelfTests = nil
+	cur, _ := r.Installer.Current()
+	st.Mission = r.Mission != nil && r.Mission.Active()
+
+	head, err := r.Git.Head(ctx)
+	if err != nil {
+		st.MarkNotReady(status.GitOperationFailedReason, "%v; keeping the active model", err)
+		return err
+	}
+	if head != r.commit {
+		snap, err := r.Git.Fetch(ctx, r.PinPath, r.KeysDir)
+		if err != nil {
+			st.MarkNotReady(status.GitOperationFailedReason, "%v; keeping the active model", err)
+			return err
+		}
+		r.commit, r.pins, r.keys, r.pinErr = head, nil, nil, nil
+		r.pins, r.keys, r.pinErr = r.readPins(snap)
+		r.log().Info("fetched pins", "revision", r.Git.Revision(head), "err", r.pinErr)
+	}
+	gitRev := r.Git.Revision(head)
+	if r.pinErr != nil {
+		st.LastAttemptedRevision = gitRev
+		st.MarkStalled(status.InvalidPinsReason, "%v; keeping the active model", r.pinErr)
+		return nil
+	}
+	want, canary := r.pins.Desired(r.DeviceID)
+	attempted := status.Revision(gitRev, want.ManifestDigest)
+	st.LastAttemptedRevision = attempted
+	if want.Placeholder() {
+		st.MarkStalled(status.NoVersionPinnedReason, "%s pins the placeholder digest: no version promoted to fleet %s yet", r.PinPath, r.Fleet)
+		return nil
+	}
+	wantHex := pins.DigestHex(want.ManifestDigest)
+	if cur == wantHex {
+		st.Pending = nil
+		st.LastAppliedRevision = attempted
+		st.MarkReady(meta.SucceededReason, "applied revision %s", attempted)
+		if err := r.Installer.Prune(r.Keep); err != nil {
+			r.log().Warn("prune", "err", err)
+		}
+		return nil
+	}
+	if s, ok := r.stalled[attempted]; ok {
+		st.MarkStalled(s.reason, "%s", s.msg)
+		return nil
+	}
+	v, res, err := r.prepare(ctx, want)
+	if err != nil {
+		var se *stallError
+		if errors.As(err, &se) {
+			if se.permanent {
+				if r.stalled == nil {
+					r.stalled = map[string]stall{}
+				}
+				r.stalled[attempted] = stall{se.reason, se.Error()}
+			}
+			st.MarkStalled(se.reason, "%v; keeping the active model", err)
+			return nil
+		}
+		st.MarkNotReady(status.ArtifactFailedReason, "%v; keeping the active model, will retry", err)
+		return err
+	}
+	st.SelfTests = r.Status.Get().SelfTests
+	if st.SelfTests == nil {
+		st.SelfTests = map[string]golden.Result{}
+	}
+	st.SelfTests[wantHex] = res.result
+	sm := describe(v, res.model, res.result)
+	sm.URI, sm.Canary = want.URI, canary
+	if r.Mission != nil && r.Mission.Active() {
+		st.Pending = sm
+		st.MarkNotReady(status.MissionActiveReason, "version %s verified (self-test %.3f); activation deferred until the mission ends", want.ManifestDigest, res.result.Accuracy)
+		if err := r.Installer.Prune(r.Keep, wantHex); err != nil {
+			r.log().Warn("prune", "err", err)
+		}
+		return nil
+	}
+	if err := r.Installer.Activate(wantHex); err != nil {
+		st.MarkNotReady(meta.FailedReason, "activate %s: %v", want.ManifestDigest, err)
+		return err
+	}
+	r.Slot.Swap(res.model)
+	r.Status.Metrics.Activations.Add(1)
+	t := metav1.NewTime(r.now())
+	sm.ActivatedAt = &t
+	st.Active, st.Pending = sm, nil
+	st.LastAppliedRevision = attempted
+	st.MarkReady(meta.SucceededReason, "applied revision %s", attempted)
+	r.log().Info("activated model", "revision", attempted, "canary", canary, "selfTest", res.result.Accuracy)
+	if err := r.Installer.Prune(r.Keep); err != nil {
+		r.log().Warn("prune", "err", err)
+	}
+	return nil
+}
+
+// stallError is a failure that retrying cannot fix.
+type stallError struct {
+	reason    string
+	permanent bool // do not retry this revision at all
+	err       error
+}
+
+func (e *stallError) Error() string { return e.err.Error() }
+func (e *stallError) Unwrap() error { return e.err }
+
+func (r *Reconciler) readPins(snap *gitsync.Snapshot) (*pins.Pins, []pins.Key, error) {
+	b, err := fs.ReadFile(snap.FS, r.PinPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: not in the repository at %s", r.PinPath, snap.Commit)
+	}
+	p, err := pins.Parse(r.PinPath, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.Fleet != r.Fleet {
+		return nil, nil, fmt.Errorf("%s: fleet: %q, this device is in fleet %q", r.PinPath, p.Fleet, r.Fleet)
+	}
+	keys, err := pins.LoadKeys(snap.FS, r.KeysDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, keys, nil
+}
+
+type prepared struct {
+	model  *infer.Model
+	result golden.Result
+}
+
+// prepare installs, verifies, loads and self-tests a version.
+func (r *Reconciler) prepare(ctx context.Context, want pins.Version) (*install.Version, prepared, error) {
+	pol := install.Policy{RequireSignature: r.RequireSignature || r.pins.RequireSignature, Keys: r.keys}
+	st, err := r.OpenStore(ctx, want.URI)
+	if err != nil {
+		return nil, prepared{}, fmt.Errorf("open %s: %w", want.URI, err)
+	}
+	defer st.Close()
+	v, err := r.Installer.Install(ctx, st, want, pol)
+	switch {
+	case errors.Is(err, install.ErrNotFound):
+		return nil, prepared{}, &stallError{status.ArtifactNotFoundReason, false, err}
+	case errors.Is(err, install.ErrDigestMismatch), errors.Is(err, install.ErrFileMismatch),
+		errors.Is(err, pins.ErrNoSignature), errors.Is(err, pins.ErrBadSignature):
+		return nil, prepared{}, &stallError{status.VerificationFailedReason, true, err}
+	case err != nil:
+		return nil, prepared{}, err
+	}
+	m, err := r.load(ctx, v)
+	if err != nil {
+		r.Installer.Remove(v.Hex)
+		return nil, prepared{}, &stallError{status.LoadFailedReason, true, err}
+	}
+	res, err := golden.SelfTest(ctx, m.Labels, want.MinSelfTestAccuracy)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, prepared{}, ctx.Err()
+		}
+		r.Installer.Remove(v.Hex)
+		return nil, prepared{}, &stallError{status.SelfTestFailedReason, true, fmt.Errorf("version %s: %w", want.ManifestDigest, err)}
+	}
+	return v, prepared{m, res}, nil
+}
+
+// Backoff is the retry delay after the n-th consecutive failure (n >= 1):
+// exponential from base, capped at max, with full jitter in [d/2, d).
+func Backoff(n int, base, max time.Duration, rnd *rand.Rand) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d/2 + time.Duration(rnd.Int64N(int64(d/2)+1))
+}
+
+// Jitter spreads a poll interval by ±10% so a fleet does not poll in step.
+func Jitter(d time.Duration, rnd *rand.Rand) time.Duration {
+	return d - d/10 + time.Duration(rnd.Int64N(int64(d/5)+1))
+}

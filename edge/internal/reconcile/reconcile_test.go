@@ -1,0 +1,346 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/gittestserver"
+
+	"github.com/aerie-ml/aerie/edge/internal/gitsync"
+	"github.com/aerie-ml/aerie/edge/internal/gittest"
+	"github.com/aerie-ml/aerie/edge/internal/infer"
+	"github.com/aerie-ml/aerie/edge/internal/install"
+	"github.com/aerie-ml/aerie/edge/internal/modeltest"
+	"github.com/aerie-ml/aerie/edge/internal/status"
+	"github.com/aerie-ml/aerie/internal/golden"
+	"github.com/aerie-ml/aerie/internal/pins"
+)
+
+const pinPath = "edge/fleets/quadcopters.yaml"
+
+// countingGit counts fetches, to see the reconciler skip unchanged heads.
+type countingGit struct {
+	*gitsync.Source
+	fetches atomic.Int32
+}
+
+func (g *countingGit) Fetch(ctx context.Context, paths ...string) (*gitsync.Snapshot, error) {
+	g.fetches.Add(1)
+	return g.Source.Fetch(ctx, paths...)
+}
+
+type dirStore struct{ modeltest.Dir }
+
+func (dirStore) Close() error { return nil }
+
+type mission struct{ on atomic.Bool }
+
+func (m *mission) Active() bool { return m.on.Load() }
+
+type env struct {
+	t       *testing.T
+	repo    *gittest.Repo
+	store   modeltest.Dir
+	git     *countingGit
+	r       *Reconciler
+	key     ed25519.PrivateKey
+	mission *mission
+}
+
+func newEnv(t *testing.T, gitURL string, repo *gittest.Repo) *env {
+	pub, key, _ := ed25519.GenerateKey(nil)
+	e := &env{t: t, repo: repo, store: modeltest.Dir(t.TempDir()), key: key, mission: &mission{}}
+	e.git = &countingGit{Source: &gitsync.Source{URL: gitURL, Branch: "main"}}
+	rec, err := status.NewRecorder(filepath.Join(t.TempDir(), "status.json"), "pi-0001", "quadcopters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.r = &Reconciler{
+		DeviceID: "pi-0001", Fleet: "quadcopters",
+		Git: e.git, PinPath: pinPath, KeysDir: pins.KeysDir,
+		OpenStore: func(ctx context.Context, uri string) (Store, error) {
+			u, err := url.Parse(uri)
+			if err != nil {
+				return nil, err
+			}
+			return dirStore{modeltest.Dir(u.Path)}, nil
+		},
+		Installer: &install.Installer{Dir: t.TempDir()},
+		Keep:      2,
+		Slot:      &infer.Slot{},
+		Mission:   e.mission,
+		Status:    rec,
+	}
+	if err := e.r.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	repo.Commit(t, map[string]string{"edge/keys/release.pub": base64.StdEncoding.EncodeToString(pub) + "\n"})
+	return e
+}
+
+// version writes a model version; scale 0 makes one that fails self-test.
+func (e *env) version(scale float32, signed bool) modeltest.Version {
+	var key ed25519.PrivateKey
+	if signed {
+		key = e.key
+	}
+	return modeltest.Write(e.t, e.store, "run", "small", modeltest.CentroidWeights(e.t, scale), key)
+}
+
+func (e *env) pin(stable modeltest.Version, extra string) string {
+	return e.repo.Commit(e.t, map[string]string{pinPath: fmt.Sprintf(`apiVersion: aerie.dev/v1alpha1
+kind: FleetPins
+fleet: quadcopters
+stable:
+  uri: file://%s/%s
+  manifestDigest: %s
+  minSelfTestAccuracy: 0.5
+%s`, e.store, stable.Key, stable.Digest, extra)})
+}
+
+func (e *env) reconcile() (status.Status, error) {
+	e.t.Helper()
+	err := e.r.Reconcile(context.Background())
+	return e.r.Status.Get(), err
+}
+
+func (e *env) wantCondition(s status.Status, typ, reason string) {
+	e.t.Helper()
+	c := s.Condition(typ)
+	if c == nil || c.Reason != reason {
+		e.t.Fatalf("condition %s = %+v, want reason %s; conditions %+v", typ, c, reason, s.Conditions)
+	}
+}
+
+func (e *env) active() string {
+	e.t.Helper()
+	m := e.r.Slot.Load()
+	cur, _ := e.r.Installer.Current()
+	if m == nil {
+		if cur != "" {
+			e.t.Fatalf("slot empty but current = %s", cur)
+		}
+		return ""
+	}
+	if m.ManifestDigest != "sha256:"+cur {
+		e.t.Fatalf("slot runs %s but current is %s", m.ManifestDigest, cur)
+	}
+	return m.ManifestDigest
+}
+
+func TestReconcile(t *testing.T) {
+	srv, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.StopHTTP)
+	if err := srv.StartHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	for _, transport := range []string{"file", "http"} {
+		t.Run(transport, func(t *testing.T) {
+			var e *env
+			if transport == "file" {
+				repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
+				e = newEnv(t, repo.URL(), repo)
+			} else {
+				name := strings.ReplaceAll(t.Name(), "/", "-") + ".git"
+				repo := gittest.New(t, filepath.Join(srv.Root(), name))
+				e = newEnv(t, srv.HTTPAddress()+"/"+name, repo)
+			}
+			testLifecycle(t, e)
+		})
+	}
+}
+
+func testLifecycle(t *testing.T, e *env) {
+	v1 := e.version(1, false)
+	commit := e.pin(v1, "")
+	s, err := e.reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wantCondition(s, meta.ReadyCondition, meta.SucceededReason)
+	if got := e.active(); got != v1.Digest {
+		t.Fatalf("active = %s, want v1 %s", got, v1.Digest)
+	}
+	if want := "main@sha1:" + commit + "/" + v1.Digest; s.LastAppliedRevision != want || s.LastAttemptedRevision != want {
+		t.Errorf("revisions = %q, %q; want %q", s.LastAppliedRevision, s.LastAttemptedRevision, want)
+	}
+	if s.Active.SelfTest == nil || s.Active.SelfTest.Accuracy < 0.5 {
+		t.Errorf("active self-test = %+v", s.Active.SelfTest)
+	}
+
+	// Unchanged head: no fetch.
+	fetches := e.git.fetches.Load()
+	if _, err := e.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.git.fetches.Load(); got != fetches {
+		t.Errorf("reconcile of an unchanged head fetched (%d → %d)", fetches, got)
+	}
+
+	// A bad pin file stalls with file:line; the model keeps running.
+	e.repo.Commit(t, map[string]string{pinPath: "apiVersion: aerie.dev/v1alpha1\nkind: FleetPins\nfleet: quadcopters\nstable:\n  uri: file:///x\n  manifestDigest: sha256:nothex\n  minSelfTestAccuracy: 0.5\n"})
+	s, err = e.reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wantCondition(s, meta.StalledCondition, status.InvalidPinsReason)
+	if msg := s.Condition(meta.StalledCondition).Message; !strings.HasPrefix(msg, pinPath+":6: stable.manifestDigest:") {
+		t.Errorf("stalled message = %q, want %s:6: stable.manifestDigest: …", msg, pinPath)
+	}
+	if got := e.active(); got != v1.Digest {
+		t.Fatalf("active after bad pins = %s, want v1", got)
+	}
+
+	// A corrupted file is rejected, v1 stays, and the revision is not retried.
+	v2 := e.version(2, false)
+	e.store.Put(context.Background(), v2.Key+"model.safetensors", strings.NewReader("corrupt"))
+	e.pin(v2, "")
+	s, _ = e.reconcile()
+	e.wantCondition(s, meta.StalledCondition, status.VerificationFailedReason)
+	if got := e.active(); got != v1.Digest {
+		t.Fatalf("active after corrupt v2 = %s, want v1", got)
+	}
+
+	// A model that fails its self-test is rejected and removed.
+	bad := e.version(0, false)
+	e.pin(bad, "")
+	s, _ = e.reconcile()
+	e.wantCondition(s, meta.StalledCondition, status.SelfTestFailedReason)
+	if got := e.active(); got != v1.Digest {
+		t.Fatalf("active after failing self-test = %s, want v1", got)
+	}
+	if _, err := e.r.Installer.Open(pins.DigestHex(bad.Digest), install.Policy{}); err == nil {
+		t.Error("version that failed self-test is still installed")
+	}
+
+	// Unsigned is rejected when the pins require signatures; signed passes.
+	v3 := e.version(3, false)
+	e.pin(v3, "")
+	e.repo.Commit(t, map[string]string{pinPath: strings.Replace(e.pinText(v3), "fleet: quadcopters\n", "fleet: quadcopters\nrequireSignature: true\n", 1)})
+	s, _ = e.reconcile()
+	e.wantCondition(s, meta.StalledCondition, status.VerificationFailedReason)
+	if msg := s.Condition(meta.StalledCondition).Message; !strings.Contains(msg, pins.SignatureFile) {
+		t.Errorf("unsigned message = %q", msg)
+	}
+	v4 := e.version(4, true)
+	e.repo.Commit(t, map[string]string{pinPath: strings.Replace(e.pinText(v4), "fleet: quadcopters\n", "fleet: quadcopters\nrequireSignature: true\n", 1)})
+	s, _ = e.reconcile()
+	e.wantCondition(s, meta.ReadyCondition, meta.SucceededReason)
+	if got := e.active(); got != v4.Digest || s.Active.SignedBy != "edge/keys/release.pub" {
+		t.Fatalf("active = %s signed by %q, want v4 signed by release.pub", got, s.Active.SignedBy)
+	}
+
+	// During a mission the next version is verified but not activated.
+	e.mission.on.Store(true)
+	v5 := e.version(5, false)
+	e.pin(v5, "")
+	s, _ = e.reconcile()
+	e.wantCondition(s, meta.ReadyCondition, status.MissionActiveReason)
+	if s.Pending == nil || s.Pending.ManifestDigest != v5.Digest {
+		t.Errorf("pending = %+v, want v5", s.Pending)
+	}
+	if got := e.active(); got != v4.Digest {
+		t.Fatalf("active during mission = %s, want v4", got)
+	}
+	e.mission.on.Store(false)
+	s, _ = e.reconcile()
+	e.wantCondition(s, meta.ReadyCondition, meta.SucceededReason)
+	if got := e.active(); got != v5.Digest || s.Pending != nil {
+		t.Fatalf("active after mission = %s (pending %+v), want v5", got, s.Pending)
+	}
+
+	// A 100% canary takes the canary version.
+	v6 := e.version(6, false)
+	e.pin(v5, fmt.Sprintf("canary:\n  uri: file://%s/%s\n  manifestDigest: %s\n  minSelfTestAccuracy: 0.5\n  percent: 100\n", e.store, v6.Key, v6.Digest))
+	s, _ = e.reconcile()
+	if got := e.active(); got != v6.Digest || !s.Active.Canary {
+		t.Fatalf("active with 100%% canary = %s (canary %v), want v6", got, s.Active.Canary)
+	}
+	// Keep 2: v6 and v5 stay, older ones are pruned.
+	if got, _ := e.r.Installer.Installed(); len(got) != 2 {
+		t.Errorf("installed = %v, want 2 versions", got)
+	}
+
+	// Placeholder digest: Stalled, model keeps running.
+	e.repo.Commit(t, map[string]string{pinPath: "apiVersion: aerie.dev/v1alpha1\nkind: FleetPins\nfleet: quadcopters\nstable:\n  uri: gs://aerie-models/models/fmnist-cnn/unpromoted/\n  manifestDigest: " + pins.PlaceholderDigest + "\n  minSelfTestAccuracy: 0.8\n"})
+	s, _ = e.reconcile()
+	e.wantCondition(s, meta.StalledCondition, status.NoVersionPinnedReason)
+	if got := e.active(); got != v6.Digest {
+		t.Fatalf("active with placeholder pin = %s, want v6", got)
+	}
+
+	// Restart: Restore brings back the active model from disk.
+	e.r.Slot.Swap(nil)
+	if err := e.r.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.active(); got != v6.Digest {
+		t.Fatalf("active after restore = %s, want v6", got)
+	}
+}
+
+func (e *env) pinText(v modeltest.Version) string {
+	return fmt.Sprintf("apiVersion: aerie.dev/v1alpha1\nkind: FleetPins\nfleet: quadcopters\nstable:\n  uri: file://%s/%s\n  manifestDigest: %s\n  minSelfTestAccuracy: 0.5\n", e.store, v.Key, v.Digest)
+}
+
+func TestNetworkGone(t *testing.T) {
+	srv, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.StopHTTP)
+	if err := srv.StartHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	repo := gittest.New(t, filepath.Join(srv.Root(), "aerie.git"))
+	e := newEnv(t, srv.HTTPAddress()+"/aerie.git", repo)
+	v1 := e.version(1, false)
+	e.pin(v1, "")
+	if _, err := e.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	srv.StopHTTP()
+	s, err := e.reconcile()
+	if err == nil {
+		t.Fatal("Reconcile with the git server gone = nil error, want one to back off on")
+	}
+	e.wantCondition(s, meta.ReadyCondition, status.GitOperationFailedReason)
+	m := e.r.Slot.Load()
+	if m == nil || m.ManifestDigest != v1.Digest {
+		t.Fatalf("model after network loss = %v, want v1", m)
+	}
+	// Inference still works with the kept model.
+	set, _ := golden.Set()
+	if _, err := m.Classifier.Classify(context.Background(), [][]byte{set.Image(0)}); err != nil {
+		t.Errorf("Classify with the network gone: %v", err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	base, limit := time.Second, time.Minute
+	for n := 1; n <= 12; n++ {
+		want := min(base<<(n-1), limit)
+		if got := Backoff(n, base, limit, rnd); got < want/2 || got > want {
+			t.Errorf("Backoff(%d) = %v, want in [%v, %v]", n, got, want/2, want)
+		}
+	}
+	for range 100 {
+		if got := Jitter(time.Minute, rnd); got < 54*time.Second || got > 66*time.Second {
+			t.Errorf("Jitter(1m) = %v", got)
+		}
+	}
+}

@@ -1,0 +1,234 @@
+// Package status is the edge agent's record of what it runs and why:
+// Flux-style conditions (Ready, Reconciling, Stalled), the last applied and
+// attempted revisions, and counters. It is persisted to disk, served as
+// JSON at /status and as Prometheus text at /metrics.
+package status
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/pkg/apis/meta"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/aerie-ml/aerie/internal/golden"
+)
+
+// Reasons of the agent's conditions, beyond meta's generic ones.
+const (
+	// Ready=False while the remote cannot be listed or fetched.
+	GitOperationFailedReason = "GitOperationFailed"
+	// Stalled: the pin file is missing, unparseable or for another fleet.
+	InvalidPinsReason = "InvalidPins"
+	// Stalled: the pin names no real version yet (placeholder digest).
+	NoVersionPinnedReason = "NoVersionPinned"
+	// Stalled: the pinned version is not in the store.
+	ArtifactNotFoundReason = "ArtifactNotFound"
+	// Ready=False: the store could not be reached; retried with backoff.
+	ArtifactFailedReason = "ArtifactFailed"
+	// Stalled: a digest, file hash or signature did not verify.
+	VerificationFailedReason = "VerificationFailed"
+	// Stalled: the weights did not load.
+	LoadFailedReason = "LoadFailed"
+	// Stalled: the version failed its self-test on the golden set.
+	SelfTestFailedReason = "SelfTestFailed"
+	// Ready=False: verified, activation deferred until the mission ends.
+	MissionActiveReason = "MissionActive"
+	// Ready=True: the active model is a rollback after a failed load.
+	RolledBackReason = "RolledBack"
+)
+
+// Model is an installed version as the status reports it.
+type Model struct {
+	ManifestDigest string         `json:"manifestDigest"`
+	URI            string         `json:"uri,omitempty"`
+	Run            string         `json:"run,omitempty"`
+	Version        string         `json:"version,omitempty"`
+	Architecture   string         `json:"architecture,omitempty"`
+	Canary         bool           `json:"canary,omitempty"`
+	SignedBy       string         `json:"signedBy,omitempty"`
+	SelfTest       *golden.Result `json:"selfTest,omitempty"`
+	ActivatedAt    *metav1.Time   `json:"activatedAt,omitempty"`
+}
+
+// Status is the device's status document (status/devices/<id>.json).
+type Status struct {
+	DeviceID   string             `json:"deviceID"`
+	Fleet      string             `json:"fleet"`
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// LastAppliedRevision is <branch>@sha1:<commit>/<manifest digest> of
+	// the pin that the active model satisfies.
+	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+	// LastAttemptedRevision is the same for the last pin acted upon.
+	LastAttemptedRevision string     `json:"lastAttemptedRevision,omitempty"`
+	LastReconcileTime     *time.Time `json:"lastReconcileTime,omitempty"`
+	Active                *Model     `json:"active,omitempty"`
+	// Pending is a verified version waiting for the mission to end.
+	Pending *Model `json:"pending,omitempty"`
+	Mission bool   `json:"mission"`
+	// SelfTests remembers each installed version's self-test, for rollback.
+	SelfTests map[string]golden.Result `json:"selfTests,omitempty"`
+}
+
+// Revision joins a git revision and a manifest digest.
+func Revision(gitRevision, manifestDigest string) string {
+	return gitRevision + "/" + manifestDigest
+}
+
+// Condition returns the condition of type t, or nil.
+func (s *Status) Condition(t string) *metav1.Condition {
+	return apimeta.FindStatusCondition(s.Conditions, t)
+}
+
+// MarkReady sets Ready and clears Reconciling and Stalled.
+func (s *Status) MarkReady(reason, format string, args ...any) {
+	s.set(meta.ReadyCondition, metav1.ConditionTrue, reason, format, args...)
+	apimeta.RemoveStatusCondition(&s.Conditions, meta.ReconcilingCondition)
+	apimeta.RemoveStatusCondition(&s.Conditions, meta.StalledCondition)
+}
+
+// MarkReconciling sets Reconciling=True (progress is being made).
+func (s *Status) MarkReconciling(reason, format string, args ...any) {
+	s.set(meta.ReconcilingCondition, metav1.ConditionTrue, reason, format, args...)
+}
+
+// MarkNotReady sets Ready=False; the agent retries with backoff.
+func (s *Status) MarkNotReady(reason, format string, args ...any) {
+	s.set(meta.ReadyCondition, metav1.ConditionFalse, reason, format, args...)
+	apimeta.RemoveStatusCondition(&s.Conditions, meta.StalledCondition)
+}
+
+// MarkStalled sets Stalled=True and Ready=False with the same reason:
+// nothing changes until the pins do. Reconciling is cleared.
+func (s *Status) MarkStalled(reason, format string, args ...any) {
+	s.set(meta.StalledCondition, metav1.ConditionTrue, reason, format, args...)
+	s.set(meta.ReadyCondition, metav1.ConditionFalse, reason, format, args...)
+	apimeta.RemoveStatusCondition(&s.Conditions, meta.ReconcilingCondition)
+}
+
+// ClearReconciling removes Reconciling at the end of a reconcile.
+func (s *Status) ClearReconciling() {
+	apimeta.RemoveStatusCondition(&s.Conditions, meta.ReconcilingCondition)
+}
+
+func (s *Status) set(t string, st metav1.ConditionStatus, reason, format string, args ...any) {
+	apimeta.SetStatusCondition(&s.Conditions, metav1.Condition{
+		Type: t, Status: st, Reason: reason, Message: fmt.Sprintf(format, args...),
+	})
+}
+
+// Recorder holds the status, persists it and counts events. It is safe for
+// concurrent use.
+type Recorder struct {
+	path string // state file; "" keeps it in memory only
+
+	mu sync.Mutex
+	st Status
+
+	Metrics Metrics
+}
+
+// NewRecorder loads the status persisted at path (if any).
+func NewRecorder(path, deviceID, fleet string) (*Recorder, error) {
+	r := &Recorder{path: path}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return nil, err
+		default:
+			if err := json.Unmarshal(b, &r.st); err != nil {
+				// A torn state file must not keep the agent down: start fresh,
+				// the versions on disk are the truth.
+				r.st = Status{}
+			}
+		}
+	}
+	r.st.DeviceID, r.st.Fleet = deviceID, fleet
+	return r, nil
+}
+
+// Get returns a deep copy of the status.
+func (r *Recorder) Get() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return clone(r.st)
+}
+
+func clone(s Status) Status {
+	b, _ := json.Marshal(s)
+	var c Status
+	json.Unmarshal(b, &c)
+	return c
+}
+
+// Update applies f to the status and persists it.
+func (r *Recorder) Update(f func(*Status)) error {
+	r.mu.Lock()
+	f(&r.st)
+	s := clone(r.st)
+	r.mu.Unlock()
+	return r.persist(s)
+}
+
+func (r *Recorder) persist(s Status) error {
+	if r.path == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := r.path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, r.path); err != nil {
+		return fmt.Errorf("write status %s: %w", r.path, err)
+	}
+	return nil
+}
+
+// JSON returns the status document.
+func (r *Recorder) JSON() ([]byte, error) {
+	s := r.Get()
+	slices.SortFunc(s.Conditions, func(a, b metav1.Condition) int {
+		return order(a.Type) - order(b.Type)
+	})
+	b, err := json.MarshalIndent(s, "", "  ")
+	return append(b, '\n'), err
+}
+
+func order(t string) int {
+	switch t {
+	case meta.ReadyCondition:
+		return 0
+	case meta.ReconcilingCondition:
+		return 1
+	}
+	return 2
+}
+
+// Dir returns the directory the state file is in.
+func (r *Recorder) Dir() string { return filepath.Dir(r.path) }
