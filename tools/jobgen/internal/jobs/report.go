@@ -1,0 +1,68 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-git/go-git/v5"
+
+	"github.com/aerie-ml/aerie/tools/jobgen/internal/udiff"
+)
+
+// ErrCheck is returned by Check when the tree is not as render would leave
+// it or a run is invalid.
+var ErrCheck = errors.New("jobgen check failed")
+
+// Check reports every stale, missing or left-over file and every problem
+// of plan, one per line, and returns ErrCheck if there is any.
+func (t *Tree) Check(plan *Plan, w io.Writer) error {
+	for _, c := range plan.Changes {
+		p := filepath.Join(t.Dir, filepath.FromSlash(c.Path))
+		switch {
+		case c.Old == nil:
+			fmt.Fprintf(w, "%s: missing: run jobgen render\n", p)
+		case c.New == nil:
+			fmt.Fprintf(w, "%s: left over from a deleted run: run jobgen render to prune it\n", p)
+		default:
+			fmt.Fprintf(w, "%s: stale: differs from the render of its declaration: run jobgen render (jobgen diff shows how)\n", p)
+		}
+	}
+	for _, err := range plan.Problems {
+		fmt.Fprintln(w, err)
+	}
+	if len(plan.Changes) > 0 || len(plan.Problems) > 0 {
+		return ErrCheck
+	}
+	return nil
+}
+
+// Diff writes the unified diff of plan's changes, paths as in the
+// repository (a/apps/jobs/..., b/apps/jobs/...).
+func (t *Tree) Diff(plan *Plan, w io.Writer) error {
+	dir := filepath.ToSlash(filepath.Clean(t.Dir))
+	for _, c := range plan.Changes {
+		p := path.Join(dir, c.Path)
+		if _, err := io.WriteString(w, udiff.Diff("a/"+p, c.Old, "b/"+p, c.New)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HeadRevision returns the commit HEAD points at in the git repository
+// that contains dir.
+func HeadRevision(dir string) (string, error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return "", fmt.Errorf("open the git repository of %s (or pass --revision): %w", dir, err)
+	}
+	head, err := repo.Head()
+	if err != nil {
+		return "", fmt.Errorf("read HEAD of the repository of %s (or pass --revision): %w", dir, err)
+	}
+	return strings.ToLower(head.Hash().String()), nil
+}
