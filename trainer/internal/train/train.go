@@ -141,6 +141,7 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 	total := int64(steps * cfg.Epochs)
 	var trainSecs float64
 	var trainImages int64
+	warm := false
 	for !prog.Stopped && prog.Epoch < cfg.Epochs {
 		epoch := prog.Epoch
 		start := time.Now().Add(-time.Duration(prog.EpochSecs * float64(time.Second)))
@@ -162,8 +163,12 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 				stop()
 				return nil, err
 			}
-			trainSecs += time.Since(stepStart).Seconds()
-			trainImages += int64(s.Count)
+			// The first step compiles the graphs: leave it out of the rate.
+			if warm {
+				trainSecs += time.Since(stepStart).Seconds()
+				trainImages += int64(s.Count)
+			}
+			warm = true
 			prog.Step++
 			prog.StepInEpoch++
 			prog.Train.Loss += s.Loss

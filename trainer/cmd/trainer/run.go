@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/aerie-ml/aerie/internal/exitcode"
+	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/manifest"
+	"github.com/aerie-ml/aerie/internal/model"
+	"github.com/aerie-ml/aerie/internal/runspec"
+	"github.com/aerie-ml/aerie/trainer/internal/checkpoint"
+	"github.com/aerie-ml/aerie/trainer/internal/data"
+	"github.com/aerie-ml/aerie/trainer/internal/progress"
+	"github.com/aerie-ml/aerie/trainer/internal/sysstat"
+	"github.com/aerie-ml/aerie/trainer/internal/train"
+)
+
+const usage = `usage: trainer <command> [flags]
+
+commands:
+  train   train a model (trainer train -h for flags)
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitcode.Errorf(exitcode.Config, "no command given")
+	}
+	switch args[0] {
+	case "train":
+		return runTrain(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return exitcode.Errorf(exitcode.Config, "unknown command %q", args[0])
+}
+
+// trainFlags are the train command's settings: the run declaration's, each
+// overridable by a flag.
+type trainFlags struct {
+	runFile     string
+	name        string
+	cfg         train.Config
+	dataURI     string
+	digest      string
+	valFraction float64
+	output      string
+	maxSteps    int64
+	gates       runspec.Gates
+}
+
+func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
+	f := &trainFlags{}
+	fs := flag.NewFlagSet("trainer train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.runFile, "run", "", "TrainingRun declaration (YAML); flags below override it")
+	fs.StringVar(&f.name, "name", "local", "run name (the store prefix models/<name>/)")
+	fs.StringVar(&f.cfg.Arch, "arch", "cnn", "architecture: "+strings.Join(model.Names(), ", "))
+	fs.IntVar(&f.cfg.Epochs, "epochs", 10, "epochs")
+	fs.IntVar(&f.cfg.BatchSize, "batch-size", 64, "global batch size across all workers")
+	fs.Float64Var(&f.cfg.LearningRate, "lr", 1e-3, "peak learning rate (Adam)")
+	fs.StringVar(&f.cfg.Schedule, "schedule", "cosine", "learning-rate schedule: "+strings.Join(train.Schedules, ", "))
+	fs.Int64Var(&f.cfg.Seed, "seed", 1, "seed of the split, shuffling, augmentation, dropout and initialization")
+	fs.BoolVar(&f.cfg.Dropout, "dropout", true, "train with dropout")
+	fs.Float64Var(&f.cfg.LabelSmoothing, "label-smoothing", 0, "label smoothing of the training loss")
+	fs.IntVar(&f.cfg.Patience, "patience", 0, "early stopping patience in epochs (0: off)")
+	fs.Float64Var(&f.cfg.Augment.RotationDegrees, "rotation", 10, "random rotation, ± degrees")
+	fs.IntVar(&f.cfg.Augment.CropPadding, "crop-padding", 4, "random crop padding, pixels")
+	fs.IntVar(&f.cfg.CheckpointEvery, "checkpoint-every", 0, "checkpoint every N steps besides every epoch (0: epochs only)")
+	fs.StringVar(&f.dataURI, "data", "", "dataset: a directory, file:///dir or a store URI (default: Debian's "+fmnist.DebianDir+")")
+	fs.StringVar(&f.digest, "dataset-sha256", "", "dataset digest to verify (fmnist.Digest); empty: not checked")
+	fs.Float64Var(&f.valFraction, "val-fraction", 0.1, "fraction of the 60k training images held out for validation")
+	fs.StringVar(&f.output, "output", "", "store root for checkpoints and the model: a directory or file:///dir (required)")
+	fs.Int64Var(&f.maxSteps, "max-steps", 0, "stop after N steps and write nothing but a throughput line (benchmarks)")
+	if err := fs.Parse(args); err != nil {
+		return nil, exitcode.Wrap(exitcode.Config, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, exitcode.Errorf(exitcode.Config, "unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if f.runFile != "" {
+		b, err := os.ReadFile(f.runFile)
+		if err != nil {
+			return nil, exitcode.Wrap(exitcode.Config, err)
+		}
+		r, err := runspec.Parse(f.runFile, b)
+		if err != nil {
+			return nil, exitcode.Wrap(exitcode.Config, err)
+		}
+		m := r.Spec.Model
+		// The declaration sets what no flag overrides.
+		for name, apply := range map[string]func(){
+			"name":             func() { f.name = r.Metadata.Name },
+			"arch":             func() { f.cfg.Arch = m.Architecture },
+			"epochs":           func() { f.cfg.Epochs = m.Epochs },
+			"batch-size":       func() { f.cfg.BatchSize = m.BatchSize },
+			"lr":               func() { f.cfg.LearningRate = m.LearningRate },
+			"schedule":         func() { f.cfg.Schedule = m.Schedule },
+			"seed":             func() { f.cfg.Seed = m.Seed },
+			"dropout":          func() { f.cfg.Dropout = m.Dropout },
+			"patience":         func() { f.cfg.Patience = m.EarlyStoppingPatience },
+			"rotation":         func() { f.cfg.Augment.RotationDegrees = m.Augmentation.RotationDegrees },
+			"crop-padding":     func() { f.cfg.Augment.CropPadding = m.Augmentation.CropPadding },
+			"checkpoint-every": func() { f.cfg.CheckpointEvery = r.Spec.Checkpoint.EverySteps },
+			"data":             func() { f.dataURI = r.Spec.Dataset.URI },
+			"dataset-sha256":   func() { f.digest = r.Spec.Dataset.SHA256 },
+			"val-fraction":     func() { f.valFraction = r.Spec.Dataset.ValidationFraction },
+			"output":           func() { f.output = r.Spec.Output.URI },
+		} {
+			if !set[name] {
+				apply()
+			}
+		}
+		f.gates = r.Spec.Gates
+	}
+	if f.output == "" && f.maxSteps == 0 {
+		return nil, exitcode.Errorf(exitcode.Config, "--output (or spec.output.uri) is required")
+	}
+	return f, f.cfg.Validate()
+}
+
+// openOutput returns the store at uri. internal/store (gs://) plugs in here.
+func openOutput(uri string) (checkpoint.Store, error) {
+	switch {
+	case strings.HasPrefix(uri, "file://"):
+		return checkpoint.Dir(strings.TrimPrefix(uri, "file://")), nil
+	case !strings.Contains(uri, "://"):
+		return checkpoint.Dir(uri), nil
+	}
+	return nil, exitcode.Errorf(exitcode.Config, "output %q: only file:// and directories are wired yet", uri)
+}
+
+func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseTrainFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	isTTY := progress.IsTerminal(stderr)
+	var logger *slog.Logger
+	if isTTY {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	} else {
+		logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	}
+	fsys, where, err := data.Open(ctx, f.dataURI, nil)
+	if err != nil {
+		return err
+	}
+	sets, err := data.Load(fsys, where, f.digest, f.valFraction, f.cfg.Seed)
+	if err != nil {
+		return err
+	}
+	logger.Info("dataset", "source", where, "digest", sets.Digest, "train", sets.Train.Len(), "validation", sets.Val.Len(), "test", sets.Test.Len())
+
+	opts := train.Options{Log: logger, MaxSteps: f.maxSteps}
+	var out checkpoint.Store
+	if f.maxSteps == 0 {
+		if out, err = openOutput(f.output); err != nil {
+			return err
+		}
+		opts.Checkpoints = &checkpoint.Checkpoints{Store: out, Run: f.name, Log: logger}
+	}
+	steps := int64(data.StepsPerEpoch(sets.Train.Len(), f.cfg.BatchSize))
+	total := steps * int64(f.cfg.Epochs)
+	if f.maxSteps > 0 {
+		total = min(total, f.maxSteps)
+	}
+	rep := progress.New(stderr, isTTY, logger, progress.Config{Total: total, Epochs: f.cfg.Epochs, StepsPerEpoch: steps, BatchSize: f.cfg.BatchSize})
+	defer rep.Close()
+	var epochLoss, epochAcc, epochN float64
+	opts.OnStep = func(s train.Step) {
+		if s.StepInEpoch == 1 {
+			epochLoss, epochAcc, epochN = 0, 0, 0
+		}
+		n := float64(s.Images)
+		epochLoss, epochAcc, epochN = epochLoss+s.Loss*n, epochAcc+s.Accuracy*n, epochN+n
+		rep.Step(s.Step, epochLoss/epochN, epochAcc/epochN)
+	}
+	opts.OnEpoch = rep.Epoch
+
+	meter, err := sysstat.Start()
+	if err != nil {
+		return err
+	}
+	res, err := train.Run(ctx, f.cfg, sets, opts)
+	if err != nil {
+		return err
+	}
+	usage, err := meter.Stop()
+	if err != nil {
+		return err
+	}
+	rep.Close()
+	if f.maxSteps > 0 {
+		fmt.Fprintf(stdout, "arch=%s batch=%d steps=%d images_per_second=%.1f cpu_utilization=%.2f gomaxprocs=%d peak_rss_mb=%d\n",
+			f.cfg.Arch, f.cfg.BatchSize, res.Steps, res.ImagesPerSecond, usage.Utilization, runtime.GOMAXPROCS(0), usage.PeakRSSBytes>>20)
+		return nil
+	}
+	m, err := writeModel(ctx, out, f, sets, res, usage)
+	if err != nil {
+		return err
+	}
+	logger.Info("model", "uri", out.URI("models/"+f.name+"/"+m.Version+"/"), "testAccuracy", res.TestAccuracy, "testLoss", res.TestLoss)
+	return nil
+}
+
+// writeModel writes the model version: model.safetensors, metrics.jsonl,
+// then manifest.json last. TODO(reporting): report.html, curves.png,
+// confusion.png and gates.
+func writeModel(ctx context.Context, out checkpoint.Store, f *trainFlags, sets *data.Sets, res *train.Result, usage sysstat.Usage) (*manifest.Manifest, error) {
+	arch, _ := model.Lookup(f.cfg.Arch)
+	var weights bytes.Buffer
+	if err := model.Encode(&weights, res.Weights, map[string]string{model.MetadataArchitecture: arch.Name}); err != nil {
+		return nil, err
+	}
+	var metrics bytes.Buffer
+	enc := json.NewEncoder(&metrics)
+	for _, e := range res.Epochs {
+		if err := enc.Encode(e); err != nil {
+			return nil, err
+		}
+	}
+	wf, _ := manifest.Describe("model.safetensors", bytes.NewReader(weights.Bytes()))
+	mf, _ := manifest.Describe("metrics.jsonl", bytes.NewReader(metrics.Bytes()))
+	version := wf.SHA256[:16]
+	m := &manifest.Manifest{
+		SchemaVersion: manifest.SchemaVersion,
+		Run:           f.name,
+		Version:       version,
+		CreatedAt:     time.Now().UTC(),
+		Model: manifest.Model{Architecture: arch.Name, Parameters: arch.NumParams(), Weights: wf.Name,
+			Input: []int{model.Height, model.Width, 1}, Classes: fmnist.Classes[:]},
+		Files:   []manifest.File{wf, mf},
+		Dataset: manifest.Dataset{URI: f.dataURI, Digest: sets.Digest, Files: sets.Files},
+		Lineage: manifest.Lineage{GitCommit: os.Getenv("AERIE_GIT_COMMIT"), ImageDigest: os.Getenv("AERIE_IMAGE_DIGEST"),
+			WorldSize: f.cfg.WorldSize, ResumedFrom: res.ResumedFrom},
+		Hyperparameters: manifest.Hyperparameters{Epochs: f.cfg.Epochs, BatchSize: f.cfg.BatchSize, LearningRate: f.cfg.LearningRate,
+			Schedule: f.cfg.Schedule, Optimizer: "adam", Seed: f.cfg.Seed, RotationDegrees: f.cfg.Augment.RotationDegrees,
+			CropPadding: f.cfg.Augment.CropPadding, Dropout: f.cfg.Dropout},
+		Metrics: manifest.Metrics{Epochs: res.Epochs, TestLoss: res.TestLoss, TestAccuracy: res.TestAccuracy,
+			ClassAccuracy: res.ClassAccuracy, Confusion: res.Confusion, ModelBytes: wf.Size, Parameters: arch.NumParams(),
+			ImagesPerSecond: res.ImagesPerSecond, CPUUtilization: usage.Utilization, PeakRSSBytes: usage.PeakRSSBytes,
+			WallSeconds: usage.Wall.Seconds()},
+	}
+	mb, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	prefix := "models/" + f.name + "/" + version + "/"
+	for _, o := range []struct {
+		name string
+		b    []byte
+	}{{wf.Name, weights.Bytes()}, {mf.Name, metrics.Bytes()}, {manifest.FileName, mb}} {
+		if err := out.Create(ctx, prefix+o.name, bytes.NewReader(o.b)); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return nil, exitcode.Errorf(exitcode.Config, "model version %s exists already", out.URI(prefix))
+			}
+			return nil, fmt.Errorf("write %s: %w", out.URI(prefix+o.name), err)
+		}
+	}
+	return m, nil
+}
