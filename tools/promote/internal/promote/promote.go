@@ -1,0 +1,333 @@
+// Package promote turns a trained model version that passes its run's gates
+// into a pin in edge/fleets/<fleet>.yaml, ready to commit in a pull request.
+package promote
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/aerie-ml/aerie/internal/golden"
+	"github.com/aerie-ml/aerie/internal/manifest"
+	"github.com/aerie-ml/aerie/internal/model"
+	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/runspec"
+	"github.com/aerie-ml/aerie/internal/store"
+)
+
+// SelfTestTolerance is how far below the run's minimum test accuracy the
+// golden-set accuracy may be. The golden set is a few hundred test images,
+// so its accuracy carries a sampling error of one to two points; a model
+// that reaches its test gate clears this one unless its weights are broken.
+const SelfTestTolerance = 0.05
+
+// Options says what to promote where.
+type Options struct {
+	// RepoDir is the repository root (apps/jobs/runs/, edge/fleets/).
+	RepoDir string
+	// Run names apps/jobs/runs/<Run>.yaml, whose gates apply.
+	Run string
+	// Model is the store URI of the version directory to promote. When
+	// empty, the newest complete version of the run under Output is taken.
+	Model string
+	// Output overrides the run's spec.output.uri when looking up versions.
+	Output string
+	Fleet  string
+	// CanaryPercent > 0 pins the version as the fleet's canary for that
+	// share of devices; 0 pins it as stable.
+	CanaryPercent int
+	// SignKey, if set, signs the manifest (manifest.json.sig next to it).
+	SignKey ed25519.PrivateKey
+	Logger  *slog.Logger
+}
+
+// Result is a successful promotion.
+type Result struct {
+	PinFile  string // relative to RepoDir
+	Pin      pins.Version
+	Track    string
+	Manifest *manifest.Manifest
+	Previous *manifest.Manifest // nil if the fleet had no real pin before
+	Gates    []manifest.GateResult
+	SelfTest golden.Result
+}
+
+// GateError reports a version that failed one or more gates.
+type GateError struct {
+	Model string
+	Gates []manifest.GateResult
+}
+
+func (e *GateError) Error() string {
+	failed := manifest.Failed(e.Gates)
+	names := make([]string, len(failed))
+	for i, g := range failed {
+		names[i] = fmt.Sprintf("%s (%.4g %s %.4g, short by %.4g)", g.Name, g.Value, g.Comparison, g.Threshold, -g.Margin())
+	}
+	return fmt.Sprintf("%s failed %d of %d gates: %s", e.Model, len(failed), len(e.Gates), strings.Join(names, "; "))
+}
+
+// Promote evaluates the version's gates and, if they pass, writes the pin.
+func Promote(ctx context.Context, opts Options) (*Result, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	runFile := filepath.Join(opts.RepoDir, "apps", "jobs", "runs", opts.Run+".yaml")
+	data, err := os.ReadFile(runFile)
+	if err != nil {
+		return nil, fmt.Errorf("read run declaration: %w", err)
+	}
+	run, err := runspec.Parse(runFile, data)
+	if err != nil {
+		return nil, err
+	}
+	pinFile := filepath.Join("edge", "fleets", opts.Fleet+".yaml")
+	pinData, err := os.ReadFile(filepath.Join(opts.RepoDir, pinFile))
+	if err != nil {
+		return nil, fmt.Errorf("read pin file: %w", err)
+	}
+	current, err := pins.Parse(pinFile, pinData)
+	if err != nil {
+		return nil, err
+	}
+
+	versionURI := opts.Model
+	if versionURI == "" {
+		output := cmp.Or(opts.Output, run.Spec.Output.URI)
+		if versionURI, err = Newest(ctx, output, opts.Run); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("evaluating model version", "model", versionURI)
+	v, err := fetch(ctx, versionURI)
+	if err != nil {
+		return nil, err
+	}
+	defer v.close()
+	if v.manifest.Run != opts.Run {
+		return nil, fmt.Errorf("%s is a version of run %q, not %q", versionURI, v.manifest.Run, opts.Run)
+	}
+
+	gates := manifest.Evaluate(v.manifest.Metrics, v.manifest.Model.Classes, manifest.Gates{
+		MinTestAccuracy:  run.Spec.Gates.MinTestAccuracy,
+		MinClassAccuracy: run.Spec.Gates.MinClassAccuracy,
+		MaxModelBytes:    run.Spec.Gates.MaxModelBytes,
+	})
+	selfTestMin := math.Max(0.01, math.Round((run.Spec.Gates.MinTestAccuracy-SelfTestTolerance)*1000)/1000)
+	self, err := selfTest(ctx, v, selfTestMin)
+	if err != nil {
+		return nil, err
+	}
+	gates = append(gates, manifest.GateResult{
+		Name: "selfTestAccuracy", Comparison: ">=", Threshold: selfTestMin, Value: self.Accuracy, Passed: self.Passed(),
+	})
+	if len(manifest.Failed(gates)) > 0 {
+		return nil, &GateError{Model: versionURI, Gates: gates}
+	}
+
+	if opts.SignKey != nil {
+		if err := sign(ctx, v, opts.SignKey); err != nil {
+			return nil, err
+		}
+	}
+	track := "stable"
+	if opts.CanaryPercent > 0 {
+		track = "canary"
+	}
+	pin := pins.Version{URI: versionURI, ManifestDigest: v.digest, MinSelfTestAccuracy: selfTestMin}
+	edited, err := setPin(pinFile, pinData, track, pin, opts.CanaryPercent)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(filepath.Join(opts.RepoDir, pinFile), edited); err != nil {
+		return nil, err
+	}
+	res := &Result{PinFile: pinFile, Pin: pin, Track: track, Manifest: v.manifest, Gates: gates, SelfTest: self}
+	if !current.Stable.Placeholder() {
+		if res.Previous, err = fetchManifest(ctx, current.Stable.URI); err != nil {
+			log.Warn("previous stable version unavailable for comparison", "model", current.Stable.URI, "err", err)
+		}
+	}
+	log.Info("pinned", "file", pinFile, "track", track, "digest", v.digest)
+	return res, nil
+}
+
+// Newest returns the URI of the newest complete version of run under the
+// store root output: the one whose manifest.json has the latest createdAt.
+func Newest(ctx context.Context, output, run string) (string, error) {
+	s, err := store.Open(ctx, output)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	prefix := "models/" + run + "/"
+	objects, err := s.List(ctx, prefix)
+	if err != nil {
+		return "", err
+	}
+	var newest *manifest.Manifest
+	var newestKey string
+	for _, o := range objects {
+		if !strings.HasSuffix(o.Key, "/"+manifest.FileName) || strings.Count(strings.TrimPrefix(o.Key, prefix), "/") != 1 {
+			continue
+		}
+		b, err := get(ctx, s, o.Key)
+		if err != nil {
+			return "", err
+		}
+		m, err := manifest.Parse(b)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", s.URI(o.Key), err)
+		}
+		if newest == nil || m.CreatedAt.After(newest.CreatedAt) {
+			newest, newestKey = m, o.Key
+		}
+	}
+	if newest == nil {
+		return "", fmt.Errorf("no model version of run %q under %s: train it first", run, s.URI(prefix))
+	}
+	return s.URI(strings.TrimSuffix(newestKey, manifest.FileName)), nil
+}
+
+type version struct {
+	store    store.Store
+	raw      []byte
+	digest   string
+	manifest *manifest.Manifest
+	weights  []byte
+}
+
+func (v *version) close() { v.store.Close() }
+
+// fetch reads a version's manifest and verifies every file it lists.
+func fetch(ctx context.Context, uri string) (*version, error) {
+	s, err := store.Open(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	v := &version{store: s}
+	if v.raw, err = get(ctx, s, manifest.FileName); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if v.manifest, err = manifest.Parse(v.raw); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", s.URI(manifest.FileName), err)
+	}
+	v.digest = manifest.Digest(v.raw)
+	for _, f := range v.manifest.Files {
+		b, err := get(ctx, s, f.Name)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		got, _ := manifest.Describe(f.Name, bytes.NewReader(b))
+		if got != f {
+			s.Close()
+			return nil, fmt.Errorf("%s: %w", s.URI(""), &manifest.MismatchError{File: f.Name, Want: f, Got: got})
+		}
+		if f.Name == v.manifest.Model.Weights {
+			v.weights = b
+		}
+	}
+	return v, nil
+}
+
+func fetchManifest(ctx context.Context, uri string) (*manifest.Manifest, error) {
+	s, err := store.Open(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	b, err := get(ctx, s, manifest.FileName)
+	if err != nil {
+		return nil, err
+	}
+	return manifest.Parse(b)
+}
+
+func get(ctx context.Context, s store.Store, key string) ([]byte, error) {
+	r, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.URI(key), err)
+	}
+	return b, nil
+}
+
+// selfTest classifies the golden set with the version's weights, loaded by
+// the same inference-only package the edge agent uses.
+func selfTest(ctx context.Context, v *version, minAccuracy float64) (golden.Result, error) {
+	c, err := model.Load(ctx, v.manifest.Model.Architecture, bytes.NewReader(v.weights))
+	if err != nil {
+		return golden.Result{}, fmt.Errorf("load %s: %w", v.store.URI(v.manifest.Model.Weights), err)
+	}
+	defer c.Close()
+	res, err := golden.SelfTest(ctx, func(ctx context.Context, images [][]byte) ([]int, error) {
+		labels := make([]int, 0, len(images))
+		for batch := range slices.Chunk(images, 64) {
+			preds, err := c.Classify(ctx, batch)
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range preds {
+				labels = append(labels, p.Class)
+			}
+		}
+		return labels, nil
+	}, minAccuracy)
+	if err != nil && !errors.Is(err, golden.ErrBelowMinimum) {
+		return golden.Result{}, err
+	}
+	return res, nil
+}
+
+func sign(ctx context.Context, v *version, key ed25519.PrivateKey) error {
+	sig := pins.Sign(key, v.raw)
+	err := v.store.Put(ctx, pins.SignatureFile, bytes.NewReader(sig), store.PutOptions{IfNotExists: true})
+	if errors.Is(err, store.ErrExists) {
+		// ed25519 signatures are deterministic: the same key gives the same bytes.
+		old, gerr := get(ctx, v.store, pins.SignatureFile)
+		if gerr == nil && bytes.Equal(old, sig) {
+			return nil
+		}
+		return fmt.Errorf("%s already holds a different signature: %w", v.store.URI(pins.SignatureFile), err)
+	}
+	return err
+}
+
+// writeAtomic replaces path with data so that readers never see half a file.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
