@@ -30,6 +30,7 @@ const usage = `usage: trainer <command> [flags]
 
 commands:
   train   train a model (trainer train -h for flags)
+  launch  run a data-parallel job on this machine (trainer launch -h)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,6 +41,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "train":
 		return runTrain(ctx, args[1:], stdout, stderr)
+	case "launch":
+		return runLaunch(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -157,6 +160,10 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		logger = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
+	comm, ctx, logger, err := joinJob(ctx, &f.cfg, logger)
+	if err != nil {
+		return err
+	}
 	fsys, where, err := data.Open(ctx, f.dataURI, nil)
 	if err != nil {
 		return err
@@ -167,7 +174,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger.Info("dataset", "source", where, "digest", sets.Digest, "train", sets.Train.Len(), "validation", sets.Val.Len(), "test", sets.Test.Len())
 
-	opts := train.Options{Log: logger, MaxSteps: f.maxSteps}
+	opts := train.Options{Log: logger, MaxSteps: f.maxSteps, Reducer: comm}
 	var out checkpoint.Store
 	if f.maxSteps == 0 {
 		if out, err = openOutput(f.output); err != nil {
@@ -199,7 +206,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	res, err := train.Run(ctx, f.cfg, sets, opts)
 	if err != nil {
-		return err
+		return peerErr(comm, err)
 	}
 	usage, err := meter.Stop()
 	if err != nil {
@@ -209,14 +216,17 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if f.maxSteps > 0 {
 		fmt.Fprintf(stdout, "arch=%s batch=%d steps=%d images_per_second=%.1f cpu_utilization=%.2f gomaxprocs=%d peak_rss_mb=%d\n",
 			f.cfg.Arch, f.cfg.BatchSize, res.Steps, res.ImagesPerSecond, usage.Utilization, runtime.GOMAXPROCS(0), usage.PeakRSSBytes>>20)
-		return nil
+		return peerErr(comm, comm.Close(ctx))
 	}
-	m, err := writeModel(ctx, out, f, sets, res, usage)
-	if err != nil {
-		return err
+	// Rank 0 alone writes the artifact; the others wait for it in Close.
+	if f.cfg.Rank == 0 {
+		m, err := writeModel(ctx, out, f, sets, res, usage)
+		if err != nil {
+			return peerErr(comm, err)
+		}
+		logger.Info("model", "uri", out.URI("models/"+f.name+"/"+m.Version+"/"), "testAccuracy", res.TestAccuracy, "testLoss", res.TestLoss)
 	}
-	logger.Info("model", "uri", out.URI("models/"+f.name+"/"+m.Version+"/"), "testAccuracy", res.TestAccuracy, "testLoss", res.TestLoss)
-	return nil
+	return peerErr(comm, comm.Close(ctx))
 }
 
 // writeModel writes the model version: model.safetensors, metrics.jsonl,

@@ -42,7 +42,7 @@ func Join(ctx context.Context, cfg Config) (*Comm, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.RendezvousTimeout)
 	defer cancel()
-	j := &joiner{cfg: &cfg, log: cfg.Logger.With("rank", cfg.Rank, "world", cfg.WorldSize)}
+	j := &joiner{cfg: &cfg, log: cfg.Logger.With("world", cfg.WorldSize)}
 	var next, prev *link
 	var err error
 	if cfg.Rank == 0 {
