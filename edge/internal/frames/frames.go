@@ -1,0 +1,461 @@
+// Package frames reads camera frames and turns them into what the model
+// was trained on: 28×28 8-bit grayscale, centre-cropped and box-resized.
+// (Normalization to [-1, 1] happens in model.Classify.)
+package frames
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	_ "image/png" // directory sources hold PNGs too
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aerie-ml/aerie/internal/fmnist"
+)
+
+// Size is the model's input side.
+const Size = 28
+
+// Frame is one preprocessed frame.
+type Frame struct {
+	Pixels []byte // Size×Size grayscale, row-major
+	// Name says where the frame came from (file name or frame number).
+	Name string
+}
+
+// Source yields frames until io.EOF.
+type Source interface {
+	Next(ctx context.Context) (Frame, error)
+	Close() error
+}
+
+// Options shape every source.
+type Options struct {
+	// Invert maps dark-on-light scenes to Fashion-MNIST's light-on-dark.
+	Invert bool
+	// Loop restarts file sources at their end instead of returning io.EOF.
+	Loop bool
+	// Interval paces frames; 0 yields them as fast as asked.
+	Interval time.Duration
+}
+
+// Preprocess converts an image as training saw images: luminance, the
+// centred square crop, a box filter down to 28×28, optionally inverted.
+func Preprocess(img image.Image, invert bool) []byte {
+	b := img.Bounds()
+	side := min(b.Dx(), b.Dy())
+	x0 := b.Min.X + (b.Dx()-side)/2
+	y0 := b.Min.Y + (b.Dy()-side)/2
+	gray := luminance(img, x0, y0, side)
+	out := make([]byte, Size*Size)
+	for oy := range Size {
+		sy0, sy1 := oy*side/Size, max((oy+1)*side/Size, oy*side/Size+1)
+		for ox := range Size {
+			sx0, sx1 := ox*side/Size, max((ox+1)*side/Size, ox*side/Size+1)
+			var sum, n int
+			for y := sy0; y < sy1 && y < side; y++ {
+				row := gray[y*side:]
+				for x := sx0; x < sx1 && x < side; x++ {
+					sum += int(row[x])
+					n++
+				}
+			}
+			v := byte((sum + n/2) / max(n, 1))
+			if invert {
+				v = 255 - v
+			}
+			out[oy*Size+ox] = v
+		}
+	}
+	return out
+}
+
+// luminance returns the side×side square at (x0, y0) as 8-bit luma. JPEG
+// frames decode to YCbCr, whose Y plane is used directly.
+func luminance(img image.Image, x0, y0, side int) []byte {
+	g := make([]byte, side*side)
+	switch im := img.(type) {
+	case *image.YCbCr:
+		for y := range side {
+			off := im.YOffset(x0, y0+y)
+			copy(g[y*side:(y+1)*side], im.Y[off:off+side])
+		}
+	case *image.Gray:
+		for y := range side {
+			off := im.PixOffset(x0, y0+y)
+			copy(g[y*side:(y+1)*side], im.Pix[off:off+side])
+		}
+	default:
+		for y := range side {
+			for x := range side {
+				r, gg, b, _ := img.At(x0+x, y0+y).RGBA()
+				// ITU-R BT.601 luma, as image/color's GrayModel.
+				g[y*side+x] = byte((19595*r + 38470*gg + 7471*b + 1<<15) >> 24)
+			}
+		}
+	}
+	return g
+}
+
+// pacer sleeps between frames.
+type pacer struct {
+	interval time.Duration
+	last     time.Time
+}
+
+func (p *pacer) wait(ctx context.Context) error {
+	if p.interval <= 0 {
+		return ctx.Err()
+	}
+	if !p.last.IsZero() {
+		t := time.NewTimer(time.Until(p.last.Add(p.interval)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	p.last = time.Now()
+	return nil
+}
+
+// Dir yields the PNG and JPEG files of a directory in name order.
+type Dir struct {
+	dir   string
+	names []string
+	i     int
+	opts  Options
+	pace  pacer
+}
+
+// OpenDir lists dir's images.
+func OpenDir(dir string, opts Options) (*Dir, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dir{dir: dir, opts: opts, pace: pacer{interval: opts.Interval}}
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".png", ".jpg", ".jpeg":
+			d.names = append(d.names, e.Name())
+		}
+	}
+	slices.Sort(d.names)
+	if len(d.names) == 0 {
+		return nil, fmt.Errorf("%s: no .png or .jpg images", dir)
+	}
+	return d, nil
+}
+
+// Next decodes the next image.
+func (d *Dir) Next(ctx context.Context) (Frame, error) {
+	if d.i == len(d.names) {
+		if !d.opts.Loop {
+			return Frame{}, io.EOF
+		}
+		d.i = 0
+	}
+	if err := d.pace.wait(ctx); err != nil {
+		return Frame{}, err
+	}
+	name := d.names[d.i]
+	d.i++
+	f, err := os.Open(filepath.Join(d.dir, name))
+	if err != nil {
+		return Frame{}, err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(bufio.NewReader(f))
+	if err != nil {
+		return Frame{Name: name}, fmt.Errorf("decode %s: %w", filepath.Join(d.dir, name), err)
+	}
+	return Frame{Pixels: Preprocess(img, d.opts.Invert), Name: name}, nil
+}
+
+// Close does nothing.
+func (d *Dir) Close() error { return nil }
+
+// Frames yields frames already in memory (an IDX file or raw frames).
+type Frames struct {
+	name   string
+	images []byte // n×rows×cols
+	rows   int
+	cols   int
+	i      int
+	opts   Options
+	pace   pacer
+}
+
+// OpenIDX reads an IDX image file (gzipped or not), as Fashion-MNIST's.
+func OpenIDX(path string, opts Options) (*Frames, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	images, n, rows, cols, err := fmnist.ReadImages(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%s: no images", path)
+	}
+	return &Frames{name: filepath.Base(path), images: images, rows: rows, cols: cols, opts: opts, pace: pacer{interval: opts.Interval}}, nil
+}
+
+// OpenRaw reads a file of concatenated raw 28×28 grayscale frames.
+func OpenRaw(path string, opts Options) (*Frames, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 || len(b)%(Size*Size) != 0 {
+		return nil, fmt.Errorf("%s: %d bytes is not a whole number of %d×%d frames", path, len(b), Size, Size)
+	}
+	return &Frames{name: filepath.Base(path), images: b, rows: Size, cols: Size, opts: opts, pace: pacer{interval: opts.Interval}}, nil
+}
+
+// Next returns the next frame.
+func (s *Frames) Next(ctx context.Context) (Frame, error) {
+	px := s.rows * s.cols
+	if s.i*px == len(s.images) {
+		if !s.opts.Loop {
+			return Frame{}, io.EOF
+		}
+		s.i = 0
+	}
+	if err := s.pace.wait(ctx); err != nil {
+		return Frame{}, err
+	}
+	img := s.images[s.i*px : (s.i+1)*px]
+	name := fmt.Sprintf("%s#%d", s.name, s.i)
+	s.i++
+	if s.rows == Size && s.cols == Size && !s.opts.Invert {
+		return Frame{Pixels: img, Name: name}, nil
+	}
+	g := &image.Gray{Pix: img, Stride: s.cols, Rect: image.Rect(0, 0, s.cols, s.rows)}
+	return Frame{Pixels: Preprocess(g, s.opts.Invert), Name: name}, nil
+}
+
+// Close does nothing.
+func (s *Frames) Close() error { return nil }
+
+// MJPEG yields the JPEG frames of a stream: what `rpicam-vid --codec mjpeg
+// -o -` or ffmpeg's mjpeg muxer writes to a pipe.
+type MJPEG struct {
+	split  *Splitter
+	closer io.Closer
+	n      int
+	opts   Options
+}
+
+// NewMJPEG reads frames from r; Close closes c (may be nil).
+func NewMJPEG(r io.Reader, c io.Closer, opts Options) *MJPEG {
+	return &MJPEG{split: NewSplitter(r), closer: c, opts: opts}
+}
+
+// Next decodes the next frame. A frame that does not decode is returned
+// with its error; the stream continues with the next one.
+func (m *MJPEG) Next(ctx context.Context) (Frame, error) {
+	if err := ctx.Err(); err != nil {
+		return Frame{}, err
+	}
+	b, err := m.split.Next()
+	if err != nil {
+		return Frame{}, err
+	}
+	m.n++
+	name := fmt.Sprintf("frame#%d", m.n)
+	img, err := jpeg.Decode(bytes.NewReader(b))
+	if err != nil {
+		return Frame{Name: name}, fmt.Errorf("decode %s: %w", name, err)
+	}
+	return Frame{Pixels: Preprocess(img, m.opts.Invert), Name: name}, nil
+}
+
+// Close closes the stream.
+func (m *MJPEG) Close() error {
+	if m.closer == nil {
+		return nil
+	}
+	return m.closer.Close()
+}
+
+// ErrFrameTooLarge reports a JPEG larger than MaxFrame.
+var ErrFrameTooLarge = errors.New("mjpeg: frame too large")
+
+// MaxFrame bounds one JPEG in a stream.
+const MaxFrame = 8 << 20
+
+// Splitter cuts a byte stream into JPEG images by walking their marker
+// segments: SOI, length-prefixed segments, entropy-coded data after SOS
+// (where 0xFF is stuffed as FF 00 and restart markers are FF D0–D7), EOI.
+// Bytes between images are skipped. Walking segments, rather than searching
+// for FF D9, keeps an EXIF thumbnail's EOI from ending a frame early.
+type Splitter struct {
+	r   *bufio.Reader
+	buf []byte
+	// ff: entropy() consumed the 0xFF that starts the next marker.
+	ff bool
+}
+
+// NewSplitter reads JPEGs from r.
+func NewSplitter(r io.Reader) *Splitter { return &Splitter{r: bufio.NewReaderSize(r, 64<<10)} }
+
+// Next returns the next complete JPEG, or io.EOF at the end of the stream
+// (a truncated last frame is io.ErrUnexpectedEOF).
+func (s *Splitter) Next() ([]byte, error) {
+	// Find SOI.
+	prev := byte(0)
+	for {
+		c, err := s.r.ReadByte()
+		if err != nil {
+			return nil, err
+		}
+		if prev == 0xFF && c == 0xD8 {
+			break
+		}
+		prev = c
+	}
+	s.buf = append(s.buf[:0], 0xFF, 0xD8)
+	s.ff = false
+	for {
+		m, err := s.marker()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case m == 0xD9:
+			out := make([]byte, len(s.buf))
+			copy(out, s.buf)
+			return out, nil
+		case m == 0x01 || (m >= 0xD0 && m <= 0xD7):
+			continue // no length
+		case m == 0xD8:
+			// A new SOI inside a frame: the previous frame was cut off.
+			s.buf = append(s.buf[:0], 0xFF, 0xD8)
+			continue
+		}
+		if err := s.segment(); err != nil {
+			return nil, err
+		}
+		if m == 0xDA {
+			if err := s.entropy(); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+func (s *Splitter) add(b ...byte) error {
+	if len(s.buf)+len(b) > MaxFrame {
+		return ErrFrameTooLarge
+	}
+	s.buf = append(s.buf, b...)
+	return nil
+}
+
+// marker reads FF (FF…) M and returns M.
+func (s *Splitter) marker() (byte, error) {
+	if !s.ff {
+		c, err := s.read()
+		if err != nil {
+			return 0, err
+		}
+		if c != 0xFF {
+			return 0, fmt.Errorf("mjpeg: byte %#x where a marker should start", c)
+		}
+	}
+	s.ff = false
+	for {
+		m, err := s.read()
+		if err != nil {
+			return 0, err
+		}
+		if m != 0xFF {
+			return m, s.add(0xFF, m)
+		}
+	}
+}
+
+func (s *Splitter) read() (byte, error) {
+	c, err := s.r.ReadByte()
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return c, err
+}
+
+func (s *Splitter) segment() error {
+	hi, err := s.read()
+	if err != nil {
+		return err
+	}
+	lo, err := s.read()
+	if err != nil {
+		return err
+	}
+	n := int(hi)<<8 | int(lo)
+	if n < 2 {
+		return fmt.Errorf("mjpeg: segment length %d", n)
+	}
+	if err := s.add(hi, lo); err != nil {
+		return err
+	}
+	if len(s.buf)+n-2 > MaxFrame {
+		return ErrFrameTooLarge
+	}
+	start := len(s.buf)
+	s.buf = append(s.buf, make([]byte, n-2)...)
+	if _, err := io.ReadFull(s.r, s.buf[start:]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	return nil
+}
+
+// entropy copies scan data up to (not including) the next real marker,
+// which it leaves to be read by marker.
+func (s *Splitter) entropy() error {
+	for {
+		c, err := s.read()
+		if err != nil {
+			return err
+		}
+		if c != 0xFF {
+			if err := s.add(c); err != nil {
+				return err
+			}
+			continue
+		}
+		next, err := s.r.Peek(1)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if n := next[0]; n == 0x00 || (n >= 0xD0 && n <= 0xD7) {
+			s.r.ReadByte()
+			if err := s.add(0xFF, n); err != nil {
+				return err
+			}
+			continue
+		}
+		s.ff = true
+		return nil
+	}
+}

@@ -1,0 +1,244 @@
+package frames
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/golden"
+)
+
+func grayOf(px []byte, w, h int) *image.Gray {
+	return &image.Gray{Pix: px, Stride: w, Rect: image.Rect(0, 0, w, h)}
+}
+
+func TestPreprocess(t *testing.T) {
+	set, err := golden.Set()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := set.Image(0)
+	// 28×28 passes through unchanged, inverted when asked.
+	if diff := cmp.Diff(img, Preprocess(grayOf(img, 28, 28), false)); diff != "" {
+		t.Errorf("identity diff:\n%s", diff)
+	}
+	inv := Preprocess(grayOf(img, 28, 28), true)
+	if inv[0] != 255-img[0] || inv[400] != 255-img[400] {
+		t.Error("invert did not invert")
+	}
+	// A 3× upscale padded to 112×84 (landscape) comes back to the original:
+	// centre crop then box filter.
+	w, h := 112, 84
+	big := make([]byte, w*h)
+	for y := range 84 {
+		for x := range 84 {
+			big[y*w+x+14] = img[(y/3)*28+x/3]
+		}
+	}
+	if diff := cmp.Diff(img, Preprocess(grayOf(big, w, h), false)); diff != "" {
+		t.Errorf("crop+resize diff:\n%s", diff)
+	}
+	// Colour images use luma.
+	rgba := image.NewRGBA(image.Rect(0, 0, 28, 28))
+	for i := range 28 * 28 {
+		rgba.Set(i%28, i/28, color.RGBA{img[i], img[i], img[i], 255})
+	}
+	if diff := cmp.Diff(img, Preprocess(rgba, false)); diff != "" {
+		t.Errorf("rgba diff:\n%s", diff)
+	}
+}
+
+func collect(t *testing.T, s Source) []Frame {
+	t.Helper()
+	var out []Frame
+	for {
+		f, err := s.Next(context.Background())
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f)
+	}
+}
+
+func TestFileSources(t *testing.T) {
+	set, _ := golden.Set()
+	dir := t.TempDir()
+	var raw []byte
+	for i := range 3 {
+		var b bytes.Buffer
+		png.Encode(&b, grayOf(set.Image(i), 28, 28))
+		os.WriteFile(filepath.Join(dir, string(rune('a'+i))+".png"), b.Bytes(), 0o644)
+		raw = append(raw, set.Image(i)...)
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("ignored"), 0o644)
+	rawPath := filepath.Join(t.TempDir(), "frames.raw")
+	os.WriteFile(rawPath, raw, 0o644)
+	idxPath := filepath.Join(t.TempDir(), "frames-idx3-ubyte.gz")
+	var idx bytes.Buffer
+	z := gzip.NewWriter(&idx)
+	fmnist.WriteImages(z, raw, 28, 28)
+	z.Close()
+	os.WriteFile(idxPath, idx.Bytes(), 0o644)
+
+	d, err := OpenDir(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenRaw(rawPath, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := OpenIDX(idxPath, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]Source{"dir": d, "raw": r, "idx": x} {
+		got := collect(t, s)
+		if len(got) != 3 {
+			t.Fatalf("%s: %d frames, want 3", name, len(got))
+		}
+		for i, f := range got {
+			if !bytes.Equal(f.Pixels, set.Image(i)) {
+				t.Errorf("%s frame %d (%s) differs from golden image %d", name, i, f.Name, i)
+			}
+		}
+	}
+	// Loop replays.
+	l, _ := OpenRaw(rawPath, Options{Loop: true})
+	for i := range 7 {
+		f, err := l.Next(context.Background())
+		if err != nil || !bytes.Equal(f.Pixels, set.Image(i%3)) {
+			t.Fatalf("looped frame %d: %v", i, err)
+		}
+	}
+	if _, err := OpenRaw(idxPath, Options{}); err == nil {
+		t.Error("OpenRaw of a file that is not whole frames = nil error")
+	}
+}
+
+func jpegOf(t testing.TB, img image.Image) []byte {
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// withThumbnail inserts an APP1 segment holding a complete small JPEG
+// (as EXIF thumbnails are), whose FF D9 must not end the frame.
+func withThumbnail(t testing.TB, j, thumb []byte) []byte {
+	seg := append([]byte{0xFF, 0xE1, byte((len(thumb) + 2) >> 8), byte(len(thumb) + 2)}, thumb...)
+	return append(append(append([]byte{}, j[:2]...), seg...), j[2:]...)
+}
+
+func TestMJPEG(t *testing.T) {
+	set, _ := golden.Set()
+	var stream bytes.Buffer
+	stream.WriteString("junk before the first frame")
+	var want [][]byte
+	for i := range 4 {
+		img := set.Image(i * 30) // one per class
+		big := image.NewGray(image.Rect(0, 0, 56, 56))
+		for y := range 56 {
+			for x := range 56 {
+				big.Pix[y*56+x] = img[(y/2)*28+x/2]
+			}
+		}
+		j := jpegOf(t, big)
+		if i == 2 {
+			j = withThumbnail(t, j, jpegOf(t, grayOf(img, 28, 28)))
+		}
+		stream.Write(j)
+		want = append(want, img)
+	}
+	m := NewMJPEG(&stream, nil, Options{})
+	got := collect(t, m)
+	if len(got) != len(want) {
+		t.Fatalf("%d frames, want %d", len(got), len(want))
+	}
+	for i := range got {
+		// JPEG is lossy: compare the mean absolute error.
+		var sum int
+		for k := range want[i] {
+			d := int(got[i].Pixels[k]) - int(want[i][k])
+			sum += max(d, -d)
+		}
+		if mae := float64(sum) / 784; mae > 6 {
+			t.Errorf("frame %d: mean abs error %.1f", i, mae)
+		}
+	}
+	// A truncated last frame is an error, not a silent frame.
+	j := jpegOf(t, grayOf(set.Image(0), 28, 28))
+	s := NewSplitter(bytes.NewReader(append(append([]byte{}, j...), j[:len(j)/2]...)))
+	if _, err := s.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated frame: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+func FuzzSplitter(f *testing.F) {
+	set, _ := golden.Set()
+	j := jpegOf(f, grayOf(set.Image(0), 28, 28))
+	f.Add(j)
+	f.Add(append(append([]byte("xx"), j...), j...))
+	f.Add(withThumbnail(f, j, j))
+	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0xFF, 0x00, 0xFF, 0xD0, 0xFF, 0xD9})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := NewSplitter(bytes.NewReader(data))
+		total := 0
+		for {
+			b, err := s.Next()
+			if err != nil {
+				return
+			}
+			if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 || b[len(b)-2] != 0xFF || b[len(b)-1] != 0xD9 {
+				t.Fatalf("frame % x does not run SOI…EOI", b)
+			}
+			if total += len(b); total > len(data) {
+				t.Fatalf("frames total %d bytes from %d input bytes", total, len(data))
+			}
+			jpeg.Decode(bytes.NewReader(b)) // must not panic
+		}
+	})
+}
+
+func TestV4L2(t *testing.T) {
+	dev := os.Getenv("AERIE_TEST_V4L2")
+	if dev == "" {
+		dev = "/dev/video0"
+	}
+	if _, err := os.Stat(dev); err != nil {
+		t.Skipf("no V4L2 camera at %s (set AERIE_TEST_V4L2 to a /dev/videoN that captures MJPEG): %v", dev, err)
+	}
+	v, err := OpenV4L2(dev, 640, 480, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	for range 3 {
+		f, err := v.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f.Pixels) != Size*Size {
+			t.Fatalf("frame %s has %d pixels", f.Name, len(f.Pixels))
+		}
+	}
+}
