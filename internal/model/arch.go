@@ -187,13 +187,20 @@ func (a *Arch) Logits(params []*Node, x *Node, masks []*Node) *Node {
 		panic(fmt.Sprintf("%s: %d dropout masks, want %d", a.Name, len(masks), len(a.dropouts)))
 	}
 	pi, di := 0, 0
-	for _, l := range a.layers {
+	for i := 0; i < len(a.layers); i++ {
+		l := a.layers[i]
 		switch l.kind {
 		case conv3x3:
 			x = conv(x, params[pi], params[pi+1])
 			pi += 2
 		case relu:
-			x = Max(x, ZerosLike(x))
+			// ReLU commutes with max-pooling: pooling first does the ReLU
+			// (and its gradient) on a quarter of the elements.
+			if i+1 < len(a.layers) && a.layers[i+1].kind == maxPool2 {
+				x = pool2(x)
+				i++
+			}
+			x = reluOp(x)
 		case maxPool2:
 			x = pool2(x)
 		case dropout:
@@ -232,6 +239,13 @@ func conv(x, kernel, bias *Node) *Node {
 	cols := Reshape(Concatenate(patches, 3), b*h*w, 9*c)
 	y := Dot(cols, Reshape(kernel, 9*c, out)).Product()
 	return Add(Reshape(y, b, h, w, out), Reshape(bias, 1, 1, 1, out))
+}
+
+// reluOp is max(x, 0) as a Where, whose gradient is one more Where; the
+// gradient of Max takes five elementwise ops.
+func reluOp(x *Node) *Node {
+	zeros := ZerosLike(x)
+	return Where(GreaterThan(x, zeros), x, zeros)
 }
 
 // pool2 is a 2×2 max-pool with stride 2 as a reshape and ReduceMax.
