@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -337,3 +338,36 @@ func FuzzParseLine(f *testing.F) {
 var nan = func() float64 { var z float64; return z / z }()
 
 var cmpNaN = cmp.Comparer(func(a, b float64) bool { return a == b || a != a && b != b })
+
+func TestAggregateConcurrentWriters(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	agg := NewAggregate(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), 80)
+	var wg sync.WaitGroup
+	for rank := range 4 {
+		wg.Go(func() {
+			w := agg.Writer(rank)
+			defer w.Close()
+			for step := 1; step <= 100; step++ {
+				fmt.Fprintf(w, `{"msg":"step","rank":%d,"step":%d,"total":100,"epoch":1,"loss":0.5}`+"\n", rank, step)
+				fmt.Fprintf(w, "rank %d says hi\n", rank)
+			}
+		})
+	}
+	wg.Wait()
+	agg.Close()
+	if got := agg.State(); got.Step != 100 || got.Label != "4 ranks" {
+		t.Errorf("State() = %+v, want step 100 of 4 ranks", got)
+	}
+	if got := strings.Count(buf.String(), "says hi\n"); got != 400 {
+		t.Errorf("%d pass-through lines, want 400", got)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
