@@ -1,0 +1,55 @@
+// Command aerie-edge is the Raspberry Pi agent: it follows its fleet's model
+// pins in Git, installs verified and self-tested model versions, classifies
+// camera frames and drives GPIO lines. See edge/README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/aerie-ml/aerie/edge/internal/agent"
+	"github.com/aerie-ml/aerie/edge/internal/config"
+	"github.com/aerie-ml/aerie/internal/exitcode"
+)
+
+func main() {
+	configPath := flag.String("config", config.DefaultPath, "device configuration `file`")
+	once := flag.Bool("once", false, "restore, reconcile once and exit (non-zero if the pass should be retried)")
+	check := flag.Bool("check-config", false, "parse the configuration, print it with defaults and exit")
+	level := flag.String("log-level", "info", "debug, info, warn or error")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, *configPath, *once, *check, *level)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "aerie-edge:", err)
+		os.Exit(exitcode.Of(err))
+	}
+}
+
+func run(ctx context.Context, configPath string, once, check bool, level string) error {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return exitcode.Wrap(exitcode.Config, fmt.Errorf("-log-level: %w", err))
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	data, err := os.ReadFile(configPath)
+	if err != nil {
+		return exitcode.Wrap(exitcode.Config, err)
+	}
+	cfg, err := config.Parse(configPath, data)
+	if err != nil {
+		return exitcode.Wrap(exitcode.Config, err)
+	}
+	if check {
+		fmt.Printf("%+v\n", *cfg)
+		return nil
+	}
+	return agent.Run(ctx, cfg, agent.Options{Log: log, Once: once})
+}
