@@ -75,6 +75,7 @@ type progress struct {
 	Step        int64            `json:"step"`
 	Train       sums             `json:"train"` // of Epoch so far
 	EpochSecs   float64          `json:"epochSeconds"`
+	StepSecs    float64          `json:"stepSeconds"` // of Epoch's training steps
 	BestVal     float64          `json:"bestValLoss"`
 	BadEpochs   int              `json:"badEpochs"`
 	Stopped     bool             `json:"stopped"`
@@ -163,6 +164,7 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 				stop()
 				return nil, err
 			}
+			prog.StepSecs += time.Since(stepStart).Seconds()
 			// The first step compiles the graphs: leave it out of the rate.
 			if warm {
 				trainSecs += time.Since(stepStart).Seconds()
@@ -204,7 +206,7 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 			Epoch: epoch + 1, Step: prog.Step, LearningRate: cfg.learningRate(prog.Step-1, total, steps),
 			TrainLoss: prog.Train.Loss / prog.Train.Count, TrainAccuracy: prog.Train.Correct / prog.Train.Count,
 			ValLoss: val.loss(), ValAccuracy: val.accuracy(),
-			ImagesPerSecond: prog.Train.Count / secs, Seconds: secs,
+			ImagesPerSecond: prog.Train.Count / prog.StepSecs, Seconds: secs,
 		}
 		prog.History = append(prog.History, ep)
 		if opts.OnEpoch != nil {
@@ -218,7 +220,7 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 				t.log.Info("early stopping", "epoch", epoch+1, "valLoss", ep.ValLoss, "best", prog.BestVal, "patience", cfg.Patience)
 			}
 		}
-		prog.Epoch, prog.StepInEpoch, prog.Train, prog.EpochSecs = epoch+1, 0, sums{}, 0
+		prog.Epoch, prog.StepInEpoch, prog.Train, prog.EpochSecs, prog.StepSecs = epoch+1, 0, sums{}, 0, 0
 		if err := t.save(ctx, &prog); err != nil {
 			return nil, err
 		}
