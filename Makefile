@@ -44,6 +44,10 @@ $(BIN)/staticcheck:
 $(BIN)/actionlint:
 	GOBIN=$(BIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
+.PHONY: bench-train
+bench-train: ## Training throughput, Go trainer vs PyTorch, the cnn at batch 64 (BENCH_TRAIN_STEPS, BENCH_TRAIN_REPS).
+	bench/train.sh $(or $(BENCH_TRAIN_STEPS),200) $(or $(BENCH_TRAIN_REPS),3)
+
 # The cnn on the real dataset (Debian's dataset-fashion-mnist), aiming at
 # >= 91.5% test accuracy. Resumes from its last checkpoint when re-run.
 REFERENCE_OUT ?= $(CURDIR)/out/train-reference
