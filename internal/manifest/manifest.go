@@ -86,6 +86,12 @@ type Hyperparameters struct {
 	RotationDegrees float64 `json:"rotationDegrees"`
 	CropPadding     int     `json:"cropPadding"`
 	Dropout         bool    `json:"dropout"`
+	// LabelSmoothing of the training loss (0: none).
+	LabelSmoothing float64 `json:"labelSmoothing,omitempty"`
+	// EarlyStoppingPatience in epochs (0: off).
+	EarlyStoppingPatience int `json:"earlyStoppingPatience,omitempty"`
+	// ValidationFraction of the 60k training images held out.
+	ValidationFraction float64 `json:"validationFraction,omitempty"`
 }
 
 // Metrics are the model's measured quality and cost. Test figures are on
