@@ -48,6 +48,10 @@ $(BIN)/actionlint:
 bench-train: ## Training throughput, Go trainer vs PyTorch, the cnn at batch 64 (BENCH_TRAIN_STEPS, BENCH_TRAIN_REPS).
 	bench/train.sh $(or $(BENCH_TRAIN_STEPS),200) $(or $(BENCH_TRAIN_REPS),3)
 
+.PHONY: bench-dist
+bench-dist: ## Distributed figures beside their bounds: 2×1 vs 1×1 core scaling, all-reduce busbw over loopback and 1 Gbit/s veths between netns (root).
+	bench/dist.sh
+
 # The cnn on the real dataset (Debian's dataset-fashion-mnist), aiming at
 # >= 91.5% test accuracy. Resumes from its last checkpoint when re-run.
 REFERENCE_OUT ?= $(CURDIR)/out/train-reference

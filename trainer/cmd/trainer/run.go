@@ -31,6 +31,7 @@ const usage = `usage: trainer <command> [flags]
 commands:
   train   train a model (trainer train -h for flags)
   launch  run a data-parallel job on this machine (trainer launch -h)
+  bench-allreduce  time the ring all-reduce between the ranks of the environment
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runTrain(ctx, args[1:], stdout, stderr)
 	case "launch":
 		return runLaunch(ctx, args[1:], stdout, stderr)
+	case "bench-allreduce":
+		return runBenchAllReduce(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
