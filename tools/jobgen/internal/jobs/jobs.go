@@ -107,10 +107,7 @@ func (t *Tree) Plan(ctx context.Context) (*Plan, error) {
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), max(len(names), 1)) {
 		wg.Go(func() {
-			k := krusty.MakeKustomizer(&krusty.Options{
-				LoadRestrictions: types.LoadRestrictionsRootOnly,
-				PluginConfig:     types.DisabledPluginConfig(),
-			})
+			k := newKustomizer()
 			for i := range jobs {
 				results[i] = t.run(names[i], rev, k)
 			}
@@ -229,7 +226,9 @@ func (t *Tree) run(name string, rev func() (string, error), k *krusty.Kustomizer
 			return res
 		}
 	}
-	if files == nil || !sameFiles(files, old) {
+	// Check (no Revision) compares against the committed revision, so that
+	// it names only the files that differ.
+	if files == nil || !sameFiles(files, old) && t.Revision != nil {
 		revision, err := rev()
 		if err != nil {
 			res.problems = append(res.problems, err)
@@ -278,6 +277,15 @@ func nameLine(data []byte) int {
 		}
 	}
 	return 1
+}
+
+// newKustomizer is krusty as Flux runs it: plugins disabled, loading
+// restricted to the kustomization's directory.
+func newKustomizer() *krusty.Kustomizer {
+	return krusty.MakeKustomizer(&krusty.Options{
+		LoadRestrictions: types.LoadRestrictionsRootOnly,
+		PluginConfig:     types.DisabledPluginConfig(),
+	})
 }
 
 // build runs kustomize in process on the overlay's files, held in memory:
