@@ -63,3 +63,24 @@ train-reference: ## Train the cnn on the real dataset to full accuracy (about 1 
 	go build -o $(BIN)/trainer ./trainer/cmd/trainer
 	$(BIN)/trainer train --name=reference --output=$(REFERENCE_OUT) \
 		--dataset-sha256=f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370 $(REFERENCE_FLAGS)
+
+JOBGEN := go run ./tools/jobgen/cmd/jobgen
+
+.PHONY: jobs-render
+jobs-render: ## Render apps/jobs/runs/*.yaml into the overlays under apps/jobs (jobgen render).
+	$(JOBGEN) render
+
+.PHONY: jobs-check
+jobs-check: ## Fail on a stale overlay, an invalid run or an overlay that does not build (jobgen check).
+	$(JOBGEN) check
+
+.PHONY: jobs-diff
+jobs-diff: ## Print the unified diff jobgen render would apply, for a PR comment.
+	@$(JOBGEN) diff
+
+.PHONY: bench
+bench: bench-jobgen ## Run the benchmarks that have a peer in the same run (see also bench-train, bench-dist).
+
+.PHONY: bench-jobgen
+bench-jobgen: ## jobgen check vs kustomize build on 1,000 generated runs: medians and ratio (BENCH_RUNS, BENCH_REPS).
+	bench/jobgen.sh $(or $(BENCH_RUNS),1000) $(or $(BENCH_REPS),3)
