@@ -67,16 +67,8 @@ train-reference: ## Train the cnn on the real dataset to full accuracy (about 1 
 JOBGEN := go run ./tools/jobgen/cmd/jobgen
 
 .PHONY: jobs-render
-jobs-render: ## Render apps/jobs/runs/*.yaml into the overlays under apps/jobs (jobgen render).
+jobs-render: ## Render apps/jobs/runs/*.yaml into the overlays under apps/jobs (jobgen render; jobs-check and jobs-diff in platform.mk).
 	$(JOBGEN) render
-
-.PHONY: jobs-check
-jobs-check: ## Fail on a stale overlay, an invalid run or an overlay that does not build (jobgen check).
-	$(JOBGEN) check
-
-.PHONY: jobs-diff
-jobs-diff: ## Print the unified diff jobgen render would apply, for a PR comment.
-	@$(JOBGEN) diff
 
 .PHONY: bench
 bench: bench-jobgen ## Run the benchmarks that have a peer in the same run (see also bench-train, bench-dist).
