@@ -1,0 +1,657 @@
+// Package demo runs aerie's whole mission on one machine with no cloud
+// account: declare a run, render it, train it data-parallel with the
+// operator's environment contract, store the model, promote it into a pin
+// in a scratch clone of the repository, and fly it on an edge agent.
+package demo
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/manifest"
+	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/store"
+)
+
+// Config is what the demo trains and how long it flies. The zero value of
+// each field takes the default in parentheses.
+type Config struct {
+	// RepoDir is the aerie checkout to build and clone (".").
+	RepoDir string
+	// OutDir holds everything the demo writes; it is emptied first ("out/demo").
+	OutDir string
+	// DataDir holds Fashion-MNIST's IDX files (fmnist.DebianDir).
+	DataDir string
+	Arch    string // ("cnn")
+	Epochs  int    // (1)
+	Workers int    // (2)
+	// MinTestAccuracy is the run's accuracy gate (0.8).
+	MinTestAccuracy float64
+	// MinClassAccuracy is the run's per-class gate (0.4).
+	MinClassAccuracy float64
+	// Fly is how long the edge agent classifies frames (10s).
+	Fly time.Duration
+	// Stdout receives the progress and the summary; Stderr the processes' logs.
+	Stdout, Stderr io.Writer
+}
+
+func (c *Config) defaults() {
+	c.RepoDir = or(c.RepoDir, ".")
+	c.OutDir = or(c.OutDir, filepath.Join("out", "demo"))
+	c.DataDir = or(c.DataDir, fmnist.DebianDir)
+	c.Arch = or(c.Arch, "cnn")
+	c.Epochs = or(c.Epochs, 1)
+	c.Workers = or(c.Workers, 2)
+	c.MinTestAccuracy = or(c.MinTestAccuracy, 0.8)
+	c.MinClassAccuracy = or(c.MinClassAccuracy, 0.4)
+	c.Fly = or(c.Fly, 10*time.Second)
+	if c.Stdout == nil {
+		c.Stdout = io.Discard
+	}
+	if c.Stderr == nil {
+		c.Stderr = io.Discard
+	}
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Summary is what the demo measured.
+type Summary struct {
+	RunName        string
+	ModelURI       string
+	ManifestDigest string
+	TestAccuracy   float64
+	ClassAccuracy  []float64
+	PinCommit      string
+	Conditions     []Condition
+	Active         string
+	SelfTest       float64
+	Frames         int64
+	FramesPerSec   float64
+	MeanLatency    time.Duration
+	GPIOChanges    map[string]int64
+	AgentPeakRSS   int64
+	TrainWall      time.Duration
+}
+
+// Condition is a status condition as the agent reports it.
+type Condition struct {
+	Type, Status, Reason, Message string
+}
+
+const (
+	runName  = "demo"
+	fleet    = "demo"
+	deviceID = "demo-pi-0001"
+	steps    = 7
+)
+
+// Run runs the demo and returns its summary. Every process it starts is
+// stopped before it returns.
+func Run(ctx context.Context, c Config) (*Summary, error) {
+	c.defaults()
+	d := &demo{Config: c}
+	var err error
+	if d.repo, err = filepath.Abs(c.RepoDir); err != nil {
+		return nil, err
+	}
+	if d.out, err = filepath.Abs(c.OutDir); err != nil {
+		return nil, err
+	}
+	return d.run(ctx)
+}
+
+type demo struct {
+	Config
+	repo, out string
+	step      int
+	sum       Summary
+}
+
+func (d *demo) progress(format string, args ...any) {
+	d.step++
+	fmt.Fprintf(d.Stdout, "==> [%d/%d] %s\n", d.step, steps, fmt.Sprintf(format, args...))
+}
+
+func (d *demo) path(elem ...string) string { return filepath.Join(append([]string{d.out}, elem...)...) }
+
+func (d *demo) run(ctx context.Context) (*Summary, error) {
+	d.progress("dataset: Fashion-MNIST from %s", d.DataDir)
+	ds, err := fmnist.Load(os.DirFS(d.DataDir), "")
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("Fashion-MNIST not found in %s: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist; `make deps` does it): %w", d.DataDir, err)
+		}
+		return nil, err
+	}
+	fmt.Fprintf(d.Stdout, "    %d training and %d test images, digest %s\n", ds.Train.Len(), ds.Test.Len(), ds.Digest)
+
+	if err := os.RemoveAll(d.out); err != nil {
+		return nil, err
+	}
+	for _, dir := range []string{"bin", "store", "edge"} {
+		if err := os.MkdirAll(d.path(dir), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.build(ctx); err != nil {
+		return nil, err
+	}
+
+	d.progress("declare and render run %q with jobgen in a scratch clone", runName)
+	clone, err := d.declare(ctx, ds.Digest)
+	if err != nil {
+		return nil, err
+	}
+
+	d.progress("train: %d local workers with MASTER_ADDR/MASTER_PORT/WORLD_SIZE/RANK (%s, %d epoch)", d.Workers, d.Arch, d.Epochs)
+	start := time.Now()
+	if err := d.command(ctx, d.path("repo"), "trainer", "launch", filepath.Join("apps", "jobs", runName)); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	d.sum.TrainWall = time.Since(start)
+
+	d.progress("promote the newest model of %q into edge/fleets/%s.yaml", runName, fleet)
+	if err := d.promote(ctx, clone); err != nil {
+		return nil, err
+	}
+
+	d.progress("fly: edge agent %s installs the pinned model, self-tests it and classifies test images", deviceID)
+	if err := d.fly(ctx); err != nil {
+		return nil, err
+	}
+
+	d.progress("summary")
+	d.print()
+	return &d.sum, nil
+}
+
+var binaries = map[string]string{
+	"trainer":    "./trainer/cmd/trainer",
+	"jobgen":     "./tools/jobgen/cmd/jobgen",
+	"promote":    "./tools/promote/cmd/promote",
+	"aerie-edge": "./edge/cmd/aerie-edge",
+}
+
+func (d *demo) build(ctx context.Context) error {
+	d.progress("build trainer, jobgen, promote and aerie-edge")
+	args := []string{"build", "-o", d.path("bin") + string(filepath.Separator)}
+	for _, pkg := range binaries {
+		args = append(args, pkg)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = d.repo, d.Stderr, d.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	return nil
+}
+
+// command runs one of the demo's binaries in dir, its output on Stderr
+// except for the trainer's progress, which goes to Stdout.
+func (d *demo) command(ctx context.Context, dir, name string, args ...string) error {
+	cmd := d.cmd(ctx, dir, name, args...)
+	if name == "trainer" {
+		cmd.Stderr = d.Stdout
+	}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+func (d *demo) cmd(ctx context.Context, dir, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, d.path("bin", name), args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, d.Stderr, d.Stderr
+	// Its own process group, so that stopping it stops the ranks it spawned.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 15 * time.Second
+	return cmd
+}
+
+func (d *demo) declare(ctx context.Context, digest string) (*git.Repository, error) {
+	clone, err := git.PlainCloneContext(ctx, d.path("repo"), false, &git.CloneOptions{URL: d.repo})
+	if err != nil {
+		return nil, fmt.Errorf("clone %s: %w", d.repo, err)
+	}
+	image, err := fileDigest(d.path("bin", "trainer"))
+	if err != nil {
+		return nil, err
+	}
+	run := fmt.Sprintf(`# The demo's run: written by make demo into a scratch clone.
+apiVersion: aerie.dev/v1alpha1
+kind: TrainingRun
+metadata:
+  name: %s
+spec:
+  model:
+    architecture: %s
+    epochs: %d
+    batchSize: 64
+  dataset:
+    uri: %s
+    sha256: %s
+  workers:
+    count: %d
+  resources:
+    cpu: 1
+  output:
+    uri: %s
+  gates:
+    minTestAccuracy: %g
+    minClassAccuracy: %g
+  # The locally built trainer binary, by digest.
+  image: ko.local/aerie/trainer@sha256:%s
+  deadline: 1h
+`, runName, d.Arch, d.Epochs, fileURI(d.DataDir), digest, d.Workers, fileURI(d.path("store")), d.MinTestAccuracy, d.MinClassAccuracy, image)
+	pinFile := fmt.Sprintf(`# The demo fleet's pins: written by make demo, then set by promote.
+apiVersion: %s
+kind: %s
+fleet: %s
+requireSignature: false
+stable:
+  uri: %s
+  manifestDigest: %s
+  minSelfTestAccuracy: 0.5
+`, pins.APIVersion, pins.Kind, fleet, fileURI(d.path("store", "models", runName, "none")), pins.PlaceholderDigest)
+	files := map[string]string{
+		filepath.Join("apps", "jobs", "runs", runName+".yaml"): run,
+		filepath.Join("edge", "fleets", fleet+".yaml"):         pinFile,
+	}
+	for name, content := range files {
+		if err := writeFile(d.path("repo", name), content); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.command(ctx, d.path("repo"), "jobgen", "render", "--revision", strings.Repeat("0", 40)); err != nil {
+		return nil, err
+	}
+	if _, err := commit(clone, "jobs: declare the demo run"); err != nil {
+		return nil, err
+	}
+	return clone, nil
+}
+
+func (d *demo) promote(ctx context.Context, clone *git.Repository) error {
+	desc := d.path("promotion.md")
+	if err := d.command(ctx, d.path("repo"), "promote", "--run", runName, "--fleet", fleet, "--description", desc); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(d.path("repo", "edge", "fleets", fleet+".yaml"))
+	if err != nil {
+		return err
+	}
+	p, err := pins.Parse(fleet+".yaml", b)
+	if err != nil {
+		return err
+	}
+	d.sum.RunName, d.sum.ModelURI, d.sum.ManifestDigest = runName, p.Stable.URI, p.Stable.ManifestDigest
+	if err := d.readManifest(ctx); err != nil {
+		return err
+	}
+	hash, err := commit(clone, "edge/fleets: promote "+runName+" to stable")
+	if err != nil {
+		return err
+	}
+	d.sum.PinCommit = hash
+	fmt.Fprintf(d.Stdout, "    pinned %s in commit %s; PR description in %s\n", p.Stable.URI, hash[:12], desc)
+	return nil
+}
+
+func (d *demo) readManifest(ctx context.Context) error {
+	s, err := store.Open(ctx, d.sum.ModelURI)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	r, err := s.Get(ctx, manifest.FileName)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m, err := manifest.Parse(b)
+	if err != nil {
+		return err
+	}
+	d.sum.TestAccuracy, d.sum.ClassAccuracy = m.Metrics.TestAccuracy, m.Metrics.ClassAccuracy
+	return nil
+}
+
+func commit(repo *git.Repository, msg string) (string, error) {
+	wt, err := repo.Worktree()
+	if err != nil {
+		return "", err
+	}
+	if err := wt.AddWithOptions(&git.AddOptions{All: true}); err != nil {
+		return "", fmt.Errorf("git add: %w", err)
+	}
+	sig := &object.Signature{Name: "aerie demo", Email: "demo@aerie.dev", When: time.Now()}
+	h, err := wt.Commit(msg, &git.CommitOptions{Author: sig})
+	if err != nil {
+		return "", fmt.Errorf("git commit: %w", err)
+	}
+	return h.String(), nil
+}
+
+func (d *demo) fly(ctx context.Context) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	config := fmt.Sprintf(`apiVersion: aerie.dev/v1alpha1
+kind: EdgeConfig
+device:
+  id: %s
+  fleet: %s
+repo:
+  url: %s
+  branch: %s
+  pollInterval: 2s
+store:
+  statusURI: %s
+dataDir: %s
+status:
+  listen: %s
+frames:
+  source: idx
+  path: %s
+  loop: true
+gpio:
+  chip: sim
+  outputs:
+    - name: footwear
+      line: 17
+      classes: [Sandal, Sneaker, Ankle boot]
+      minConfidence: 0.8
+    - name: bag
+      line: 22
+      classes: [Bag]
+      minConfidence: 0.9
+`, deviceID, fleet, fileURI(d.path("repo")), d.branch(), fileURI(d.path("store")), d.path("edge"), addr, filepath.Join(d.DataDir, fmnist.TestImages+".gz"))
+	if err := writeFile(d.path("edge.yaml"), config); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	agent := d.cmd(ctx, d.out, "aerie-edge", "--config", d.path("edge.yaml"))
+	if err := agent.Start(); err != nil {
+		return fmt.Errorf("start aerie-edge: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- agent.Wait() }()
+	stop := func() error {
+		cancel()
+		return <-done
+	}
+
+	base := "http://" + addr
+	st, err := waitReady(ctx, base, d.sum.ManifestDigest, 3*time.Minute, done)
+	if err != nil {
+		stop()
+		return err
+	}
+	fmt.Fprintf(d.Stdout, "    Ready: %s; flying for %s\n", st.message(), d.Fly)
+	before, err := scrape(ctx, base)
+	if err != nil {
+		stop()
+		return err
+	}
+	t0 := time.Now()
+	select {
+	case <-time.After(d.Fly):
+	case err := <-done:
+		return fmt.Errorf("aerie-edge exited while flying: %w", err)
+	}
+	after, err := scrape(ctx, base)
+	elapsed := time.Since(t0)
+	if err == nil {
+		st, err = getStatus(ctx, base)
+	}
+	d.sum.AgentPeakRSS, _ = peakRSS(agent.Process.Pid)
+	if werr := stop(); err == nil && werr != nil && !isSignal(werr) {
+		err = fmt.Errorf("aerie-edge: %w", werr)
+	}
+	if err != nil {
+		return err
+	}
+	d.sum.Frames = int64(after["aerie_edge_frames_total"])
+	d.sum.FramesPerSec = (after["aerie_edge_frames_total"] - before["aerie_edge_frames_total"]) / elapsed.Seconds()
+	if n := after["aerie_edge_classify_seconds_count"]; n > 0 {
+		d.sum.MeanLatency = time.Duration(after["aerie_edge_classify_seconds_sum"] / n * float64(time.Second))
+	}
+	d.sum.GPIOChanges = map[string]int64{}
+	for k, v := range after {
+		if strings.HasPrefix(k, "aerie_edge_gpio_changes_total{") {
+			d.sum.GPIOChanges[strings.TrimPrefix(k, "aerie_edge_gpio_changes_total")] = int64(v)
+		}
+	}
+	d.sum.Conditions = st.Conditions
+	if st.Active != nil {
+		d.sum.Active = st.Active.Run + "/" + st.Active.Version
+		if st.Active.SelfTest != nil {
+			d.sum.SelfTest = st.Active.SelfTest.Accuracy
+		}
+	}
+	return nil
+}
+
+func (d *demo) branch() string {
+	repo, err := git.PlainOpen(d.path("repo"))
+	if err != nil {
+		return "main"
+	}
+	head, err := repo.Head()
+	if err != nil || !head.Name().IsBranch() {
+		return "main"
+	}
+	return head.Name().Short()
+}
+
+type agentStatus struct {
+	Conditions []Condition `json:"conditions"`
+	Active     *struct {
+		Run            string `json:"run"`
+		Version        string `json:"version"`
+		ManifestDigest string `json:"manifestDigest"`
+		SelfTest       *struct {
+			Accuracy float64 `json:"accuracy"`
+		} `json:"selfTest"`
+	} `json:"active"`
+}
+
+func (s *agentStatus) ready() *Condition {
+	for i := range s.Conditions {
+		if s.Conditions[i].Type == "Ready" {
+			return &s.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func (s *agentStatus) message() string {
+	if c := s.ready(); c != nil {
+		return c.Reason + ": " + c.Message
+	}
+	return "no Ready condition"
+}
+
+func waitReady(ctx context.Context, base, digest string, timeout time.Duration, exited <-chan error) (*agentStatus, error) {
+	deadline := time.After(timeout)
+	var last *agentStatus
+	for {
+		st, err := getStatus(ctx, base)
+		if err == nil {
+			last = st
+			if c := st.ready(); c != nil && c.Status == "True" && st.Active != nil && st.Active.ManifestDigest == digest {
+				return st, nil
+			}
+		}
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case err := <-exited:
+			return nil, fmt.Errorf("aerie-edge exited before installing the model: %v", err)
+		case <-deadline:
+			if last != nil {
+				return nil, fmt.Errorf("aerie-edge not Ready with %s after %s: %s", digest, timeout, last.message())
+			}
+			return nil, fmt.Errorf("aerie-edge status at %s not reachable after %s: %v", base, timeout, err)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func getStatus(ctx context.Context, base string) (*agentStatus, error) {
+	b, err := get(ctx, base+"/status")
+	if err != nil {
+		return nil, err
+	}
+	var st agentStatus
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("decode %s/status: %w", base, err)
+	}
+	return &st, nil
+}
+
+// scrape reads the agent's Prometheus metrics as "name{labels}" → value.
+func scrape(ctx context.Context, base string) (map[string]float64, error) {
+	b, err := get(ctx, base+"/metrics")
+	if err != nil {
+		return nil, err
+	}
+	metrics := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			metrics[line[:i]] = v
+		}
+	}
+	return metrics, nil
+}
+
+func get(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
+// peakRSS reads a live process's high-water resident set (VmHWM).
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM")
+}
+
+func isSignal(err error) bool {
+	var exit *exec.ExitError
+	return errors.As(err, &exit) && !exit.Exited()
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func fileURI(path string) string { return (&url.URL{Scheme: "file", Path: path}).String() }
+
+func writeFile(path, content string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(content), 0o644)
+}
+
+func (d *demo) print() {
+	s := &d.sum
+	w := d.Stdout
+	fmt.Fprintf(w, "\n  model        %s\n  manifest     %s\n", s.ModelURI, s.ManifestDigest)
+	fmt.Fprintf(w, "  trained in   %s with %d workers\n", s.TrainWall.Round(time.Second), d.Workers)
+	fmt.Fprintf(w, "  test acc.    %.2f%% (official 10k test set)\n", 100*s.TestAccuracy)
+	for i, acc := range s.ClassAccuracy {
+		fmt.Fprintf(w, "    %-12s %.2f%%\n", fmnist.Classes[i], 100*acc)
+	}
+	fmt.Fprintf(w, "  pin commit   %s (edge/fleets/%s.yaml in %s)\n", s.PinCommit, fleet, d.path("repo"))
+	fmt.Fprintf(w, "  device       %s runs %s, self-test %.2f%%\n", deviceID, s.Active, 100*s.SelfTest)
+	for _, c := range s.Conditions {
+		fmt.Fprintf(w, "    %s=%s %s: %s\n", c.Type, c.Status, c.Reason, c.Message)
+	}
+	fmt.Fprintf(w, "  frames       %d classified, %.1f frames/s, %s mean latency\n", s.Frames, s.FramesPerSec, s.MeanLatency.Round(time.Microsecond))
+	for k, v := range s.GPIOChanges {
+		fmt.Fprintf(w, "    gpio %s changes: %d\n", k, v)
+	}
+	fmt.Fprintf(w, "  agent RSS    %.1f MiB peak\n", float64(s.AgentPeakRSS)/(1<<20))
+}
