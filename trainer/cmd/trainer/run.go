@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/runspec"
+	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/trainer/internal/checkpoint"
 	"github.com/aerie-ml/aerie/trainer/internal/data"
 	"github.com/aerie-ml/aerie/trainer/internal/progress"
@@ -140,15 +142,21 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	return f, f.cfg.Validate()
 }
 
-// openOutput returns the store at uri. internal/store (gs://) plugs in here.
-func openOutput(uri string) (checkpoint.Store, error) {
-	switch {
-	case strings.HasPrefix(uri, "file://"):
-		return checkpoint.Dir(strings.TrimPrefix(uri, "file://")), nil
-	case !strings.Contains(uri, "://"):
-		return checkpoint.Dir(uri), nil
+// openOutput opens the store at uri (gs://bucket[/prefix], file:///dir or a
+// directory) for checkpoints and the model.
+func openOutput(ctx context.Context, uri string) (checkpoint.Store, error) {
+	if !strings.Contains(uri, "://") {
+		abs, err := filepath.Abs(uri)
+		if err != nil {
+			return nil, exitcode.Wrap(exitcode.Config, err)
+		}
+		uri = "file://" + abs
 	}
-	return nil, exitcode.Errorf(exitcode.Config, "output %q: only file:// and directories are wired yet", uri)
+	s, err := store.Open(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	return checkpoint.FromStore(s), nil
 }
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -167,7 +175,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fsys, where, err := data.Open(ctx, f.dataURI, nil)
+	fsys, where, err := data.Open(ctx, f.dataURI, data.OpenStore)
 	if err != nil {
 		return err
 	}
@@ -180,7 +188,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts := train.Options{Log: logger, MaxSteps: f.maxSteps, Reducer: comm}
 	var out checkpoint.Store
 	if f.maxSteps == 0 {
-		if out, err = openOutput(f.output); err != nil {
+		if out, err = openOutput(ctx, f.output); err != nil {
 			return err
 		}
 		opts.Checkpoints = &checkpoint.Checkpoints{Store: out, Run: f.name, Log: logger}
@@ -264,7 +272,8 @@ func writeModel(ctx context.Context, out checkpoint.Store, f *trainFlags, sets *
 			WorldSize: f.cfg.WorldSize, ResumedFrom: res.ResumedFrom},
 		Hyperparameters: manifest.Hyperparameters{Epochs: f.cfg.Epochs, BatchSize: f.cfg.BatchSize, LearningRate: f.cfg.LearningRate,
 			Schedule: f.cfg.Schedule, Optimizer: "adam", Seed: f.cfg.Seed, RotationDegrees: f.cfg.Augment.RotationDegrees,
-			CropPadding: f.cfg.Augment.CropPadding, Dropout: f.cfg.Dropout},
+			CropPadding: f.cfg.Augment.CropPadding, Dropout: f.cfg.Dropout, LabelSmoothing: f.cfg.LabelSmoothing,
+			EarlyStoppingPatience: f.cfg.Patience, ValidationFraction: f.valFraction},
 		Metrics: manifest.Metrics{Epochs: res.Epochs, TestLoss: res.TestLoss, TestAccuracy: res.TestAccuracy,
 			ClassAccuracy: res.ClassAccuracy, Confusion: res.Confusion, ModelBytes: wf.Size, Parameters: arch.NumParams(),
 			ImagesPerSecond: res.ImagesPerSecond, CPUUtilization: usage.Utilization, PeakRSSBytes: usage.PeakRSSBytes,
