@@ -1,0 +1,62 @@
+package train
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/aerie-ml/aerie/internal/exitcode"
+)
+
+func TestLearningRate(t *testing.T) {
+	for _, tc := range []struct {
+		schedule string
+		step     int64
+		want     float64
+	}{
+		{"constant", 0, 1}, {"constant", 99, 1},
+		{"cosine", 0, 1}, {"cosine", 50, 0.5}, {"cosine", 100, 0},
+		{"step", 0, 1}, {"step", 49, 1}, {"step", 50, 0.1}, {"step", 74, 0.1}, {"step", 75, 0.01},
+	} {
+		c := Config{LearningRate: 1, Schedule: tc.schedule, Epochs: 4}
+		if got := c.learningRate(tc.step, 100, 25); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("%s: learningRate(%d) = %v, want %v", tc.schedule, tc.step, got, tc.want)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good := smallConfig()
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(*Config){
+		"arch":      func(c *Config) { c.Arch = "vgg" },
+		"epochs":    func(c *Config) { c.Epochs = 0 },
+		"batch":     func(c *Config) { c.BatchSize, c.WorldSize = 2, 3 },
+		"lr":        func(c *Config) { c.LearningRate = math.NaN() },
+		"schedule":  func(c *Config) { c.Schedule = "linear" },
+		"rank":      func(c *Config) { c.Rank, c.WorldSize = 2, 2 },
+		"smoothing": func(c *Config) { c.LabelSmoothing = 1 },
+		"crop":      func(c *Config) { c.Augment.CropPadding = 20 },
+	} {
+		c := smallConfig()
+		edit(&c)
+		if err := c.Validate(); exitcode.Of(err) != exitcode.Config {
+			t.Errorf("%s: Validate() = %v, want a Config error", name, err)
+		}
+	}
+}
+
+func TestEarlyStopping(t *testing.T) {
+	sets := synthetic(t, 160, 20)
+	cfg := smallConfig()
+	cfg.Epochs, cfg.Patience, cfg.LearningRate, cfg.Schedule = 6, 1, 50, "constant" // diverges
+	res, err := Run(context.Background(), cfg, sets, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.StoppedEarly || len(res.Epochs) >= cfg.Epochs {
+		t.Errorf("StoppedEarly = %v after %d of %d epochs, want an early stop", res.StoppedEarly, len(res.Epochs), cfg.Epochs)
+	}
+}
