@@ -19,14 +19,15 @@ type Architecture struct {
 // Architectures is the registry of architecture names the trainer builds
 // (internal/model). Keep the parameter counts in sync with it.
 var Architectures = map[string]Architecture{
-	// The prototype's CNN: conv 3×3 1→32, max-pool, conv 3×3 32→64,
-	// max-pool, dense 3136→128, dense 128→10. Per image it holds 149,226
-	// float32 forward values (input, two im2col matrices, conv and ReLU
-	// outputs, pools, dense layers); ×4 bytes ×3 (values, gradients,
-	// temporaries).
-	"cnn": {Params: 421_642, ActivationBytes: 149_226 * 4 * 3},
-	// A tiny model for tests and quick runs.
-	"small": {Params: 7_000, ActivationBytes: 16 << 10},
+	// The prototype's CNN: conv 3×3 1→32, ReLU, max-pool, dropout, conv
+	// 3×3 32→64, ReLU, max-pool, dropout, dense 3136→128, ReLU, dropout,
+	// dense 128→10. Per image it holds 158,762 float32 forward values (the
+	// input, both im2col matrices and every layer's output); ×4 bytes ×3
+	// (values, gradients, temporaries).
+	"cnn": {Params: 421_642, ActivationBytes: 158_762 * 4 * 3},
+	// A tiny model for tests and quick runs: conv 3×3 1→4, ReLU, max-pool,
+	// dropout, max-pool, dense 196→10; 15,886 forward values per image.
+	"small": {Params: 2_010, ActivationBytes: 15_886 * 4 * 3},
 }
 
 // ArchitectureNames returns the registered names, sorted.

@@ -113,7 +113,7 @@ func TestParseErrors(t *testing.T) {
 		{"memory too small", []string{"cpu: auto", "cpu: 2", "memory: auto", "memory: 512Mi"},
 			file + `:21: spec.resources.memory: must be auto or a quantity between 2Gi and 13Gi for 2 cpu and this model and batch (see apps/jobs/README.md), got "512Mi"`},
 		{"auto memory too big", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 4096", "cpu: auto", "cpu: 1"},
-			file + ":19: spec.resources.memory: auto needs 9856Mi for this model and per-worker batch, above 6656Mi for 1 cpu (GKE Autopilot's 6.5Gi per core): lower spec.model.batchSize, or raise spec.workers.count or spec.resources.cpu"},
+			file + ":19: spec.resources.memory: auto needs 10432Mi for this model and per-worker batch, above 6656Mi for 1 cpu (GKE Autopilot's 6.5Gi per core): lower spec.model.batchSize, or raise spec.workers.count or spec.resources.cpu"},
 		{"output file relative", []string{"uri: gs://aerie-dev-training\n", "uri: file://out\n"},
 			file + `:23: spec.output.uri: must be gs://<bucket>[/<path>] or file:///<absolute path>, got "file://out"`},
 		{"gate above one", []string{"minTestAccuracy: 0.85", "minTestAccuracy: 85"},
@@ -217,11 +217,11 @@ func TestSizing(t *testing.T) {
 		memory        string
 		workingSetMiB int64
 	}{
-		{"prototype 4 workers", nil, 1, "1Gi", 425},
-		{"one worker batch 256", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 256"}, 4, "4Gi", 807},
-		{"one worker batch 1024", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 1024"}, 4, "4Gi", 2119},
-		{"one core batch 1024", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 1024", "cpu: auto", "cpu: 1"}, 1, "2880Mi", 2119},
-		{"explicit", []string{"cpu: auto", "cpu: 2", "memory: auto", "memory: 3Gi"}, 2, "3Gi", 425},
+		{"prototype 4 workers", nil, 1, "1Gi", 428},
+		{"one worker batch 256", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 256"}, 4, "4Gi", 835},
+		{"one worker batch 1024", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 1024"}, 4, "4Gi", 2230},
+		{"one core batch 1024", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 1024", "cpu: auto", "cpu: 1"}, 1, "3008Mi", 2230},
+		{"explicit", []string{"cpu: auto", "cpu: 2", "memory: auto", "memory: 3Gi"}, 2, "3Gi", 428},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
