@@ -203,6 +203,11 @@ func (t *Tree) run(name string, rev func() (string, error), k *krusty.Kustomizer
 		res.problems = append(res.problems, declError{err})
 		return res
 	}
+	if name == RunsDir {
+		res.problems = append(res.problems, declError{fmt.Errorf("%s:%d: metadata.name: %q is reserved for the declarations' directory, choose another name",
+			file, nameLine(data), name)})
+		return res
+	}
 	if r.Metadata.Name != name {
 		res.problems = append(res.problems, declError{fmt.Errorf("%s:%d: metadata.name: must be %q, the file's name, got %q",
 			file, nameLine(data), name, r.Metadata.Name)})
