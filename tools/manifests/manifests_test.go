@@ -1,0 +1,298 @@
+package manifests
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const repoRoot = "../.."
+
+// trainingOperator is the Go module whose API types jobgen renders with and
+// whose manifests Flux fetches from the upstream Git tag of the same version.
+const trainingOperator = "github.com/kubeflow/training-operator"
+
+// operatorModule returns the directory and version of the training-operator
+// module in the module cache. The module zip of a version holds the files
+// of the upstream Git tag of that name (the proxy builds it from the tag and
+// go.sum pins its hash), so its manifests/ is what Flux fetches from
+// github.com/kubeflow/training-operator at that tag.
+func operatorModule(t testing.TB) (dir, version string) {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Version}}", trainingOperator)
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -m %s: %v", trainingOperator, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 2 || f[0] == "" {
+		t.Fatalf("go list -m %s = %q; run go mod download", trainingOperator, out)
+	}
+	return f[0], f[1]
+}
+
+// newValidator knows the built-in and Flux kinds and the training
+// operator's CRDs. Compiling the CRD schemas takes seconds, so tests share
+// one.
+func newValidator(t testing.TB) *Validator {
+	t.Helper()
+	validatorOnce.Do(func() { sharedValidator = loadValidator(t) })
+	if sharedValidator == nil {
+		t.Fatal("validator setup failed")
+	}
+	return sharedValidator
+}
+
+var (
+	validatorOnce   sync.Once
+	sharedValidator *Validator
+)
+
+func loadValidator(t testing.TB) *Validator {
+	v, err := NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := operatorModule(t)
+	crds, err := filepath.Glob(filepath.Join(dir, "manifests", "base", "crds", "kubeflow.org_*.yaml"))
+	if err != nil || len(crds) == 0 {
+		t.Fatalf("no CRDs under %s/manifests/base/crds: %v", dir, err)
+	}
+	for _, f := range crds {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.AddCRD(data); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	return v
+}
+
+// TestKustomizationsBuild builds every kustomization under clusters/ and
+// apps/ with krusty and validates every object it produces.
+func TestKustomizationsBuild(t *testing.T) {
+	v := newValidator(t)
+	var dirs []string
+	for _, top := range []string{"clusters", "apps"} {
+		err := filepath.WalkDir(filepath.Join(repoRoot, top), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && d.Name() == "kustomization.yaml" {
+				dirs = append(dirs, filepath.Dir(path))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(dirs) < 5 {
+		t.Fatalf("found only %d kustomizations: %q", len(dirs), dirs)
+	}
+	for _, dir := range dirs {
+		name, _ := filepath.Rel(repoRoot, dir)
+		t.Run(name, func(t *testing.T) {
+			objs, err := Kustomize(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range objs {
+				if err := v.Validate(o.YAML); err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+		})
+	}
+}
+
+// fluxFor renders clusters/<env> as the cluster's Flux would after
+// bootstrap: the repository's clusters/ and apps/ as the flux-system source,
+// the module cache's training-operator manifests as the upstream source.
+func fluxFor(t *testing.T, env string, configVars map[string]string) []Object {
+	t.Helper()
+	repo := t.TempDir()
+	for _, top := range []string{"clusters", "apps"} {
+		if err := os.CopyFS(filepath.Join(repo, top), os.DirFS(filepath.Join(repoRoot, top))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opDir, _ := operatorModule(t)
+	f := &Flux{
+		Sources: map[string]string{
+			"flux-system/flux-system":       repo,
+			"flux-system/training-operator": opDir,
+		},
+		Vars: map[string]map[string]string{
+			// What infra/terraform/modules/flux writes.
+			"Secret/flux-system/cluster-secrets": {"rendezvous_token": "test-token"},
+		},
+	}
+	if configVars != nil {
+		f.Vars["ConfigMap/flux-system/cluster-vars"] = configVars
+	}
+	root := &kustomizev1.Kustomization{
+		TypeMeta:   metav1.TypeMeta{APIVersion: kustomizev1.GroupVersion.String(), Kind: kustomizev1.KustomizationKind},
+		ObjectMeta: metav1.ObjectMeta{Name: "flux-system", Namespace: "flux-system"},
+		Spec: kustomizev1.KustomizationSpec{
+			Path:      "./clusters/" + env,
+			Prune:     true,
+			SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: "flux-system"},
+		},
+	}
+	objs, err := f.Tree(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func find(objs []Object, kind, namespace, name string) (Object, bool) {
+	for _, o := range objs {
+		if o.Kind == kind && o.Namespace == namespace && o.Name == name {
+			return o, true
+		}
+	}
+	return Object{}, false
+}
+
+func mustFind(t *testing.T, objs []Object, kind, namespace, name string) Object {
+	t.Helper()
+	o, ok := find(objs, kind, namespace, name)
+	if !ok {
+		t.Fatalf("%s %s/%s: not applied by any Kustomization", kind, namespace, name)
+	}
+	return o
+}
+
+// TestClusters renders each cluster's whole Flux tree and checks that every
+// object validates and that the platform contract holds.
+func TestClusters(t *testing.T) {
+	_, opVersion := operatorModule(t)
+	for _, env := range []string{"dev", "prod"} {
+		t.Run(env, func(t *testing.T) {
+			objs := fluxFor(t, env, nil)
+			v := newValidator(t)
+			applied := map[string]string{}
+			for _, o := range objs {
+				if err := v.Validate(o.YAML); err != nil {
+					t.Errorf("applied by %s: %v", o.AppliedBy, err)
+				}
+				if prev, ok := applied[o.ID()]; ok && prev != o.AppliedBy {
+					t.Errorf("%s: applied by both %s and %s; they would fight over it", o.ID(), prev, o.AppliedBy)
+				}
+				applied[o.ID()] = o.AppliedBy
+			}
+
+			// The upstream operator at the version jobgen's API types come from.
+			var repo sourcev1.GitRepository
+			if err := mustFind(t, objs, "GitRepository", "flux-system", "training-operator").Decode(&repo); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := repo.Spec.URL, "https://github.com/kubeflow/training-operator"; got != want {
+				t.Errorf("GitRepository training-operator url = %q, want %q", got, want)
+			}
+			if repo.Spec.Reference == nil || repo.Spec.Reference.Tag != opVersion {
+				t.Errorf("GitRepository training-operator ref = %+v, want tag %s (the go.mod version of %s)", repo.Spec.Reference, opVersion, trainingOperator)
+			}
+
+			var infra, jobs kustomizev1.Kustomization
+			if err := mustFind(t, objs, "Kustomization", "flux-system", "infrastructure").Decode(&infra); err != nil {
+				t.Fatal(err)
+			}
+			if err := mustFind(t, objs, "Kustomization", "flux-system", "jobs").Decode(&jobs); err != nil {
+				t.Fatal(err)
+			}
+			if jobs.Spec.Path != "./apps/jobs" {
+				t.Errorf("jobs path = %q, want ./apps/jobs", jobs.Spec.Path)
+			}
+			if !slices.ContainsFunc(jobs.Spec.DependsOn, func(d kustomizev1.DependencyReference) bool { return d.Name == "infrastructure" }) {
+				t.Errorf("jobs dependsOn = %+v, want infrastructure", jobs.Spec.DependsOn)
+			}
+			for _, k := range []*kustomizev1.Kustomization{&infra, &jobs} {
+				if !k.Spec.Prune || !k.Spec.Wait || k.Spec.Timeout == nil {
+					t.Errorf("Kustomization %s: prune=%v wait=%v timeout=%v, want prune, wait and a timeout", k.Name, k.Spec.Prune, k.Spec.Wait, k.Spec.Timeout)
+				}
+			}
+
+			// What the infrastructure and operator Kustomizations apply.
+			for _, want := range []struct{ kind, ns, name, by string }{
+				{"CustomResourceDefinition", "", "pytorchjobs.kubeflow.org", "flux-system/training-operator"},
+				{"Namespace", "", "kubeflow", "flux-system/training-operator"},
+				{"Namespace", "", "training", "flux-system/infrastructure"},
+				{"ResourceQuota", "training", "training", "flux-system/infrastructure"},
+				{"LimitRange", "training", "training", "flux-system/infrastructure"},
+				{"NetworkPolicy", "training", "default-deny", "flux-system/infrastructure"},
+				{"NetworkPolicy", "training", "trainer", "flux-system/infrastructure"},
+				{"Secret", "training", "aerie-rendezvous", "flux-system/infrastructure"},
+			} {
+				if o := mustFind(t, objs, want.kind, want.ns, want.name); o.AppliedBy != want.by {
+					t.Errorf("%s applied by %s, want %s", o.ID(), o.AppliedBy, want.by)
+				}
+			}
+			var secret corev1.Secret
+			if err := mustFind(t, objs, "Secret", "training", "aerie-rendezvous").Decode(&secret); err != nil {
+				t.Fatal(err)
+			}
+			if got := secret.StringData["token"]; got != "test-token" {
+				t.Errorf("Secret aerie-rendezvous token = %q, want the substituted test-token", got)
+			}
+			var dep appsv1.Deployment
+			if err := mustFind(t, objs, "Deployment", "kubeflow", "training-operator").Decode(&dep); err != nil {
+				t.Fatal(err)
+			}
+			c := dep.Spec.Template.Spec.Containers[0]
+			if !slices.Contains(c.Args, "--namespace=training") {
+				t.Errorf("training-operator args = %q, want --namespace=training", c.Args)
+			}
+			if c.Resources.Requests.Cpu().IsZero() || !c.Resources.Requests.Cpu().Equal(*c.Resources.Limits.Cpu()) {
+				t.Errorf("training-operator resources = %+v, want requests = limits (Autopilot)", c.Resources)
+			}
+
+			// Every rendered run's PyTorchJob is applied by the jobs Kustomization.
+			if _, err := os.Stat(filepath.Join(repoRoot, "apps", "jobs", "kustomization.yaml")); err == nil {
+				var n int
+				for _, o := range objs {
+					if o.Kind == "PyTorchJob" {
+						n++
+						if o.AppliedBy != "flux-system/jobs" || o.Namespace != "training" {
+							t.Errorf("%s applied by %s, want flux-system/jobs in namespace training", o.ID(), o.AppliedBy)
+						}
+					}
+				}
+				if n == 0 {
+					t.Error("apps/jobs renders no PyTorchJob")
+				}
+			}
+		})
+	}
+}
+
+// TestClusterVarsOverride checks the hook the e2e test uses: the optional
+// ConfigMap flux-system/cluster-vars points the operator's source elsewhere.
+func TestClusterVarsOverride(t *testing.T) {
+	const url = "http://127.0.0.1:8080/kubeflow/training-operator.git"
+	objs := fluxFor(t, "dev", map[string]string{"training_operator_git_url": url})
+	var repo sourcev1.GitRepository
+	if err := mustFind(t, objs, "GitRepository", "flux-system", "training-operator").Decode(&repo); err != nil {
+		t.Fatal(err)
+	}
+	if repo.Spec.URL != url {
+		t.Errorf("GitRepository training-operator url = %q, want %q", repo.Spec.URL, url)
+	}
+}
