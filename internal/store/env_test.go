@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,6 +61,7 @@ type faults struct {
 	unavail    atomic.Int32 // answer the next n requests with 503
 	loseUpload atomic.Bool  // let the next upload land but answer it with 503
 	requests   atomic.Int32 // requests seen
+	mangle     atomic.Bool  // corrupt uploads in transit: "CORRUPTME" becomes "corrupted"
 }
 
 func (f *faults) wrap(h http.Handler) http.Handler {
@@ -74,6 +76,14 @@ func (f *faults) wrap(h http.Handler) http.Handler {
 			io.Copy(io.Discard, r.Body)
 			writeError(w, http.StatusServiceUnavailable, "backend unavailable")
 			return
+		case strings.HasPrefix(r.URL.Path, "/upload/") && f.mangle.Load():
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			body = bytes.ReplaceAll(body, []byte("CORRUPTME"), []byte("corrupted"))
+			r.Body = io.NopCloser(bytes.NewReader(body))
 		case strings.HasPrefix(r.URL.Path, "/upload/") && f.loseUpload.CompareAndSwap(true, false):
 			h.ServeHTTP(httptest.NewRecorder(), r)
 			writeError(w, http.StatusServiceUnavailable, "response lost")

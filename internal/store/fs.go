@@ -115,7 +115,11 @@ func (f *storeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 		if n := len(entries); n > 0 && entries[n-1].Name() == child {
 			continue // List is sorted, so a directory's objects are adjacent
 		}
-		entries = append(entries, fs.FileInfoToDirEntry(fileInfo{name: child, size: o.Size, dir: isDir}))
+		info := fileInfo{name: child, dir: isDir}
+		if !isDir {
+			info.size = o.Size
+		}
+		entries = append(entries, fs.FileInfoToDirEntry(info))
 	}
 	return entries, nil
 }

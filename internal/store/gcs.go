@@ -306,6 +306,8 @@ func (s *gcsStore) gcsError(err error) error {
 		return fmt.Errorf("%v; grant the caller's service account roles/storage.objectAdmin (or objectViewer to read) on bucket %q, or check its Application Default Credentials: %w", err, s.loc.Bucket, ErrPermission)
 	case isStatus(err, http.StatusPreconditionFailed):
 		return ErrExists
+	case isStatus(err, http.StatusBadRequest) && strings.Contains(err.Error(), "CRC32C"):
+		return fmt.Errorf("GCS rejected the upload because its bytes do not match their CRC32C (corrupted in transit, or the source changed while read); nothing was stored, write it again: %w", err)
 	}
 	return err
 }

@@ -103,13 +103,13 @@ func checkBucket(b string) error {
 			return fmt.Errorf("character %q: use lowercase letters, digits, -, _ and .", c)
 		}
 	}
+	if len(b) > 63 && !strings.Contains(b, ".") {
+		return errors.New("names without dots must be 3 to 63 characters")
+	}
 	for part := range strings.SplitSeq(b, ".") {
 		if part == "" || len(part) > 63 {
 			return errors.New("dot-separated parts must be 1 to 63 characters")
 		}
-	}
-	if len(b) > 63 && !strings.Contains(b, ".") {
-		return errors.New("names without dots must be 3 to 63 characters")
 	}
 	return nil
 }
