@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -199,4 +201,26 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Bucket = %d", b)
 		}
 	})
+}
+
+// TestFleetFiles parses every committed pin file.
+func TestFleetFiles(t *testing.T) {
+	files, err := filepath.Glob("../../edge/fleets/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fleet files: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := Parse(f, b)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if want := strings.TrimSuffix(filepath.Base(f), ".yaml"); p.Fleet != want {
+			t.Errorf("%s: fleet %q, want %q (the file name)", f, p.Fleet, want)
+		}
+	}
 }
