@@ -290,7 +290,11 @@ stable:
 			return nil, err
 		}
 	}
-	if err := d.command(ctx, d.path("repo"), "jobgen", "render", "--revision", strings.Repeat("0", 40)); err != nil {
+	head, err := clone.Head()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.command(ctx, d.path("repo"), "jobgen", "render", "--revision", head.Hash().String()); err != nil {
 		return nil, err
 	}
 	if _, err := commit(clone, "jobs: declare the demo run"); err != nil {

@@ -1,0 +1,75 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aerie-ml/aerie/internal/fmnist"
+)
+
+// TestDemo runs the whole loop with tiny settings: the small model for one
+// epoch, two workers, promotion, and a few seconds of flight.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model for a minute or two; skipped with -short")
+	}
+	if _, err := os.Stat(fmnist.DebianDir); err != nil {
+		t.Skipf("Debian package dataset-fashion-mnist is not installed (%v); .ci/run installs it", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	out := t.TempDir()
+	sum, err := Run(ctx, Config{
+		RepoDir: filepath.Join("..", "..", "..", ".."),
+		OutDir:  out,
+		Arch:    "small", Epochs: 1, Workers: 2,
+		MinTestAccuracy: 0.6, MinClassAccuracy: 0.1,
+		Fly:    3 * time.Second,
+		Stdout: &stdout, Stderr: &stderr,
+	})
+	if err != nil {
+		t.Fatalf("Run() = %v\nstdout:\n%s\nstderr (tail):\n%s", err, stdout.String(), tail(stderr.String(), 40))
+	}
+	t.Logf("stdout:\n%s", stdout.String())
+	if sum.TestAccuracy < 0.6 || len(sum.ClassAccuracy) != fmnist.NumClasses {
+		t.Errorf("test accuracy %.3f with %d classes, want >= 0.6 and 10", sum.TestAccuracy, len(sum.ClassAccuracy))
+	}
+	if len(sum.PinCommit) != 40 {
+		t.Errorf("pin commit %q, want a commit hash", sum.PinCommit)
+	}
+	if sum.Frames == 0 || sum.FramesPerSec <= 0 {
+		t.Errorf("edge agent classified %d frames at %.1f/s, want some", sum.Frames, sum.FramesPerSec)
+	}
+	if sum.AgentPeakRSS == 0 {
+		t.Error("agent peak RSS not measured")
+	}
+	ready := false
+	for _, c := range sum.Conditions {
+		ready = ready || (c.Type == "Ready" && c.Status == "True")
+	}
+	if !ready {
+		t.Errorf("device conditions %+v, want Ready=True", sum.Conditions)
+	}
+	if !strings.Contains(stdout.String(), "==> [7/7] summary") {
+		t.Errorf("no summary in stdout:\n%s", stdout.String())
+	}
+	// The pin is committed in the scratch clone, the model in the store.
+	b, err := os.ReadFile(filepath.Join(out, "repo", "edge", "fleets", "demo.yaml"))
+	if err != nil || !strings.Contains(string(b), sum.ManifestDigest) {
+		t.Errorf("pin file does not pin %s: %v\n%s", sum.ManifestDigest, err, b)
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
