@@ -1,0 +1,153 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aerie-ml/aerie/edge/internal/modeltest"
+	"github.com/aerie-ml/aerie/internal/golden"
+	"github.com/aerie-ml/aerie/internal/model"
+)
+
+// TestFootprint measures the real aerie-edge binary running the cnn: peak
+// RSS (VmHWM) while it installs, self-tests and classifies frames at
+// batch 1, and the per-frame classify latency from its /metrics. It runs
+// only when AERIE_EDGE_BIN names the binary (bench/edge-footprint.sh,
+// `make bench-edge`); AERIE_EDGE_EXEC may name a wrapper such as
+// qemu-aarch64-static. It reports numbers and asserts nothing about them.
+func TestFootprint(t *testing.T) {
+	bin := os.Getenv("AERIE_EDGE_BIN")
+	if bin == "" {
+		t.Skip("set AERIE_EDGE_BIN to an aerie-edge binary (make bench-edge)")
+	}
+	frames := 500
+	if n, err := strconv.Atoi(os.Getenv("AERIE_EDGE_FRAMES")); err == nil {
+		frames = n
+	}
+	set, _ := golden.Set()
+	raw := filepath.Join(t.TempDir(), "frames.raw")
+	os.WriteFile(raw, set.Images, 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	f := newFixture(t, fmt.Sprintf("frames: {source: raw, path: %s, loop: true}\n", raw))
+	os.WriteFile(f.cfgPath, bytes.Replace(must(os.ReadFile(f.cfgPath)), []byte("127.0.0.1:0"), []byte(addr), 1), 0o644)
+
+	// The cnn with seeded random weights: the same compute and memory as a
+	// trained one. Its self-test threshold is set below chance.
+	arch, _ := model.Lookup("cnn")
+	var tensors []model.Tensor
+	for i, v := range arch.Init(1) {
+		p := arch.Params()[i]
+		tensors = append(tensors, model.FromFloat32s(p.Name, p.Shape, v))
+	}
+	var w bytes.Buffer
+	if err := model.Encode(&w, tensors, map[string]string{model.MetadataArchitecture: "cnn"}); err != nil {
+		t.Fatal(err)
+	}
+	v := modeltest.Write(t, putter{f.st}, "footprint", "cnn", w.Bytes(), nil)
+	f.repo.Commit(t, map[string]string{"edge/fleets/quadcopters.yaml": fmt.Sprintf(`apiVersion: aerie.dev/v1alpha1
+kind: FleetPins
+fleet: quadcopters
+stable: {uri: %q, manifestDigest: %q, minSelfTestAccuracy: 0.01}
+`, f.st.URI(v.Key), v.Digest)})
+
+	args := []string{"-config", f.cfgPath}
+	cmd := exec.Command(bin, args...)
+	if wrap := os.Getenv("AERIE_EDGE_EXEC"); wrap != "" {
+		cmd = exec.Command(wrap, append([]string{bin}, args...)...)
+	}
+	cmd.Env = os.Environ()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("agent stderr:\n%s", stderr.String())
+		}
+	}()
+	var m map[string]float64
+	waitFor(t, fmt.Sprintf("%d frames classified", frames), func() bool {
+		m = scrape("http://" + addr + "/metrics")
+		return m["aerie_edge_frames_total"] >= float64(frames)
+	})
+	hwm, rss := procStatus(t, cmd.Process.Pid, "VmHWM"), procStatus(t, cmd.Process.Pid, "VmRSS")
+	t.Logf("binary %s (%d bytes)", bin, fileSize(bin))
+	t.Logf("frames %v, classify latency mean %.3f ms, frame errors %v",
+		m["aerie_edge_frames_total"], 1000*m["aerie_edge_classify_seconds_sum"]/m["aerie_edge_classify_seconds_count"], m["aerie_edge_frame_errors_total"])
+	t.Logf("peak RSS (VmHWM) %d KiB = %.1f MiB; RSS now %d KiB; Go-mapped %.1f MiB, live heap %.1f MiB",
+		hwm, float64(hwm)/1024, rss, m["aerie_edge_go_memory_bytes"]/(1<<20), m["aerie_edge_go_heap_live_bytes"]/(1<<20))
+	for _, le := range []string{"0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1"} {
+		t.Logf("  frames <= %s s: %v", le, m[`aerie_edge_classify_seconds_bucket{le="`+le+`"}`])
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func scrape(url string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get(url)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+func procStatus(t *testing.T, pid int, field string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.Atoi(strings.Fields(rest)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
