@@ -150,4 +150,3 @@ func fileSize(p string) int64 {
 	}
 	return fi.Size()
 }
-
