@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -211,6 +212,14 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 			s.LastReconcileTime = &now
 			if st.SelfTests != nil {
 				s.SelfTests = st.SelfTests
+			}
+			// Remember self-tests only of versions still on disk.
+			if installed, err := r.Installer.Installed(); err == nil {
+				for h := range s.SelfTests {
+					if !slices.Contains(installed, h) {
+						delete(s.SelfTests, h)
+					}
+				}
 			}
 			s.ClearReconciling()
 		})
