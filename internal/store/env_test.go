@@ -3,7 +3,6 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -263,8 +262,6 @@ func mustPut(t *testing.T, s store.Store, key string, b []byte, opts store.PutOp
 		t.Fatalf("Put(%q) = %v", key, err)
 	}
 }
-
-func errorIs(err, target error) bool { return errors.Is(err, target) }
 
 // fsImmutableFL is FS_IMMUTABLE_FL from linux/fs.h (chattr +i).
 const fsImmutableFL = 0x00000010

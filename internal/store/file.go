@@ -71,16 +71,22 @@ func (s *fileStore) put(ctx context.Context, key string, r io.Reader, opts PutOp
 	}
 	final := s.path(key)
 	dir := filepath.Dir(final)
-	if err := s.mkdirAll(dir); err != nil {
-		return err
-	}
 	if opts.IfNotExists {
 		// Fail before streaming a large object that cannot be stored.
 		if _, err := os.Lstat(final); err == nil {
 			return fmt.Errorf("another writer created it first: %w", ErrExists)
 		}
 	}
-	f, err := os.CreateTemp(dir, tmpPrefix+"tmp-*")
+	var f *os.File
+	for range 3 {
+		if err = s.mkdirAll(dir); err != nil {
+			return err
+		}
+		// A concurrent Delete may remove dir once it is empty: try again.
+		if f, err = os.CreateTemp(dir, tmpPrefix+"tmp-*"); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
 	if err != nil {
 		return fileError(err)
 	}

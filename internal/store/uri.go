@@ -100,7 +100,7 @@ func checkBucket(b string) error {
 	}
 	for _, c := range []byte(b) {
 		if !isAlnum(c) && c != '-' && c != '_' && c != '.' {
-			return fmt.Errorf("character %q: use lowercase letters, digits, -, _ and .", c)
+			return fmt.Errorf("character %q: use lowercase letters, digits, '-', '_' and '.'", c)
 		}
 	}
 	if len(b) > 63 && !strings.Contains(b, ".") {
