@@ -85,8 +85,10 @@ func TestMeterCountsCPUAndMemory(t *testing.T) {
 	if u.Cores != runtime.GOMAXPROCS(0) {
 		t.Errorf("Cores = %d, want GOMAXPROCS %d", u.Cores, runtime.GOMAXPROCS(0))
 	}
-	if u.PeakRSSBytes-m.start.MaxRSS < grow/2 {
-		t.Errorf("peak RSS grew %d bytes over a %d-byte allocation, want at least half of it", u.PeakRSSBytes-m.start.MaxRSS, grow)
+	// The buffer is resident now, so the high-water mark is at least its
+	// size, whatever the process used before.
+	if u.PeakRSSBytes < grow {
+		t.Errorf("PeakRSSBytes = %d with a %d-byte buffer resident, want at least the buffer", u.PeakRSSBytes, grow)
 	}
 	if hwm, ok := vmHWM(t); ok {
 		// Same high-water mark, read two ways: checks the unit conversion.
