@@ -1,3 +1,5 @@
+//lint:file-ignore ST1001 gomlx graph-building code reads as math with graph dot-imported
+
 package model
 
 import (
@@ -8,7 +10,7 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph code reads better unqualified
+	. "github.com/gomlx/gomlx/core/graph"
 )
 
 // Input image geometry: 28×28 grayscale.

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1001 gomlx graph-building code reads as math with graph dot-imported
+
 package model
 
 import (
@@ -9,7 +11,7 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/gobackend"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
@@ -125,7 +127,7 @@ func (c *Classifier) Classify(ctx context.Context, images [][]byte) ([]Predictio
 		args = append(args, w)
 	}
 	c.mu.Lock()
-	out, err := c.exec.Exec(args...)
+	out, err := c.exec.Call(args...)
 	c.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("classify: %w", err)

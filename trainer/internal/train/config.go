@@ -18,7 +18,6 @@ package train
 
 import (
 	"context"
-	"fmt"
 	"math"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
@@ -132,5 +131,3 @@ type Reducer interface {
 type single struct{}
 
 func (single) AllReduce(context.Context, []float32) error { return nil }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1001 gomlx graph-building code reads as math with graph dot-imported
+
 package train
 
 import (
@@ -11,7 +13,7 @@ import (
 	"time"
 
 	"github.com/gomlx/compute/dtypes"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
+	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	gmodel "github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
