@@ -22,15 +22,32 @@ deps: ## Install the Debian packages and Go modules the tests and demo need.
 	@hack/deps.sh
 
 .PHONY: test
-test: deps ## Run every test tier CI runs (the README's test command).
+test: deps test-edge-arm64 ## Run every test tier CI runs (the README's test command).
 	go test -count=1 ./...
+
+.PHONY: test-edge
+test-edge: ## Run the edge agent's tests and the packages it shares.
+	go test ./edge/... ./internal/pins/... ./internal/golden/...
+
+# GOEXPERIMENT= : the SIMD experiment is for amd64.
+.PHONY: test-edge-arm64
+test-edge-arm64: ## Run the edge tests as linux/arm64 binaries under qemu-aarch64-static.
+	GOARCH=arm64 CGO_ENABLED=0 GOEXPERIMENT= go test -exec qemu-aarch64-static ./edge/... ./internal/pins/... ./internal/golden/...
+
+.PHONY: edge-arm64
+edge-arm64: ## Build the static linux/arm64 edge agent: bin/aerie-edge-linux-arm64.
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 GOEXPERIMENT= go build -trimpath -ldflags "-s -w" -o $(BIN)/aerie-edge-linux-arm64 ./edge/cmd/aerie-edge
+
+.PHONY: bench-edge
+bench-edge: ## Edge agent footprint: peak RSS and per-frame latency of the static binary (ARCH=arm64 under qemu).
+	bench/edge.sh
 
 .PHONY: test-short
 test-short: ## Run the fast unit tests only.
 	go test -short ./...
 
 .PHONY: lint
-lint: $(BIN)/staticcheck ## Run go vet and staticcheck.
+lint: $(BIN)/staticcheck lint-infra ## Run go vet, staticcheck, and lint-infra.
 	go vet ./...
 	staticcheck ./...
 
@@ -43,6 +60,9 @@ $(BIN)/staticcheck:
 
 $(BIN)/actionlint:
 	GOBIN=$(BIN) go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+# Infrastructure, images, Terraform and the end-to-end cluster tier.
+include platform.mk
 
 .PHONY: bench-train
 bench-train: ## Training throughput, Go trainer vs PyTorch, the cnn at batch 64 (BENCH_TRAIN_STEPS, BENCH_TRAIN_REPS).
