@@ -1,0 +1,558 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/pkg/gittestserver"
+	gogit "github.com/go-git/go-git/v5"
+	kubeflowv1 "github.com/kubeflow/training-operator/pkg/apis/kubeflow.org/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
+	"github.com/aerie-ml/aerie/tools/e2e/cluster"
+	"github.com/aerie-ml/aerie/tools/manifests"
+)
+
+const repoRoot = "../.."
+
+var (
+	gitRepositories = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}
+	kustomizations  = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
+	crds            = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	pytorchJobs     = schema.GroupVersionResource{Group: "kubeflow.org", Version: "v1", Resource: "pytorchjobs"}
+)
+
+// TestFluxSyncsClusterDev is the whole GitOps path on one machine:
+//
+//  1. etcd and kube-apiserver on loopback; Flux's CRDs from the controllers'
+//     own modules;
+//  2. this repository (the working tree's clusters/ and apps/) and a mirror
+//     of the training operator's v1.8.1 manifests (from the Go module
+//     cache: the same files as the upstream tag) served by gittestserver;
+//  3. the real source-controller and kustomize-controller, pointed at
+//     clusters/dev exactly as bootstrap would, except that the optional
+//     ConfigMap flux-system/cluster-vars sends the operator's GitRepository
+//     to the mirror, and the Secret Terraform would write is created here;
+//  4. Flux applies infrastructure, the operator and then the jobs; the test
+//     checks what landed;
+//  5. the real training operator controller, with the arguments Flux
+//     applied to its Deployment, creates each job's pods and services with
+//     the trainer's env contract.
+//
+// Without kubelet and kube-controller-manager, the test writes what they
+// would: the operator Deployment's status (the operator runs out of cluster
+// in its stead) and the ResourceQuota's initial status.
+func TestFluxSyncsClusterDev(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	began := time.Now()
+	step := func(format string, args ...any) {
+		t.Logf("[%6.1fs] %s", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+	}
+
+	cp := cluster.Start(t)
+	step("kube-apiserver ready")
+
+	for _, m := range []string{"source-controller", "kustomize-controller"} {
+		dir := moduleDir(t, filepath.Join("recipes", m), "github.com/fluxcd/"+m)
+		files, _ := filepath.Glob(filepath.Join(dir, "config", "crd", "bases", "*.yaml"))
+		if len(files) == 0 {
+			t.Fatalf("no CRDs in %s/config/crd/bases", dir)
+		}
+		for _, f := range files {
+			applyFile(t, ctx, cp, f)
+		}
+	}
+	waitCRDs(t, ctx, cp, "gitrepositories.source.toolkit.fluxcd.io", "kustomizations.kustomize.toolkit.fluxcd.io")
+	step("Flux CRDs established")
+
+	// Git: this repository and the operator's manifests at tag v1.8.1.
+	git, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(git.Root()) })
+	if err := git.StartHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(git.StopHTTP)
+	repo := t.TempDir()
+	for _, top := range []string{"clusters", "apps"} {
+		if err := os.CopyFS(filepath.Join(repo, top), os.DirFS(filepath.Join(repoRoot, top))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := git.InitRepo(repo, "main", "aerie.git"); err != nil {
+		t.Fatal(err)
+	}
+	opDir, opVersion := operatorModule(t)
+	mirror := t.TempDir()
+	if err := os.CopyFS(filepath.Join(mirror, "manifests"), os.DirFS(filepath.Join(opDir, "manifests"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := git.InitRepo(mirror, "master", "kubeflow/training-operator.git"); err != nil {
+		t.Fatal(err)
+	}
+	tagHead(t, filepath.Join(git.Root(), "kubeflow/training-operator.git"), opVersion)
+	step("git server: aerie.git, kubeflow/training-operator.git@%s", opVersion)
+
+	// The controllers, out of cluster.
+	scBin := cluster.Binary(t, "E2E_SOURCE_CONTROLLER")
+	kcBin := cluster.Binary(t, "E2E_KUSTOMIZE_CONTROLLER")
+	env := []string{"KUBECONFIG=" + cp.Kubeconfig, "RUNTIME_NAMESPACE=flux-system"}
+	storage := "127.0.0.1:" + strconv.Itoa(cluster.FreePort(t))
+	cluster.RunEnv(t, ctx, cp.Dir, "source-controller", env, scBin,
+		"--storage-path="+filepath.Join(cp.Dir, "artifacts"),
+		"--storage-addr="+storage, "--storage-adv-addr="+storage,
+		"--metrics-addr=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
+		"--health-addr=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
+		"--log-level=debug")
+	cluster.RunEnv(t, ctx, cp.Dir, "kustomize-controller", env, kcBin,
+		"--metrics-addr=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
+		"--health-addr=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
+		"--log-level=debug")
+	step("source-controller and kustomize-controller started")
+
+	// What bootstrap and Terraform put in the cluster, then the root sync.
+	const token = "e2e-rendezvous-token"
+	apply(t, ctx, cp, fmt.Sprintf(`
+apiVersion: v1
+kind: Namespace
+metadata: {name: flux-system}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: cluster-secrets, namespace: flux-system}
+stringData: {rendezvous_token: %s}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cluster-vars, namespace: flux-system}
+data: {training_operator_git_url: %s/kubeflow/training-operator.git}
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: flux-system, namespace: flux-system}
+spec:
+  interval: 1m
+  url: %s/aerie.git
+  ref: {branch: main}
+  # Bootstrap's own sync objects point at GitHub; the test's replace them.
+  ignore: /clusters/*/flux-system/
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: flux-system, namespace: flux-system}
+spec:
+  interval: 10m
+  path: ./clusters/dev
+  prune: true
+  sourceRef: {kind: GitRepository, name: flux-system}
+`, token, git.HTTPAddress(), git.HTTPAddress()))
+
+	stopStandIns := standIns(t, ctx, cp)
+	defer stopStandIns()
+
+	for _, name := range []string{"flux-system", "infrastructure", "training-operator", "jobs"} {
+		waitReady(t, ctx, cp, kustomizations, "flux-system", name, 5*time.Minute)
+		step("Kustomization %s Ready", name)
+	}
+
+	// What Flux applied.
+	waitCRDs(t, ctx, cp, "pytorchjobs.kubeflow.org")
+	for _, ns := range []string{"training", "kubeflow"} {
+		if _, err := cp.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+			t.Errorf("namespace %s: %v", ns, err)
+		}
+	}
+	q, err := cp.Client.CoreV1().ResourceQuotas("training").Get(ctx, "training", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("ResourceQuota training/training: %v", err)
+	}
+	if got := q.Spec.Hard[corev1.ResourceRequestsCPU]; got.Cmp(resource.MustParse("16")) != 0 {
+		t.Errorf("ResourceQuota requests.cpu = %s, want the dev overlay's 16", got.String())
+	}
+	if _, err := cp.Client.CoreV1().LimitRanges("training").Get(ctx, "training", metav1.GetOptions{}); err != nil {
+		t.Errorf("LimitRange training/training: %v", err)
+	}
+	for _, np := range []string{"default-deny", "trainer"} {
+		if _, err := cp.Client.NetworkingV1().NetworkPolicies("training").Get(ctx, np, metav1.GetOptions{}); err != nil {
+			t.Errorf("NetworkPolicy training/%s: %v", np, err)
+		}
+	}
+	sec, err := cp.Client.CoreV1().Secrets("training").Get(ctx, "aerie-rendezvous", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("Secret training/aerie-rendezvous: %v", err)
+	}
+	if got := string(sec.Data["token"]); got != token {
+		t.Errorf("Secret aerie-rendezvous token = %q, want the substituted %q", got, token)
+	}
+
+	want := renderedJobs(t)
+	if len(want) == 0 {
+		t.Fatal("apps/jobs renders no PyTorchJob")
+	}
+	for _, j := range want {
+		u, err := cp.Dynamic.Resource(pytorchJobs).Namespace(j.Namespace).Get(ctx, j.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("PyTorchJob %s/%s: %v", j.Namespace, j.Name, err)
+			continue
+		}
+		if by := u.GetLabels()["kustomize.toolkit.fluxcd.io/name"]; by != "jobs" {
+			t.Errorf("PyTorchJob %s applied by Kustomization %q, want jobs", j.Name, by)
+		}
+	}
+	step("Flux applied the CRDs, namespaces, quota, limits, policies, secret and %d PyTorchJobs", len(want))
+	if t.Failed() {
+		return
+	}
+
+	// The training operator, as its Deployment would run it.
+	dep, err := cp.Client.AppsV1().Deployments("kubeflow").Get(ctx, "training-operator", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := slices.Clone(dep.Spec.Template.Spec.Containers[0].Args)
+	args = append(args,
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
+		"--webhook-server-port="+strconv.Itoa(cluster.FreePort(t)))
+	certDir := "/tmp/k8s-webhook-server/serving-certs" // fixed in the operator (pkg/cert)
+	go mountWebhookCert(ctx, t, cp, certDir)
+	t.Cleanup(func() { os.RemoveAll(certDir) })
+	cluster.RunEnv(t, ctx, cp.Dir, "training-operator",
+		[]string{"KUBECONFIG=" + cp.Kubeconfig, "MY_POD_NAMESPACE=kubeflow"},
+		cluster.Binary(t, "E2E_TRAINING_OPERATOR"), args...)
+	step("training operator started: %s", strings.Join(args, " "))
+
+	for _, j := range want {
+		checkReplicas(t, ctx, cp, j)
+		step("PyTorchJob %s: pods and services with MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK", j.Name)
+	}
+}
+
+// standIns writes what the missing node components would: the quota
+// controller's first ResourceQuota status (quota admission refuses every
+// pod and PyTorchJob until it exists) and, only after that, the
+// training-operator Deployment's available status (its pod is the operator
+// process this test runs). It returns a function that stops them.
+func standIns(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		quotaReady := false
+		for ctx.Err() == nil {
+			time.Sleep(250 * time.Millisecond)
+			if !quotaReady {
+				q, err := cp.Client.CoreV1().ResourceQuotas("training").Get(ctx, "training", metav1.GetOptions{})
+				if err != nil {
+					continue
+				}
+				if len(q.Status.Hard) == 0 {
+					q.Status.Hard = q.Spec.Hard.DeepCopy()
+					q.Status.Used = corev1.ResourceList{}
+					for r := range q.Spec.Hard {
+						q.Status.Used[r] = resource.MustParse("0")
+					}
+					if _, err := cp.Client.CoreV1().ResourceQuotas("training").UpdateStatus(ctx, q, metav1.UpdateOptions{}); err != nil {
+						continue
+					}
+				}
+				quotaReady = true
+			}
+			d, err := cp.Client.AppsV1().Deployments("kubeflow").Get(ctx, "training-operator", metav1.GetOptions{})
+			if err != nil || d.Status.ObservedGeneration == d.Generation {
+				continue
+			}
+			n := int32(1)
+			if d.Spec.Replicas != nil {
+				n = *d.Spec.Replicas
+			}
+			now := metav1.Now()
+			d.Status = appsv1.DeploymentStatus{
+				ObservedGeneration: d.Generation,
+				Replicas:           n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+				Conditions: []appsv1.DeploymentCondition{
+					{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
+					{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
+				},
+			}
+			_, _ = cp.Client.AppsV1().Deployments("kubeflow").UpdateStatus(ctx, d, metav1.UpdateOptions{})
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// mountWebhookCert does what the Deployment's secret volume would: copy the
+// certificates the operator's cert rotator writes into its Secret to the
+// directory its webhook server reads. Without them the operator never starts
+// its job controllers.
+func mountWebhookCert(ctx context.Context, t *testing.T, cp *cluster.ControlPlane, dir string) {
+	for ctx.Err() == nil {
+		time.Sleep(250 * time.Millisecond)
+		s, err := cp.Client.CoreV1().Secrets("kubeflow").Get(ctx, "training-operator-webhook-cert", metav1.GetOptions{})
+		if err != nil || len(s.Data["tls.crt"]) == 0 {
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Errorf("mount webhook cert: %v", err)
+			return
+		}
+		for _, k := range []string{"ca.crt", "tls.crt", "tls.key"} {
+			if err := os.WriteFile(filepath.Join(dir, k), s.Data[k], 0o600); err != nil {
+				t.Errorf("mount webhook cert: %v", err)
+				return
+			}
+		}
+		return
+	}
+}
+
+// checkReplicas waits for the operator to create job's pods and services and
+// checks the trainer's env contract on each pod.
+func checkReplicas(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, job *kubeflowv1.PyTorchJob) {
+	t.Helper()
+	world := 0
+	type replica struct {
+		name string
+		rank int
+	}
+	var want []replica
+	master := job.Spec.PyTorchReplicaSpecs[kubeflowv1.PyTorchJobReplicaTypeMaster]
+	workers := job.Spec.PyTorchReplicaSpecs[kubeflowv1.PyTorchJobReplicaTypeWorker]
+	if master != nil && master.Replicas != nil {
+		for i := 0; i < int(*master.Replicas); i++ {
+			want = append(want, replica{fmt.Sprintf("%s-master-%d", job.Name, i), world})
+			world++
+		}
+	}
+	if workers != nil && workers.Replicas != nil {
+		for i := 0; i < int(*workers.Replicas); i++ {
+			want = append(want, replica{fmt.Sprintf("%s-worker-%d", job.Name, i), world})
+			world++
+		}
+	}
+	port := "23456"
+	if master != nil {
+		for _, c := range master.Template.Spec.Containers {
+			for _, p := range c.Ports {
+				if p.Name == kubeflowv1.PyTorchJobDefaultPortName {
+					port = strconv.Itoa(int(p.ContainerPort))
+				}
+			}
+		}
+	}
+	for _, r := range want {
+		var pod *corev1.Pod
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			p, err := cp.Client.CoreV1().Pods(job.Namespace).Get(ctx, r.name, metav1.GetOptions{})
+			if err == nil {
+				pod = p
+				break
+			}
+			if !apierrors.IsNotFound(err) || time.Now().After(deadline) {
+				t.Fatalf("pod %s/%s: %v", job.Namespace, r.name, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if _, err := cp.Client.CoreV1().Services(job.Namespace).Get(ctx, r.name, metav1.GetOptions{}); err != nil {
+			t.Errorf("service %s/%s: %v", job.Namespace, r.name, err)
+		}
+		var env map[string]string
+		for _, c := range pod.Spec.Containers {
+			if c.Name == kubeflowv1.PyTorchJobDefaultContainerName {
+				env = map[string]string{}
+				for _, e := range c.Env {
+					env[e.Name] = e.Value
+				}
+			}
+		}
+		if env == nil {
+			t.Errorf("pod %s: no container named %s", r.name, kubeflowv1.PyTorchJobDefaultContainerName)
+			continue
+		}
+		for k, v := range map[string]string{
+			"MASTER_ADDR": job.Name + "-master-0",
+			"MASTER_PORT": port,
+			"WORLD_SIZE":  strconv.Itoa(world),
+			"RANK":        strconv.Itoa(r.rank),
+		} {
+			if env[k] != v {
+				t.Errorf("pod %s: %s = %q, want %q", r.name, k, env[k], v)
+			}
+		}
+	}
+}
+
+// renderedJobs are the PyTorchJobs apps/jobs renders, built in process.
+func renderedJobs(t *testing.T) []*kubeflowv1.PyTorchJob {
+	t.Helper()
+	objs, err := manifests.Kustomize(filepath.Join(repoRoot, "apps", "jobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobs []*kubeflowv1.PyTorchJob
+	for _, o := range objs {
+		if o.Kind != kubeflowv1.PyTorchJobKind {
+			continue
+		}
+		var j kubeflowv1.PyTorchJob
+		if err := yaml.Unmarshal(o.YAML, &j); err != nil {
+			t.Fatalf("%s: %v", o.ID(), err)
+		}
+		jobs = append(jobs, &j)
+	}
+	return jobs
+}
+
+func waitReady(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, gvr schema.GroupVersionResource, ns, name string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		u, err := cp.Dynamic.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			status, msg := condition(u, "Ready")
+			if status == "True" {
+				return
+			}
+			last = status + ": " + msg
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s %s/%s not Ready after %s: %s", gvr.Resource, ns, name, timeout, last)
+}
+
+func condition(u *unstructured.Unstructured, typ string) (status, message string) {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == typ {
+			s, _ := m["status"].(string)
+			msg, _ := m["message"].(string)
+			return s, msg
+		}
+	}
+	return "Unknown", "no " + typ + " condition yet"
+}
+
+func waitCRDs(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			u, err := cp.Dynamic.Resource(crds).Get(ctx, n, metav1.GetOptions{})
+			if err == nil {
+				if s, _ := condition(u, "Established"); s == "True" {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("CRD %s not established: %v", n, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// apply creates the objects of a multi-document YAML, as the test's own
+// stand-in for bootstrap and Terraform.
+func apply(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, docs string) {
+	t.Helper()
+	for _, doc := range strings.Split(docs, "\n---\n") {
+		var u unstructured.Unstructured
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatalf("%v in:\n%s", err, doc)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		gvk := u.GroupVersionKind()
+		gvr := schema.GroupVersionResource{Group: gvk.Group, Version: gvk.Version, Resource: strings.ToLower(gvk.Kind) + "s"}
+		if gvk.Kind == "GitRepository" {
+			gvr.Resource = "gitrepositories"
+		}
+		var err error
+		if u.GetNamespace() == "" {
+			_, err = cp.Dynamic.Resource(gvr).Create(ctx, &u, metav1.CreateOptions{})
+		} else {
+			_, err = cp.Dynamic.Resource(gvr).Namespace(u.GetNamespace()).Create(ctx, &u, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatalf("create %s %s: %v", gvk.Kind, u.GetName(), err)
+		}
+	}
+}
+
+func applyFile(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, ctx, cp, strings.TrimPrefix(string(data), "---\n"))
+}
+
+// moduleDir returns the module cache directory of module as required by
+// the recipe in dir (relative to this package).
+func moduleDir(t *testing.T, dir, module string) string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("go list -m %s in %s: %v %s: run make e2e-bins", module, dir, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// operatorModule is the training-operator module the main module requires:
+// its manifests are what the upstream v1.8.1 tag holds.
+func operatorModule(t *testing.T) (dir, version string) {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Version}}", "github.com/kubeflow/training-operator")
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) != 2 {
+		t.Fatalf("go list -m github.com/kubeflow/training-operator: %v %s", err, out)
+	}
+	return f[0], f[1]
+}
+
+// tagHead creates the lightweight tag name at the bare repository's HEAD.
+func tagHead(t *testing.T, path, name string) {
+	t.Helper()
+	r, err := gogit.PlainOpen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := r.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CreateTag(name, head.Hash(), nil); err != nil {
+		t.Fatal(err)
+	}
+}
