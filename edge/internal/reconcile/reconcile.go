@@ -209,6 +209,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 				s.Active = st.Active
 			}
 			s.Pending = st.Pending
+			s.Mission = st.Mission
 			s.LastReconcileTime = &now
 			if st.SelfTests != nil {
 				s.SelfTests = st.SelfTests
