@@ -104,25 +104,57 @@ func (a *Arch) Match(ts []Tensor, meta map[string]string) ([][]float32, error) {
 // Arch returns the classifier's architecture.
 func (c *Classifier) Arch() *Arch { return c.arch }
 
+// maxBatch bounds one graph execution; batches are padded to a power of
+// two, so at most 7 graphs (1, 2, 4, … 64) are ever compiled.
+const maxBatch = 64
+
 // Classify classifies 28×28 8-bit grayscale images (row-major, 784 bytes
 // each).
 func (c *Classifier) Classify(ctx context.Context, images [][]byte) ([]Prediction, error) {
-	if len(images) == 0 {
-		return nil, nil
-	}
 	const px = Height * Width
-	x := make([]float32, len(images)*px)
 	for i, img := range images {
 		if len(img) != px {
 			return nil, fmt.Errorf("image %d has %d bytes, want %d (28×28 grayscale)", i, len(img), px)
 		}
-		Normalize(x[i*px:(i+1)*px], img)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	preds := make([]Prediction, 0, len(images))
+	for start := 0; start < len(images); start += maxBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		chunk := images[start:min(start+maxBatch, len(images))]
+		n := 1
+		for n < len(chunk) {
+			n *= 2
+		}
+		x := make([]float32, n*px)
+		for i, img := range chunk {
+			Normalize(x[i*px:(i+1)*px], img)
+		}
+		probs, err := c.run(x, n)
+		if err != nil {
+			return nil, err
+		}
+		for i := range chunk {
+			p := probs[i*NumClasses : (i+1)*NumClasses : (i+1)*NumClasses]
+			best := 0
+			for k := range p {
+				if p[k] > p[best] {
+					best = k
+				}
+			}
+			preds = append(preds, Prediction{Class: best, Confidence: p[best], Probs: p})
+		}
 	}
+	return preds, nil
+}
+
+// run executes the graph for n normalized images.
+func (c *Classifier) run(x []float32, n int) ([]float32, error) {
+	in := tensors.FromFlatDataAndDimensions(x, n, Height, Width, 1)
+	defer in.MustFinalizeAll()
 	args := make([]any, 0, 1+len(c.weights))
-	args = append(args, tensors.FromFlatDataAndDimensions(x, len(images), Height, Width, 1))
+	args = append(args, in)
 	for _, w := range c.weights {
 		args = append(args, w)
 	}
@@ -132,21 +164,8 @@ func (c *Classifier) Classify(ctx context.Context, images [][]byte) ([]Predictio
 	if err != nil {
 		return nil, fmt.Errorf("classify: %w", err)
 	}
-	probs := tensors.MustCopyFlatData[float32](out[0])
-	out[0].MustFinalizeAll()
-	args[0].(*tensors.Tensor).MustFinalizeAll()
-	preds := make([]Prediction, len(images))
-	for i := range preds {
-		p := probs[i*NumClasses : (i+1)*NumClasses : (i+1)*NumClasses]
-		best := 0
-		for k := range p {
-			if p[k] > p[best] {
-				best = k
-			}
-		}
-		preds[i] = Prediction{Class: best, Confidence: p[best], Probs: p}
-	}
-	return preds, nil
+	defer out[0].MustFinalizeAll()
+	return tensors.MustCopyFlatData[float32](out[0]), nil
 }
 
 // Close releases the compiled graphs.

@@ -282,3 +282,34 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestClassifyManySizes(t *testing.T) {
+	a, _ := Lookup("small")
+	c, err := Load(context.Background(), "small", bytes.NewReader(weightsFile(t, a, a.Init(3))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	imgs := make([][]byte, 150)
+	for i := range imgs {
+		imgs[i] = bytes.Repeat([]byte{byte(i)}, 784)
+	}
+	all, err := c.Classify(context.Background(), imgs)
+	if err != nil || len(all) != len(imgs) {
+		t.Fatalf("Classify(150 images) = %d predictions, %v", len(all), err)
+	}
+	// Every batch size from 1 to 70 works (padded to powers of two) and
+	// gives the same answer as the big batch.
+	for n := 1; n <= 70; n++ {
+		got, err := c.Classify(context.Background(), imgs[:n])
+		if err != nil {
+			t.Fatalf("batch %d: %v", n, err)
+		}
+		if got[n-1].Class != all[n-1].Class || math.Abs(float64(got[n-1].Confidence-all[n-1].Confidence)) > 1e-5 {
+			t.Errorf("batch %d: last prediction %+v, want %+v", n, got[n-1], all[n-1])
+		}
+	}
+	if got, err := c.Classify(context.Background(), nil); err != nil || len(got) != 0 {
+		t.Errorf("Classify(nil) = %v, %v", got, err)
+	}
+}
