@@ -41,6 +41,8 @@ type Store interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// List returns the keys that start with prefix, sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// Delete removes key.
+	Delete(ctx context.Context, key string) error
 	// URI names key for people.
 	URI(key string) string
 }
@@ -66,6 +68,9 @@ type Checkpoints struct {
 	Store Store
 	Run   string
 	Log   *slog.Logger
+	// Keep is how many of the newest checkpoints Save leaves in place; it
+	// deletes older ones (default 3, negative: keep all).
+	Keep int
 }
 
 func (c *Checkpoints) log() *slog.Logger {
@@ -99,17 +104,64 @@ func (c *Checkpoints) Save(ctx context.Context, s *State) (string, error) {
 		}
 		c.log().Warn("checkpoint already committed", "checkpoint", c.Store.URI(prefix))
 	}
+	if err := c.prune(ctx, s.Step); err != nil {
+		// Old checkpoints cost space, not correctness.
+		c.log().Warn("pruning old checkpoints", "err", err)
+	}
 	return c.Store.URI(prefix), nil
 }
 
-// Latest returns the newest valid checkpoint and its URI, or nil when there
-// is none. Invalid ones are skipped with a warning; store failures other
-// than a missing object are returned.
-func (c *Checkpoints) Latest(ctx context.Context) (*State, string, error) {
+// prune deletes all but the newest Keep checkpoints up to step.
+func (c *Checkpoints) prune(ctx context.Context, step int64) error {
+	keep := c.Keep
+	if keep == 0 {
+		keep = 3
+	}
+	if keep < 0 {
+		return nil
+	}
+	keys, steps, err := c.list(ctx)
+	if err != nil {
+		return err
+	}
+	var older []int64
+	for _, s := range steps {
+		if s <= step {
+			older = append(older, s)
+		}
+	}
+	if len(older) <= keep {
+		return nil
+	}
+	doomed := map[string]bool{}
+	for _, s := range older[:len(older)-keep] {
+		doomed[Prefix(c.Run, s)] = true
+	}
+	// Delete the marker first, so that a half-deleted checkpoint is never
+	// mistaken for a valid one.
+	for _, k := range keys {
+		if dir := k[:strings.LastIndex(k, "/")+1]; doomed[dir] && strings.HasSuffix(k, "/"+Committed) {
+			if err := c.Store.Delete(ctx, k); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range keys {
+		if dir := k[:strings.LastIndex(k, "/")+1]; doomed[dir] && !strings.HasSuffix(k, "/"+Committed) {
+			if err := c.Store.Delete(ctx, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// list returns the keys under the run's checkpoints and their steps, sorted.
+func (c *Checkpoints) list(ctx context.Context) ([]string, []int64, error) {
 	root := "checkpoints/" + c.Run + "/"
 	keys, err := c.Store.List(ctx, root)
 	if err != nil {
-		return nil, "", fmt.Errorf("list checkpoints %s: %w", c.Store.URI(root), err)
+		return nil, nil, fmt.Errorf("list checkpoints %s: %w", c.Store.URI(root), err)
 	}
 	var steps []int64
 	seen := map[int64]bool{}
@@ -123,6 +175,17 @@ func (c *Checkpoints) Latest(ctx context.Context) (*State, string, error) {
 		steps = append(steps, step)
 	}
 	slices.Sort(steps)
+	return keys, steps, nil
+}
+
+// Latest returns the newest valid checkpoint and its URI, or nil when there
+// is none. Invalid ones are skipped with a warning; store failures other
+// than a missing object are returned.
+func (c *Checkpoints) Latest(ctx context.Context) (*State, string, error) {
+	_, steps, err := c.list(ctx)
+	if err != nil {
+		return nil, "", err
+	}
 	for _, step := range slices.Backward(steps) {
 		prefix := Prefix(c.Run, step)
 		s, err := c.load(ctx, prefix)

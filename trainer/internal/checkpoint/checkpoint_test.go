@@ -22,7 +22,7 @@ func state(step int64) *State {
 func TestLatestSkipsInvalid(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	c := &Checkpoints{Store: Dir(dir), Run: "r"}
+	c := &Checkpoints{Store: Dir(dir), Run: "r", Keep: -1}
 	if s, _, err := c.Latest(ctx); s != nil || err != nil {
 		t.Fatalf("Latest on empty store = %v, %v", s, err)
 	}
@@ -70,5 +70,29 @@ func TestLatestSkipsInvalid(t *testing.T) {
 	}
 	if got, _, _ := c.Latest(ctx); got == nil || got.Step != 9 {
 		t.Errorf("after completing 9, Latest = %+v", got)
+	}
+}
+
+func TestSavePrunes(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := &Checkpoints{Store: Dir(dir), Run: "r", Keep: 2}
+	for step := int64(1); step <= 5; step++ {
+		if _, err := c.Save(ctx, state(step)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, _ := Dir(dir).List(ctx, "checkpoints/r/")
+	var dirs []string
+	for _, k := range keys {
+		if filepath.Base(k) == Committed {
+			dirs = append(dirs, filepath.Base(filepath.Dir(k)))
+		}
+	}
+	if diff := cmp.Diff([]string{"000000000004", "000000000005"}, dirs); diff != "" {
+		t.Errorf("committed checkpoints after pruning (-want +got):\n%s", diff)
+	}
+	if len(keys) != 4 {
+		t.Errorf("keys %v, want 2 checkpoints of 2 objects", keys)
 	}
 }

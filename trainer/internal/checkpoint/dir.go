@@ -70,6 +70,11 @@ func (d Dir) List(ctx context.Context, prefix string) ([]string, error) {
 	return keys, err
 }
 
+// Delete implements Store.
+func (d Dir) Delete(ctx context.Context, key string) error {
+	return os.Remove(filepath.Join(string(d), filepath.FromSlash(key)))
+}
+
 // URI implements Store.
 func (d Dir) URI(key string) string {
 	return "file://" + filepath.Join(string(d), filepath.FromSlash(key))

@@ -32,4 +32,6 @@ func (a storeAdapter) List(ctx context.Context, prefix string) ([]string, error)
 	return keys, nil
 }
 
+func (a storeAdapter) Delete(ctx context.Context, key string) error { return a.s.Delete(ctx, key) }
+
 func (a storeAdapter) URI(key string) string { return a.s.URI(key) }
