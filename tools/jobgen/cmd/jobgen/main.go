@@ -5,6 +5,7 @@
 //	jobgen render   write apps/jobs/<run>/ for every run, prune deleted runs
 //	jobgen check    fail on a stale overlay, an invalid run or a failed build
 //	jobgen diff     print the unified diff render would apply
+//	jobgen status   list the runs on a cluster: phase, replicas, age
 package main
 
 import (
@@ -18,19 +19,23 @@ import (
 	"path/filepath"
 	"regexp"
 	"syscall"
+	"time"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/tools/jobgen/internal/jobs"
 	"github.com/aerie-ml/aerie/tools/jobgen/internal/render"
+	"github.com/aerie-ml/aerie/tools/jobgen/internal/status"
 )
 
-const usage = `usage: jobgen <render|check|diff> [flags]
+const usage = `usage: jobgen <render|check|diff|status> [flags]
 
   render  write apps/jobs/<run>/ for every apps/jobs/runs/<run>.yaml, update
           apps/jobs/kustomization.yaml and prune the overlays of deleted runs
   check   exit non-zero on a stale overlay, an invalid declaration or an
           overlay that does not build with kustomize
   diff    print the unified diff of what render would change
+  status  list the PyTorchJobs on a cluster with their phase, replicas
+          (active/desired) and age
 
 flags:
 `
@@ -40,6 +45,8 @@ func main() {
 	dir := fs.String("jobs", "apps/jobs", "the jobs `directory`: runs/ and the rendered overlays")
 	revision := fs.String("revision", "", "git `revision` to label changed overlays with (default: HEAD of the repository holding -jobs)")
 	gsa := fs.String("gcp-service-account", render.DefaultGCPServiceAccount, "Google service account `email` the trainer's Kubernetes service account maps to (Workload Identity)")
+	kubeconfig := fs.String("kubeconfig", "", "status: kubeconfig `path` (default $KUBECONFIG or ~/.kube/config)")
+	namespace := fs.String("namespace", "training", "status: `namespace` of the runs")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -60,7 +67,7 @@ func main() {
 		os.Exit(exitcode.Config)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, cmd, config{dir: *dir, revision: *revision, gsa: *gsa}, os.Stdout, os.Stderr)
+	err := run(ctx, cmd, config{dir: *dir, revision: *revision, gsa: *gsa, kubeconfig: *kubeconfig, namespace: *namespace}, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		if !errors.Is(err, jobs.ErrCheck) {
@@ -71,7 +78,8 @@ func main() {
 }
 
 type config struct {
-	dir, revision, gsa string
+	dir, revision, gsa    string
+	kubeconfig, namespace string
 }
 
 var revisionRE = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
@@ -91,6 +99,8 @@ func run(ctx context.Context, cmd string, c config, stdout, stderr io.Writer) er
 		},
 	}
 	switch cmd {
+	case "status":
+		return status.Print(ctx, status.Options{Kubeconfig: c.kubeconfig, Namespace: c.namespace}, stdout, time.Now())
 	case "render":
 		plan, err := t.Plan(ctx)
 		if err != nil {
@@ -125,5 +135,5 @@ func run(ctx context.Context, cmd string, c config, stdout, stderr io.Writer) er
 		}
 		return exitcode.Wrap(exitcode.Config, plan.Err())
 	}
-	return exitcode.Errorf(exitcode.Config, "unknown command %q: want render, check or diff", cmd)
+	return exitcode.Errorf(exitcode.Config, "unknown command %q: want render, check, diff or status", cmd)
 }
