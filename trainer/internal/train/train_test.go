@@ -233,3 +233,53 @@ func TestCNNDeterministic(t *testing.T) {
 		t.Errorf("two cnn runs with one seed differ by %g (relative L2)", d)
 	}
 }
+
+// TestResumeWithOtherWorldSize interrupts a one-rank run and resumes it
+// with two ranks: the trajectory is the same up to float summation order.
+func TestResumeWithOtherWorldSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains three times")
+	}
+	sets := synthetic(t, 200, 50)
+	ctx := context.Background()
+	cfg := smallConfig()
+	cfg.CheckpointEvery = 4
+	want, err := Run(ctx, cfg, sets, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps := &checkpoint.Checkpoints{Store: checkpoint.Dir(t.TempDir()), Run: "r"}
+	cctx, cancel := context.WithCancel(ctx)
+	_, err = Run(cctx, cfg, sets, Options{Checkpoints: cps, OnStep: func(s Step) {
+		if s.Step == 14 {
+			cancel()
+		}
+	}})
+	cancel()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
+	}
+	red := newLocalReducer(2)
+	results := make([]*Result, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Go(func() {
+			c := cfg
+			c.Rank, c.WorldSize = r, 2
+			results[r], errs[r] = Run(ctx, c, sets, Options{Reducer: red, Checkpoints: cps})
+		})
+	}
+	wg.Wait()
+	for r := range 2 {
+		if errs[r] != nil {
+			t.Fatalf("rank %d: %v", r, errs[r])
+		}
+		if filepath.Base(results[r].ResumedFrom) != "000000000012" {
+			t.Errorf("rank %d resumed from %q, want step 12", r, results[r].ResumedFrom)
+		}
+		if d := relDiff(want.Weights, results[r].Weights); d > 1e-5 {
+			t.Errorf("rank %d: weights differ from the uninterrupted run's by %g (relative L2)", r, d)
+		}
+	}
+}
