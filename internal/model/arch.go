@@ -246,8 +246,8 @@ func conv(x, kernel, bias *Node) *Node {
 // reluOp is max(x, 0) as a Where, whose gradient is one more Where; the
 // gradient of Max takes five elementwise ops.
 func reluOp(x *Node) *Node {
-	zeros := ZerosLike(x)
-	return Where(GreaterThan(x, zeros), x, zeros)
+	zero := ScalarZero(x.Graph(), x.DType()) // broadcast by the backend, never materialized
+	return Where(GreaterThan(x, zero), x, zero)
 }
 
 // pool2 is a 2×2 max-pool with stride 2 as a reshape and ReduceMax.
