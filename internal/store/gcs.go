@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 )
@@ -35,7 +37,13 @@ const maxChunk = 16 << 20
 func openGCS(ctx context.Context, loc Location, o options) (*gcsStore, error) {
 	s := &gcsStore{loc: loc, client: o.client, o: o}
 	if s.client == nil {
-		c, err := storage.NewClient(ctx, o.clientOpts...)
+		opts := o.clientOpts
+		if os.Getenv("STORAGE_EMULATOR_HOST") != "" {
+			// Emulators such as fake-gcs-server serve XML-API reads on
+			// another host name than the JSON API; read through the latter.
+			opts = append([]option.ClientOption{storage.WithJSONReads()}, opts...)
+		}
+		c, err := storage.NewClient(ctx, opts...)
 		if err != nil {
 			return nil, exitcode.Wrap(exitcode.Config, fmt.Errorf("create a GCS client (locally run `gcloud auth application-default login`; in the cluster, check Workload Identity): %w", err))
 		}

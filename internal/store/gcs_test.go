@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -177,5 +180,30 @@ func TestGCSCorruptedInTransit(t *testing.T) {
 				t.Errorf("Stat after a corrupted upload = %v, want ErrNotExist", err)
 			}
 		})
+	}
+}
+
+// TestGCSEmulatorHost: with STORAGE_EMULATOR_HOST set, Open needs no client
+// and no credentials.
+func TestGCSEmulatorHost(t *testing.T) {
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
+	ts := httptest.NewServer(srv.HTTPHandler())
+	t.Cleanup(ts.Close)
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(ts.URL, "http://"))
+
+	s, err := store.Open(t.Context(), "gs://"+bucket+"/env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustPut(t, s, "k", []byte("v"), store.PutOptions{IfNotExists: true})
+	got, err := readAll(t, s, "k")
+	if err != nil || string(got) != "v" {
+		t.Errorf("round trip through STORAGE_EMULATOR_HOST = %q, %v; want \"v\"", got, err)
 	}
 }
