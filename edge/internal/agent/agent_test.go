@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -172,19 +174,46 @@ func (f *fixture) current() string {
 	return "sha256:" + filepath.Base(target)
 }
 
-func (f *fixture) child(stallMarker string) *exec.Cmd {
-	exe, args := os.Args[0], []string{"-test.run=^$"}
-	// Under qemu-user (the arm64 tests), /proc/self/exe is qemu itself.
-	if self, err := os.Executable(); err == nil && strings.HasPrefix(filepath.Base(self), "qemu-") {
-		exe, args = self, append([]string{os.Args[0]}, args...)
-	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), childConfig+"="+f.cfgPath)
+// start runs the test binary as the agent. When the binary is for another
+// architecture (the arm64 tests under qemu-user, without binfmt_misc), the
+// kernel refuses it and the child is started through qemu-<arch>-static.
+func (f *fixture) start(stallMarker string) *exec.Cmd {
+	f.t.Helper()
+	env := append(os.Environ(), childConfig+"="+f.cfgPath)
 	if stallMarker != "" {
-		cmd.Env = append(cmd.Env, childStall+"="+stallMarker)
+		env = append(env, childStall+"="+stallMarker)
 	}
-	cmd.Stderr = &prefixWriter{t: f.t}
-	return cmd
+	args := []string{os.Args[0], "-test.run=^$"}
+	for _, wrap := range []string{"", "qemu-" + qemuArch() + "-static"} {
+		argv := args
+		if wrap != "" {
+			argv = append([]string{wrap}, args...)
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = env
+		cmd.Stderr = &prefixWriter{t: f.t}
+		err := cmd.Start()
+		if err == nil {
+			return cmd
+		}
+		if !errors.Is(err, syscall.ENOEXEC) {
+			f.t.Fatal(err)
+		}
+	}
+	f.t.Fatalf("cannot execute %s, not even under qemu", os.Args[0])
+	return nil
+}
+
+func qemuArch() string {
+	if runtime.GOARCH == "arm64" {
+		return "aarch64"
+	}
+	return runtime.GOARCH
+}
+
+// run runs the agent once in a child process.
+func (f *fixture) run(stallMarker string) error {
+	return f.start(stallMarker).Wait()
 }
 
 type prefixWriter struct{ t *testing.T }
@@ -201,7 +230,7 @@ func TestKillDuringDownload(t *testing.T) {
 	f := newFixture(t, "")
 	v1 := f.version(1)
 	f.pin(v1)
-	if err := f.child("").Run(); err != nil {
+	if err := f.run(""); err != nil {
 		t.Fatalf("first run: %v", err)
 	}
 	if got := f.current(); got != v1.Digest {
@@ -215,10 +244,7 @@ func TestKillDuringDownload(t *testing.T) {
 	}
 	f.pin(v2)
 	marker := filepath.Join(t.TempDir(), "stalled")
-	cmd := f.child(marker)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd := f.start(marker)
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(marker); err == nil {
 			break
@@ -243,7 +269,7 @@ func TestKillDuringDownload(t *testing.T) {
 		t.Fatal("v2 appears installed after a killed download")
 	}
 
-	if err := f.child("").Run(); err != nil {
+	if err := f.run(""); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
 	if got := f.current(); got != v2.Digest {
