@@ -1,6 +1,6 @@
 // Command promote gates a trained model version and pins it for a fleet.
 //
-//	promote --run fmnist-cnn --fleet quadcopters [--canary 10] [--model URI] [--description pr.md]
+//	promote --run fmnist-cnn --fleet quadcopters [--canary 10] [--version V | --model URI] [--description pr.md]
 //
 // It reads the run's gates from apps/jobs/runs/<run>.yaml, the version's
 // manifest from the store, self-tests the weights on the golden set and,
@@ -32,7 +32,8 @@ func main() {
 	flag.StringVar(&opts.RepoDir, "repo", ".", "repository root")
 	flag.StringVar(&opts.Run, "run", "", "run name: apps/jobs/runs/<run>.yaml (required)")
 	flag.StringVar(&opts.Fleet, "fleet", "", "fleet name: edge/fleets/<fleet>.yaml (required)")
-	flag.StringVar(&opts.Model, "model", "", "store URI of the version to promote (default: the run's newest)")
+	flag.StringVar(&opts.Model, "model", "", "store URI of the version to promote (default: --version, else the run's newest)")
+	flag.StringVar(&opts.Version, "version", "", "version of the run to promote (16 hex digits, under --output)")
 	flag.StringVar(&opts.Output, "output", "", "store root to look for versions in (default: the run's spec.output.uri)")
 	flag.IntVar(&opts.CanaryPercent, "canary", 0, "pin as canary for this percent of the fleet (0: pin as stable)")
 	flag.StringVar(&signKey, "sign-key", "", "PEM ed25519 private key to sign the manifest with")

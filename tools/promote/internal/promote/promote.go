@@ -38,8 +38,10 @@ type Options struct {
 	// Run names apps/jobs/runs/<Run>.yaml, whose gates apply.
 	Run string
 	// Model is the store URI of the version directory to promote. When
-	// empty, the newest complete version of the run under Output is taken.
+	// empty, Version under Output is taken, or else the run's newest.
 	Model string
+	// Version is a version of the run (16 hex digits) under Output.
+	Version string
 	// Output overrides the run's spec.output.uri when looking up versions.
 	Output string
 	Fleet  string
@@ -103,8 +105,14 @@ func Promote(ctx context.Context, opts Options) (*Result, error) {
 	}
 
 	versionURI := opts.Model
-	if versionURI == "" {
-		output := cmp.Or(opts.Output, run.Spec.Output.URI)
+	output := cmp.Or(opts.Output, run.Spec.Output.URI)
+	switch {
+	case versionURI != "":
+	case opts.Version != "":
+		if versionURI, err = versionOf(ctx, output, opts.Run, opts.Version); err != nil {
+			return nil, err
+		}
+	default:
 		if versionURI, err = Newest(ctx, output, opts.Run); err != nil {
 			return nil, err
 		}
@@ -198,6 +206,19 @@ func Newest(ctx context.Context, output, run string) (string, error) {
 		return "", fmt.Errorf("no model version of run %q under %s: train it first", run, s.URI(prefix))
 	}
 	return s.URI(strings.TrimSuffix(newestKey, manifest.FileName)), nil
+}
+
+func versionOf(ctx context.Context, output, run, version string) (string, error) {
+	s, err := store.Open(ctx, output)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	prefix := store.ModelPrefix(run, version)
+	if err := store.CheckKey(prefix + manifest.FileName); err != nil {
+		return "", fmt.Errorf("version %q: %w", version, err)
+	}
+	return s.URI(prefix), nil
 }
 
 type version struct {

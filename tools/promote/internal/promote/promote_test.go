@@ -360,3 +360,20 @@ func TestGoldenDescription(t *testing.T) {
 		t.Errorf("Description() diff (-want +got):\n%s", diff)
 	}
 }
+
+func TestPromoteVersion(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "0.1", uniform(0.6), created)
+	addVersion(t, ctx, f.storeURI, uniform(0.7), created.Add(time.Hour))
+	res, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Version: f.manifest.Version, Fleet: "quadcopters"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pin.URI != f.versionURI {
+		t.Errorf("pinned %s, want the named older version %s", res.Pin.URI, f.versionURI)
+	}
+	_, err = Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Version: "feedfacefeedface", Fleet: "quadcopters"})
+	if !errors.Is(err, store.ErrNotExist) {
+		t.Errorf("Promote() of a missing version: %v, want ErrNotExist", err)
+	}
+}
