@@ -13,7 +13,13 @@
 //
 // Convolutions are built as im2col and one matmul, and max-pooling as a
 // reshape and ReduceMax: on gomlx's pure-Go backend this is about 10× faster
-// than its convolution and pooling ops.
+// than its convolution and pooling ops. ReLU runs after the pooling that
+// follows it (max commutes with ReLU, so the function is the same) on a
+// quarter of the elements.
+//
+// Classify pads each batch to a power of two up to 64 images, so at most
+// seven graphs are ever compiled; a process that only infers at batch 1
+// peaks at about 24 MB RSS on amd64.
 //
 // # Inputs
 //
