@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -342,5 +343,54 @@ func TestBackoff(t *testing.T) {
 		if got := Jitter(time.Minute, rnd); got < 54*time.Second || got > 66*time.Second {
 			t.Errorf("Jitter(1m) = %v", got)
 		}
+	}
+}
+
+// TestRestoreRollsBack breaks the active version on disk: at the next start
+// the agent rolls back to the previous version, then the next reconcile
+// downloads the pinned version again and activates it.
+func TestRestoreRollsBack(t *testing.T) {
+	repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
+	e := newEnv(t, repo.URL(), repo)
+	v1, v2 := e.version(1, false), e.version(2, false)
+	for _, v := range []modeltest.Version{v1, v2} {
+		e.pin(v, "")
+		if _, err := e.reconcile(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.active(); got != v2.Digest {
+		t.Fatalf("active = %s, want v2", got)
+	}
+	weights := filepath.Join(e.r.Installer.Dir, "versions", pins.DigestHex(v2.Digest), "model.safetensors")
+	os.Chmod(weights, 0o644)
+	if err := os.WriteFile(weights, []byte("bit rot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart: a fresh reconciler over the same disk and status file.
+	e.r.Slot.Swap(nil)
+	e.r = &Reconciler{
+		DeviceID: e.r.DeviceID, Fleet: e.r.Fleet, Git: e.r.Git, PinPath: e.r.PinPath, KeysDir: e.r.KeysDir,
+		OpenStore: e.r.OpenStore, Installer: e.r.Installer, Keep: e.r.Keep, Slot: e.r.Slot, Mission: e.r.Mission, Status: e.r.Status,
+	}
+	if err := e.r.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.active(); got != v1.Digest {
+		t.Fatalf("active after restore = %s, want the rollback to v1", got)
+	}
+	s := e.r.Status.Get()
+	e.wantCondition(s, meta.ReadyCondition, status.RolledBackReason)
+	if n := e.r.Status.Metrics.Rollbacks.Load(); n != 1 {
+		t.Errorf("rollbacks = %d, want 1", n)
+	}
+	s, err := e.reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wantCondition(s, meta.ReadyCondition, meta.SucceededReason)
+	if got := e.active(); got != v2.Digest {
+		t.Fatalf("active after reconcile = %s, want v2 downloaded again", got)
 	}
 }
