@@ -70,6 +70,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	lock := &mission.Lock{LockFile: cfg.Mission.LockFile}
 
 	chip := opts.Chip
+	if chip == nil && cfg.GPIO.Chip == config.SimChip {
+		chip = gpio.NewSim()
+	}
 	if chip == nil && cfg.GPIO.Chip != "" {
 		c, err := gpio.Open(cfg.GPIO.Chip)
 		if err != nil {

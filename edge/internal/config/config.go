@@ -120,9 +120,14 @@ type Frames struct {
 	Height int  `yaml:"height"`
 }
 
+// SimChip names the in-memory GPIO chip: lines change only in the agent's
+// metrics and logs.
+const SimChip = "sim"
+
 // GPIO maps classes to output lines.
 type GPIO struct {
-	// Chip is the GPIO character device, e.g. gpiochip0; empty: no GPIO
+	// Chip is the GPIO character device, e.g. gpiochip0, or "sim" for an
+	// in-memory chip (demos, bench tests); empty: no GPIO
 	// (decisions are only logged).
 	Chip    string   `yaml:"chip"`
 	Outputs []Output `yaml:"outputs"`
@@ -401,8 +406,8 @@ func (v *validator) frames(f *Frames) {
 }
 
 func (v *validator) gpio(g *GPIO) {
-	if g.Chip != "" && !chipRE.MatchString(g.Chip) {
-		v.fail("gpio.chip", "%q: want gpiochipN", g.Chip)
+	if g.Chip != "" && g.Chip != SimChip && !chipRE.MatchString(g.Chip) {
+		v.fail("gpio.chip", "%q: want gpiochipN or %s", g.Chip, SimChip)
 	}
 	names, lines := map[string]bool{}, map[int]bool{}
 	for i, o := range g.Outputs {

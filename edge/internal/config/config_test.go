@@ -68,6 +68,7 @@ func TestParseErrors(t *testing.T) {
 		{"poll", strings.Replace(minimal, `"}`, `", pollInterval: 10ms}`, 1), "c.yaml:4: repo.pollInterval: 10ms is below 1s"},
 		{"listen", minimal + "status: {listen: \"0.0.0.0:9100\"}\n", "c.yaml:5: status.listen: \"0.0.0.0:9100\" is not a loopback address; the status server has no authentication"},
 		{"class", strings.Replace(gpio, "[Bag]", "[Bags]", 1), "c.yaml:8: gpio.outputs[0].classes: \"Bags\" is not a class (one of T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot)"},
+		{"chip", strings.Replace(gpio, "gpiochip0", "/dev/gpiochip0", 1), "c.yaml:6: gpio.chip: \"/dev/gpiochip0\": want gpiochipN or sim"},
 		{"line twice", gpio + "    - {name: b, line: 3, classes: [Coat]}\n", "c.yaml:9: gpio.outputs[1].line: 3 is negative or used twice"},
 		{"source", minimal + "frames: {source: webcam}\n", "c.yaml:5: frames.source: \"webcam\": want one of dir, idx, raw, mjpeg, v4l2, none"},
 		{"path", minimal + "frames: {source: dir}\n", "c.yaml:5: frames.path: is required for source \"dir\""},
@@ -82,6 +83,16 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Parse() error = %v\nwant %s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseSimChip(t *testing.T) {
+	c, err := Parse("c.yaml", []byte(minimal+"gpio:\n  chip: sim\n  outputs:\n    - {name: a, line: 3, classes: [Bag]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GPIO.Chip != SimChip {
+		t.Errorf("gpio.chip = %q, want %q", c.GPIO.Chip, SimChip)
 	}
 }
 
