@@ -412,17 +412,22 @@ gpio:
 	if err := agent.Start(); err != nil {
 		return fmt.Errorf("start aerie-edge: %w", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- agent.Wait() }()
+	// exited is closed when the agent has exited, with its error in waitErr.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = agent.Wait(); close(exited) }()
 	stop := func() error {
 		cancel()
-		return <-done
+		<-exited
+		return waitErr
 	}
 
 	base := "http://" + addr
-	st, err := waitReady(ctx, base, d.sum.ManifestDigest, 3*time.Minute, done)
+	st, err := waitReady(ctx, base, d.sum.ManifestDigest, 3*time.Minute, exited)
 	if err != nil {
-		stop()
+		if werr := stop(); werr != nil && !isSignal(werr) {
+			err = fmt.Errorf("%w (aerie-edge: %v; its log is above)", err, werr)
+		}
 		return err
 	}
 	fmt.Fprintf(d.Stdout, "    Ready: %s; flying for %s\n", st.message(), d.Fly)
@@ -434,8 +439,8 @@ gpio:
 	t0 := time.Now()
 	select {
 	case <-time.After(d.Fly):
-	case err := <-done:
-		return fmt.Errorf("aerie-edge exited while flying: %w", err)
+	case <-exited:
+		return fmt.Errorf("aerie-edge exited while flying: %v", waitErr)
 	}
 	after, err := scrape(ctx, base)
 	elapsed := time.Since(t0)
@@ -510,7 +515,7 @@ func (s *agentStatus) message() string {
 	return "no Ready condition"
 }
 
-func waitReady(ctx context.Context, base, digest string, timeout time.Duration, exited <-chan error) (*agentStatus, error) {
+func waitReady(ctx context.Context, base, digest string, timeout time.Duration, exited <-chan struct{}) (*agentStatus, error) {
 	deadline := time.After(timeout)
 	var last *agentStatus
 	for {
@@ -523,8 +528,8 @@ func waitReady(ctx context.Context, base, digest string, timeout time.Duration, 
 		}
 		select {
 		case <-time.After(500 * time.Millisecond):
-		case err := <-exited:
-			return nil, fmt.Errorf("aerie-edge exited before installing the model: %v", err)
+		case <-exited:
+			return nil, errors.New("aerie-edge exited before installing the model")
 		case <-deadline:
 			if last != nil {
 				return nil, fmt.Errorf("aerie-edge not Ready with %s after %s: %s", digest, timeout, last.message())
