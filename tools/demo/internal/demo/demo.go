@@ -608,9 +608,11 @@ func peakRSS(pid int) (int64, error) {
 	return 0, errors.New("no VmHWM")
 }
 
+// isSignal reports whether err is how a process we stopped ended: killed
+// by a signal, or (exec's report of) exiting non-zero after cancellation.
 func isSignal(err error) bool {
 	var exit *exec.ExitError
-	return errors.As(err, &exit) && !exit.Exited()
+	return errors.Is(err, context.Canceled) || errors.As(err, &exit) && !exit.Exited()
 }
 
 func freeAddr() (string, error) {
