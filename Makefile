@@ -23,7 +23,18 @@ deps: ## Install the Debian packages and Go modules the tests and demo need.
 
 .PHONY: test
 test: deps test-edge-arm64 ## Run every test tier CI runs (the README's test command).
-	go test -count=1 ./...
+	go test -count=1 -timeout 30m ./...
+
+.PHONY: demo
+demo: deps ## The whole mission on this machine: train 2 workers, store, promote, fly an edge agent (about 5 min).
+	go run ./tools/demo/cmd/demo
+
+.PHONY: promote
+promote: ## Gate a model and pin it: RUN, FLEET, optional VERSION, CANARY (percent), STORE; PR text in out/promotion.md.
+	@test -n "$${RUN:-}" && test -n "$${FLEET:-}" || { echo "promote: set RUN and FLEET" >&2; exit 2; }
+	mkdir -p out
+	go run ./tools/promote/cmd/promote --run "$$RUN" --fleet "$$FLEET" --version "$${VERSION:-}" \
+		--canary "$${CANARY:-0}" --output "$${STORE:-}" --description out/promotion.md
 
 .PHONY: test-edge
 test-edge: ## Run the edge agent's tests and the packages it shares.
@@ -51,9 +62,12 @@ lint: $(BIN)/staticcheck lint-infra ## Run go vet, staticcheck, and lint-infra.
 	go vet ./...
 	staticcheck ./...
 
+# Packages whose tests take -update.
+GOLDEN_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' '"update", false' .)))
+
 .PHONY: golden
-golden: ## Rewrite golden files under testdata/ (review the diff!).
-	go test ./... -run 'Golden' -update
+golden: ## Rewrite the golden files under testdata/ (review the diff!).
+	go test $(GOLDEN_PKGS) -update
 
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
