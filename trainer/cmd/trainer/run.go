@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/fmnist"
@@ -21,6 +18,7 @@ import (
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/runspec"
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/trainer/internal/artifact"
 	"github.com/aerie-ml/aerie/trainer/internal/checkpoint"
 	"github.com/aerie-ml/aerie/trainer/internal/data"
 	"github.com/aerie-ml/aerie/trainer/internal/progress"
@@ -144,7 +142,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 
 // openOutput opens the store at uri (gs://bucket[/prefix], file:///dir or a
 // directory) for checkpoints and the model.
-func openOutput(ctx context.Context, uri string) (checkpoint.Store, error) {
+func openOutput(ctx context.Context, uri string) (store.Store, error) {
 	if !strings.Contains(uri, "://") {
 		abs, err := filepath.Abs(uri)
 		if err != nil {
@@ -152,11 +150,7 @@ func openOutput(ctx context.Context, uri string) (checkpoint.Store, error) {
 		}
 		uri = "file://" + abs
 	}
-	s, err := store.Open(ctx, uri)
-	if err != nil {
-		return nil, err
-	}
-	return checkpoint.FromStore(s), nil
+	return store.Open(ctx, uri)
 }
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -186,12 +180,13 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logger.Info("dataset", "source", where, "digest", sets.Digest, "train", sets.Train.Len(), "validation", sets.Val.Len(), "test", sets.Test.Len())
 
 	opts := train.Options{Log: logger, MaxSteps: f.maxSteps, Reducer: comm}
-	var out checkpoint.Store
+	var out store.Store
 	if f.maxSteps == 0 {
 		if out, err = openOutput(ctx, f.output); err != nil {
 			return err
 		}
-		opts.Checkpoints = &checkpoint.Checkpoints{Store: out, Run: f.name, Log: logger}
+		defer out.Close()
+		opts.Checkpoints = &checkpoint.Checkpoints{Store: checkpoint.FromStore(out), Run: f.name, Log: logger}
 	}
 	steps := int64(data.StepsPerEpoch(sets.Train.Len(), f.cfg.BatchSize))
 	total := steps * int64(f.cfg.Epochs)
@@ -231,69 +226,48 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Rank 0 alone writes the artifact; the others wait for it in Close.
 	if f.cfg.Rank == 0 {
-		m, err := writeModel(ctx, out, f, sets, res, usage)
+		v, err := writeModel(ctx, out, f, sets, res, usage)
 		if err != nil {
 			return peerErr(comm, err)
 		}
-		logger.Info("model", "uri", out.URI("models/"+f.name+"/"+m.Version+"/"), "testAccuracy", res.TestAccuracy, "testLoss", res.TestLoss)
+		if v.Existed {
+			logger.Warn("model version already written, not overwritten", "uri", v.URI, "manifestDigest", v.ManifestDigest)
+		}
+		logger.Info("model", "uri", v.URI, "manifestDigest", v.ManifestDigest, "testAccuracy", res.TestAccuracy, "testLoss", res.TestLoss)
+		for _, g := range v.Manifest.Gates {
+			logger.Info("gate", "gate", g.Name, "passed", g.Passed, "value", g.Value, "comparison", g.Comparison, "threshold", g.Threshold)
+		}
 	}
 	return peerErr(comm, comm.Close(ctx))
 }
 
-// writeModel writes the model version: model.safetensors, metrics.jsonl,
-// then manifest.json last. TODO(reporting): report.html, curves.png,
-// confusion.png and gates.
-func writeModel(ctx context.Context, out checkpoint.Store, f *trainFlags, sets *data.Sets, res *train.Result, usage sysstat.Usage) (*manifest.Manifest, error) {
-	arch, _ := model.Lookup(f.cfg.Arch)
+// writeModel writes the model version (see trainer/internal/artifact): the
+// weights, metrics, pictures and model card, then manifest.json last.
+func writeModel(ctx context.Context, out store.Store, f *trainFlags, sets *data.Sets, res *train.Result, usage sysstat.Usage) (*artifact.Version, error) {
+	arch, err := model.Lookup(f.cfg.Arch)
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Config, err)
+	}
 	var weights bytes.Buffer
 	if err := model.Encode(&weights, res.Weights, map[string]string{model.MetadataArchitecture: arch.Name}); err != nil {
 		return nil, err
 	}
-	var metrics bytes.Buffer
-	enc := json.NewEncoder(&metrics)
-	for _, e := range res.Epochs {
-		if err := enc.Encode(e); err != nil {
-			return nil, err
-		}
-	}
-	wf, _ := manifest.Describe("model.safetensors", bytes.NewReader(weights.Bytes()))
-	mf, _ := manifest.Describe("metrics.jsonl", bytes.NewReader(metrics.Bytes()))
-	version := wf.SHA256[:16]
-	m := &manifest.Manifest{
-		SchemaVersion: manifest.SchemaVersion,
-		Run:           f.name,
-		Version:       version,
-		CreatedAt:     time.Now().UTC(),
-		Model: manifest.Model{Architecture: arch.Name, Parameters: arch.NumParams(), Weights: wf.Name,
-			Input: []int{model.Height, model.Width, 1}, Classes: fmnist.Classes[:]},
-		Files:   []manifest.File{wf, mf},
-		Dataset: manifest.Dataset{URI: f.dataURI, Digest: sets.Digest, Files: sets.Files},
-		Lineage: manifest.Lineage{GitCommit: os.Getenv("AERIE_GIT_COMMIT"), ImageDigest: os.Getenv("AERIE_IMAGE_DIGEST"),
-			WorldSize: f.cfg.WorldSize, ResumedFrom: res.ResumedFrom},
+	return artifact.Write(ctx, out, artifact.Model{
+		Run:          f.name,
+		Architecture: arch.Name,
+		Parameters:   arch.NumParams(),
+		Weights:      weights.Bytes(),
+		Dataset:      manifest.Dataset{URI: f.dataURI, Digest: sets.Digest, Files: sets.Files},
+		Lineage:      artifact.LineageFromEnv(os.Getenv, f.cfg.WorldSize, res.ResumedFrom),
 		Hyperparameters: manifest.Hyperparameters{Epochs: f.cfg.Epochs, BatchSize: f.cfg.BatchSize, LearningRate: f.cfg.LearningRate,
 			Schedule: f.cfg.Schedule, Optimizer: "adam", Seed: f.cfg.Seed, RotationDegrees: f.cfg.Augment.RotationDegrees,
 			CropPadding: f.cfg.Augment.CropPadding, Dropout: f.cfg.Dropout, LabelSmoothing: f.cfg.LabelSmoothing,
 			EarlyStoppingPatience: f.cfg.Patience, ValidationFraction: f.valFraction},
 		Metrics: manifest.Metrics{Epochs: res.Epochs, TestLoss: res.TestLoss, TestAccuracy: res.TestAccuracy,
-			ClassAccuracy: res.ClassAccuracy, Confusion: res.Confusion, ModelBytes: wf.Size, Parameters: arch.NumParams(),
+			ClassAccuracy: res.ClassAccuracy, Confusion: res.Confusion,
 			ImagesPerSecond: res.ImagesPerSecond, CPUUtilization: usage.Utilization, PeakRSSBytes: usage.PeakRSSBytes,
 			WallSeconds: usage.Wall.Seconds()},
-	}
-	mb, err := m.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	prefix := "models/" + f.name + "/" + version + "/"
-	for _, o := range []struct {
-		name string
-		b    []byte
-	}{{wf.Name, weights.Bytes()}, {mf.Name, metrics.Bytes()}, {manifest.FileName, mb}} {
-		if err := out.Create(ctx, prefix+o.name, bytes.NewReader(o.b)); err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return nil, exitcode.Errorf(exitcode.Config, "model version %s exists already", out.URI(prefix))
-			}
-			return nil, fmt.Errorf("write %s: %w", out.URI(prefix+o.name), err)
-		}
-	}
-	return m, nil
+		Gates: manifest.Gates{MinTestAccuracy: f.gates.MinTestAccuracy, MinClassAccuracy: f.gates.MinClassAccuracy,
+			MaxModelBytes: f.gates.MaxModelBytes},
+	})
 }

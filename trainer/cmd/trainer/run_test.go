@@ -5,11 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/trainer/internal/data"
@@ -48,6 +51,15 @@ func TestTrainWritesLoadableModel(t *testing.T) {
 	}
 	if len(m.Metrics.Epochs) != 2 || m.Dataset.Digest != digest || m.Model.Parameters != 2010 || len(m.Metrics.ClassAccuracy) != fmnist.NumClasses {
 		t.Errorf("manifest: %d epochs, digest %s, %d parameters, %d class accuracies", len(m.Metrics.Epochs), m.Dataset.Digest, m.Model.Parameters, len(m.Metrics.ClassAccuracy))
+	}
+	var files []string
+	for _, file := range m.Files {
+		files = append(files, file.Name)
+	}
+	slices.Sort(files)
+	want := []string{"confusion.png", "curves.png", "metrics.jsonl", "model.safetensors", "report.html"}
+	if diff := cmp.Diff(want, files); diff != "" {
+		t.Errorf("manifest files diff (-want +got):\n%s", diff)
 	}
 	f, err := os.Open(filepath.Join(versions[0], m.Model.Weights))
 	if err != nil {
