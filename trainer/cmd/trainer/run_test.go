@@ -9,10 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/aerie-ml/aerie/internal/exitcode"
+	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/trainer/internal/data"
