@@ -117,6 +117,10 @@ func TestFluxSyncsClusterDev(t *testing.T) {
 	kcBin := cluster.Binary(t, "E2E_KUSTOMIZE_CONTROLLER")
 	env := []string{"KUBECONFIG=" + cp.Kubeconfig, "RUNTIME_NAMESPACE=flux-system"}
 	storage := "127.0.0.1:" + strconv.Itoa(cluster.FreePort(t))
+	// source-controller refuses a storage path that does not exist.
+	if err := os.MkdirAll(filepath.Join(cp.Dir, "artifacts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	cluster.RunEnv(t, ctx, cp.Dir, "source-controller", env, scBin,
 		"--storage-path="+filepath.Join(cp.Dir, "artifacts"),
 		"--storage-addr="+storage, "--storage-adv-addr="+storage,
@@ -373,8 +377,16 @@ func checkReplicas(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, 
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
-		if _, err := cp.Client.CoreV1().Services(job.Namespace).Get(ctx, r.name, metav1.GetOptions{}); err != nil {
-			t.Errorf("service %s/%s: %v", job.Namespace, r.name, err)
+		// The operator creates a replica's headless service after its pod.
+		for {
+			_, err := cp.Client.CoreV1().Services(job.Namespace).Get(ctx, r.name, metav1.GetOptions{})
+			if err == nil {
+				break
+			}
+			if !apierrors.IsNotFound(err) || time.Now().After(deadline) {
+				t.Fatalf("service %s/%s: %v", job.Namespace, r.name, err)
+			}
+			time.Sleep(250 * time.Millisecond)
 		}
 		var env map[string]string
 		for _, c := range pod.Spec.Containers {
