@@ -22,7 +22,7 @@ deps: ## Install the Debian packages and Go modules the tests and demo need.
 	@hack/deps.sh
 
 .PHONY: test
-test: deps test-edge-arm64 ## Run every test tier CI runs (the README's test command).
+test: deps test-edge-arm64 e2e-cluster ## Run every test tier CI runs (the README's test command).
 	go test -count=1 -timeout 30m ./...
 
 .PHONY: demo

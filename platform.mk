@@ -87,7 +87,9 @@ promote-pr: ## Commit the changed fleet pins on a branch and open a PR (after ma
 # source-controller 6.5, kustomize-controller 8, training operator 2.5; etcd
 # is Debian's etcd-server (.ci/apt-packages.txt). Builds run one at a time at
 # the lowest priority.
-E2E_CACHE := $(CURDIR)/.cache/bin
+# AERIE_E2E_CACHE moves the cache out of the checkout (.ci/run does, so
+# that CI's fresh clones share it).
+E2E_CACHE := $(or $(AERIE_E2E_CACHE),$(CURDIR)/.cache/bin)
 RECIPES := tools/e2e/recipes
 KUBE_VERSION := v1.37.2
 FLUX_SOURCE_VERSION := v1.9.6
