@@ -9,14 +9,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"io"
 	"net/url"
 	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/aerie-ml/aerie/internal/strictyaml"
 )
 
 // APIVersion and Kind identify a pin file.
@@ -65,140 +64,52 @@ type Canary struct {
 	Percent int `yaml:"percent"`
 }
 
-// Error is a problem in a pin file, located by file, line and field.
-type Error struct {
-	File  string
-	Line  int
-	Field string
-	Msg   string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	if e.Field != "" {
-		b.WriteString(": " + e.Field)
-	}
-	b.WriteString(": " + e.Msg)
-	return b.String()
-}
+// Error is a problem in the pin file, located by file, line and field.
+type Error = strictyaml.Error
 
 var (
 	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 	fleetRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	// yaml.v3 type errors read "line N: message".
-	yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
 )
 
 // Parse decodes and validates a pin file strictly: unknown fields,
 // duplicate keys, several documents, and invalid values are errors that
 // name filename, the line and the field.
 func Parse(filename string, data []byte) (*Pins, error) {
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &Error{File: filename, Msg: "empty file"}
-		}
-		return nil, yamlError(filename, err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		line := extra.Line
-		if err != nil {
-			return nil, yamlError(filename, err)
-		}
-		return nil, &Error{File: filename, Line: line, Msg: "more than one YAML document"}
-	}
 	var p Pins
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
-	if err := strict.Decode(&p); err != nil {
-		return nil, yamlError(filename, err)
+	root, err := strictyaml.Decode(filename, data, &p)
+	if err != nil {
+		return nil, err
 	}
-	v := validator{file: filename, root: &root}
+	v := validator{strictyaml.Validator{File: filename, Root: root}}
 	v.check(&p)
-	if v.err != nil {
-		return nil, v.err
+	if v.Err != nil {
+		return nil, v.Err
 	}
 	return &p, nil
 }
 
-func yamlError(filename string, err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		err = errors.New(te.Errors[0])
-	}
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		var line int
-		fmt.Sscan(m[1], &line)
-		return &Error{File: filename, Line: line, Msg: m[2]}
-	}
-	return &Error{File: filename, Msg: msg}
-}
-
-type validator struct {
-	file string
-	root *yaml.Node
-	err  error
-}
-
-// fail records the first problem, at the line of field's value (or of the
-// closest ancestor present in the document).
-func (v *validator) fail(field, format string, args ...any) {
-	if v.err != nil {
-		return
-	}
-	v.err = &Error{File: v.file, Line: v.line(field), Field: field, Msg: fmt.Sprintf(format, args...)}
-}
-
-func (v *validator) line(field string) int {
-	n := v.root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := n.Line
-	for _, key := range strings.Split(field, ".") {
-		if n.Kind != yaml.MappingNode {
-			return line
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				next = n.Content[i+1]
-				break
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n, line = next, next.Line
-	}
-	return line
-}
+// validator checks values after decoding.
+type validator struct{ strictyaml.Validator }
 
 func (v *validator) check(p *Pins) {
 	if p.APIVersion != APIVersion {
-		v.fail("apiVersion", "%q, want %q", p.APIVersion, APIVersion)
+		v.Fail("apiVersion", "%q, want %q", p.APIVersion, APIVersion)
 	}
 	if p.Kind != Kind {
-		v.fail("kind", "%q, want %q", p.Kind, Kind)
+		v.Fail("kind", "%q, want %q", p.Kind, Kind)
 	}
 	if !fleetRE.MatchString(p.Fleet) {
-		v.fail("fleet", "%q is not a DNS label (lowercase letters, digits, '-', at most 63)", p.Fleet)
+		v.Fail("fleet", "%q is not a DNS label (lowercase letters, digits, '-', at most 63)", p.Fleet)
 	}
 	v.version("stable", p.Stable)
 	if p.Canary != nil {
 		v.version("canary", p.Canary.Version)
 		if p.Canary.Percent < 0 || p.Canary.Percent > 100 {
-			v.fail("canary.percent", "%d is outside 0–100", p.Canary.Percent)
+			v.Fail("canary.percent", "%d is outside 0–100", p.Canary.Percent)
 		}
 		if p.Canary.ManifestDigest == p.Stable.ManifestDigest {
-			v.fail("canary.manifestDigest", "equals stable.manifestDigest; drop the canary instead")
+			v.Fail("canary.manifestDigest", "equals stable.manifestDigest; drop the canary instead")
 		}
 	}
 }
@@ -207,23 +118,23 @@ func (v *validator) version(field string, ver Version) {
 	u, err := url.Parse(ver.URI)
 	switch {
 	case ver.URI == "":
-		v.fail(field+".uri", "is required")
+		v.Fail(field+".uri", "is required")
 	case err != nil:
-		v.fail(field+".uri", "%v", err)
+		v.Fail(field+".uri", "%v", err)
 	case u.Scheme != "gs" && u.Scheme != "file":
-		v.fail(field+".uri", "%q: scheme must be gs or file", ver.URI)
+		v.Fail(field+".uri", "%q: scheme must be gs or file", ver.URI)
 	case u.Scheme == "gs" && u.Host == "":
-		v.fail(field+".uri", "%q has no bucket", ver.URI)
+		v.Fail(field+".uri", "%q has no bucket", ver.URI)
 	case u.Scheme == "file" && (u.Host != "" || !strings.HasPrefix(u.Path, "/")):
-		v.fail(field+".uri", "%q: want file:///absolute/path", ver.URI)
+		v.Fail(field+".uri", "%q: want file:///absolute/path", ver.URI)
 	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-		v.fail(field+".uri", "%q: no user, query or fragment allowed", ver.URI)
+		v.Fail(field+".uri", "%q: no user, query or fragment allowed", ver.URI)
 	}
 	if !digestRE.MatchString(ver.ManifestDigest) {
-		v.fail(field+".manifestDigest", "%q is not sha256:<64 lowercase hex>", ver.ManifestDigest)
+		v.Fail(field+".manifestDigest", "%q is not sha256:<64 lowercase hex>", ver.ManifestDigest)
 	}
 	if !(ver.MinSelfTestAccuracy > 0 && ver.MinSelfTestAccuracy <= 1) {
-		v.fail(field+".minSelfTestAccuracy", "%v is outside (0, 1]", ver.MinSelfTestAccuracy)
+		v.Fail(field+".minSelfTestAccuracy", "%v is outside (0, 1]", ver.MinSelfTestAccuracy)
 	}
 }
 

@@ -4,10 +4,7 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"net/url"
 	"path"
@@ -16,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/aerie-ml/aerie/internal/strictyaml"
 
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/pins"
@@ -153,60 +150,25 @@ type Inference struct {
 }
 
 // Error is a problem in the configuration, located by file, line and field.
-type Error struct {
-	File  string
-	Line  int
-	Field string
-	Msg   string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	if e.Field != "" {
-		b.WriteString(": " + e.Field)
-	}
-	b.WriteString(": " + e.Msg)
-	return b.String()
-}
+type Error = strictyaml.Error
 
 var (
-	labelRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
-	chipRE     = regexp.MustCompile(`^gpiochip[0-9]+$`)
+	labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	chipRE  = regexp.MustCompile(`^gpiochip[0-9]+$`)
 )
 
 // Parse decodes, defaults and validates a configuration strictly.
 func Parse(filename string, data []byte) (*Config, error) {
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &Error{File: filename, Msg: "empty file"}
-		}
-		return nil, yamlError(filename, err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return nil, yamlError(filename, err)
-		}
-		return nil, &Error{File: filename, Line: extra.Line, Msg: "more than one YAML document"}
-	}
 	var c Config
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
-	if err := strict.Decode(&c); err != nil {
-		return nil, yamlError(filename, err)
+	root, err := strictyaml.Decode(filename, data, &c)
+	if err != nil {
+		return nil, err
 	}
 	c.Default()
-	v := validator{file: filename, root: &root}
+	v := validator{strictyaml.Validator{File: filename, Root: root}}
 	v.check(&c)
-	if v.err != nil {
-		return nil, v.err
+	if v.Err != nil {
+		return nil, v.Err
 	}
 	return &c, nil
 }
@@ -255,135 +217,74 @@ func (c *Config) Default() {
 	}
 }
 
-func yamlError(filename string, err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		err = errors.New(te.Errors[0])
-	}
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		var line int
-		fmt.Sscan(m[1], &line)
-		return &Error{File: filename, Line: line, Msg: m[2]}
-	}
-	return &Error{File: filename, Msg: msg}
-}
-
-type validator struct {
-	file string
-	root *yaml.Node
-	err  error
-}
-
-func (v *validator) fail(field, format string, args ...any) {
-	if v.err != nil {
-		return
-	}
-	v.err = &Error{File: v.file, Line: v.line(field), Field: field, Msg: fmt.Sprintf(format, args...)}
-}
-
-// line finds the line of a dotted field path; "outputs[2]" indexes a list.
-func (v *validator) line(field string) int {
-	n := v.root
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := n.Line
-	for _, key := range strings.Split(field, ".") {
-		idx := -1
-		if i := strings.IndexByte(key, '['); i >= 0 {
-			fmt.Sscanf(key[i:], "[%d]", &idx)
-			key = key[:i]
-		}
-		if n.Kind != yaml.MappingNode {
-			return line
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				next = n.Content[i+1]
-				break
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n, line = next, next.Line
-		if idx >= 0 {
-			if n.Kind != yaml.SequenceNode || idx >= len(n.Content) {
-				return line
-			}
-			n, line = n.Content[idx], n.Content[idx].Line
-		}
-	}
-	return line
-}
+// validator checks values after decoding.
+type validator struct{ strictyaml.Validator }
 
 func (v *validator) check(c *Config) {
 	if c.APIVersion != APIVersion {
-		v.fail("apiVersion", "%q, want %q", c.APIVersion, APIVersion)
+		v.Fail("apiVersion", "%q, want %q", c.APIVersion, APIVersion)
 	}
 	if c.Kind != Kind {
-		v.fail("kind", "%q, want %q", c.Kind, Kind)
+		v.Fail("kind", "%q, want %q", c.Kind, Kind)
 	}
 	if !labelRE.MatchString(c.Device.ID) {
-		v.fail("device.id", "%q is not a DNS label (lowercase letters, digits, '-')", c.Device.ID)
+		v.Fail("device.id", "%q is not a DNS label (lowercase letters, digits, '-')", c.Device.ID)
 	}
 	if !labelRE.MatchString(c.Device.Fleet) {
-		v.fail("device.fleet", "%q is not a DNS label (lowercase letters, digits, '-')", c.Device.Fleet)
+		v.Fail("device.fleet", "%q is not a DNS label (lowercase letters, digits, '-')", c.Device.Fleet)
 	}
 	if u, err := url.Parse(c.Repo.URL); c.Repo.URL == "" || err != nil || !slices.Contains([]string{"https", "http", "file", "ssh"}, u.Scheme) {
-		v.fail("repo.url", "%q: want an https://, http://, ssh:// or file:// git URL", c.Repo.URL)
+		v.Fail("repo.url", "%q: want an https://, http://, ssh:// or file:// git URL", c.Repo.URL)
 	}
 	if strings.ContainsAny(c.Repo.Branch, " ~^:?*[\\") || strings.HasPrefix(c.Repo.Branch, "-") {
-		v.fail("repo.branch", "%q is not a branch name", c.Repo.Branch)
+		v.Fail("repo.branch", "%q is not a branch name", c.Repo.Branch)
 	}
 	for _, f := range []struct{ name, p string }{{"repo.path", c.Repo.Path}, {"repo.keysDir", c.Repo.KeysDir}} {
 		if path.IsAbs(f.p) || path.Clean(f.p) != f.p || strings.HasPrefix(f.p, "..") {
-			v.fail(f.name, "%q: want a clean path relative to the repository root", f.p)
+			v.Fail(f.name, "%q: want a clean path relative to the repository root", f.p)
 		}
 	}
 	if c.Repo.PollInterval < time.Second {
-		v.fail("repo.pollInterval", "%v is below 1s", c.Repo.PollInterval)
+		v.Fail("repo.pollInterval", "%v is below 1s", c.Repo.PollInterval)
 	}
 	if c.Store.StatusURI != "" {
 		if u, err := url.Parse(c.Store.StatusURI); err != nil || (u.Scheme != "gs" && u.Scheme != "file") {
-			v.fail("store.statusURI", "%q: want gs://bucket[/prefix] or file:///path", c.Store.StatusURI)
+			v.Fail("store.statusURI", "%q: want gs://bucket[/prefix] or file:///path", c.Store.StatusURI)
 		}
 	}
 	if !path.IsAbs(c.DataDir) {
-		v.fail("dataDir", "%q is not absolute", c.DataDir)
+		v.Fail("dataDir", "%q is not absolute", c.DataDir)
 	}
 	if c.KeepVersions < 1 || c.KeepVersions > 100 {
-		v.fail("keepVersions", "%d is outside 1–100", c.KeepVersions)
+		v.Fail("keepVersions", "%d is outside 1–100", c.KeepVersions)
 	}
 	if c.Status.Listen != "off" {
 		if ap, err := netip.ParseAddrPort(c.Status.Listen); err != nil {
-			v.fail("status.listen", "%q: want ip:port (or off): %v", c.Status.Listen, err)
+			v.Fail("status.listen", "%q: want ip:port (or off): %v", c.Status.Listen, err)
 		} else if !ap.Addr().IsLoopback() {
-			v.fail("status.listen", "%q is not a loopback address; the status server has no authentication", c.Status.Listen)
+			v.Fail("status.listen", "%q is not a loopback address; the status server has no authentication", c.Status.Listen)
 		}
 	}
 	if c.Mission.HTTP && c.Status.Listen == "off" {
-		v.fail("mission.http", "needs the status server (status.listen is off)")
+		v.Fail("mission.http", "needs the status server (status.listen is off)")
 	}
 	if c.Mission.LockFile != "" && !path.IsAbs(c.Mission.LockFile) {
-		v.fail("mission.lockFile", "%q is not absolute", c.Mission.LockFile)
+		v.Fail("mission.lockFile", "%q is not absolute", c.Mission.LockFile)
 	}
 	if c.Mission.GPIOLine != nil && (*c.Mission.GPIOLine < 0 || c.GPIO.Chip == "") {
-		v.fail("mission.gpioLine", "%d needs gpio.chip and a line >= 0", *c.Mission.GPIOLine)
+		v.Fail("mission.gpioLine", "%d needs gpio.chip and a line >= 0", *c.Mission.GPIOLine)
 	}
 	v.frames(&c.Frames)
 	v.gpio(&c.GPIO)
 	if c.Mission.GPIOLine != nil {
 		for i, o := range c.GPIO.Outputs {
 			if o.Line == *c.Mission.GPIOLine {
-				v.fail(fmt.Sprintf("gpio.outputs[%d].line", i), "%d is also mission.gpioLine", o.Line)
+				v.Fail(fmt.Sprintf("gpio.outputs[%d].line", i), "%d is also mission.gpioLine", o.Line)
 			}
 		}
 	}
 	if c.Inference.MemoryLimitMiB < 16 {
-		v.fail("inference.memoryLimitMiB", "%d is below 16", c.Inference.MemoryLimitMiB)
+		v.Fail("inference.memoryLimitMiB", "%d is below 16", c.Inference.MemoryLimitMiB)
 	}
 }
 
@@ -392,47 +293,47 @@ func (v *validator) frames(f *Frames) {
 	case SourceNone:
 	case SourceDir, SourceIDX, SourceRaw, SourceMJPEG, SourceV4L2:
 		if f.Path == "" {
-			v.fail("frames.path", "is required for source %q", f.Source)
+			v.Fail("frames.path", "is required for source %q", f.Source)
 		}
 	default:
-		v.fail("frames.source", "%q: want one of dir, idx, raw, mjpeg, v4l2, none", f.Source)
+		v.Fail("frames.source", "%q: want one of dir, idx, raw, mjpeg, v4l2, none", f.Source)
 	}
 	if f.Interval < 0 {
-		v.fail("frames.interval", "%v is negative", f.Interval)
+		v.Fail("frames.interval", "%v is negative", f.Interval)
 	}
 	if f.Width < 0 || f.Height < 0 || f.Width > 4096 || f.Height > 4096 {
-		v.fail("frames.width", "%dx%d is outside 0–4096", f.Width, f.Height)
+		v.Fail("frames.width", "%dx%d is outside 0–4096", f.Width, f.Height)
 	}
 }
 
 func (v *validator) gpio(g *GPIO) {
 	if g.Chip != "" && g.Chip != SimChip && !chipRE.MatchString(g.Chip) {
-		v.fail("gpio.chip", "%q: want gpiochipN or %s", g.Chip, SimChip)
+		v.Fail("gpio.chip", "%q: want gpiochipN or %s", g.Chip, SimChip)
 	}
 	names, lines := map[string]bool{}, map[int]bool{}
 	for i, o := range g.Outputs {
 		f := fmt.Sprintf("gpio.outputs[%d]", i)
 		if !labelRE.MatchString(o.Name) || names[o.Name] {
-			v.fail(f+".name", "%q is empty, not a DNS label or repeated", o.Name)
+			v.Fail(f+".name", "%q is empty, not a DNS label or repeated", o.Name)
 		}
 		names[o.Name] = true
 		if o.Line < 0 || lines[o.Line] {
-			v.fail(f+".line", "%d is negative or used twice", o.Line)
+			v.Fail(f+".line", "%d is negative or used twice", o.Line)
 		}
 		lines[o.Line] = true
 		if len(o.Classes) == 0 {
-			v.fail(f+".classes", "is empty")
+			v.Fail(f+".classes", "is empty")
 		}
 		for _, class := range o.Classes {
 			if !slices.Contains(fmnist.Classes[:], class) {
-				v.fail(f+".classes", "%q is not a class (one of %s)", class, strings.Join(fmnist.Classes[:], ", "))
+				v.Fail(f+".classes", "%q is not a class (one of %s)", class, strings.Join(fmnist.Classes[:], ", "))
 			}
 		}
 		if o.MinConfidence < 0 || o.MinConfidence > 1 {
-			v.fail(f+".minConfidence", "%v is outside [0, 1]", o.MinConfidence)
+			v.Fail(f+".minConfidence", "%v is outside [0, 1]", o.MinConfidence)
 		}
 		if o.DebounceFrames < 1 || o.DebounceFrames > 1000 {
-			v.fail(f+".debounceFrames", "%d is outside 1–1000", o.DebounceFrames)
+			v.Fail(f+".debounceFrames", "%d is outside 1–1000", o.DebounceFrames)
 		}
 	}
 }
