@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -303,6 +304,12 @@ func (s *fileStore) list(ctx context.Context, prefix string) ([]Object, error) {
 		}
 		obj, err := s.stat(f, key)
 		f.Close()
+		if errors.Is(err, ErrCorrupt) {
+			// Listed objects are read later, and Get fails on this one too;
+			// one foreign file must not hide the rest of the prefix.
+			slog.WarnContext(ctx, "store: skipping unverifiable object", "uri", s.URI(key), "err", err)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
 		}

@@ -55,6 +55,15 @@ func TestFileChecksumAttribute(t *testing.T) {
 	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), "cp -a") {
 		t.Errorf("Get without checksum attribute = %v, want ErrCorrupt with a hint", err)
 	}
+	// List skips it rather than failing for the whole prefix.
+	mustPut(t, s, "models/r/v/manifest.json", []byte("{}"), store.PutOptions{IfNotExists: true})
+	objs, err := s.List(t.Context(), "models/r/")
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if len(objs) != 1 || objs[0].Key != "models/r/v/manifest.json" {
+		t.Errorf("List = %v, want only models/r/v/manifest.json", objs)
+	}
 }
 
 func TestFileTruncatedDetected(t *testing.T) {
