@@ -8,7 +8,9 @@
 # objectCreator (create, never overwrite or delete: versions are immutable);
 # checkpoints/ gets objectUser (the trainer prunes old checkpoints).
 #
-# devices: a read-only identity for the fleet, limited to models/.
+# devices: the fleet's identity. It reads models/ and may write only its
+# status reports under status/devices/ (overwritten on every reconcile, which
+# GCS authorizes as a delete: objectUser).
 
 locals {
   objects = "projects/_/buckets/${var.bucket_name}/objects"
@@ -59,7 +61,7 @@ resource "google_storage_bucket_iam_member" "trainer_checkpoints" {
 resource "google_service_account" "devices" {
   project      = var.project_id
   account_id   = var.devices_account_id
-  display_name = "aerie edge devices (read-only models)"
+  display_name = "aerie edge devices (read models, write status)"
 }
 
 # Listing is checked against the bucket itself, so the condition admits the
@@ -73,6 +75,18 @@ resource "google_storage_bucket_iam_member" "devices_models" {
     title       = "models-read-only"
     description = "Read objects under models/ only."
     expression  = "resource.name.startsWith(\"${local.objects}/models/\") || resource.name == \"projects/_/buckets/${var.bucket_name}\""
+  }
+}
+
+resource "google_storage_bucket_iam_member" "devices_status" {
+  bucket = var.bucket_name
+  role   = "roles/storage.objectUser"
+  member = google_service_account.devices.member
+
+  condition {
+    title       = "device-status-prefix"
+    description = "Create and overwrite status reports under status/devices/ only."
+    expression  = "resource.name.startsWith(\"${local.objects}/status/devices/\")"
   }
 }
 

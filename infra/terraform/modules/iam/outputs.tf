@@ -4,6 +4,6 @@ output "trainer_service_account" {
 }
 
 output "devices_service_account" {
-  description = "Email of the devices' read-only Google service account."
+  description = "Email of the devices' Google service account (reads models/, writes status/devices/)."
   value       = google_service_account.devices.email
 }

@@ -47,7 +47,7 @@ variable "trainer_account_id" {
 }
 
 variable "devices_account_id" {
-  description = "Account ID of the devices' read-only Google service account."
+  description = "Account ID of the devices' Google service account (reads models/, writes status/devices/)."
   type        = string
   default     = "aerie-devices"
 
