@@ -7,6 +7,11 @@ SHELL := /bin/bash
 # about 2.6x the training throughput on amd64 (measured in bench-train).
 export GOEXPERIMENT := simd
 
+# The store speaks GCS's JSON API; this tag drops the storage client's gRPC
+# DirectPath and xDS dependencies: the edge binary shrinks from 47 to 34 MB
+# and its peak RSS from 57 to 43 MiB (bench-edge).
+export GOFLAGS := -tags=disable_grpc_modules
+
 BIN := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 

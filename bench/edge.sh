@@ -24,7 +24,7 @@ if [[ $ARCH != "$(go env GOHOSTARCH)" ]]; then
 	wrap=qemu-aarch64-static
 fi
 GOOS=linux GOARCH=$ARCH CGO_ENABLED=0 GOEXPERIMENT=$experiment \
-	go build -ldflags "-s -w" -o "$bin" ./edge/cmd/aerie-edge
+	go build -tags disable_grpc_modules -trimpath -ldflags "-s -w" -o "$bin" ./edge/cmd/aerie-edge
 echo "binary: $bin ($(stat -c %s "$bin") bytes, GOEXPERIMENT=$experiment)"
 AERIE_EDGE_BIN=$bin AERIE_EDGE_EXEC=$wrap AERIE_EDGE_FRAMES=$FRAMES \
 	go test -count=1 -run '^TestFootprint$' -v ./edge/internal/agent | grep -E 'footprint_test|^(ok|FAIL|---)'

@@ -35,39 +35,50 @@ func decompress(r io.Reader) (io.Reader, error) {
 	return br, nil
 }
 
-// readIDX parses an IDX file of unsigned bytes, gzipped or not, and returns
-// its dimensions and data.
-func readIDX(r io.Reader) (dims []int, data []byte, err error) {
+// readIDXHeader parses the header of an IDX file of unsigned bytes, gzipped
+// or not, and returns its dimensions, its data size and a reader positioned
+// at the data.
+func readIDXHeader(r io.Reader) (dims []int, size int, data io.Reader, err error) {
 	r, err = decompress(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	var magic [4]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil {
-		return nil, nil, fmt.Errorf("header: %w", noEOF(err))
+		return nil, 0, nil, fmt.Errorf("header: %w", noEOF(err))
 	}
 	if magic[0] != 0 || magic[1] != 0 {
-		return nil, nil, fmt.Errorf("not an IDX file: magic %x", magic)
+		return nil, 0, nil, fmt.Errorf("not an IDX file: magic %x", magic)
 	}
 	if magic[2] != idxUint8 {
-		return nil, nil, fmt.Errorf("element type 0x%02x, want 0x08 (unsigned byte)", magic[2])
+		return nil, 0, nil, fmt.Errorf("element type 0x%02x, want 0x08 (unsigned byte)", magic[2])
 	}
 	n := int(magic[3])
 	if n < 1 || n > 3 {
-		return nil, nil, fmt.Errorf("%d dimensions, want 1 to 3", n)
+		return nil, 0, nil, fmt.Errorf("%d dimensions, want 1 to 3", n)
 	}
 	dims = make([]int, n)
-	size := 1
+	size = 1
 	for i := range dims {
 		var d uint32
 		if err := binary.Read(r, binary.BigEndian, &d); err != nil {
-			return nil, nil, fmt.Errorf("dimension %d: %w", i, noEOF(err))
+			return nil, 0, nil, fmt.Errorf("dimension %d: %w", i, noEOF(err))
 		}
 		dims[i] = int(d)
 		if d == 0 || size > maxIDXBytes/int(d) {
-			return nil, nil, fmt.Errorf("dimension %d is %d: size out of range", i, d)
+			return nil, 0, nil, fmt.Errorf("dimension %d is %d: size out of range", i, d)
 		}
 		size *= int(d)
+	}
+	return dims, size, r, nil
+}
+
+// readIDX parses an IDX file of unsigned bytes, gzipped or not, and returns
+// its dimensions and data.
+func readIDX(r io.Reader) (dims []int, data []byte, err error) {
+	dims, size, r, err := readIDXHeader(r)
+	if err != nil {
+		return nil, nil, err
 	}
 	data = make([]byte, size)
 	if got, err := io.ReadFull(r, data); err != nil {
@@ -77,6 +88,42 @@ func readIDX(r io.Reader) (dims []int, data []byte, err error) {
 		return nil, nil, fmt.Errorf("trailing bytes after %d data bytes", size)
 	}
 	return dims, data, nil
+}
+
+// ImageStream reads the images of an IDX3 file one at a time, for callers
+// that cannot hold the whole file in memory.
+type ImageStream struct {
+	N, Rows, Cols int
+	r             io.Reader
+	read          int
+}
+
+// NewImageStream parses r's IDX3 header.
+func NewImageStream(r io.Reader) (*ImageStream, error) {
+	dims, _, data, err := readIDXHeader(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(dims) != 3 {
+		return nil, fmt.Errorf("images need 3 dimensions, got %d", len(dims))
+	}
+	return &ImageStream{N: dims[0], Rows: dims[1], Cols: dims[2], r: data}, nil
+}
+
+// Next reads the next image into img (Rows×Cols bytes). It returns io.EOF
+// after the last one.
+func (s *ImageStream) Next(img []byte) error {
+	if len(img) != s.Rows*s.Cols {
+		return fmt.Errorf("buffer of %d bytes for %d×%d images", len(img), s.Rows, s.Cols)
+	}
+	if s.read == s.N {
+		return io.EOF
+	}
+	if _, err := io.ReadFull(s.r, img); err != nil {
+		return fmt.Errorf("truncated: image %d of %d: %w", s.read, s.N, noEOF(err))
+	}
+	s.read++
+	return nil
 }
 
 func noEOF(err error) error {

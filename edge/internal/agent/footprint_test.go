@@ -91,8 +91,9 @@ stable: {uri: %q, manifestDigest: %q, minSelfTestAccuracy: 0.01}
 	t.Logf("binary %s (%d bytes)", bin, fileSize(bin))
 	t.Logf("frames %v, classify latency mean %.3f ms, frame errors %v",
 		m["aerie_edge_frames_total"], 1000*m["aerie_edge_classify_seconds_sum"]/m["aerie_edge_classify_seconds_count"], m["aerie_edge_frame_errors_total"])
-	t.Logf("peak RSS (VmHWM) %d KiB = %.1f MiB; RSS now %d KiB; Go-mapped %.1f MiB, live heap %.1f MiB",
-		hwm, float64(hwm)/1024, rss, m["aerie_edge_go_memory_bytes"]/(1<<20), m["aerie_edge_go_heap_live_bytes"]/(1<<20))
+	anon, file := procStatus(t, cmd.Process.Pid, "RssAnon"), procStatus(t, cmd.Process.Pid, "RssFile")
+	t.Logf("peak RSS (VmHWM) %d KiB = %.1f MiB; RSS now %d KiB (anonymous %d KiB, binary and files %d KiB); Go-mapped %.1f MiB, live heap %.1f MiB",
+		hwm, float64(hwm)/1024, rss, anon, file, m["aerie_edge_go_memory_bytes"]/(1<<20), m["aerie_edge_go_heap_live_bytes"]/(1<<20))
 	for _, le := range []string{"0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1"} {
 		t.Logf("  frames <= %s s: %v", le, m[`aerie_edge_classify_seconds_bucket{le="`+le+`"}`])
 	}

@@ -186,60 +186,98 @@ func (d *Dir) Next(ctx context.Context) (Frame, error) {
 // Close does nothing.
 func (d *Dir) Close() error { return nil }
 
-// Frames yields frames already in memory (an IDX file or raw frames).
-type Frames struct {
-	name   string
-	images []byte // n×rows×cols
-	rows   int
-	cols   int
-	i      int
-	opts   Options
-	pace   pacer
+// File streams frames from a file one at a time, so a large file costs no
+// memory: an IDX image file (gzipped or not) or concatenated raw frames.
+type File struct {
+	path string
+	raw  bool
+	opts Options
+	pace pacer
+
+	f          *os.File
+	images     *fmnist.ImageStream // IDX
+	rawReader  *bufio.Reader       // raw
+	rows, cols int
+	i          int
 }
 
-// OpenIDX reads an IDX image file (gzipped or not), as Fashion-MNIST's.
-func OpenIDX(path string, opts Options) (*Frames, error) {
-	f, err := os.Open(path)
-	if err != nil {
+// OpenIDX opens an IDX image file (gzipped or not), as Fashion-MNIST's. It
+// reads the file through once, so a truncated one fails here.
+func OpenIDX(path string, opts Options) (*File, error) {
+	s := &File{path: path, opts: opts, pace: pacer{interval: opts.Interval}}
+	if err := s.open(); err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	images, n, rows, cols, err := fmnist.ReadImages(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	n := s.images.N
+	img := make([]byte, s.rows*s.cols)
+	for range n {
+		if err := s.images.Next(img); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
-	if n == 0 {
-		return nil, fmt.Errorf("%s: no images", path)
-	}
-	return &Frames{name: filepath.Base(path), images: images, rows: rows, cols: cols, opts: opts, pace: pacer{interval: opts.Interval}}, nil
+	return s, s.rewind()
 }
 
-// OpenRaw reads a file of concatenated raw 28×28 grayscale frames.
-func OpenRaw(path string, opts Options) (*Frames, error) {
-	b, err := os.ReadFile(path)
+// OpenRaw opens a file of concatenated raw 28×28 grayscale frames.
+func OpenRaw(path string, opts Options) (*File, error) {
+	s := &File{path: path, raw: true, opts: opts, pace: pacer{interval: opts.Interval}}
+	return s, s.open()
+}
+
+// open opens the file and reads its header.
+func (s *File) open() error {
+	f, err := os.Open(s.path)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if len(b) == 0 || len(b)%(Size*Size) != 0 {
-		return nil, fmt.Errorf("%s: %d bytes is not a whole number of %d×%d frames", path, len(b), Size, Size)
+	s.f, s.i = f, 0
+	if s.raw {
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		if fi.Size() == 0 || fi.Size()%(Size*Size) != 0 {
+			f.Close()
+			return fmt.Errorf("%s: %d bytes is not a whole number of %d×%d frames", s.path, fi.Size(), Size, Size)
+		}
+		s.rawReader, s.rows, s.cols = bufio.NewReader(f), Size, Size
+		return nil
 	}
-	return &Frames{name: filepath.Base(path), images: b, rows: Size, cols: Size, opts: opts, pace: pacer{interval: opts.Interval}}, nil
+	images, err := fmnist.NewImageStream(f)
+	if err == nil && images.N == 0 {
+		err = errors.New("no images")
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", s.path, err)
+	}
+	s.images, s.rows, s.cols = images, images.Rows, images.Cols
+	return nil
+}
+
+func (s *File) rewind() error {
+	s.Close()
+	return s.open()
 }
 
 // Next returns the next frame.
-func (s *Frames) Next(ctx context.Context) (Frame, error) {
-	px := s.rows * s.cols
-	if s.i*px == len(s.images) {
-		if !s.opts.Loop {
-			return Frame{}, io.EOF
+func (s *File) Next(ctx context.Context) (Frame, error) {
+	img := make([]byte, s.rows*s.cols)
+	err := s.read(img)
+	if err == io.EOF && s.opts.Loop {
+		if err = s.rewind(); err == nil {
+			err = s.read(img)
 		}
-		s.i = 0
+	}
+	if err != nil {
+		return Frame{}, err
 	}
 	if err := s.pace.wait(ctx); err != nil {
 		return Frame{}, err
 	}
-	img := s.images[s.i*px : (s.i+1)*px]
-	name := fmt.Sprintf("%s#%d", s.name, s.i)
+	name := fmt.Sprintf("%s#%d", filepath.Base(s.path), s.i)
 	s.i++
 	if s.rows == Size && s.cols == Size && !s.opts.Invert {
 		return Frame{Pixels: img, Name: name}, nil
@@ -248,8 +286,31 @@ func (s *Frames) Next(ctx context.Context) (Frame, error) {
 	return Frame{Pixels: Preprocess(g, s.opts.Invert), Name: name}, nil
 }
 
-// Close does nothing.
-func (s *Frames) Close() error { return nil }
+func (s *File) read(img []byte) error {
+	var err error
+	if s.raw {
+		_, err = io.ReadFull(s.rawReader, img)
+		if err == io.ErrUnexpectedEOF {
+			err = fmt.Errorf("frame %d: %w", s.i, err)
+		}
+	} else {
+		err = s.images.Next(img)
+	}
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("%s: %w", s.path, err)
+	}
+	return err
+}
+
+// Close closes the file.
+func (s *File) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
 
 // MJPEG yields the JPEG frames of a stream: what `rpicam-vid --codec mjpeg
 // -o -` or ffmpeg's mjpeg muxer writes to a pipe.

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -126,8 +127,25 @@ func TestFileSources(t *testing.T) {
 			t.Fatalf("looped frame %d: %v", i, err)
 		}
 	}
+	// So does an IDX file, streamed again from its start.
+	li, _ := OpenIDX(idxPath, Options{Loop: true})
+	for i := range 7 {
+		f, err := li.Next(context.Background())
+		if err != nil || !bytes.Equal(f.Pixels, set.Image(i%3)) {
+			t.Fatalf("looped IDX frame %d: %v", i, err)
+		}
+	}
+	li.Close()
 	if _, err := OpenRaw(idxPath, Options{}); err == nil {
 		t.Error("OpenRaw of a file that is not whole frames = nil error")
+	}
+	// A truncated IDX file fails at open, naming the file.
+	var plain bytes.Buffer
+	fmnist.WriteImages(&plain, raw, 28, 28)
+	short := filepath.Join(t.TempDir(), "short-idx3-ubyte")
+	os.WriteFile(short, plain.Bytes()[:plain.Len()-100], 0o644)
+	if _, err := OpenIDX(short, Options{}); err == nil || !strings.Contains(err.Error(), short) || !strings.Contains(err.Error(), "truncated: image 2 of 3") {
+		t.Errorf("OpenIDX of a truncated file = %v, want an error naming it and the image", err)
 	}
 }
 
