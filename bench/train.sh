@@ -44,7 +44,7 @@ median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; e
 go_run() {
 	GOMAXPROCS=$cores "$BIN/trainer" train --arch=cnn --batch-size=64 --max-steps="$steps" \
 		--rotation=0 --crop-padding=0 --dropout=true --data="$DATA" 2>/dev/null |
-		sed -n 's/.*images_per_second=\([0-9.]*\).*/\1/p'
+		sed -n 's/.*images_per_second=\([0-9.]*\) cpu_utilization=\([0-9.]*\).*/\1 \2/p'
 }
 
 torch_run() {
@@ -54,23 +54,25 @@ torch_run() {
 
 read -r load_before _ </proc/loadavg
 echo "bench-train: cnn, batch 64, $steps steps, $reps repetitions; Go GOMAXPROCS=$cores, PyTorch $THREADS threads; load average $load_before on $(nproc) cores"
-gos=() torches=()
+gos=() cpus=() torches=()
 for ((i = 1; i <= reps; i++)); do
-	g=$(go_run)
+	read -r g cpu < <(go_run)
 	t=$(torch_run)
 	if [[ -z $g || -z $t ]]; then
 		echo "bench-train: a run printed no throughput (go: '$g', pytorch: '$t')" >&2
 		exit 1
 	fi
-	printf '  run %d: go %8.1f img/s   pytorch %8.1f img/s\n' "$i" "$g" "$t"
-	gos+=("$g") torches+=("$t")
+	printf '  run %d: go %8.1f img/s (CPU %.0f%% of %d cores)   pytorch %8.1f img/s\n' "$i" "$g" "$(awk -v c="$cpu" 'BEGIN {print 100 * c}')" "$cores" "$t"
+	gos+=("$g") cpus+=("$cpu") torches+=("$t")
 done
 read -r load_after _ </proc/loadavg
 
 go_median=$(printf '%s\n' "${gos[@]}" | median)
 torch_median=$(printf '%s\n' "${torches[@]}" | median)
-printf 'median: go %.1f img/s, pytorch %.1f img/s, go/pytorch %.2f\n' "$go_median" "$torch_median" \
-	"$(awk -v g="$go_median" -v t="$torch_median" 'BEGIN {print g / t}')"
+cpu_median=$(printf '%s\n' "${cpus[@]}" | median)
+printf 'median: go %.1f img/s, pytorch %.1f img/s, go/pytorch %.2f (bound >= 1.0); go CPU utilization %.0f%% of GOMAXPROCS cores (bound >= 90%%)\n' \
+	"$go_median" "$torch_median" "$(awk -v g="$go_median" -v t="$torch_median" 'BEGIN {print g / t}')" \
+	"$(awk -v c="$cpu_median" 'BEGIN {print 100 * c}')"
 if awk -v l="$load_after" -v c="$(nproc)" 'BEGIN {exit !(l > c)}'; then
 	echo "bench-train: warning: load average $load_after exceeds the $(nproc) cores: other work skews these numbers (PyTorch's threads suffer most)" >&2
 fi
