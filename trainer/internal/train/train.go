@@ -138,6 +138,9 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 	if err := t.build(state, &prog); err != nil {
 		return nil, err
 	}
+	if err := t.agreeOnStart(ctx, prog.Step); err != nil {
+		return nil, err
+	}
 	if state != nil {
 		t.log.Info("resuming", "checkpoint", res.ResumedFrom, "step", prog.Step, "epoch", prog.Epoch+1)
 	}
@@ -582,5 +585,40 @@ func (t *trainer) save(ctx context.Context, prog *progress) error {
 		return err
 	}
 	t.log.Info("checkpoint", "uri", uri, "step", prog.Step, "epoch", prog.Epoch)
+	return nil
+}
+
+// agreeOnStart checks that every rank resumed at the step rank 0 resumed
+// at: a rank that read an older checkpoint (a listing not yet consistent)
+// would apply other updates and diverge silently. Rank 0's step travels as
+// 12-bit digits, so the float32 sums stay exact.
+func (t *trainer) agreeOnStart(ctx context.Context, step int64) error {
+	if t.cfg.WorldSize == 1 {
+		return nil
+	}
+	var digits [3]float32
+	if t.cfg.Rank == 0 {
+		for i := range digits {
+			digits[i] = float32(step >> (12 * i) & 0xfff)
+		}
+	}
+	if err := t.reducer.AllReduce(ctx, digits[:]); err != nil {
+		return err
+	}
+	var first int64
+	for i, d := range digits {
+		first |= int64(d) << (12 * i)
+	}
+	differ := []float32{0}
+	if first != step {
+		differ[0] = 1
+	}
+	if err := t.reducer.AllReduce(ctx, differ); err != nil {
+		return err
+	}
+	if differ[0] > 0 {
+		return exitcode.Errorf(exitcode.StorageDown, "%d of %d ranks resumed at another step than rank 0 (step %d; this rank: step %d): the checkpoint listing differs between ranks",
+			int(differ[0]), t.cfg.WorldSize, first, step)
+	}
 	return nil
 }

@@ -6,11 +6,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/trainer/internal/checkpoint"
@@ -195,6 +197,36 @@ func TestRanksMatchOneRank(t *testing.T) {
 			if math.Abs(results[r].TestAccuracy-one.TestAccuracy) > 1e-9 {
 				t.Errorf("world %d rank %d: test accuracy %v, one rank %v", world, r, results[r].TestAccuracy, one.TestAccuracy)
 			}
+		}
+	}
+}
+
+func TestRanksMustResumeAtOneStep(t *testing.T) {
+	sets := synthetic(t, 120, 40)
+	ctx := context.Background()
+	cfg := smallConfig()
+	cfg.Epochs = 2
+	cfg.CheckpointEvery = 4
+	// Rank 0 sees checkpoints up to the end; rank 1 sees none.
+	full := &checkpoint.Checkpoints{Store: checkpoint.Dir(t.TempDir()), Run: "r"}
+	if _, err := Run(ctx, cfg, sets, Options{Checkpoints: full, MaxSteps: 5}); err != nil {
+		t.Fatal(err)
+	}
+	empty := &checkpoint.Checkpoints{Store: checkpoint.Dir(t.TempDir()), Run: "r"}
+	red := newLocalReducer(2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r, cps := range []*checkpoint.Checkpoints{full, empty} {
+		wg.Go(func() {
+			c := cfg
+			c.Rank, c.WorldSize = r, 2
+			_, errs[r] = Run(ctx, c, sets, Options{Reducer: red, Checkpoints: cps})
+		})
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if exitcode.Of(err) != exitcode.StorageDown || !strings.Contains(err.Error(), "1 of 2 ranks resumed at another step than rank 0 (step 4;") {
+			t.Errorf("rank %d: %v, want a retryable error naming both steps", r, err)
 		}
 	}
 }
