@@ -7,7 +7,11 @@ KO_VERSION := v0.19.1
 
 OUT := $(CURDIR)/out
 ENV ?= dev
-TF_DIR = infra/terraform/envs/$(ENV)
+# One root module, infra/terraform/platform; envs/<env>/ holds each
+# environment's values and backend, and each gets its own .terraform.
+TF_DIR := infra/terraform/platform
+TF_ENV = $(CURDIR)/infra/terraform/envs/$(ENV)
+TF = TF_DATA_DIR=$(OUT)/terraform/$(ENV) terraform -chdir=$(TF_DIR)
 
 .PHONY: lint-infra
 lint-infra: $(BIN)/tflint $(BIN)/actionlint ## Lint Terraform (fmt, tflint core rules) and the GitHub workflows (actionlint).
@@ -46,21 +50,21 @@ sign-images: ## Sign the images in out/images/*.ref with cosign (keyless, GitHub
 
 # --- terraform ----------------------------------------------------------------
 .PHONY: tf-validate
-tf-validate: ## terraform init (no backend) and validate ENV (needs network for the providers).
-	terraform -chdir=$(TF_DIR) init -input=false -backend=false
-	terraform -chdir=$(TF_DIR) validate
+tf-validate: ## terraform init (no backend) and validate the platform for ENV (needs network for the providers).
+	$(TF) init -input=false -backend=false
+	$(TF) validate
 
 .PHONY: tf-plan
 tf-plan: ## terraform plan ENV into out/tfplan-ENV (and a text rendering for PR comments).
 	mkdir -p $(OUT)
-	terraform -chdir=$(TF_DIR) init -input=false
-	terraform -chdir=$(TF_DIR) plan -input=false -no-color -lock-timeout=5m -out=$(OUT)/tfplan-$(ENV)
-	terraform -chdir=$(TF_DIR) show -no-color $(OUT)/tfplan-$(ENV) > $(OUT)/tfplan-$(ENV).txt
+	$(TF) init -input=false -reconfigure -backend-config=$(TF_ENV)/backend.hcl
+	$(TF) plan -input=false -no-color -lock-timeout=5m -var-file=$(TF_ENV)/terraform.tfvars -out=$(OUT)/tfplan-$(ENV)
+	$(TF) show -no-color $(OUT)/tfplan-$(ENV) > $(OUT)/tfplan-$(ENV).txt
 
 .PHONY: tf-apply
 tf-apply: ## terraform apply ENV (plans again, then applies exactly that plan).
 	$(MAKE) tf-plan ENV=$(ENV)
-	terraform -chdir=$(TF_DIR) apply -input=false -lock-timeout=5m $(OUT)/tfplan-$(ENV)
+	$(TF) apply -input=false -lock-timeout=5m $(OUT)/tfplan-$(ENV)
 
 # --- pull requests ------------------------------------------------------------
 .PHONY: jobs-check

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -216,6 +217,37 @@ func Check(m *Module) ([]Problem, error) {
 		ps = append(ps, m.checkRef(t, called)...)
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].String() < ps[j].String() })
+	return ps, nil
+}
+
+// CheckVarFile checks a .tfvars file against the root module m: it parses,
+// sets only variables m declares, with literal values, and sets every
+// required variable except those in fromEnv (set as TF_VAR_<name>).
+func CheckVarFile(m *Module, path string, fromEnv ...string) ([]Problem, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	file, diags := hclparse.NewParser().ParseHCL(src, path)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	attrs := file.Body.(*hclsyntax.Body).Attributes
+	var ps []Problem
+	for _, name := range sortedKeys(attrs) {
+		a := attrs[name]
+		if _, ok := m.Variables[name]; !ok {
+			ps = append(ps, Problem{a.NameRange, fmt.Sprintf("%s declares no variable %q", m.Dir, name)})
+		}
+		if _, d := a.Expr.Value(nil); d.HasErrors() {
+			ps = append(ps, Problem{a.NameRange, fmt.Sprintf("%q must be a literal value", name)})
+		}
+	}
+	for _, v := range sortedValues(m.Variables) {
+		if _, ok := attrs[v.Name]; v.Required && !ok && !slices.Contains(fromEnv, v.Name) {
+			ps = append(ps, Problem{hcl.Range{Filename: path, Start: hcl.InitialPos}, fmt.Sprintf("required variable %q of %s is not set", v.Name, m.Dir)})
+		}
+	}
 	return ps, nil
 }
 

@@ -30,7 +30,7 @@ func TestRepository(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"envs/dev", "envs/prod", "modules/network", "modules/gke-autopilot", "modules/bucket", "modules/artifact-registry", "modules/iam", "modules/github-wif", "modules/flux"} {
+	for _, want := range []string{"platform", "modules/network", "modules/gke-autopilot", "modules/bucket", "modules/artifact-registry", "modules/iam", "modules/github-wif", "modules/flux"} {
 		if !dirs[filepath.Join(root, want)] {
 			t.Errorf("%s: missing", filepath.Join(root, want))
 		}
@@ -49,6 +49,72 @@ func TestRepository(t *testing.T) {
 				t.Error(p)
 			}
 		})
+	}
+}
+
+// TestEnvironments checks every envs/<env>/terraform.tfvars against the
+// platform root module, and that each environment has its backend.
+func TestEnvironments(t *testing.T) {
+	root := filepath.Join("..", "..", "infra", "terraform")
+	platform, err := Load(filepath.Join(root, "platform"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs, _ := filepath.Glob(filepath.Join(root, "envs", "*"))
+	if len(envs) != 2 {
+		t.Errorf("environments %v, want dev and prod", envs)
+	}
+	for _, env := range envs {
+		t.Run(filepath.Base(env), func(t *testing.T) {
+			ps, err := CheckVarFile(platform, filepath.Join(env, "terraform.tfvars"), "github_owner_id")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range ps {
+				t.Error(p)
+			}
+			backend, err := os.ReadFile(filepath.Join(env, "backend.hcl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"bucket = ", "prefix = \"envs/" + filepath.Base(env) + "\""} {
+				if !strings.Contains(string(backend), want) {
+					t.Errorf("backend.hcl lacks %s", want)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckVarFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "main.tf"), []byte(goodModule+`
+variable "token" {
+  description = "From the environment."
+  type        = string
+}
+`), 0o644)
+	m, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := filepath.Join(dir, "x.tfvars")
+	os.WriteFile(vars, []byte("size = 2\ncolour = \"red\"\ntoken = var.name\n"), 0o644)
+	ps, err := CheckVarFile(m, vars, "token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, strings.TrimPrefix(p.String(), dir+"/"))
+	}
+	want := []string{
+		"x.tfvars:2: " + dir + " declares no variable \"colour\"",
+		"x.tfvars:3: \"token\" must be a literal value",
+		"x.tfvars:1: required variable \"name\" of " + dir + " is not set",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }
 

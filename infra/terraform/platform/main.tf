@@ -1,6 +1,11 @@
-# The prod platform: network, GKE Autopilot, the store bucket and the image
-# registry, all in var.region; identities for the trainer, the devices and
-# GitHub Actions; Flux bootstrapped onto clusters/prod.
+# One environment's platform: network, GKE Autopilot, the store bucket and
+# the image registry, all in var.region; identities for the trainer, the
+# devices and GitHub Actions; Flux bootstrapped onto clusters/<environment>.
+# envs/<environment>/ holds the values and the backend (see README.md).
+
+locals {
+  name = "aerie-${var.environment}"
+}
 
 provider "google" {
   project = var.project_id
@@ -45,39 +50,39 @@ provider "flux" {
 }
 
 module "network" {
-  source = "../../modules/network"
+  source = "../modules/network"
 
   project_id = var.project_id
   region     = var.region
-  name       = "aerie-prod"
+  name       = local.name
 }
 
 module "cluster" {
-  source = "../../modules/gke-autopilot"
+  source = "../modules/gke-autopilot"
 
   project_id                 = var.project_id
   region                     = var.region
-  name                       = "aerie-prod"
+  name                       = local.name
   network_id                 = module.network.network_id
   subnetwork_id              = module.network.subnetwork_id
   pods_range_name            = module.network.pods_range_name
   services_range_name        = module.network.services_range_name
   master_authorized_networks = var.master_authorized_networks
-  release_channel            = "STABLE"
-  deletion_protection        = true
+  release_channel            = var.release_channel
+  deletion_protection        = var.deletion_protection
 }
 
 module "bucket" {
-  source = "../../modules/bucket"
+  source = "../modules/bucket"
 
   project_id                = var.project_id
   name                      = var.bucket_name
   location                  = var.region
-  checkpoint_retention_days = 30
+  checkpoint_retention_days = var.checkpoint_retention_days
 }
 
 module "registry" {
-  source = "../../modules/artifact-registry"
+  source = "../modules/artifact-registry"
 
   project_id = var.project_id
   location   = var.region
@@ -85,7 +90,7 @@ module "registry" {
 }
 
 module "iam" {
-  source = "../../modules/iam"
+  source = "../modules/iam"
 
   project_id    = var.project_id
   bucket_name   = module.bucket.name
@@ -93,22 +98,22 @@ module "iam" {
 }
 
 module "github_wif" {
-  source = "../../modules/github-wif"
+  source = "../modules/github-wif"
 
   project_id          = var.project_id
   repository          = "${var.github_owner}/${var.github_repository}"
   repository_owner_id = var.github_owner_id
-  environment         = "prod"
+  environment         = var.environment
   registry_location   = var.region
   registry_name       = module.registry.name
-  state_bucket        = "aerie-prod-tfstate"
+  state_bucket        = var.state_bucket
   store_bucket        = module.bucket.name
 }
 
 module "flux" {
-  source = "../../modules/flux"
+  source = "../modules/flux"
 
-  environment       = "prod"
+  environment       = var.environment
   github_repository = var.github_repository
   deploy_public_key = tls_private_key.flux.public_key_openssh
 }

@@ -1,6 +1,9 @@
 terraform {
   required_version = ">= 1.11"
 
+  # Partial configuration: terraform init -backend-config=../envs/<env>/backend.hcl
+  backend "gcs" {}
+
   required_providers {
     google = {
       source  = "hashicorp/google"

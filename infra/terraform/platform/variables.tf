@@ -1,7 +1,16 @@
-variable "project_id" {
-  description = "Google Cloud project of the dev platform."
+variable "environment" {
+  description = "Environment name: the Flux path clusters/<environment>, the GitHub environment, and the prefix aerie-<environment> of resource names."
   type        = string
-  default     = "aerie-dev"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.environment))
+    error_message = "environment must be 2-10 lowercase letters and digits, such as dev or prod."
+  }
+}
+
+variable "project_id" {
+  description = "Google Cloud project of the environment."
+  type        = string
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
@@ -23,7 +32,11 @@ variable "region" {
 variable "bucket_name" {
   description = "Globally unique name of the store bucket."
   type        = string
-  default     = "aerie-dev-store"
+}
+
+variable "state_bucket" {
+  description = "Bucket of this environment's Terraform state (envs/<environment>/backend.hcl); the plan and apply identities get access to it."
+  type        = string
 }
 
 variable "github_owner" {
@@ -52,4 +65,29 @@ variable "master_authorized_networks" {
   description = "CIDR blocks allowed to reach the cluster's control plane, by name."
   type        = map(string)
   default     = {}
+}
+
+variable "release_channel" {
+  description = "GKE release channel of the cluster."
+  type        = string
+
+  validation {
+    condition     = contains(["RAPID", "REGULAR", "STABLE"], var.release_channel)
+    error_message = "release_channel must be RAPID, REGULAR or STABLE."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Refuse to destroy the cluster (turn off before a deliberate teardown)."
+  type        = bool
+}
+
+variable "checkpoint_retention_days" {
+  description = "Days after which checkpoints/ objects in the store are deleted."
+  type        = number
+
+  validation {
+    condition     = var.checkpoint_retention_days >= 1
+    error_message = "checkpoint_retention_days must be at least 1."
+  }
 }
