@@ -18,6 +18,7 @@ import (
 	gogit "github.com/go-git/go-git/v5"
 	kubeflowv1 "github.com/kubeflow/training-operator/pkg/apis/kubeflow.org/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -240,14 +241,37 @@ spec:
 	certDir := "/tmp/k8s-webhook-server/serving-certs" // fixed in the operator (pkg/cert)
 	go mountWebhookCert(ctx, t, cp, certDir)
 	t.Cleanup(func() { os.RemoveAll(certDir) })
+	// It acts as its ServiceAccount: the RBAC that Flux applied
+	// (apps/training-operator/base/rbac.yaml) must be enough.
+	asOperator := cp.KubeconfigAs(t, "system:serviceaccount:kubeflow:training-operator")
 	cluster.RunEnv(t, ctx, cp.Dir, "training-operator",
-		[]string{"KUBECONFIG=" + cp.Kubeconfig, "MY_POD_NAMESPACE=kubeflow"},
+		[]string{"KUBECONFIG=" + asOperator, "MY_POD_NAMESPACE=kubeflow"},
 		cluster.Binary(t, "E2E_TRAINING_OPERATOR"), args...)
 	step("training operator started: %s", strings.Join(args, " "))
 
 	for _, j := range want {
 		checkReplicas(t, ctx, cp, j)
 		step("PyTorchJob %s: pods and services with MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK", j.Name)
+	}
+	checkOperatorScope(t, ctx, cp)
+	step("the operator's ServiceAccount may create pods in training only")
+}
+
+// checkOperatorScope asks the API server what the operator's ServiceAccount
+// may do: create pods in training, and nowhere else.
+func checkOperatorScope(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) {
+	for ns, want := range map[string]bool{"training": true, "default": false, "flux-system": false} {
+		r, err := cp.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               "system:serviceaccount:kubeflow:training-operator",
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:kubeflow"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "pods"},
+		}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status.Allowed != want {
+			t.Errorf("training-operator may create pods in %s: %v (%s), want %v", ns, r.Status.Allowed, r.Status.Reason, want)
+		}
 	}
 }
 

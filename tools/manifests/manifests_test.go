@@ -233,7 +233,10 @@ func TestClusters(t *testing.T) {
 			// What the infrastructure and operator Kustomizations apply.
 			for _, want := range []struct{ kind, ns, name, by string }{
 				{"CustomResourceDefinition", "", "pytorchjobs.kubeflow.org", "flux-system/training-operator"},
-				{"Namespace", "", "kubeflow", "flux-system/training-operator"},
+				{"Namespace", "", "kubeflow", "flux-system/infrastructure"},
+				{"RoleBinding", "training", "training-operator", "flux-system/infrastructure"},
+				{"RoleBinding", "kubeflow", "training-operator", "flux-system/infrastructure"},
+				{"ClusterRole", "", "training-operator", "flux-system/training-operator"},
 				{"Namespace", "", "training", "flux-system/infrastructure"},
 				{"ResourceQuota", "training", "training", "flux-system/infrastructure"},
 				{"LimitRange", "training", "training", "flux-system/infrastructure"},
@@ -244,6 +247,10 @@ func TestClusters(t *testing.T) {
 				if o := mustFind(t, objs, want.kind, want.ns, want.name); o.AppliedBy != want.by {
 					t.Errorf("%s applied by %s, want %s", o.ID(), o.AppliedBy, want.by)
 				}
+			}
+			// The operator's ClusterRole is bound per namespace, not cluster-wide.
+			if o, ok := find(objs, "ClusterRoleBinding", "", "training-operator"); ok {
+				t.Errorf("ClusterRoleBinding training-operator applied by %s: the operator would act in every namespace", o.AppliedBy)
 			}
 			var secret corev1.Secret
 			if err := mustFind(t, objs, "Secret", "training", "aerie-rendezvous").Decode(&secret); err != nil {

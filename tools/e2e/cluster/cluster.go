@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,6 +46,25 @@ type ControlPlane struct {
 	Config     *rest.Config
 	Client     kubernetes.Interface
 	Dynamic    dynamic.Interface
+}
+
+// KubeconfigAs writes a kubeconfig that acts as user (for example
+// system:serviceaccount:<ns>:<name>) by impersonation, so a process run with
+// it has exactly that user's RBAC permissions, and returns its path.
+func (cp *ControlPlane) KubeconfigAs(t testing.TB, user string) string {
+	t.Helper()
+	kc, err := clientcmd.LoadFromFile(cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range kc.AuthInfos {
+		a.Impersonate = user
+	}
+	p := filepath.Join(cp.Dir, "kubeconfig-"+strings.NewReplacer(":", "-", "/", "-").Replace(user))
+	if err := clientcmd.WriteToFile(*kc, p); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // Binary returns the path in environment variable env, failing the test
