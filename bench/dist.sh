@@ -3,7 +3,9 @@
 # printed beside its bound from issue 4.
 #
 #   1. scaling: 2 ranks × 1 core against 1 rank × 1 core on the same global
-#      batch (cnn, batch 64): throughput ratio, bound >= 1.8;
+#      batch (cnn, batch 64): throughput ratio, bound >= 1.8; and each
+#      worker's CPU utilization (CPU seconds / wall seconds / 1 core), bound
+#      >= 90%;
 #   2. ring all-reduce bus bandwidth (busbw = algbw·2(n−1)/n, as nccl-tests)
 #      of the cnn gradient, 421,642 float32 = 1.69 MB:
 #      a. over loopback;
@@ -25,6 +27,7 @@ ITERS=${ITERS:-50}
 STEPS=${STEPS:-60}
 WORLDS=${WORLDS:-2 3}
 RATE_MBIT=${RATE_MBIT:-1000}
+read -ra arflags <<<"${ARFLAGS:-}"
 
 work=$(mktemp -d)
 bin=$work/trainer
@@ -40,23 +43,28 @@ echo "== scaling: cnn, global batch 64, $STEPS steps, median of $RUNS runs"
 if [[ ${SKIP_SCALING:-} == 1 ]]; then
 	echo "skipped (SKIP_SCALING=1)"
 else
-	one=() two=()
+	one=() two=() cpu=()
 	for _ in $(seq "$RUNS"); do
 		one+=("$(GOMAXPROCS=1 "$bin" train --arch=cnn --batch-size=64 --max-steps="$STEPS" 2>/dev/null | field images_per_second)")
-		two+=("$(GOMAXPROCS=1 "$bin" launch --nproc 2 -- --arch=cnn --batch-size=64 --max-steps="$STEPS" 2>/dev/null | grep '^\[rank 0\]' | field images_per_second)")
+		out=$(GOMAXPROCS=1 "$bin" launch --nproc 2 -- --arch=cnn --batch-size=64 --max-steps="$STEPS" 2>/dev/null)
+		two+=("$(grep '^\[rank 0\]' <<<"$out" | field images_per_second)")
+		for r in 0 1; do cpu+=("$(grep "^\[rank $r\]" <<<"$out" | field cpu_utilization)"); done
 	done
 	m1=$(printf '%s\n' "${one[@]}" | median)
 	m2=$(printf '%s\n' "${two[@]}" | median)
+	mc=$(printf '%s\n' "${cpu[@]}" | median)
 	ratio=$(awk -v a="$m2" -v b="$m1" 'BEGIN {printf "%.2f", a / b}')
+	pct=$(awk -v c="$mc" 'BEGIN {printf "%.0f", 100 * c}')
 	printf '1 rank  x 1 core : %8s img/s   (runs: %s)\n' "$m1" "${one[*]}"
 	printf '2 ranks x 1 core : %8s img/s   (runs: %s)\n' "$m2" "${two[*]}"
 	printf 'ratio            : %8s        bound >= 1.80  %s\n' "$ratio" "$(verdict "$ratio" 1.8)"
+	printf 'CPU per worker   : %7s%%        bound >= 90%%   %s   (per rank and run: %s)\n' "$pct" "$(verdict "$pct" 90)" "${cpu[*]}"
 fi
 
 echo
 echo "== all-reduce of 421642 float32 over loopback, median of $ITERS"
 for n in $WORLDS; do
-	line=$("$bin" launch --nproc "$n" -- bench-allreduce --iters="$ITERS" ${ARFLAGS:-} 2>/dev/null | grep allreduce)
+	line=$("$bin" launch --nproc "$n" -- bench-allreduce --iters="$ITERS" "${arflags[@]}" 2>/dev/null | grep allreduce)
 	printf 'world=%s  median %7s ms  algbw %7s MB/s  busbw %7s MB/s = %s Gbit/s\n' "$n" \
 		"$(field median_ms <<<"$line")" "$(field algbw_MBps <<<"$line")" "$(field busbw_MBps <<<"$line")" "$(field busbw_Gbps <<<"$line")"
 done
@@ -106,7 +114,7 @@ for n in $WORLDS; do
 	pids=()
 	for ((k = 0; k < n; k++)); do
 		ip netns exec "${pfx}r$n$k" env MASTER_ADDR="10.203.$n.1" MASTER_PORT=29500 WORLD_SIZE="$n" RANK="$k" \
-			AERIE_RENDEZVOUS_TOKEN=bench "$bin" bench-allreduce --iters="$ITERS" ${ARFLAGS:-} >"$work/ns$n.$k" 2>&1 &
+			AERIE_RENDEZVOUS_TOKEN=bench "$bin" bench-allreduce --iters="$ITERS" "${arflags[@]}" >"$work/ns$n.$k" 2>&1 &
 		pids+=($!)
 	done
 	for p in "${pids[@]}"; do wait "$p"; done
