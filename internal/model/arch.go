@@ -188,6 +188,10 @@ func (a *Arch) Logits(params []*Node, x *Node, masks []*Node) *Node {
 	if masks != nil && len(masks) != len(a.dropouts) {
 		panic(fmt.Sprintf("%s: %d dropout masks, want %d", a.Name, len(masks), len(a.dropouts)))
 	}
+	// Inside, feature maps are channel-first, [C, batch, H, W]: see conv.
+	// The input has one channel, so that is a reshape.
+	d := x.Shape().Dimensions
+	x = Reshape(x, 1, d[0], d[1], d[2])
 	pi, di := 0, 0
 	for i := 0; i < len(a.layers); i++ {
 		l := a.layers[i]
@@ -207,10 +211,16 @@ func (a *Arch) Logits(params []*Node, x *Node, masks []*Node) *Node {
 			x = pool2(x)
 		case dropout:
 			if masks != nil {
-				x = Mul(x, masks[di])
+				m := masks[di]
+				if m.Rank() == 4 { // [batch, H, W, C] like the parameters' order
+					m = TransposeAllAxes(m, 3, 0, 1, 2)
+				}
+				x = Mul(x, m)
 			}
 			di++
 		case flatten:
+			// In [H, W, C] order per example, the order fc1's weights use.
+			x = TransposeAllAxes(x, 1, 2, 3, 0)
 			x = Reshape(x, x.Shape().Dimensions[0], -1)
 		case dense:
 			x = Add(Dot(x, params[pi]).Product(), InsertAxes(params[pi+1], 0))
@@ -220,27 +230,33 @@ func (a *Arch) Logits(params []*Node, x *Node, masks []*Node) *Node {
 	return x
 }
 
-// conv is a 3×3 same-padded convolution as im2col and one matmul: the Go
-// backend's matmul has SIMD kernels, its convolution is a naive loop (10×
-// slower). Padding is built with Concatenate because Pad has no gradient.
+// conv is a 3×3 same-padded convolution of channel-first x, [C, batch, H,
+// W], as im2col and one matmul: the Go backend's matmul has SIMD kernels,
+// its convolution is a naive loop (10× slower). Channel-first makes im2col
+// a concatenation of whole [C, batch, H, W] blocks, and puts every matmul
+// of the forward and backward passes in a layout the backend multiplies
+// without transposing the large operand. Padding is built with Concatenate
+// because Pad has no gradient.
 func conv(x, kernel, bias *Node) *Node {
 	g := x.Graph()
 	dims := x.Shape().Dimensions
-	b, h, w, c := dims[0], dims[1], dims[2], dims[3]
+	c, b, h, w := dims[0], dims[1], dims[2], dims[3]
 	out := kernel.Shape().Dimensions[3]
-	zrow := Zeros(g, shapes.Make(dtypes.Float32, b, 1, w, c))
-	x = Concatenate([]*Node{zrow, x, zrow}, 1)
-	zcol := Zeros(g, shapes.Make(dtypes.Float32, b, h+2, 1, c))
-	x = Concatenate([]*Node{zcol, x, zcol}, 2)
+	zrow := Zeros(g, shapes.Make(dtypes.Float32, c, b, 1, w))
+	x = Concatenate([]*Node{zrow, x, zrow}, 2)
+	zcol := Zeros(g, shapes.Make(dtypes.Float32, c, b, h+2, 1))
+	x = Concatenate([]*Node{zcol, x, zcol}, 3)
 	patches := make([]*Node, 0, 9)
 	for dy := range 3 {
 		for dx := range 3 {
-			patches = append(patches, Slice(x, AxisRange(), AxisRange(dy, dy+h), AxisRange(dx, dx+w), AxisRange()))
+			patches = append(patches, Slice(x, AxisRange(), AxisRange(), AxisRange(dy, dy+h), AxisRange(dx, dx+w)))
 		}
 	}
-	cols := Reshape(Concatenate(patches, 3), b*h*w, 9*c)
-	y := Dot(cols, Reshape(kernel, 9*c, out)).Product()
-	return Add(Reshape(y, b, h, w, out), Reshape(bias, 1, 1, 1, out))
+	// Rows in (dy, dx, channel) order: the kernel's [3, 3, in, out] order.
+	cols := Reshape(Concatenate(patches, 0), 9*c, b*h*w)
+	weights := TransposeAllAxes(Reshape(kernel, 9*c, out), 1, 0) // [out, 9·in], small
+	y := Dot(weights, cols).Product()
+	return Add(Reshape(y, out, b, h, w), Reshape(bias, out, 1, 1, 1))
 }
 
 // reluOp is max(x, 0) as a Where, whose gradient is one more Where; the
@@ -250,11 +266,12 @@ func reluOp(x *Node) *Node {
 	return Where(GreaterThan(x, zero), x, zero)
 }
 
-// pool2 is a 2×2 max-pool with stride 2 as a reshape and ReduceMax.
+// pool2 is a 2×2 max-pool with stride 2 of channel-first x as a reshape and
+// ReduceMax.
 func pool2(x *Node) *Node {
 	d := x.Shape().Dimensions
-	b, h, w, c := d[0], d[1], d[2], d[3]
-	return ReduceMax(Reshape(x, b, h/2, 2, w/2, 2, c), 2, 4)
+	c, b, h, w := d[0], d[1], d[2], d[3]
+	return ReduceMax(Reshape(x, c, b, h/2, 2, w/2, 2), 3, 5)
 }
 
 // Normalize maps 8-bit pixels to [-1, 1], as training does, into dst.

@@ -43,58 +43,84 @@ func weightsFile(t testing.TB, a *Arch, vals [][]float32) []byte {
 	return buf.Bytes()
 }
 
-// reference computes the small architecture's logits directly in Go, to
-// check the im2col convolution and reshape pooling.
-func reference(vals [][]float32, img []byte) []float32 {
+// reference computes the small and cnn architectures' logits directly in
+// Go, in [H, W, C] order, to check the im2col convolution, the reshape
+// pooling and the flatten order.
+func reference(arch string, vals [][]float32, img []byte) []float32 {
 	x := make([]float32, 784)
 	Normalize(x, img)
-	kw, kb, fw, fb := vals[0], vals[1], vals[2], vals[3]
-	const C = 4
-	conv := make([]float32, 28*28*C)
-	for y := range 28 {
-		for xx := range 28 {
-			for o := range C {
+	switch arch {
+	case "small":
+		x = refConv(x, 28, 1, 4, vals[0], vals[1])
+		x = refPool(refPool(x, 28, 4), 14, 4)
+		return refDense(x, 10, vals[2], vals[3], false)
+	case "cnn":
+		x = refPool(refConv(x, 28, 1, 32, vals[0], vals[1]), 28, 32)
+		x = refPool(refConv(x, 14, 32, 64, vals[2], vals[3]), 14, 64)
+		x = refDense(x, 128, vals[4], vals[5], true)
+		return refDense(x, 10, vals[6], vals[7], false)
+	}
+	panic(arch)
+}
+
+// refConv is a 3×3 same-padded convolution and ReLU of an h×h×in image.
+func refConv(x []float32, h, in, out int, kw, kb []float32) []float32 {
+	y := make([]float32, h*h*out)
+	for r := range h {
+		for c := range h {
+			for o := range out {
 				s := kb[o]
 				for dy := range 3 {
 					for dx := range 3 {
-						yy, xi := y+dy-1, xx+dx-1
-						if yy < 0 || yy >= 28 || xi < 0 || xi >= 28 {
+						rr, cc := r+dy-1, c+dx-1
+						if rr < 0 || rr >= h || cc < 0 || cc >= h {
 							continue
 						}
-						s += x[yy*28+xi] * kw[(dy*3+dx)*C+o]
-					}
-				}
-				conv[(y*28+xx)*C+o] = max(s, 0)
-			}
-		}
-	}
-	pool := func(in []float32, h int) []float32 {
-		out := make([]float32, (h/2)*(h/2)*C)
-		for y := range h / 2 {
-			for xx := range h / 2 {
-				for c := range C {
-					m := float32(math.Inf(-1))
-					for dy := range 2 {
-						for dx := range 2 {
-							m = max(m, in[((2*y+dy)*h+2*xx+dx)*C+c])
+						for i := range in {
+							s += x[(rr*h+cc)*in+i] * kw[((dy*3+dx)*in+i)*out+o]
 						}
 					}
-					out[(y*(h/2)+xx)*C+c] = m
 				}
+				y[(r*h+c)*out+o] = max(s, 0)
 			}
 		}
-		return out
 	}
-	p := pool(pool(conv, 28), 14)
-	logits := make([]float32, 10)
-	for k := range 10 {
-		s := fb[k]
-		for i, v := range p {
-			s += v * fw[i*10+k]
+	return y
+}
+
+// refPool is a 2×2 max-pool of an h×h×ch image.
+func refPool(x []float32, h, ch int) []float32 {
+	y := make([]float32, (h/2)*(h/2)*ch)
+	for r := range h / 2 {
+		for c := range h / 2 {
+			for k := range ch {
+				m := float32(math.Inf(-1))
+				for dy := range 2 {
+					for dx := range 2 {
+						m = max(m, x[((2*r+dy)*h+2*c+dx)*ch+k])
+					}
+				}
+				y[(r*(h/2)+c)*ch+k] = m
+			}
 		}
-		logits[k] = s
 	}
-	return logits
+	return y
+}
+
+// refDense is x·w + b, w in [in, out] order, optionally with ReLU.
+func refDense(x []float32, out int, w, b []float32, relu bool) []float32 {
+	y := make([]float32, out)
+	for k := range out {
+		s := b[k]
+		for i, v := range x {
+			s += v * w[i*out+k]
+		}
+		if relu {
+			s = max(s, 0)
+		}
+		y[k] = s
+	}
+	return y
 }
 
 func softmax(l []float32) []float32 {
@@ -116,41 +142,45 @@ func softmax(l []float32) []float32 {
 }
 
 func TestClassifyMatchesReference(t *testing.T) {
-	a, _ := Lookup("small")
-	vals := a.Init(7)
-	c, err := Load(context.Background(), "small", bytes.NewReader(weightsFile(t, a, vals)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	rng := rand.New(rand.NewPCG(1, 2))
-	imgs := make([][]byte, 3)
-	for i := range imgs {
-		imgs[i] = make([]byte, 784)
-		for j := range imgs[i] {
-			imgs[i][j] = byte(rng.IntN(256))
-		}
-	}
-	batch, err := c.Classify(context.Background(), imgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, img := range imgs {
-		want := softmax(reference(vals, img))
-		single, err := c.Classify(context.Background(), [][]byte{img})
-		if err != nil {
-			t.Fatal(err)
-		}
-		approx := cmp.Comparer(func(x, y float32) bool { return math.Abs(float64(x-y)) < 1e-5 })
-		if diff := cmp.Diff(want, batch[i].Probs, approx); diff != "" {
-			t.Errorf("image %d: batch probs (-reference +got):\n%s", i, diff)
-		}
-		if diff := cmp.Diff(batch[i], single[0], approx); diff != "" {
-			t.Errorf("image %d: batch vs single (-batch +single):\n%s", i, diff)
-		}
-	}
-	if _, err := c.Classify(context.Background(), [][]byte{make([]byte, 783)}); err == nil {
-		t.Error("Classify accepted a 783-byte image")
+	for _, arch := range []string{"small", "cnn"} {
+		t.Run(arch, func(t *testing.T) {
+			a, _ := Lookup(arch)
+			vals := a.Init(7)
+			c, err := Load(context.Background(), arch, bytes.NewReader(weightsFile(t, a, vals)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			rng := rand.New(rand.NewPCG(1, 2))
+			imgs := make([][]byte, 3)
+			for i := range imgs {
+				imgs[i] = make([]byte, 784)
+				for j := range imgs[i] {
+					imgs[i][j] = byte(rng.IntN(256))
+				}
+			}
+			batch, err := c.Classify(context.Background(), imgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, img := range imgs {
+				want := softmax(reference(arch, vals, img))
+				single, err := c.Classify(context.Background(), [][]byte{img})
+				if err != nil {
+					t.Fatal(err)
+				}
+				approx := cmp.Comparer(func(x, y float32) bool { return math.Abs(float64(x-y)) < 1e-5 })
+				if diff := cmp.Diff(want, batch[i].Probs, approx); diff != "" {
+					t.Errorf("image %d: batch probs (-reference +got):\n%s", i, diff)
+				}
+				if diff := cmp.Diff(batch[i], single[0], approx); diff != "" {
+					t.Errorf("image %d: batch vs single (-batch +single):\n%s", i, diff)
+				}
+			}
+			if _, err := c.Classify(context.Background(), [][]byte{make([]byte, 783)}); err == nil {
+				t.Error("Classify accepted a 783-byte image")
+			}
+		})
 	}
 }
 
