@@ -13,11 +13,12 @@ import (
 
 const dropoutStream = 0x5eed_0004
 
-// batch is one rank's shard of one global training batch, ready to feed.
+// batch is one rank's shard of one global training batch, ready to feed,
+// split into lanes: micro-batches that run concurrently.
 type batch struct {
-	step   int // within the epoch
-	n      int
-	inputs []any // images, labels, dropout masks…
+	step  int // within the epoch
+	n     int
+	lanes [][]any // per lane: images, labels, dropout masks…
 }
 
 // batcher builds training batches; every draw is a function of the seed,
@@ -29,6 +30,7 @@ type batcher struct {
 	order    []int
 	epoch    int
 	lo, hi   int // this rank's positions within a global batch
+	lanes    int
 	dropouts []model.Dropout
 }
 
@@ -57,11 +59,17 @@ func (b *batcher) make(step int) *batch {
 		}
 	}
 	bt := &batch{step: step, n: n}
-	bt.inputs = append(bt.inputs,
-		tensors.FromFlatDataAndDimensions(x, n, model.Height, model.Width, 1),
-		tensors.FromFlatDataAndDimensions(y, n))
-	for l, d := range b.dropouts {
-		bt.inputs = append(bt.inputs, tensors.FromFlatDataAndDimensions(masks[l], append([]int{n}, d.Shape...)...))
+	for lane := range min(b.lanes, n) {
+		lo, hi := data.Shard(n, lane, min(b.lanes, n))
+		in := []any{
+			tensors.FromFlatDataAndDimensions(x[lo*data.ImageSize:hi*data.ImageSize], hi-lo, model.Height, model.Width, 1),
+			tensors.FromFlatDataAndDimensions(y[lo:hi], hi-lo),
+		}
+		for l, d := range b.dropouts {
+			k := size(d.Shape)
+			in = append(in, tensors.FromFlatDataAndDimensions(masks[l][lo*k:hi*k], append([]int{hi - lo}, d.Shape...)...))
+		}
+		bt.lanes = append(bt.lanes, in)
 	}
 	return bt
 }

@@ -201,6 +201,30 @@ func TestRanksMatchOneRank(t *testing.T) {
 	}
 }
 
+func TestLanesMatchOneLane(t *testing.T) {
+	sets := synthetic(t, 120, 40)
+	ctx := context.Background()
+	cfg := smallConfig()
+	cfg.Epochs = 2
+	cfg.BatchSize = 15
+	one, err := Run(ctx, cfg, sets, Options{Lanes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lanes := range []int{2, 4} {
+		got, err := Run(ctx, cfg, sets, Options{Lanes: lanes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := relDiff(one.Weights, got.Weights); d > 1e-5 {
+			t.Errorf("%d lanes: weights differ from one lane's by %g (relative L2)", lanes, d)
+		}
+		if got.TestAccuracy != one.TestAccuracy {
+			t.Errorf("%d lanes: test accuracy %v, one lane %v", lanes, got.TestAccuracy, one.TestAccuracy)
+		}
+	}
+}
+
 func TestRanksMustResumeAtOneStep(t *testing.T) {
 	sets := synthetic(t, 120, 40)
 	ctx := context.Background()
