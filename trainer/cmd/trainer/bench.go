@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
@@ -26,6 +28,7 @@ func runBenchAllReduce(ctx context.Context, args []string, stdout, stderr io.Wri
 	warmup := fs.Int("warmup", 5, "untimed iterations first")
 	chunk := fs.Int("chunk-bytes", 0, "data frame payload (0: the default)")
 	sockbuf := fs.Int("socket-buffer", 0, "SO_SNDBUF/SO_RCVBUF (0: kernel autotuning)")
+	streamMB := fs.Int("stream-mb", 0, "then time one plain TCP stream of this many MB from rank 1 to rank 0: what the link carries without the collective")
 	if err := fs.Parse(args); err != nil {
 		return exitcode.Wrap(exitcode.Config, err)
 	}
@@ -75,5 +78,65 @@ func runBenchAllReduce(ctx context.Context, args []string, stdout, stderr io.Wri
 		fmt.Fprintf(stdout, "allreduce world=%d floats=%d bytes=%.0f iters=%d median_ms=%.3f algbw_MBps=%.1f busbw_MBps=%.1f busbw_Gbps=%.3f\n",
 			env.WorldSize, *floats, bytes, *iters, med*1e3, alg/1e6, bus/1e6, bus*8/1e9)
 	}
+	if *streamMB > 0 && env.WorldSize > 1 {
+		if err := timeStream(ctx, c, env, *streamMB<<20, stdout); err != nil {
+			return err
+		}
+	}
 	return c.Close(ctx)
+}
+
+// timeStream sends n bytes over one TCP connection from rank 1 to rank 0,
+// on MASTER_PORT+1, and rank 0 prints the rate from the first byte to the
+// last.
+func timeStream(ctx context.Context, c *dist.Comm, env dist.Env, n int, stdout io.Writer) error {
+	addr := net.JoinHostPort(env.MasterAddr, strconv.Itoa(env.MasterPort+1))
+	var ln net.Listener
+	if env.Rank == 0 {
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("stream: %w", err)
+		}
+		defer ln.Close()
+	}
+	if err := c.Barrier(ctx); err != nil { // rank 0 listens
+		return err
+	}
+	switch env.Rank {
+	case 0:
+		conn, err := ln.Accept()
+		if err != nil {
+			return fmt.Errorf("stream: %w", err)
+		}
+		defer conn.Close()
+		buf := make([]byte, 1<<20)
+		first, err := io.ReadAtLeast(conn, buf, 1)
+		got, start := first, time.Now()
+		for err == nil {
+			var k int
+			k, err = conn.Read(buf)
+			got += k
+		}
+		secs := time.Since(start).Seconds()
+		if err != io.EOF || got != n {
+			return fmt.Errorf("stream: received %d of %d bytes: %v", got, n, err)
+		}
+		fmt.Fprintf(stdout, "tcp_stream bytes=%d seconds=%.3f Gbps=%.3f\n", n, secs, float64(n-first)*8/secs/1e9)
+	case 1:
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("stream: %w", err)
+		}
+		chunk := make([]byte, 1<<20)
+		for sent := 0; sent < n; sent += len(chunk) {
+			if _, err := conn.Write(chunk[:min(len(chunk), n-sent)]); err != nil {
+				conn.Close()
+				return fmt.Errorf("stream: %w", err)
+			}
+		}
+		if err := conn.Close(); err != nil {
+			return fmt.Errorf("stream: %w", err)
+		}
+	}
+	return c.Barrier(ctx)
 }
