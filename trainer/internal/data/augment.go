@@ -32,6 +32,10 @@ func (a Augment) Apply(dst []float32, img []byte, seed int64, epoch, index int) 
 		dx = rng.IntN(2*a.CropPadding+1) - a.CropPadding
 		dy = rng.IntN(2*a.CropPadding+1) - a.CropPadding
 	}
+	if theta == 0 {
+		shift(dst, img, dx, dy)
+		return
+	}
 	sin, cos := math.Sincos(theta)
 	const c = 13.5 // rotation centre
 	for y := range 28 {
@@ -41,6 +45,21 @@ func (a Augment) Apply(dst []float32, img []byte, seed int64, epoch, index int) 
 			u, v := float64(x+dx)-c, float64(y+dy)-c
 			sx, sy := cos*u+sin*v+c, -sin*u+cos*v+c
 			dst[y*28+x] = float32(bilinear(img, sx, sy))/127.5 - 1
+		}
+	}
+}
+
+// shift is Apply without rotation: output pixel (x, y) is img's pixel
+// (x+dx, y+dy), black outside; what bilinear gives at whole coordinates.
+func shift(dst []float32, img []byte, dx, dy int) {
+	for y := range 28 {
+		for x := range 28 {
+			sx, sy := x+dx, y+dy
+			if sx < 0 || sx >= 28 || sy < 0 || sy >= 28 {
+				dst[y*28+x] = -1
+			} else {
+				dst[y*28+x] = float32(img[sy*28+sx])/127.5 - 1
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,6 +142,23 @@ func TestAugment(t *testing.T) {
 	for _, v := range x {
 		if v < -1 || v > 1 {
 			t.Fatalf("augmented pixel %v outside [-1, 1]", v)
+		}
+	}
+	// Without rotation the crop is a whole-pixel shift, exactly what the
+	// bilinear path samples there.
+	crop := Augment{CropPadding: 4}
+	for index := range 20 {
+		crop.Apply(x, img, 1, 2, index)
+		rng := rand.New(rand.NewPCG(uint64(1)^augmentStream, uint64(2)<<32|uint64(index)))
+		rng.Float64()
+		dx, dy := rng.IntN(9)-4, rng.IntN(9)-4
+		for py := range 28 {
+			for px := range 28 {
+				want := float32(bilinear(img, float64(px+dx), float64(py+dy)))/127.5 - 1
+				if got := x[py*28+px]; got != want {
+					t.Fatalf("crop of example %d, pixel (%d, %d) = %v, bilinear %v", index, px, py, got, want)
+				}
+			}
 		}
 	}
 }
