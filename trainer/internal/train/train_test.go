@@ -91,16 +91,7 @@ func TestResumeReproducesTrajectory(t *testing.T) {
 	// corrupt the newest so resume falls back to 12... then to a valid one.
 	dir := t.TempDir()
 	cps := &checkpoint.Checkpoints{Store: checkpoint.Dir(dir), Run: "r"}
-	cctx, cancel := context.WithCancel(ctx)
-	_, err = Run(cctx, cfg, sets, Options{Checkpoints: cps, OnStep: func(s Step) {
-		if s.Step == 14 {
-			cancel()
-		}
-	}})
-	cancel()
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted run: %v", err)
-	}
+	runUntil(t, ctx, cfg, sets, cps, 14)
 	os.Remove(filepath.Join(dir, "checkpoints/r/000000000012", checkpoint.Committed))
 	got, err := Run(ctx, cfg, sets, Options{Checkpoints: cps})
 	if err != nil {
@@ -117,6 +108,21 @@ func TestResumeReproducesTrajectory(t *testing.T) {
 	}
 	if want.TestAccuracy != got.TestAccuracy {
 		t.Errorf("test accuracy %v, uninterrupted %v", got.TestAccuracy, want.TestAccuracy)
+	}
+}
+
+// runUntil trains with checkpoints in cps and cancels the run after step.
+func runUntil(t *testing.T, ctx context.Context, cfg Config, sets *data.Sets, cps *checkpoint.Checkpoints, step int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_, err := Run(ctx, cfg, sets, Options{Checkpoints: cps, OnStep: func(s Step) {
+		if s.Step == step {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted run: %v", err)
 	}
 }
 
@@ -305,16 +311,7 @@ func TestResumeWithOtherWorldSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	cps := &checkpoint.Checkpoints{Store: checkpoint.Dir(t.TempDir()), Run: "r"}
-	cctx, cancel := context.WithCancel(ctx)
-	_, err = Run(cctx, cfg, sets, Options{Checkpoints: cps, OnStep: func(s Step) {
-		if s.Step == 14 {
-			cancel()
-		}
-	}})
-	cancel()
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("interrupted run: %v", err)
-	}
+	runUntil(t, ctx, cfg, sets, cps, 14)
 	red := newLocalReducer(2)
 	results := make([]*Result, 2)
 	errs := make([]error, 2)
