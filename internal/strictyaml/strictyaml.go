@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -33,6 +35,30 @@ func (e *Error) Error() string {
 	b.WriteString(": " + e.Msg)
 	return b.String()
 }
+
+// MaxQuote is the most bytes of a value, or of a parser's message, that an
+// error quotes: a 10 MB value must not become a 10 MB log line.
+const MaxQuote = 128
+
+// maxMsg bounds a whole message, whatever its arguments.
+const maxMsg = 4 * MaxQuote
+
+// Shorten returns s, or its first MaxQuote bytes (whole characters)
+// followed by "…" when s is longer.
+func Shorten(s string) string { return shorten(s, MaxQuote) }
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// Quote is strconv.Quote of Shorten(s): the way errors show a value.
+func Quote(s string) string { return strconv.Quote(Shorten(s)) }
 
 // yaml.v3 errors read "line N: message".
 var lineRE = regexp.MustCompile(`line (\d+): (.*)`)
@@ -73,9 +99,9 @@ func yamlError(filename string, err error) error {
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		var line int
 		fmt.Sscan(m[1], &line)
-		return &Error{File: filename, Line: line, Msg: m[2]}
+		return &Error{File: filename, Line: line, Msg: shorten(m[2], maxMsg)}
 	}
-	return &Error{File: filename, Msg: msg}
+	return &Error{File: filename, Msg: shorten(msg, maxMsg)}
 }
 
 // Validator records the first problem found in a decoded file.
@@ -87,11 +113,20 @@ type Validator struct {
 
 // Fail records a problem with field (a dotted path; "outputs[2]" indexes a
 // list) at the line of its value, or of its closest ancestor in the file.
+// String arguments are shortened to MaxQuote bytes, and the message to a
+// few times that, so no value reaches a log whole.
 func (v *Validator) Fail(field, format string, args ...any) {
 	if v.Err != nil {
 		return
 	}
-	v.Err = &Error{File: v.File, Line: v.Line(field), Field: field, Msg: fmt.Sprintf(format, args...)}
+	short := make([]any, len(args))
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			a = Shorten(s)
+		}
+		short[i] = a
+	}
+	v.Err = &Error{File: v.File, Line: v.Line(field), Field: field, Msg: shorten(fmt.Sprintf(format, short...), maxMsg)}
 }
 
 // Line returns the line of field's value, or of its closest ancestor.
