@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,41 +172,20 @@ func (f *fixture) current() string {
 	return "sha256:" + filepath.Base(target)
 }
 
-// start runs the test binary as the agent. When the binary is for another
-// architecture (the arm64 tests under qemu-user, without binfmt_misc), the
-// kernel refuses it and the child is started through qemu-<arch>-static.
+// start runs the test binary as the agent.
 func (f *fixture) start(stallMarker string) *exec.Cmd {
 	f.t.Helper()
-	env := append(os.Environ(), childConfig+"="+f.cfgPath)
+	skipIfEmulated(f.t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childConfig+"="+f.cfgPath)
 	if stallMarker != "" {
-		env = append(env, childStall+"="+stallMarker)
+		cmd.Env = append(cmd.Env, childStall+"="+stallMarker)
 	}
-	args := []string{os.Args[0], "-test.run=^$"}
-	for _, wrap := range []string{"", "qemu-" + qemuArch() + "-static"} {
-		argv := args
-		if wrap != "" {
-			argv = append([]string{wrap}, args...)
-		}
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = env
-		cmd.Stderr = &prefixWriter{t: f.t}
-		err := cmd.Start()
-		if err == nil {
-			return cmd
-		}
-		if !errors.Is(err, syscall.ENOEXEC) {
-			f.t.Fatal(err)
-		}
+	cmd.Stderr = &prefixWriter{t: f.t}
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
 	}
-	f.t.Fatalf("cannot execute %s, not even under qemu", os.Args[0])
-	return nil
-}
-
-func qemuArch() string {
-	if runtime.GOARCH == "arm64" {
-		return "aarch64"
-	}
-	return runtime.GOARCH
+	return cmd
 }
 
 // run runs the agent once in a child process.
