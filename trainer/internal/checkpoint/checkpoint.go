@@ -8,8 +8,10 @@
 //	                                  the trainer's progress
 //	COMMITTED                         written last: "<state file> sha256:<hex> <size>\n"
 //
-// Both are created with if-not-exists semantics, so nothing is ever
-// overwritten. A checkpoint without COMMITTED, or whose state does not match
+// Both are created with if-not-exists semantics, so nothing valid is ever
+// overwritten; saving a step whose existing checkpoint does not verify
+// replaces it, so after Save returns a valid checkpoint exists for the step.
+// A checkpoint without COMMITTED, or whose state does not match
 // the digest and size COMMITTED records or does not decode, is skipped with
 // a warning and never loaded. The state file is named by its content, so a
 // retried write of the same step after a crash finds its own bytes.
@@ -94,21 +96,73 @@ func (c *Checkpoints) Save(ctx context.Context, s *State) (string, error) {
 	hexsum := hex.EncodeToString(sum[:])
 	prefix := Prefix(c.Run, s.Step)
 	name := "state-" + hexsum[:16] + ".safetensors"
-	if err := c.Store.Create(ctx, prefix+name, bytes.NewReader(buf.Bytes())); err != nil && !errors.Is(err, fs.ErrExist) {
-		return "", fmt.Errorf("write checkpoint %s: %w", c.Store.URI(prefix+name), err)
+	if err := c.putState(ctx, prefix, name, buf.Bytes(), sum); err != nil {
+		return "", err
 	}
 	marker := fmt.Sprintf("%s sha256:%s %d\n", name, hexsum, buf.Len())
-	if err := c.Store.Create(ctx, prefix+Committed, strings.NewReader(marker)); err != nil {
-		if !errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("commit checkpoint %s: %w", c.Store.URI(prefix), err)
+	err := c.Store.Create(ctx, prefix+Committed, strings.NewReader(marker))
+	if errors.Is(err, fs.ErrExist) {
+		// An earlier attempt committed this step. Keep that checkpoint only
+		// if it still verifies: else every later resume would fall back
+		// past it and train the same interval again.
+		_, lerr := c.load(ctx, prefix)
+		var invalid *invalidError
+		switch {
+		case lerr == nil:
+			c.log().Info("checkpoint already committed", "checkpoint", c.Store.URI(prefix))
+			err = nil
+		case errors.As(lerr, &invalid):
+			c.log().Warn("replacing invalid checkpoint", "checkpoint", c.Store.URI(prefix), "reason", invalid.Err.Error())
+			// Without its marker the step is merely uncommitted, so a crash
+			// before the new marker lands loses nothing that was valid.
+			if err = c.Store.Delete(ctx, prefix+Committed); err == nil || errors.Is(err, fs.ErrNotExist) {
+				err = c.Store.Create(ctx, prefix+Committed, strings.NewReader(marker))
+			}
+		default:
+			return "", fmt.Errorf("verify committed checkpoint %s: %w", c.Store.URI(prefix), lerr)
 		}
-		c.log().Warn("checkpoint already committed", "checkpoint", c.Store.URI(prefix))
+	}
+	if err != nil {
+		return "", fmt.Errorf("commit checkpoint %s: %w", c.Store.URI(prefix), err)
 	}
 	if err := c.prune(ctx, s.Step); err != nil {
 		// Old checkpoints cost space, not correctness.
 		c.log().Warn("pruning old checkpoints", "err", err)
 	}
 	return c.Store.URI(prefix), nil
+}
+
+// putState stores the state object. The name is a prefix of the content's
+// digest, so an existing object is normally this state from an earlier
+// attempt; one whose bytes differ (corrupted in place) is replaced, marker
+// first, so no marker ever points at it while it is rewritten.
+func (c *Checkpoints) putState(ctx context.Context, prefix, name string, b []byte, sum [sha256.Size]byte) error {
+	key := prefix + name
+	err := c.Store.Create(ctx, key, bytes.NewReader(b))
+	if !errors.Is(err, fs.ErrExist) {
+		if err != nil {
+			return fmt.Errorf("write checkpoint %s: %w", c.Store.URI(key), err)
+		}
+		return nil
+	}
+	old, err := c.read(ctx, key, int64(len(b)))
+	var invalid *invalidError
+	if err != nil && !errors.As(err, &invalid) {
+		return fmt.Errorf("verify existing checkpoint state %s: %w", c.Store.URI(key), err)
+	}
+	if err == nil && sha256.Sum256(old) == sum {
+		return nil
+	}
+	c.log().Warn("replacing corrupt checkpoint state", "object", c.Store.URI(key))
+	for _, k := range []string{prefix + Committed, key} {
+		if err := c.Store.Delete(ctx, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("delete corrupt checkpoint %s: %w", c.Store.URI(k), err)
+		}
+	}
+	if err := c.Store.Create(ctx, key, bytes.NewReader(b)); err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", c.Store.URI(key), err)
+	}
+	return nil
 }
 
 // prune deletes all but the newest Keep checkpoints up to step.
