@@ -9,12 +9,17 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"net/url"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/internal/strictyaml"
 )
 
@@ -67,15 +72,23 @@ type Canary struct {
 // Error is a problem in the pin file, located by file, line and field.
 type Error = strictyaml.Error
 
-var (
-	digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	fleetRE  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-)
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
-// Parse decodes and validates a pin file strictly: unknown fields,
-// duplicate keys, several documents, and invalid values are errors that
-// name filename, the line and the field.
+// MaxBytes bounds a pin file. Real ones are under 1 KiB; the bound keeps a
+// hostile commit from making every device decode megabytes of YAML.
+const MaxBytes = 64 << 10
+
+// ErrTooLarge is wrapped by Parse for a pin file over MaxBytes.
+var ErrTooLarge = errors.New("pin file too large")
+
+// Parse decodes and validates the pin file filename, which must be named
+// <fleet>.yaml after the fleet it declares. Unknown fields, duplicate keys,
+// several documents, a file over MaxBytes and invalid values are errors
+// that name filename, the line and the field.
 func Parse(filename string, data []byte) (*Pins, error) {
+	if len(data) > MaxBytes {
+		return nil, fmt.Errorf("%s: %d bytes, more than %d: %w", filename, len(data), MaxBytes, ErrTooLarge)
+	}
 	var p Pins
 	root, err := strictyaml.Decode(filename, data, &p)
 	if err != nil {
@@ -99,8 +112,10 @@ func (v *validator) check(p *Pins) {
 	if p.Kind != Kind {
 		v.Fail("kind", "%q, want %q", p.Kind, Kind)
 	}
-	if !fleetRE.MatchString(p.Fleet) {
-		v.Fail("fleet", "%q is not a DNS label (lowercase letters, digits, '-', at most 63)", p.Fleet)
+	if len(validation.IsDNS1123Label(p.Fleet)) > 0 {
+		v.Fail("fleet", "%q is not a DNS label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)", p.Fleet)
+	} else if name, ok := strings.CutSuffix(path.Base(filepath.ToSlash(v.File)), ".yaml"); !ok || name != p.Fleet {
+		v.Fail("fleet", "%q, but the file is %s: name a fleet's pin file <fleet>.yaml", p.Fleet, path.Base(filepath.ToSlash(v.File)))
 	}
 	v.version("stable", p.Stable)
 	if p.Canary != nil {
@@ -115,20 +130,12 @@ func (v *validator) check(p *Pins) {
 }
 
 func (v *validator) version(field string, ver Version) {
-	u, err := url.Parse(ver.URI)
-	switch {
-	case ver.URI == "":
+	// The store's parser is the only one: a pin that parses here opens on
+	// the device.
+	if ver.URI == "" {
 		v.Fail(field+".uri", "is required")
-	case err != nil:
-		v.Fail(field+".uri", "%v", err)
-	case u.Scheme != "gs" && u.Scheme != "file":
-		v.Fail(field+".uri", "%q: scheme must be gs or file", ver.URI)
-	case u.Scheme == "gs" && u.Host == "":
-		v.Fail(field+".uri", "%q has no bucket", ver.URI)
-	case u.Scheme == "file" && (u.Host != "" || !strings.HasPrefix(u.Path, "/")):
-		v.Fail(field+".uri", "%q: want file:///absolute/path", ver.URI)
-	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-		v.Fail(field+".uri", "%q: no user, query or fragment allowed", ver.URI)
+	} else if _, err := store.ParseURI(ver.URI); err != nil {
+		v.Fail(field+".uri", "%q: %v", ver.URI, err)
 	}
 	if !digestRE.MatchString(ver.ManifestDigest) {
 		v.Fail(field+".manifestDigest", "%q is not sha256:<64 lowercase hex>", ver.ManifestDigest)

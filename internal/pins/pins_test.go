@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := Parse("again.yaml", b)
+	again, err := Parse("quadcopters.yaml", b)
 	if err != nil {
 		t.Fatalf("Parse(Marshal()) = %v\n%s", err, b)
 	}
@@ -63,25 +64,32 @@ func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"empty", "", "f.yaml: empty file"},
-		{"unknown field", strings.Replace(valid, "fleet: quadcopters", "fleet: quadcopters\ncolor: red", 1), "f.yaml:4: field color not found in type pins.Pins"},
-		{"unknown nested", strings.Replace(valid, "  percent: 10", "  percent: 10\n  weight: 3", 1), "f.yaml:14: field weight not found in type pins.Canary"},
-		{"bad digest", strings.Replace(valid, digestA, "sha256:abc", 1), "f.yaml:7: stable.manifestDigest: \"sha256:abc\" is not sha256:<64 lowercase hex>"},
-		{"percent", strings.Replace(valid, "percent: 10", "percent: 101", 1), "f.yaml:13: canary.percent: 101 is outside 0–100"},
-		{"wrong type", strings.Replace(valid, "percent: 10", "percent: ten", 1), "f.yaml:13: cannot unmarshal !!str `ten` into int"},
-		{"scheme", strings.Replace(valid, "gs://aerie-models", "http://aerie-models", 1), "f.yaml:6: stable.uri: \"http://aerie-models/models/fmnist-cnn/0123456789abcdef/\": scheme must be gs or file"},
-		{"missing stable", "apiVersion: aerie.dev/v1alpha1\nkind: FleetPins\nfleet: x\n", "f.yaml:1: stable.uri: is required"},
-		{"accuracy", strings.Replace(valid, "0.8\n", "80\n", 1), "f.yaml:8: stable.minSelfTestAccuracy: 80 is outside (0, 1]"},
-		{"kind", strings.Replace(valid, "kind: FleetPins", "kind: Pins", 1), "f.yaml:2: kind: \"Pins\", want \"FleetPins\""},
-		{"two docs", valid + "---\nfleet: y\n", "f.yaml:14: more than one YAML document"},
-		{"duplicate key", valid + "fleet: again\n", "f.yaml:14: mapping key \"fleet\" already defined at line 3"},
-		{"same digests", strings.Replace(valid, digestB, digestA, 1), "f.yaml:11: canary.manifestDigest: equals stable.manifestDigest; drop the canary instead"},
-		{"fleet name", strings.Replace(valid, "fleet: quadcopters", "fleet: Quad_Copters", 1), "f.yaml:3: fleet: \"Quad_Copters\" is not a DNS label (lowercase letters, digits, '-', at most 63)"},
-		{"syntax", "stable: [", "f.yaml:1: did not find expected node content"},
+		{"empty", "", "quadcopters.yaml: empty file"},
+		{"unknown field", strings.Replace(valid, "fleet: quadcopters", "fleet: quadcopters\ncolor: red", 1), "quadcopters.yaml:4: color: unknown field; check its spelling and indentation"},
+		{"unknown nested", strings.Replace(valid, "  percent: 10", "  percent: 10\n  weight: 3", 1), "quadcopters.yaml:14: canary.weight: unknown field; check its spelling and indentation"},
+		{"bad digest", strings.Replace(valid, digestA, "sha256:abc", 1), "quadcopters.yaml:7: stable.manifestDigest: \"sha256:abc\" is not sha256:<64 lowercase hex>"},
+		{"percent", strings.Replace(valid, "percent: 10", "percent: 101", 1), "quadcopters.yaml:13: canary.percent: 101 is outside 0–100"},
+		{"wrong type", strings.Replace(valid, "percent: 10", "percent: ten", 1), "quadcopters.yaml:13: canary.percent: want an integer, got a string \"ten\""},
+		{"scheme", strings.Replace(valid, "gs://aerie-models", "http://aerie-models", 1), "quadcopters.yaml:6: stable.uri: \"http://aerie-models/models/fmnist-cnn/0123456789abcdef/\": unknown scheme \"http\" (want gs://bucket[/prefix] or file:///absolute/path): bad store URI"},
+		// The store rejects these; a pin that names one would fail on every device.
+		{"uppercase bucket", strings.Replace(valid, "gs://aerie-models", "gs://AB", 1), "quadcopters.yaml:6: stable.uri: \"gs://AB/models/fmnist-cnn/0123456789abcdef/\": bucket \"AB\": must be 3 to 222 characters (want gs://bucket[/prefix] or file:///absolute/path): bad store URI"},
+		{"short bucket", strings.Replace(valid, "gs://aerie-models/models/fmnist-cnn/0123456789abcdef/", "gs://x", 1), "quadcopters.yaml:6: stable.uri: \"gs://x\": bucket \"x\": must be 3 to 222 characters (want gs://bucket[/prefix] or file:///absolute/path): bad store URI"},
+		{"empty element", strings.Replace(valid, "gs://aerie-models/models", "gs://aerie-models//models", 1), "quadcopters.yaml:6: stable.uri: \"gs://aerie-models//models/fmnist-cnn/0123456789abcdef/\": prefix \"/models/fmnist-cnn/0123456789abcdef\": starts with a slash (want gs://bucket[/prefix] or file:///absolute/path): bad store URI"},
+		{"file host", strings.Replace(valid, "file:///srv", "file://srv", 1), "quadcopters.yaml:10: canary.uri: \"file://srv/aerie/models/fmnist-cnn/fedcba9876543210/\": host \"srv\": only local paths are supported (want gs://bucket[/prefix] or file:///absolute/path): bad store URI"},
+		{"missing stable", "apiVersion: aerie.dev/v1alpha1\nkind: FleetPins\nfleet: quadcopters\n", "quadcopters.yaml:1: stable.uri: is required"},
+		{"accuracy", strings.Replace(valid, "0.8\n", "80\n", 1), "quadcopters.yaml:8: stable.minSelfTestAccuracy: 80 is outside (0, 1]"},
+		{"kind", strings.Replace(valid, "kind: FleetPins", "kind: Pins", 1), "quadcopters.yaml:2: kind: \"Pins\", want \"FleetPins\""},
+		{"two docs", valid + "---\nfleet: y\n", "quadcopters.yaml:14: more than one YAML document"},
+		{"duplicate key", valid + "fleet: again\n", "quadcopters.yaml:14: mapping key \"fleet\" already defined at line 3"},
+		{"same digests", strings.Replace(valid, digestB, digestA, 1), "quadcopters.yaml:11: canary.manifestDigest: equals stable.manifestDigest; drop the canary instead"},
+		{"fleet name", strings.Replace(valid, "fleet: quadcopters", "fleet: Quad_Copters", 1), "quadcopters.yaml:3: fleet: \"Quad_Copters\" is not a DNS label (at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit)"},
+		{"fleet not the file name", strings.Replace(valid, "fleet: quadcopters", "fleet: drones", 1), "quadcopters.yaml:3: fleet: \"drones\", but the file is quadcopters.yaml: name a fleet's pin file <fleet>.yaml"},
+		{"too large", valid + "# " + strings.Repeat("x", MaxBytes) + "\n", fmt.Sprintf("quadcopters.yaml: %d bytes, more than %d: pin file too large", len(valid)+MaxBytes+3, MaxBytes)},
+		{"syntax", "stable: [", "quadcopters.yaml:1: did not find expected node content"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("f.yaml", []byte(tt.in))
+			_, err := Parse("quadcopters.yaml", []byte(tt.in))
 			if err == nil {
 				t.Fatalf("Parse() = nil error, want %q", tt.want)
 			}
@@ -106,7 +114,7 @@ func TestBucketStable(t *testing.T) {
 		}
 	}
 	// About percent% of a large fleet is in the canary.
-	p, err := Parse("f.yaml", []byte(valid))
+	p, err := Parse("quadcopters.yaml", []byte(valid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,9 +190,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("stable: {uri: gs://b/m/, manifestDigest: " + digestA + "}"))
 	f.Add([]byte("a: &x [*x]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := Parse("fuzz.yaml", data)
+		p, err := Parse("quadcopters.yaml", data)
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+			if !strings.HasPrefix(err.Error(), "quadcopters.yaml") {
 				t.Fatalf("error %q does not name the file", err)
 			}
 			return
@@ -194,7 +202,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Parse("again.yaml", b); err != nil {
+		if _, err := Parse("quadcopters.yaml", b); err != nil {
 			t.Fatalf("Parse(Marshal(p)) = %v", err)
 		}
 		if b := Bucket(p.Fleet, "d"); b < 0 || b >= 100 {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +14,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/aerie-ml/aerie/internal/store"
 )
 
 // Limits of the fields; apps/jobs/README.md lists them with the defaults.
@@ -59,9 +60,8 @@ var (
 	Optimizers = []string{"adam"}
 	Schedules  = []string{"constant", "cosine", "step"}
 
-	nameRE   = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
-	hex64RE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$`)
+	nameRE  = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	// imageRE is a registry/repository[:tag]@sha256:<hex> reference.
 	imageRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$`)
 )
@@ -355,24 +355,17 @@ func validSHA256(s string) string {
 	return "must be 64 lowercase hex digits (the dataset digest of internal/fmnist)"
 }
 
-// validURI accepts gs://<bucket>[/<path>] and file:///<absolute path>.
+// validURI accepts what the store opens (store.ParseURI):
+// gs://<bucket>[/<path>] and file:///<absolute path>.
 func validURI(s string) string {
 	const want = "must be gs://<bucket>[/<path>] or file:///<absolute path>"
-	u, err := url.Parse(s)
-	if err != nil || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.Contains(s, "\\") {
+	_, err := store.ParseURI(s)
+	if ue, ok := errors.AsType[*store.URIError](err); ok && s != "" {
+		return want + " (" + ue.Reason + ")"
+	} else if err != nil {
 		return want
 	}
-	switch u.Scheme {
-	case "gs":
-		if bucketRE.MatchString(u.Host) && !strings.Contains(u.Path, "//") {
-			return ""
-		}
-	case "file":
-		if u.Host == "" && strings.HasPrefix(u.Path, "/") && u.Path != "/" {
-			return ""
-		}
-	}
-	return want
+	return ""
 }
 
 func validImage(s string) string {

@@ -96,29 +96,39 @@ type Object struct {
 }
 
 // sentinel is an error that also matches its io/fs counterpart, so that
-// store errors work with code written against fs.FS.
+// store errors work with code written against fs.FS, and ErrPermanent when
+// retrying cannot fix it.
 type sentinel struct {
-	msg string
-	fs  error
+	msg       string
+	fs        error
+	permanent bool
 }
 
-func (e *sentinel) Error() string        { return e.msg }
-func (e *sentinel) Is(target error) bool { return target == e.fs }
+func (e *sentinel) Error() string { return e.msg }
+func (e *sentinel) Is(target error) bool {
+	return target != nil && target == e.fs || e.permanent && target == ErrPermanent
+}
 
 var (
 	// ErrNotExist: no object under the key (or no such bucket). It matches
 	// fs.ErrNotExist too.
-	ErrNotExist error = &sentinel{"object does not exist", fs.ErrNotExist}
+	ErrNotExist error = &sentinel{msg: "object does not exist", fs: fs.ErrNotExist}
 	// ErrExists: Put with IfNotExists found the key taken. It matches
 	// fs.ErrExist too.
-	ErrExists error = &sentinel{"object already exists", fs.ErrExist}
+	ErrExists error = &sentinel{msg: "object already exists", fs: fs.ErrExist}
 	// ErrPermission: the credentials may not do this. It matches
-	// fs.ErrPermission too.
-	ErrPermission error = &sentinel{"permission denied", fs.ErrPermission}
+	// fs.ErrPermission and ErrPermanent too.
+	ErrPermission error = &sentinel{msg: "permission denied", fs: fs.ErrPermission, permanent: true}
 	// ErrCorrupt: an object's content does not match its stored checksum.
-	ErrCorrupt = errors.New("object is corrupt")
-	// ErrBadURI: a URI or key that the store cannot use.
-	ErrBadURI = errors.New("bad store URI")
+	// It matches ErrPermanent too.
+	ErrCorrupt error = &sentinel{msg: "object is corrupt", permanent: true}
+	// ErrBadURI: a URI or key that the store cannot use. It matches
+	// ErrPermanent too.
+	ErrBadURI error = &sentinel{msg: "bad store URI", permanent: true}
+	// ErrPermanent is matched by every store error that retrying the same
+	// operation cannot fix (ErrBadURI, ErrPermission, ErrCorrupt): a caller
+	// reports it and waits for a changed input instead of backing off.
+	ErrPermanent = errors.New("permanent store error")
 )
 
 // Error is a failed store operation on one URI.

@@ -180,6 +180,9 @@ func TestCorruptionDetectedOnRead(t *testing.T) {
 			if got := exitcode.Of(err); got != exitcode.Data {
 				t.Errorf("exitcode.Of(%v) = %d, want %d (Data)", err, got, exitcode.Data)
 			}
+			if !errors.Is(err, store.ErrPermanent) {
+				t.Errorf("reading a corrupted object: %v, want it to match ErrPermanent", err)
+			}
 		})
 	}
 }
@@ -270,6 +273,10 @@ func TestNotExist(t *testing.T) {
 			if _, err := e.s.Stat(t.Context(), key); !errors.Is(err, store.ErrNotExist) {
 				t.Errorf("Stat(missing) = %v, want ErrNotExist", err)
 			}
+			// An object can appear later: retrying may help.
+			if errors.Is(err, store.ErrPermanent) {
+				t.Errorf("Get(missing) = %v matches ErrPermanent", err)
+			}
 		})
 	}
 }
@@ -288,8 +295,8 @@ func TestBadKeys(t *testing.T) {
 				_, ops["Get"] = e.s.Get(ctx, key)
 				_, ops["Stat"] = e.s.Stat(ctx, key)
 				for op, err := range ops {
-					if !errors.Is(err, store.ErrBadURI) {
-						t.Errorf("%s(%q) = %v, want ErrBadURI", op, key, err)
+					if !errors.Is(err, store.ErrBadURI) || !errors.Is(err, store.ErrPermanent) {
+						t.Errorf("%s(%q) = %v, want ErrBadURI and ErrPermanent", op, key, err)
 					} else if got := exitcode.Of(err); got != exitcode.Config {
 						t.Errorf("exitcode.Of(%s(%q)) = %d, want Config", op, key, got)
 					}
@@ -323,6 +330,9 @@ func TestPermissionDenied(t *testing.T) {
 			}
 			if got := exitcode.Of(err); got != exitcode.Config {
 				t.Errorf("exitcode.Of(%v) = %d, want %d (Config)", err, got, exitcode.Config)
+			}
+			if !errors.Is(err, store.ErrPermanent) {
+				t.Errorf("Put into a read-only store = %v, want it to match ErrPermanent", err)
 			}
 			if _, err := e.s.Get(t.Context(), key); !errors.Is(err, store.ErrNotExist) {
 				t.Errorf("Get after a denied Put = %v, want ErrNotExist", err)

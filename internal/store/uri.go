@@ -28,11 +28,25 @@ func (l Location) String() string {
 
 const uriHelp = "want gs://bucket[/prefix] or file:///absolute/path"
 
+// URIError is a URI that ParseURI rejects. It matches ErrBadURI, and so
+// ErrPermanent.
+type URIError struct {
+	URI string
+	// Reason says what is wrong, e.g. `bucket "x": must be 3 to 222 characters`.
+	Reason string
+}
+
+func (e *URIError) Error() string { return e.Reason + " (" + uriHelp + "): " + ErrBadURI.Error() }
+func (e *URIError) Unwrap() error { return ErrBadURI }
+
 // ParseURI parses a store URI: gs://bucket[/prefix] or file:///absolute/path
 // (file:/absolute/path and file://localhost/absolute/path are accepted too).
+// It is the one validator of store URIs: run declarations, pin files and the
+// edge's configuration call it, so that what they accept the store opens.
+// Errors are *URIError.
 func ParseURI(uri string) (Location, error) {
 	bad := func(format string, args ...any) (Location, error) {
-		return Location{}, fmt.Errorf("%s (%s): %w", fmt.Sprintf(format, args...), uriHelp, ErrBadURI)
+		return Location{}, &URIError{URI: uri, Reason: fmt.Sprintf(format, args...)}
 	}
 	if !utf8.ValidString(uri) {
 		return bad("not valid UTF-8")

@@ -83,8 +83,8 @@ func TestParseURIErrors(t *testing.T) {
 
 func TestOpenBadURI(t *testing.T) {
 	_, err := store.Open(t.Context(), "gs:/bucket")
-	if !errors.Is(err, store.ErrBadURI) || !strings.Contains(err.Error(), "open gs:/bucket:") {
-		t.Errorf("Open(gs:/bucket) = %v, want ErrBadURI naming the URI", err)
+	if !errors.Is(err, store.ErrBadURI) || !errors.Is(err, store.ErrPermanent) || !strings.Contains(err.Error(), "open gs:/bucket:") {
+		t.Errorf("Open(gs:/bucket) = %v, want ErrBadURI (and ErrPermanent) naming the URI", err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/store"
 )
 
 // APIVersion and Kind identify a device configuration.
@@ -248,8 +249,8 @@ func (v *validator) check(c *Config) {
 		v.Fail("repo.pollInterval", "%v is below 1s", c.Repo.PollInterval)
 	}
 	if c.Store.StatusURI != "" {
-		if u, err := url.Parse(c.Store.StatusURI); err != nil || (u.Scheme != "gs" && u.Scheme != "file") {
-			v.Fail("store.statusURI", "%q: want gs://bucket[/prefix] or file:///path", c.Store.StatusURI)
+		if _, err := store.ParseURI(c.Store.StatusURI); err != nil {
+			v.Fail("store.statusURI", "%q: %v", c.Store.StatusURI, err)
 		}
 	}
 	if !path.IsAbs(c.DataDir) {

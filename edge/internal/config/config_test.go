@@ -61,10 +61,10 @@ func TestDefaults(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	gpio := minimal + "gpio:\n  chip: gpiochip0\n  outputs:\n    - {name: a, line: 3, classes: [Bag]}\n"
 	tests := []struct{ name, in, want string }{
-		{"unknown", minimal + "colour: red\n", "c.yaml:5: field colour not found in type config.Config"},
+		{"unknown", minimal + "colour: red\n", "c.yaml:5: colour: unknown field; check its spelling and indentation"},
 		{"bad id", strings.Replace(minimal, "pi-7", "Pi 7", 1), "c.yaml:3: device.id: \"Pi 7\" is not a DNS label (lowercase letters, digits, '-')"},
 		{"repo url", strings.Replace(minimal, "file:///srv/git/aerie.git", "ftp://x", 1), "c.yaml:4: repo.url: \"ftp://x\": want an https://, http://, ssh:// or file:// git URL"},
-		{"duration", minimal + "dataDir: /d\nrepo2: 1\n", "c.yaml:6: field repo2 not found in type config.Config"},
+		{"duration", minimal + "dataDir: /d\nrepo2: 1\n", "c.yaml:6: repo2: unknown field; check its spelling and indentation"},
 		{"poll", strings.Replace(minimal, `"}`, `", pollInterval: 10ms}`, 1), "c.yaml:4: repo.pollInterval: 10ms is below 1s"},
 		{"listen", minimal + "status: {listen: \"0.0.0.0:9100\"}\n", "c.yaml:5: status.listen: \"0.0.0.0:9100\" is not a loopback address; the status server has no authentication"},
 		{"class", strings.Replace(gpio, "[Bag]", "[Bags]", 1), "c.yaml:8: gpio.outputs[0].classes: \"Bags\" is not a class (one of T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot)"},
@@ -73,7 +73,9 @@ func TestParseErrors(t *testing.T) {
 		{"source", minimal + "frames: {source: webcam}\n", "c.yaml:5: frames.source: \"webcam\": want one of dir, idx, raw, mjpeg, v4l2, none"},
 		{"path", minimal + "frames: {source: dir}\n", "c.yaml:5: frames.path: is required for source \"dir\""},
 		{"mission line", gpio + "mission: {gpioLine: 3}\n", "c.yaml:8: gpio.outputs[0].line: 3 is also mission.gpioLine"},
-		{"type", minimal + "keepVersions: many\n", "c.yaml:5: cannot unmarshal !!str `many` into int"},
+		{"type", minimal + "keepVersions: many\n", "c.yaml:5: keepVersions: want an integer, got a string \"many\""},
+		{"status uri", minimal + "store: {statusURI: \"gs://b//x\"}\n", "c.yaml:5: store.statusURI: \"gs://b//x\": bucket \"b\": must be 3 to 222 characters (want gs://bucket[/prefix] or file:///absolute/path): bad store URI"},
+		{"status uri bucket", minimal + "store: {statusURI: \"gs://AB\"}\n", "c.yaml:5: store.statusURI: \"gs://AB\": bucket \"AB\": must be 3 to 222 characters (want gs://bucket[/prefix] or file:///absolute/path): bad store URI"},
 		{"repo path", strings.Replace(minimal, `"}`, `", path: ../x.yaml}`, 1), "c.yaml:4: repo.path: \"../x.yaml\": want a clean path relative to the repository root"},
 	}
 	for _, tt := range tests {

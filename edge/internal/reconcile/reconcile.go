@@ -26,6 +26,7 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/status"
 	"github.com/aerie-ml/aerie/internal/golden"
 	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/store"
 )
 
 // Git is the part of gitsync.Source the reconciler uses.
@@ -361,11 +362,18 @@ func (r *Reconciler) prepare(ctx context.Context, want pins.Version) (*install.V
 	pol := install.Policy{RequireSignature: r.RequireSignature || r.pins.RequireSignature, Keys: r.keys}
 	st, err := r.OpenStore(ctx, want.URI)
 	if err != nil {
-		return nil, prepared{}, fmt.Errorf("open %s: %w", want.URI, err)
+		err = fmt.Errorf("open %s: %w", want.URI, err)
+		if errors.Is(err, store.ErrPermanent) {
+			// Only a new pin can change a bad URI; access is re-checked each poll.
+			return nil, prepared{}, &stallError{status.ArtifactFailedReason, errors.Is(err, store.ErrBadURI), err}
+		}
+		return nil, prepared{}, err
 	}
 	defer st.Close()
 	v, err := r.Installer.Install(ctx, st, want, pol)
 	switch {
+	case errors.Is(err, store.ErrPermanent):
+		return nil, prepared{}, &stallError{status.ArtifactFailedReason, errors.Is(err, store.ErrBadURI), err}
 	case errors.Is(err, install.ErrNotFound):
 		return nil, prepared{}, &stallError{status.ArtifactNotFoundReason, false, err}
 	case errors.Is(err, install.ErrDigestMismatch), errors.Is(err, install.ErrFileMismatch),

@@ -25,6 +25,7 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/status"
 	"github.com/aerie-ml/aerie/internal/golden"
 	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/store"
 )
 
 const pinPath = "edge/fleets/quadcopters.yaml"
@@ -392,5 +393,45 @@ func TestRestoreRollsBack(t *testing.T) {
 	e.wantCondition(s, meta.ReadyCondition, meta.SucceededReason)
 	if got := e.active(); got != v2.Digest {
 		t.Fatalf("active after reconcile = %s, want v2 downloaded again", got)
+	}
+}
+
+// TestPermanentStoreErrorStalls pins a URI the store cannot open (a file
+// where the store's directory should be): the pass is Stalled and not
+// retried with backoff, since only a new pin can fix it.
+func TestPermanentStoreErrorStalls(t *testing.T) {
+	srv, err := gittestserver.NewTempGitServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.StopHTTP)
+	if err := srv.StartHTTP(); err != nil {
+		t.Fatal(err)
+	}
+	repo := gittest.New(t, filepath.Join(srv.Root(), "aerie.git"))
+	e := newEnv(t, srv.HTTPAddress()+"/aerie.git", repo)
+	var opens atomic.Int32
+	e.r.OpenStore = func(ctx context.Context, uri string) (Store, error) {
+		opens.Add(1)
+		return store.Open(ctx, uri)
+	}
+	v1 := e.version(1, false)
+	notDir := filepath.Join(t.TempDir(), "version")
+	if err := os.WriteFile(notDir, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.repo.Commit(t, map[string]string{pinPath: fmt.Sprintf("apiVersion: aerie.dev/v1alpha1\nkind: FleetPins\nfleet: quadcopters\nstable:\n  uri: file://%s\n  manifestDigest: %s\n  minSelfTestAccuracy: 0.5\n", notDir, v1.Digest)})
+	for range 2 {
+		s, err := e.reconcile()
+		if err != nil {
+			t.Fatalf("Reconcile with a bad store URI = %v, want nil (Stalled, no backoff)", err)
+		}
+		e.wantCondition(s, meta.StalledCondition, status.ArtifactFailedReason)
+		if msg := s.Condition(meta.StalledCondition).Message; !strings.Contains(msg, notDir) {
+			t.Errorf("Stalled message %q does not name %s", msg, notDir)
+		}
+	}
+	if n := opens.Load(); n != 1 {
+		t.Errorf("store opened %d times for one bad pin, want 1", n)
 	}
 }
