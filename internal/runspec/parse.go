@@ -2,6 +2,7 @@ package runspec
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +12,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/internal/strictyaml"
 )
+
+// MaxBytes is the largest declaration Parse reads: a real one is about
+// 1 KiB, and the cap bounds what parsing a hostile file costs. Readers
+// (jobgen) refuse a larger file before reading it.
+const MaxBytes = 256 << 10
+
+// MaxErrors is the most problems reported for one declaration; the rest
+// are counted in a last line.
+const MaxErrors = 20
 
 // Limits of the fields; apps/jobs/README.md lists them with the defaults.
 const (
@@ -60,7 +72,9 @@ var (
 	Optimizers = []string{"adam"}
 	Schedules  = []string{"constant", "cosine", "step"}
 
-	nameRE  = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	nameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	// keyRE is a key that can stand in a field path as it is.
+	keyRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 	hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	// imageRE is a registry/repository[:tag]@sha256:<hex> reference.
 	imageRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$`)
@@ -68,17 +82,27 @@ var (
 
 // Error is one problem in a declaration, at a line and field.
 type Error struct {
-	File  string
-	Line  int
-	Field string // dotted path, e.g. spec.workers.count; empty for the document
-	Msg   string
+	File   string
+	Line   int    // 0 for the whole file
+	Column int    // in bytes, from 1; 0 when only the line is known
+	Field  string // dotted path, e.g. spec.workers.count; empty for the document
+	Msg    string
 }
 
 func (e *Error) Error() string {
-	if e.Field == "" {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
 	}
-	return fmt.Sprintf("%s:%d: %s: %s", e.File, e.Line, e.Field, e.Msg)
+	if e.Column > 0 {
+		fmt.Fprintf(&b, ":%d", e.Column)
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
 }
 
 // Errors is every problem found in one declaration, in line order.
@@ -93,19 +117,82 @@ func (es Errors) Error() string {
 }
 
 // Parse decodes, defaults and validates the declaration data read from
-// filename (used in errors only). Every problem is reported, as Errors.
+// filename (used in errors only). Problems are reported as Errors, in line
+// order, at most MaxErrors of them; values are quoted shortened to
+// strictyaml.MaxQuote bytes.
 func Parse(filename string, data []byte) (*TrainingRun, error) {
+	if len(data) > MaxBytes {
+		return nil, Errors{{File: filename, Msg: fmt.Sprintf("%d bytes, more than the limit of %d for a declaration", len(data), MaxBytes)}}
+	}
 	d := &decoder{file: filename, lines: map[string]int{"": 1}}
+	if err := d.text(data); err != nil {
+		return nil, err
+	}
 	root, err := d.document(data)
 	if err != nil {
 		return nil, err
 	}
-	r := d.run(root)
+	d.noAnchors(root)
+	var r *TrainingRun
+	if len(d.errs) == 0 {
+		r = d.run(root)
+	}
 	if len(d.errs) > 0 {
-		slices.SortStableFunc(d.errs, func(a, b *Error) int { return a.Line - b.Line })
+		slices.SortStableFunc(d.errs, func(a, b *Error) int { return cmp.Or(a.Line-b.Line, a.Column-b.Column) })
+		if d.dropped > 0 {
+			d.errs = append(d.errs, &Error{File: d.file, Msg: fmt.Sprintf("and %d more problems not shown", d.dropped)})
+		}
 		return nil, d.errs
 	}
 	return r, nil
+}
+
+// text reports the first byte that is not UTF-8 or is a character YAML
+// forbids, at its line and column (yaml.v3 reports these without a line).
+func (d *decoder) text(data []byte) error {
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		var msg string
+		switch {
+		case r == utf8.RuneError && size == 1:
+			msg = fmt.Sprintf("invalid UTF-8 (byte 0x%02x): a declaration is UTF-8 text", data[i])
+		case !printable(r):
+			msg = fmt.Sprintf("character %U is not allowed in YAML", r)
+		}
+		if msg != "" {
+			return Errors{{File: d.file, Line: line, Column: col, Msg: msg}}
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col += size
+		}
+		i += size
+	}
+	return nil
+}
+
+// printable is YAML 1.1's set of allowed characters, as yaml.v3 checks it.
+func printable(r rune) bool {
+	return r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r == 0x85 ||
+		r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff
+}
+
+// noAnchors reports every anchor and alias: a declaration spells each value
+// out, so what a line says is what the run gets.
+func (d *decoder) noAnchors(n *yaml.Node) {
+	if n.Anchor != "" {
+		d.errorAt(n.Line, "", "anchor &%s: anchors are not allowed, write the value out", strictyaml.Shorten(n.Anchor))
+		d.errs[len(d.errs)-1].Column = n.Column
+	}
+	if n.Kind == yaml.AliasNode {
+		d.aliasError(n.Line, n.Column, n.Value)
+		return
+	}
+	for _, c := range n.Content {
+		d.noAnchors(c)
+	}
 }
 
 // Marshal writes r with every field, in the canonical layout Parse reads.
@@ -123,14 +210,21 @@ func Marshal(r *TrainingRun) ([]byte, error) {
 }
 
 type decoder struct {
-	file string
-	errs Errors
+	file    string
+	errs    Errors
+	dropped int // problems past MaxErrors
 	// lines maps a field path to the line of its key, for errors that
 	// concern a field after decoding, and records which fields were set.
 	lines map[string]int
 }
 
+// errorAt records a problem. Messages quote values with got or
+// strictyaml.Quote, never whole.
 func (d *decoder) errorAt(line int, path, format string, args ...any) {
+	if len(d.errs) >= MaxErrors {
+		d.dropped++
+		return
+	}
 	d.errs = append(d.errs, &Error{File: d.file, Line: line, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -164,12 +258,12 @@ func (d *decoder) document(data []byte) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, Errors{{File: d.file, Line: 1, Msg: "empty document: want a TrainingRun"}}
 		}
-		return nil, d.syntaxError(err)
+		return nil, d.syntaxError(data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, d.syntaxError(err)
+			return nil, d.syntaxError(data, err)
 		}
 		return nil, Errors{{File: d.file, Line: extra.Line, Msg: "a second YAML document: want one TrainingRun per file"}}
 	}
@@ -179,16 +273,55 @@ func (d *decoder) document(data []byte) (*yaml.Node, error) {
 	return doc.Content[0], nil
 }
 
-func (d *decoder) syntaxError(err error) error {
+func (d *decoder) aliasError(line, col int, name string) {
+	d.errorAt(line, "", "alias *%s: aliases are not allowed, write the value out", strictyaml.Shorten(name))
+	if len(d.errs) > 0 {
+		d.errs[len(d.errs)-1].Column = col
+	}
+}
+
+var unknownAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+
+func (d *decoder) syntaxError(data []byte, err error) error {
 	msg := err.Error()
-	line := 1
+	// yaml.v3 gives no line for an alias of a missing anchor; aliases are
+	// refused anyway, so report the first one where it is.
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		if line, col := find(data, "*"+m[1]); line > 0 {
+			d.aliasError(line, col, m[1])
+			return d.errs
+		}
+	}
+	line := 0
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	return Errors{{File: d.file, Line: line, Msg: "invalid YAML: " + msg}}
+	// yaml.v3 names anchors and tags in its messages.
+	return Errors{{File: d.file, Line: line, Msg: "invalid YAML: " + strictyaml.Shorten(msg)}}
+}
+
+// find returns the line and column of the first tok in data that is not
+// followed by another anchor character, or 0, 0.
+func find(data []byte, tok string) (line, col int) {
+	for off := 0; ; {
+		i := bytes.Index(data[off:], []byte(tok))
+		if i < 0 {
+			return 0, 0
+		}
+		i += off
+		if end := i + len(tok); end == len(data) || !anchorChar(data[end]) {
+			line = 1 + bytes.Count(data[:i], []byte("\n"))
+			return line, i - (bytes.LastIndexByte(data[:i], '\n') + 1) + 1
+		}
+		off = i + 1
+	}
+}
+
+func anchorChar(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_'
 }
 
 // field is one key of a mapping and how to decode its value.
@@ -219,7 +352,11 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields ...field) {
 		p := join(path, k.Value)
 		j := slices.IndexFunc(fields, func(f field) bool { return f.name == k.Value })
 		if j < 0 {
-			d.errorf(k, p, "unknown field; allowed fields: %s", names(fields))
+			if keyRE.MatchString(k.Value) && len(k.Value) <= strictyaml.MaxQuote {
+				d.errorf(k, p, "unknown field; allowed fields: %s", names(fields))
+			} else {
+				d.errorf(k, path, "unknown field %s; allowed fields: %s", got(k), names(fields))
+			}
 			continue
 		}
 		if d.set(p) {
@@ -247,15 +384,15 @@ func got(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.AliasNode:
-		return "an alias (*" + n.Value + ")"
+		return "an alias (*" + strictyaml.Shorten(n.Value) + ")"
 	case yaml.ScalarNode:
 		switch n.Tag {
-		case "!!str":
-			return strconv.Quote(n.Value)
 		case "!!null":
 			return "null"
+		case "!!int", "!!float", "!!bool":
+			return strictyaml.Shorten(n.Value)
 		}
-		return n.Value
+		return strictyaml.Quote(n.Value)
 	}
 	return "nothing"
 }

@@ -1,9 +1,12 @@
 package runspec
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -148,8 +151,30 @@ func TestParseErrors(t *testing.T) {
 			file + ":5: invalid YAML: did not find expected ',' or ']'"},
 		{"second document", []string{"maxRestarts: 3\n", "maxRestarts: 3\n---\nkind: TrainingRun\n"},
 			file + ":29: a second YAML document: want one TrainingRun per file"},
-		{"alias", []string{"cropPadding: 4", "cropPadding: *x"},
-			file + ":1: invalid YAML: unknown anchor 'x' referenced"},
+		{"alias of a missing anchor", []string{"cropPadding: 4", "cropPadding: *x"},
+			file + ":15:20: alias *x: aliases are not allowed, write the value out"},
+		{"anchor on a value", []string{"name: fmnist", "name: &n fmnist"},
+			file + ":4:9: anchor &n: anchors are not allowed, write the value out"},
+		{"anchor and alias", []string{"count: 4", "count: &c 4\n    max: *c"},
+			file + ":7:12: anchor &c: anchors are not allowed, write the value out\n" +
+				file + ":8:10: alias *c: aliases are not allowed, write the value out"},
+		{"merge key", []string{"  gates:\n", "  gates:\n    <<: *g\n", "  workers:\n", "  workers: &g\n"},
+			file + ":6:12: anchor &g: anchors are not allowed, write the value out\n" +
+				file + ":25:9: alias *g: aliases are not allowed, write the value out"},
+		{"invalid UTF-8", []string{"architecture: cnn", "architecture: c\xffnn"},
+			file + ":9:20: invalid UTF-8 (byte 0xff): a declaration is UTF-8 text"},
+		{"NUL byte", []string{"deadline: 6h", "deadline: 6h\x00"},
+			file + ":27:15: character U+0000 is not allowed in YAML"},
+		{"escape character in a comment", []string{"maxRestarts: 3", "maxRestarts: 3 # \x1b[2J"},
+			file + ":28:20: character U+001B is not allowed in YAML"},
+		{"long unknown key", []string{"kind: TrainingRun", "kind: TrainingRun\n" + strings.Repeat("k", 1000) + ": 1"},
+			file + `:3: unknown field "` + strings.Repeat("k", 128) + `…"; allowed fields: apiVersion, kind, metadata, spec`},
+		{"key with a newline", []string{"kind: TrainingRun", "kind: TrainingRun\n\"a\\nb\": 1"},
+			file + `:3: unknown field "a\nb"; allowed fields: apiVersion, kind, metadata, spec`},
+		{"long name", []string{"name: fmnist", "name: " + strings.Repeat("n", 100_000)},
+			file + `:4: metadata.name: must be 1 to 40 lowercase letters, digits and '-', starting with a letter and not ending with '-', got "` + strings.Repeat("n", 128) + `…"`},
+		{"too large", []string{"maxRestarts: 3\n", "maxRestarts: 3\n#" + strings.Repeat(" ", MaxBytes) + "\n"},
+			file + ": " + strconv.Itoa(len(base)+MaxBytes+2) + " bytes, more than the limit of 262144 for a declaration"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,6 +186,37 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Parse error (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestParseErrorCap: a file of nothing but unknown keys yields MaxErrors
+// problems and a count of the rest, not one line per key.
+func TestParseErrorCap(t *testing.T) {
+	var b strings.Builder
+	for i := 0; b.Len() < MaxBytes-100; i++ {
+		fmt.Fprintf(&b, "k%d: 1\n", i)
+	}
+	_, err := Parse(file, []byte(b.String()))
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("Parse = %v, want Errors", err)
+	}
+	if len(errs) != MaxErrors+1 {
+		t.Fatalf("Parse reported %d problems, want %d and a count", len(errs), MaxErrors)
+	}
+	if got, want := errs[0].Error(), file+":1: k0: unknown field; allowed fields: apiVersion, kind, metadata, spec"; got != want {
+		t.Errorf("first problem = %s, want %s", got, want)
+	}
+	last := errs[len(errs)-1].Error()
+	if !strings.HasPrefix(last, file+": and ") || !strings.HasSuffix(last, " more problems not shown") {
+		t.Errorf("last line = %s, want a count of the rest", last)
+	}
+}
+
+// TestParseAcceptsBOM: a leading byte order mark is text, not a bad byte.
+func TestParseAcceptsBOM(t *testing.T) {
+	if _, err := Parse(file, []byte("\ufeff"+base)); err != nil {
+		t.Errorf("Parse with a BOM: %v", err)
 	}
 }
 
@@ -268,6 +324,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("apiVersion: aerie.dev/v1alpha1\nkind: TrainingRun\n"))
 	f.Add([]byte("spec: {workers: {count: 0}}"))
 	f.Add([]byte("a: &x [*x]"))
+	f.Add([]byte(strings.Replace(base, "name: fmnist", "name: &n fmnist", 1)))
+	f.Add([]byte(strings.Replace(base, "cnn", "c\xffnn", 1)))
+	f.Add([]byte(strings.Replace(base, "6h", "6h\x00", 1)))
+	f.Add([]byte("b: *a\na: &a {c: 1}"))
+	f.Add([]byte(strings.Repeat("k: 1\n", 100)))
 	if files, _ := filepath.Glob("testdata/*.yaml"); len(files) > 0 {
 		for _, fn := range files {
 			if data, err := os.ReadFile(fn); err == nil {
@@ -280,6 +341,9 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz.yaml:") {
 				t.Fatalf("error does not name the file: %v", err)
+			}
+			if errs, ok := err.(Errors); ok && len(errs) > MaxErrors+1 {
+				t.Fatalf("%d problems reported, more than MaxErrors", len(errs))
 			}
 			return
 		}
