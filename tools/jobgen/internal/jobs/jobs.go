@@ -4,13 +4,13 @@
 package jobs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/runspec"
 	"github.com/aerie-ml/aerie/tools/jobgen/internal/render"
 )
@@ -74,11 +75,33 @@ type result struct {
 	problems []error
 }
 
+// maxOverlayFile bounds a file jobgen reads back from an overlay or the
+// root: what it renders is a few KiB.
+const maxOverlayFile = 1 << 20
+
+// open opens the jobs directory as a repofile tree: every read, write,
+// listing and removal below goes through it, so no symlink, device or path
+// outside the directory is ever followed.
+func (t *Tree) open() (*repofile.Tree, error) {
+	dir := filepath.Clean(t.Dir)
+	if fi, err := os.Lstat(dir); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("%s: is a symlink: jobgen works only on a real directory: %w", dir, repofile.ErrNotRegular)
+	}
+	return repofile.Open(dir)
+}
+
 // Plan reads the declarations and overlays and computes the changes
-// render would make. Invalid declarations are problems, not errors: their
-// overlays are left alone. The error is for an unreadable tree.
+// render would make. Invalid declarations and unexpected entries are
+// problems, not errors: while there is any, no overlay is pruned or
+// dropped from the root kustomization. The error is for an unreadable
+// tree.
 func (t *Tree) Plan(ctx context.Context) (*Plan, error) {
-	entries, err := os.ReadDir(filepath.Join(t.Dir, RunsDir))
+	root, err := t.open()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	entries, err := root.ReadDir(RunsDir)
 	if err != nil {
 		return nil, fmt.Errorf("read run declarations: %w", err)
 	}
@@ -86,12 +109,16 @@ func (t *Tree) Plan(ctx context.Context) (*Plan, error) {
 	plan := &Plan{}
 	for _, e := range entries {
 		n := e.Name()
+		name, ok := strings.CutSuffix(n, ".yaml")
 		switch {
-		case e.IsDir() || strings.HasPrefix(n, "."):
-		case strings.HasSuffix(n, ".yaml"):
-			names = append(names, strings.TrimSuffix(n, ".yaml"))
-		case strings.HasSuffix(n, ".yml"):
-			plan.Problems = append(plan.Problems, fmt.Errorf("%s: name run declarations <name>.yaml", t.path(RunsDir, n)))
+		case !e.Type().IsRegular():
+			plan.Problems = append(plan.Problems, declError{fmt.Errorf("%s: is %s: %s holds only regular files named <name>.yaml",
+				t.path(RunsDir, n), describe(e.Type()), RunsDir)})
+		case !ok || name == "" || strings.HasPrefix(n, "."):
+			plan.Problems = append(plan.Problems, declError{fmt.Errorf("%s: unexpected file: %s holds only declarations named <name>.yaml (lowercase, not hidden)",
+				t.path(RunsDir, n), RunsDir)})
+		default:
+			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
@@ -109,7 +136,7 @@ func (t *Tree) Plan(ctx context.Context) (*Plan, error) {
 		wg.Go(func() {
 			k := newKustomizer()
 			for i := range jobs {
-				results[i] = t.run(names[i], rev, k)
+				results[i] = t.run(root, names[i], rev, k)
 			}
 		})
 	}
@@ -127,37 +154,35 @@ feed:
 		return nil, err
 	}
 
-	var valid []string
+	var listed []string
 	for _, r := range results {
 		plan.Changes = append(plan.Changes, r.changes...)
 		plan.Problems = append(plan.Problems, r.problems...)
-		if r.problems == nil || !isDeclError(r.problems) {
-			valid = append(valid, r.name)
+		// An invalid declaration keeps its committed overlay listed, so
+		// that render does not delete a running job over a typo.
+		if !isDeclError(r.problems) || t.exists(root, r.name, render.Kustomization) {
+			listed = append(listed, r.name)
 		}
 	}
-	// An invalid declaration keeps its committed overlay listed, so that
-	// render does not delete a running job over a typo.
-	listed := names
-	if len(valid) != len(names) {
-		listed = valid
-		for _, n := range names {
-			if !slices.Contains(valid, n) && t.exists(n, render.Kustomization) {
-				listed = append(listed, n)
-			}
-		}
+	orphans, prune, problems := t.orphans(root, names)
+	plan.Problems = append(plan.Problems, problems...)
+	// Fail closed: while anything is wrong, a run whose declaration
+	// cannot be read looks deleted, so nothing is pruned.
+	pruning := len(plan.Problems) == 0
+	if !pruning {
+		listed = append(listed, orphans...)
 		slices.Sort(listed)
 	}
-	if err := t.rootChanges(plan, listed); err != nil {
-		return nil, err
-	}
-	if err := t.pruneChanges(plan, names); err != nil {
-		return nil, err
+	t.rootChanges(root, plan, listed)
+	if pruning {
+		plan.Changes = append(plan.Changes, prune...)
 	}
 	slices.SortFunc(plan.Changes, func(a, b Change) int { return strings.Compare(a.Path, b.Path) })
 	return plan, nil
 }
 
-// declError marks a problem with a declaration (as opposed to a build).
+// declError marks a problem with a declaration or the runs/ directory (as
+// opposed to a build).
 type declError struct{ error }
 
 func (e declError) Unwrap() error { return e.error }
@@ -171,17 +196,32 @@ func isDeclError(errs []error) bool {
 	return false
 }
 
+func describe(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symlink"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m.IsRegular():
+		return "a regular file"
+	}
+	return "not a regular file"
+}
+
 func (t *Tree) path(elem ...string) string {
 	return filepath.Join(append([]string{t.Dir}, elem...)...)
 }
 
-func (t *Tree) exists(elem ...string) bool {
-	_, err := os.Stat(t.path(elem...))
-	return err == nil
+func (t *Tree) exists(root *repofile.Tree, elem ...string) bool {
+	fi, err := root.Stat(path.Join(elem...))
+	return err == nil && fi.Mode().IsRegular()
 }
 
-func readOptional(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+// readOptional reads a file jobgen generates; a missing one is nil.
+func readOptional(root *repofile.Tree, elem ...string) ([]byte, error) {
+	b, err := root.ReadFile(path.Join(elem...), maxOverlayFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -189,13 +229,13 @@ func readOptional(path string) ([]byte, error) {
 }
 
 // run parses, renders, compares and (if asked) builds one run.
-func (t *Tree) run(name string, rev func() (string, error), k *krusty.Kustomizer) result {
+func (t *Tree) run(root *repofile.Tree, name string, rev func() (string, error), k *krusty.Kustomizer) result {
 	res := result{name: name}
 	source := RunsDir + "/" + name + ".yaml"
 	file := t.path(RunsDir, name+".yaml")
-	data, err := os.ReadFile(file)
+	data, err := root.ReadFile(source, runspec.MaxBytes)
 	if err != nil {
-		res.problems = append(res.problems, declError{fmt.Errorf("read %s: %w", file, err)})
+		res.problems = append(res.problems, declError{err})
 		return res
 	}
 	r, err := runspec.Parse(file, data)
@@ -216,7 +256,7 @@ func (t *Tree) run(name string, rev func() (string, error), k *krusty.Kustomizer
 
 	old := make(map[string][]byte, len(render.OverlayFiles))
 	for _, f := range render.OverlayFiles {
-		if old[f], err = readOptional(t.path(name, f)); err != nil {
+		if old[f], err = readOptional(root, name, f); err != nil {
 			res.problems = append(res.problems, err)
 			return res
 		}
@@ -268,10 +308,11 @@ func sameFiles(a, b map[string][]byte) bool {
 
 // nameLine finds the line of metadata.name, for the error message.
 func nameLine(data []byte) int {
-	sc := bufio.NewScanner(bytes.NewReader(data))
 	inMeta := false
-	for line := 1; sc.Scan(); line++ {
-		s := sc.Text()
+	line := 0
+	for l := range bytes.Lines(data) {
+		line++
+		s := strings.TrimRight(string(l), "\r\n")
 		switch {
 		case strings.HasPrefix(s, "metadata:"):
 			inMeta = true
@@ -313,80 +354,98 @@ func build(k *krusty.Kustomizer, name string, files map[string][]byte) error {
 	return nil
 }
 
-func (t *Tree) rootChanges(plan *Plan, runs []string) error {
+// rootChanges renders the root files; one that cannot be read (a symlink,
+// a directory) is a problem and is left alone.
+func (t *Tree) rootChanges(root *repofile.Tree, plan *Plan, runs []string) {
 	sa, err := render.ServiceAccountYAML(t.Options)
 	if err != nil {
-		return err
+		plan.Problems = append(plan.Problems, err)
+		return
 	}
 	for f, want := range map[string][]byte{RootKustomization: render.Root(runs), RootServiceAccount: sa} {
-		old, err := readOptional(t.path(f))
+		old, err := readOptional(root, f)
 		if err != nil {
-			return err
+			plan.Problems = append(plan.Problems, err)
+			continue
 		}
 		if !bytes.Equal(old, want) || old == nil {
 			plan.Changes = append(plan.Changes, Change{Path: f, Old: old, New: want})
 		}
 	}
-	return nil
 }
 
-// pruneChanges deletes the overlays jobgen generated for runs that no
-// longer exist; directories it did not generate are left alone.
-func (t *Tree) pruneChanges(plan *Plan, runs []string) error {
-	entries, err := os.ReadDir(t.Dir)
+// orphans finds the overlays jobgen generated for runs not in names and
+// the deletions that would prune them; directories it did not generate are
+// left alone. An overlay holding anything but regular files is a problem.
+func (t *Tree) orphans(root *repofile.Tree, names []string) (dirs []string, prune []Change, problems []error) {
+	entries, err := root.ReadDir(".")
 	if err != nil {
-		return err
+		return nil, nil, []error{err}
 	}
 	for _, e := range entries {
 		n := e.Name()
-		if !e.IsDir() || n == RunsDir || slices.Contains(runs, n) {
+		// A symlink is not an overlay jobgen wrote: it writes none.
+		if !e.IsDir() || n == RunsDir || slices.Contains(names, n) {
 			continue
 		}
-		k, err := readOptional(t.path(n, render.Kustomization))
+		k, err := readOptional(root, n, render.Kustomization)
 		if err != nil {
-			return err
+			problems = append(problems, err)
+			continue
 		}
 		if !bytes.HasPrefix(k, []byte("# Code generated by jobgen")) {
 			continue
 		}
-		files, err := os.ReadDir(t.path(n))
+		dirs = append(dirs, n)
+		files, err := root.ReadDir(n)
 		if err != nil {
-			return err
+			problems = append(problems, err)
+			continue
 		}
 		for _, f := range files {
-			old, err := os.ReadFile(t.path(n, f.Name()))
+			p := n + "/" + f.Name()
+			old, err := root.ReadFile(p, maxOverlayFile)
 			if err != nil {
-				return err
+				problems = append(problems, fmt.Errorf("prune %s: %w", t.path(n), err))
+				continue
 			}
-			plan.Changes = append(plan.Changes, Change{Path: n + "/" + f.Name(), Old: old})
+			prune = append(prune, Change{Path: p, Old: old})
 		}
 	}
-	return nil
+	return dirs, prune, problems
 }
 
 // Apply writes the plan's changes and removes the directories of pruned
-// overlays once empty.
+// overlays once empty, through the same checks as Plan: a symlink swapped
+// in since is refused, never followed.
 func (t *Tree) Apply(plan *Plan) error {
+	root, err := t.open()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	emptied := map[string]bool{}
 	for _, c := range plan.Changes {
-		p := t.path(filepath.FromSlash(c.Path))
+		dir := path.Dir(c.Path)
 		if c.New == nil {
-			if err := os.Remove(p); err != nil {
+			if err := root.Remove(c.Path); err != nil {
 				return err
 			}
-			emptied[filepath.Dir(p)] = true
+			emptied[dir] = true
 			continue
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
+		if dir != "." {
+			if err := root.MkdirAll(dir); err != nil {
+				return err
+			}
 		}
-		if err := os.WriteFile(p, c.New, 0o644); err != nil {
+		if err := root.WriteFile(c.Path, c.New); err != nil {
 			return err
 		}
 	}
 	for d := range emptied {
-		if d != filepath.Clean(t.Dir) {
-			_ = os.Remove(d) // fails, as it should, when not empty
+		if d != "." {
+			_ = root.Remove(d) // fails, as it should, when not empty
 		}
 	}
 	return nil
