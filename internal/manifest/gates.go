@@ -5,12 +5,12 @@ import (
 	"strings"
 )
 
-// Gates are the thresholds a model must clear to be promoted. A zero field
-// is not checked.
+// Gates are the thresholds a model must clear to be promoted: the run's
+// spec.gates when it trained. A zero field is not checked.
 type Gates struct {
-	MinTestAccuracy  float64
-	MinClassAccuracy float64
-	MaxModelBytes    int64
+	MinTestAccuracy  float64 `json:"minTestAccuracy,omitempty"`
+	MinClassAccuracy float64 `json:"minClassAccuracy,omitempty"`
+	MaxModelBytes    int64   `json:"maxModelBytes,omitempty"`
 }
 
 // GateResult is the outcome of one gate.
@@ -21,6 +21,9 @@ type GateResult struct {
 	Threshold  float64 `json:"threshold"`
 	Value      float64 `json:"value"`
 	Passed     bool    `json:"passed"`
+	// Missing says which figures the gate could not check; such a gate
+	// fails.
+	Missing string `json:"missing,omitempty"`
 }
 
 // Margin is how far Value is on the passing side of Threshold; negative when
@@ -37,6 +40,9 @@ func (r GateResult) String() string {
 	if !r.Passed {
 		verdict = "FAIL"
 	}
+	if r.Missing != "" {
+		return fmt.Sprintf("%s %s: %s", verdict, r.Name, r.Missing)
+	}
 	return fmt.Sprintf("%s %s: %.4g %s %.4g (margin %+.4g)", verdict, r.Name, r.Value, r.Comparison, r.Threshold, r.Margin())
 }
 
@@ -48,14 +54,27 @@ func atMost(name string, value, threshold float64) GateResult {
 	return GateResult{Name: name, Comparison: "<=", Threshold: threshold, Value: value, Passed: value <= threshold}
 }
 
+func missing(name, what string) GateResult {
+	return GateResult{Name: name, Missing: what}
+}
+
 // Evaluate checks metrics against g: overall test accuracy, the test
-// accuracy of every class (named from classes), and the model's size.
+// accuracy of every class (named from classes), and the model's size. It
+// fails closed: a gate whose figures are absent or incomplete fails, and
+// its Missing says what is absent.
 func Evaluate(metrics Metrics, classes []string, g Gates) []GateResult {
 	var results []GateResult
 	if g.MinTestAccuracy > 0 {
 		results = append(results, atLeast("testAccuracy", metrics.TestAccuracy, g.MinTestAccuracy))
 	}
 	if g.MinClassAccuracy > 0 {
+		switch n := len(metrics.ClassAccuracy); {
+		case len(classes) == 0:
+			results = append(results, missing("classAccuracy", "model.classes is empty: the classes to check are unknown"))
+		case n != len(classes):
+			results = append(results, missing("classAccuracy",
+				fmt.Sprintf("metrics.classAccuracy has %d entries for %d classes in model.classes", n, len(classes))))
+		}
 		for i, acc := range metrics.ClassAccuracy {
 			name := fmt.Sprint(i)
 			if i < len(classes) {
@@ -65,7 +84,11 @@ func Evaluate(metrics Metrics, classes []string, g Gates) []GateResult {
 		}
 	}
 	if g.MaxModelBytes > 0 {
-		results = append(results, atMost("modelBytes", float64(metrics.ModelBytes), float64(g.MaxModelBytes)))
+		if metrics.ModelBytes <= 0 {
+			results = append(results, missing("modelBytes", "metrics.modelBytes is missing"))
+		} else {
+			results = append(results, atMost("modelBytes", float64(metrics.ModelBytes), float64(g.MaxModelBytes)))
+		}
 	}
 	return results
 }

@@ -37,7 +37,12 @@ type Manifest struct {
 	Lineage         Lineage         `json:"lineage"`
 	Hyperparameters Hyperparameters `json:"hyperparameters"`
 	Metrics         Metrics         `json:"metrics"`
-	Gates           []GateResult    `json:"gates"`
+	// DeclaredGates are the run's spec.gates when it trained: what
+	// promotion checks the version against. Versions written before they
+	// were recorded have none, and cannot be promoted.
+	DeclaredGates *Gates `json:"declaredGates,omitempty"`
+	// Gates are DeclaredGates evaluated when the version was written.
+	Gates []GateResult `json:"gates"`
 }
 
 // Model says how to load the weights.
@@ -126,9 +131,19 @@ type Epoch struct {
 	Seconds         float64 `json:"seconds"`
 }
 
-// Parse decodes a manifest strictly: unknown fields, trailing data and a
-// foreign schema version are errors.
+// MaxBytes bounds manifest.json. Real ones are a few KiB (the dataset's
+// file list, one line per epoch); readers stop at MaxBytes+1.
+const MaxBytes = 1 << 20
+
+// ErrTooLarge is wrapped by Parse for a manifest over MaxBytes.
+var ErrTooLarge = errors.New("manifest too large")
+
+// Parse decodes a manifest strictly: unknown fields, trailing data, more
+// than MaxBytes and a foreign schema version are errors.
 func Parse(data []byte) (*Manifest, error) {
+	if len(data) > MaxBytes {
+		return nil, fmt.Errorf("%s: more than %d bytes: %w", FileName, MaxBytes, ErrTooLarge)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var m Manifest

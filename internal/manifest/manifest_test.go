@@ -19,6 +19,7 @@ func sample(t testing.TB, fsys fstest.MapFS) *Manifest {
 		CreatedAt:     time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC),
 		Model:         Model{Architecture: "cnn", Parameters: 421642, Weights: "model.safetensors", Input: []int{28, 28, 1}},
 		Metrics:       Metrics{TestAccuracy: 0.9, ClassAccuracy: []float64{0.9, 0.7}, ModelBytes: 1000},
+		DeclaredGates: &Gates{MinTestAccuracy: 0.85, MaxModelBytes: 4096},
 	}
 	for _, name := range []string{"model.safetensors", "metrics.jsonl"} {
 		f, err := Describe(name, strings.NewReader(string(fsys[name].Data)))
@@ -70,6 +71,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad digest", strings.Replace(string(good), `"sha256": "`, `"sha256": "zz`, 1), "files[0].sha256"},
 		{"weights missing", strings.Replace(string(good), `"weights": "model.safetensors"`, `"weights": "w.bin"`, 1), `model.weights "w.bin" is not among files`},
 		{"not json", "<html>", "decode manifest.json"},
+		{"too large", strings.Replace(string(good), `"run":`, `"run": "`+strings.Repeat("x", MaxBytes)+`", "run":`, 1), "manifest.json: more than 1048576 bytes: manifest too large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,14 +125,74 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// TestEvaluateFailsClosed: a gate whose figures are absent or incomplete
+// is a failed gate that says what is missing.
+func TestEvaluateFailsClosed(t *testing.T) {
+	classes := []string{"T-shirt/top", "Trouser", "Pullover"}
+	gates := Gates{MinClassAccuracy: 0.5, MaxModelBytes: 1000}
+	tests := []struct {
+		name    string
+		metrics Metrics
+		classes []string
+		want    []GateResult
+	}{
+		{"no classAccuracy, no modelBytes", Metrics{}, classes, []GateResult{
+			{Name: "classAccuracy", Missing: "metrics.classAccuracy has 0 entries for 3 classes in model.classes"},
+			{Name: "modelBytes", Missing: "metrics.modelBytes is missing"},
+		}},
+		{"2 of 3 classes", Metrics{ClassAccuracy: []float64{0.9, 0.9}, ModelBytes: 10}, classes, []GateResult{
+			{Name: "classAccuracy", Missing: "metrics.classAccuracy has 2 entries for 3 classes in model.classes"},
+			{Name: "classAccuracy[T-shirt/top]", Comparison: ">=", Threshold: 0.5, Value: 0.9, Passed: true},
+			{Name: "classAccuracy[Trouser]", Comparison: ">=", Threshold: 0.5, Value: 0.9, Passed: true},
+			{Name: "modelBytes", Comparison: "<=", Threshold: 1000, Value: 10, Passed: true},
+		}},
+		{"no classes", Metrics{ClassAccuracy: []float64{0.9}, ModelBytes: 10}, nil, []GateResult{
+			{Name: "classAccuracy", Missing: "model.classes is empty: the classes to check are unknown"},
+			{Name: "classAccuracy[0]", Comparison: ">=", Threshold: 0.5, Value: 0.9, Passed: true},
+			{Name: "modelBytes", Comparison: "<=", Threshold: 1000, Value: 10, Passed: true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Evaluate(tt.metrics, tt.classes, gates)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("Evaluate() diff (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCheckLineage(t *testing.T) {
+	m := sample(t, files())
+	var le *LineageError
+	if err := m.CheckLineage(); !errors.As(err, &le) {
+		t.Fatalf("CheckLineage() of a manifest without lineage = %v, want a *LineageError", err)
+	}
+	want := []string{`lineage.gitCommit "" is not a commit hash`, `lineage.imageDigest "" is not sha256:<64 hex>`, `dataset.digest "" is not 64 hex digits`}
+	if diff := cmp.Diff(want, le.Problems); diff != "" {
+		t.Errorf("CheckLineage() problems (-want +got):\n%s", diff)
+	}
+	m.Lineage.GitCommit, m.Lineage.ImageDigest = "unknown", "unknown"
+	if err := m.CheckLineage(); err == nil || !strings.Contains(err.Error(), `lineage.gitCommit "unknown"`) {
+		t.Errorf("CheckLineage() with commit unknown = %v", err)
+	}
+	m.Lineage.GitCommit = strings.Repeat("a", 40)
+	m.Lineage.ImageDigest = "sha256:" + strings.Repeat("b", 64)
+	m.Dataset.Digest = strings.Repeat("c", 64)
+	if err := m.CheckLineage(); err != nil {
+		t.Errorf("CheckLineage() of a traced manifest = %v", err)
+	}
+}
+
 func TestReport(t *testing.T) {
 	results := Evaluate(Metrics{TestAccuracy: 0.8, ModelBytes: 10}, nil, Gates{MinTestAccuracy: 0.85, MaxModelBytes: 100})
-	want := "FAIL testAccuracy: 0.8 >= 0.85 (margin -0.05)\npass modelBytes: 10 <= 100 (margin +90)\n"
+	results = append(results, Evaluate(Metrics{}, nil, Gates{MaxModelBytes: 100})...)
+	want := "FAIL testAccuracy: 0.8 >= 0.85 (margin -0.05)\nFAIL modelBytes: metrics.modelBytes is missing\npass modelBytes: 10 <= 100 (margin +90)\n"
 	if diff := cmp.Diff(want, Report(results)); diff != "" {
 		t.Errorf("Report() diff (-want +got):\n%s", diff)
 	}
-	if got := len(Failed(results)); got != 1 {
-		t.Errorf("len(Failed()) = %d, want 1", got)
+	if got := len(Failed(results)); got != 2 {
+		t.Errorf("len(Failed()) = %d, want 2", got)
 	}
 }
 

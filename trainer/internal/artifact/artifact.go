@@ -196,6 +196,7 @@ func build(m Model, version string) (*manifest.Manifest, []file, error) {
 	metrics := m.Metrics
 	metrics.ModelBytes = int64(len(m.Weights))
 	metrics.Parameters = m.Parameters
+	declared := m.Gates
 	man := &manifest.Manifest{
 		SchemaVersion: manifest.SchemaVersion,
 		Run:           m.Run,
@@ -209,7 +210,10 @@ func build(m Model, version string) (*manifest.Manifest, []file, error) {
 		Lineage:         m.Lineage,
 		Hyperparameters: m.Hyperparameters,
 		Metrics:         metrics,
-		Gates:           manifest.Evaluate(metrics, classes, m.Gates),
+		// Promotion checks the gates declared here, not the run file at
+		// the time of promotion.
+		DeclaredGates: &declared,
+		Gates:         manifest.Evaluate(metrics, classes, m.Gates),
 	}
 
 	var jsonl bytes.Buffer

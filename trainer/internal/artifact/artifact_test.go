@@ -150,6 +150,10 @@ func TestWrite(t *testing.T) {
 	if diff := cmp.Diff(manifest.Lineage{GitCommit: "2a8ff51", ImageDigest: "sha256:abc", WorldSize: 1}, got.Lineage); diff != "" {
 		t.Errorf("lineage diff (-want +got):\n%s", diff)
 	}
+	// The run's declared gates are recorded, for promotion to check.
+	if diff := cmp.Diff(&manifest.Gates{MinTestAccuracy: 0.8, MinClassAccuracy: 0.73, MaxModelBytes: 1 << 20}, got.DeclaredGates); diff != "" {
+		t.Errorf("declared gates diff (-want +got):\n%s", diff)
+	}
 	failed := manifest.Failed(got.Gates)
 	if len(got.Gates) != 12 || len(failed) != 1 || failed[0].Name != "classAccuracy[Ankle boot]" {
 		t.Errorf("gates = %s, want 12 with only Ankle boot (0.72 < 0.73) failing", manifest.Report(got.Gates))
