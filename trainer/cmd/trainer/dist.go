@@ -11,11 +11,11 @@ import (
 
 // joinJob makes this process a rank of the data-parallel job the
 // environment describes (the PyTorchJob contract; without WORLD_SIZE a job
-// of one). It places cfg in the job and returns the ring, a context that also
-// ends as soon as the ring breaks (a peer died, stalled or left), and the
-// logger with the rank attached so a launcher can tell the ranks' lines
-// apart.
-func joinJob(ctx context.Context, cfg *train.Config, logger *slog.Logger) (*dist.Comm, context.Context, *slog.Logger, error) {
+// of one); ranks of another run are refused. It places cfg in the job and
+// returns the ring, a context that also ends as soon as the ring breaks (a
+// peer died, stalled or left), and the logger with the rank attached so a
+// launcher can tell the ranks' lines apart.
+func joinJob(ctx context.Context, run string, cfg *train.Config, logger *slog.Logger) (*dist.Comm, context.Context, *slog.Logger, error) {
 	env, err := dist.EnvFrom(os.Getenv)
 	if err != nil {
 		return nil, ctx, logger, err
@@ -27,7 +27,7 @@ func joinJob(ctx context.Context, cfg *train.Config, logger *slog.Logger) (*dist
 	if env.WorldSize > 1 {
 		logger = logger.With("rank", env.Rank)
 	}
-	comm, err := dist.Join(ctx, dist.Config{Env: env, Logger: logger})
+	comm, err := dist.Join(ctx, dist.Config{Env: env, Job: run, Logger: logger})
 	if err != nil {
 		return nil, ctx, logger, err
 	}

@@ -165,7 +165,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		logger = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
-	comm, ctx, logger, err := joinJob(ctx, &f.cfg, logger)
+	comm, ctx, logger, err := joinJob(ctx, f.name, &f.cfg, logger)
 	if err != nil {
 		return err
 	}

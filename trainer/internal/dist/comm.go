@@ -16,6 +16,10 @@ import (
 type Config struct {
 	Env
 
+	// Job identifies the run (its name, say): ranks whose Jobs differ refuse
+	// each other, so a replica of another run that shares the rendezvous
+	// address and token is turned away instead of joining.
+	Job string
 	// ListenAddr is where this rank accepts its ring predecessor. Rank 0
 	// defaults to ":MASTER_PORT"; the others to an ephemeral port on the
 	// local address of their connection to rank 0.

@@ -1,6 +1,7 @@
 package dist
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,7 +12,7 @@ import (
 //
 //	offset size field
 //	0      4    magic "AERI"
-//	4      1    version (1)
+//	4      1    version (2)
 //	5      1    type
 //	6      2    reserved, must be 0
 //	8      4    sender rank
@@ -20,7 +21,7 @@ import (
 const (
 	headerSize        = 24
 	frameMagic uint32 = 'A' | 'E'<<8 | 'R'<<16 | 'I'<<24
-	frameVer   byte   = 1
+	frameVer   byte   = 2
 )
 
 type frameType uint8
@@ -34,6 +35,7 @@ const (
 	typeBegin                          // first frame of a collective: op number, kind, element count
 	typeData                           // one chunk of a collective's elements
 	typeBye                            // the sender leaves; a payload says why it aborts
+	typeReject                         // listener → authenticated dialer: why it is turned away
 	typeMax
 )
 
@@ -55,6 +57,8 @@ func (t frameType) String() string {
 		return "data"
 	case typeBye:
 		return "bye"
+	case typeReject:
+		return "reject"
 	}
 	return fmt.Sprintf("type %d", uint8(t))
 }
@@ -117,8 +121,9 @@ func parseHeader(b []byte, maxLen uint32) (header, error) {
 const (
 	nonceSize = 32
 	macSize   = 32
-	helloSize = 1 + 4 + 2 + nonceSize
-	chalSize  = 4 + nonceSize + macSize
+	jobSize   = sha256.Size
+	helloSize = 1 + 4 + 2 + nonceSize + jobSize
+	chalSize  = 4 + nonceSize + jobSize + macSize
 	beginSize = 8 + 1 + 8
 )
 
@@ -151,11 +156,15 @@ func (p purpose) String() string {
 	return fmt.Sprintf("purpose %d", uint8(p))
 }
 
+// hello and challenge carry each side's WORLD_SIZE and job digest, and the
+// MACs cover both messages whole, so a mismatch is known to come from a
+// holder of the token before anyone acts on it.
 type hello struct {
 	Purpose    purpose
 	World      uint32
 	ListenPort uint16
 	Nonce      [nonceSize]byte
+	Job        [jobSize]byte
 }
 
 func (m *hello) marshal(b []byte) {
@@ -163,6 +172,7 @@ func (m *hello) marshal(b []byte) {
 	binary.LittleEndian.PutUint32(b[1:], m.World)
 	binary.LittleEndian.PutUint16(b[5:], m.ListenPort)
 	copy(b[7:], m.Nonce[:])
+	copy(b[7+nonceSize:], m.Job[:])
 }
 
 func parseHello(b []byte) (hello, error) {
@@ -175,6 +185,7 @@ func parseHello(b []byte) (hello, error) {
 		ListenPort: binary.LittleEndian.Uint16(b[5:]),
 	}
 	copy(m.Nonce[:], b[7:])
+	copy(m.Job[:], b[7+nonceSize:])
 	if m.Purpose != purposeJoin && m.Purpose != purposeRing {
 		return hello{}, fmt.Errorf("hello with unknown purpose %d", b[0])
 	}
@@ -184,13 +195,18 @@ func parseHello(b []byte) (hello, error) {
 type challenge struct {
 	World uint32
 	Nonce [nonceSize]byte
-	MAC   [macSize]byte
+	Job   [jobSize]byte
+	MAC   [macSize]byte // over the hello and the bytes above
 }
+
+// macOffset is where the MAC starts in a marshalled challenge.
+const macOffset = chalSize - macSize
 
 func (m *challenge) marshal(b []byte) {
 	binary.LittleEndian.PutUint32(b[0:], m.World)
 	copy(b[4:], m.Nonce[:])
-	copy(b[4+nonceSize:], m.MAC[:])
+	copy(b[4+nonceSize:], m.Job[:])
+	copy(b[macOffset:], m.MAC[:])
 }
 
 func parseChallenge(b []byte) (challenge, error) {
@@ -200,8 +216,49 @@ func parseChallenge(b []byte) (challenge, error) {
 	var m challenge
 	m.World = binary.LittleEndian.Uint32(b[0:])
 	copy(m.Nonce[:], b[4:])
-	copy(m.MAC[:], b[4+nonceSize:])
+	copy(m.Job[:], b[4+nonceSize:])
+	copy(m.MAC[:], b[macOffset:])
 	return m, nil
+}
+
+// rejectKind says which part of a dialer's configuration rank 0 refused.
+type rejectKind uint8
+
+const (
+	rejectWorld     rejectKind = 1 + iota // WORLD_SIZE differs
+	rejectJob                             // another run (job identity)
+	rejectDuplicate                       // its RANK is held by another live process
+)
+
+func (k rejectKind) String() string {
+	switch k {
+	case rejectWorld:
+		return EnvWorldSize + " mismatch"
+	case rejectJob:
+		return "run identity mismatch"
+	case rejectDuplicate:
+		return "duplicate " + EnvRank
+	}
+	return fmt.Sprintf("rejection kind %d", uint8(k))
+}
+
+// marshalReject renders a reject payload: kind, then reason text.
+func marshalReject(k rejectKind, reason string) []byte {
+	if len(reason) > maxReason-1 {
+		reason = reason[:maxReason-1]
+	}
+	return append([]byte{byte(k)}, reason...)
+}
+
+func parseReject(b []byte) (rejectKind, string, error) {
+	if len(b) < 1 || len(b) > maxReason {
+		return 0, "", fmt.Errorf("reject of %d bytes, want 1 to %d", len(b), maxReason)
+	}
+	k := rejectKind(b[0])
+	if k < rejectWorld || k > rejectDuplicate {
+		return 0, "", fmt.Errorf("reject of unknown kind %d", b[0])
+	}
+	return k, sanitize(b[1:]), nil
 }
 
 // opKind names what a collective does, so ranks that disagree on the call

@@ -65,14 +65,14 @@ func TestPeersRoundTrip(t *testing.T) {
 }
 
 func TestMessagesRoundTrip(t *testing.T) {
-	h := hello{Purpose: purposeRing, World: 4, ListenPort: 4321, Nonce: [nonceSize]byte{1, 2, 3}}
+	h := hello{Purpose: purposeRing, World: 4, ListenPort: 4321, Nonce: [nonceSize]byte{1, 2, 3}, Job: [jobSize]byte{7}}
 	var hb [helloSize]byte
 	h.marshal(hb[:])
 	gh, err := parseHello(hb[:])
 	if err != nil || gh != h {
 		t.Errorf("parseHello = %+v, %v; want %+v", gh, err, h)
 	}
-	c := challenge{World: 3, Nonce: [nonceSize]byte{9}, MAC: [macSize]byte{8}}
+	c := challenge{World: 3, Nonce: [nonceSize]byte{9}, Job: [jobSize]byte{6}, MAC: [macSize]byte{8}}
 	var cb [chalSize]byte
 	c.marshal(cb[:])
 	gc, err := parseChallenge(cb[:])
@@ -122,6 +122,7 @@ func FuzzParsePayloads(f *testing.F) {
 	f.Add(make([]byte, helloSize))
 	f.Add(make([]byte, chalSize))
 	f.Add(make([]byte, beginSize))
+	f.Add(marshalReject(rejectWorld, "it has WORLD_SIZE=3"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if addrs, err := parsePeers(data, 2); err == nil {
 			if got := marshalPeers(addrs); string(got) != string(data) {
@@ -131,5 +132,8 @@ func FuzzParsePayloads(f *testing.F) {
 		_, _ = parseHello(data)
 		_, _ = parseChallenge(data)
 		_, _ = parseBegin(data)
+		if _, reason, err := parseReject(data); err == nil && strings.ContainsFunc(reason, func(r rune) bool { return r < ' ' }) {
+			t.Fatalf("reject reason %q keeps control characters", reason)
+		}
 	})
 }

@@ -274,3 +274,75 @@ func TestProcessesPeerLost(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessesConfigMismatch is issue 15 §15: a job whose ranks disagree
+// on WORLD_SIZE, or where two live processes claim one RANK, must not wait
+// for the 10-minute rendezvous timeout and then exit retryably. Every rank
+// exits within 30 s with exitcode.Config and a message naming the mismatch,
+// including one whose master is the misconfigured rank. The rendezvous
+// timeout stays at its default of 10 minutes, so only detection ends it.
+func TestProcessesConfigMismatch(t *testing.T) {
+	tests := []struct {
+		name  string
+		world int              // processes
+		env   map[int][]string // per process, overriding the defaults
+		want  map[int][]string // per process, strings its error must contain
+	}{
+		{
+			name: "worker has a larger WORLD_SIZE", world: 2,
+			env: map[int][]string{1: {EnvWorldSize + "=3"}},
+			want: map[int][]string{
+				0: {"configuration mismatch", "rank 1", "WORLD_SIZE=3", "WORLD_SIZE=2"},
+				1: {"configuration mismatch", "WORLD_SIZE=2", "this rank 3", "turned this rank away"},
+			},
+		},
+		{
+			name: "master has a smaller WORLD_SIZE", world: 3,
+			env: map[int][]string{0: {EnvWorldSize + "=2"}},
+			want: map[int][]string{
+				0: {"configuration mismatch", "WORLD_SIZE=3", "WORLD_SIZE=2"},
+				1: {"WORLD_SIZE=2", "this rank 3", "turned this rank away"},
+				2: {"WORLD_SIZE=2", "this rank 3", "turned this rank away"},
+			},
+		},
+		{
+			name: "master has a larger WORLD_SIZE", world: 2,
+			env: map[int][]string{0: {EnvWorldSize + "=3"}},
+			want: map[int][]string{
+				0: {"configuration mismatch", "WORLD_SIZE=2", "WORLD_SIZE=3"},
+				1: {"WORLD_SIZE=3", "this rank 2", "turned this rank away"},
+			},
+		},
+		{
+			name: "two processes with RANK=1", world: 3,
+			env: map[int][]string{2: {EnvRank + "=1"}},
+			want: map[int][]string{
+				0: {"configuration mismatch", "two live processes have RANK=1"},
+				1: {"turned this rank away", "duplicate RANK", "two live processes have RANK=1"},
+				2: {"turned this rank away", "duplicate RANK", "two live processes have RANK=1"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			procs := startRanks(t, tt.world, "allreduce", func(r int) []string { return tt.env[r] })
+			wait(t, procs, time.Minute)
+			for _, p := range procs {
+				took := p.exited.Sub(start)
+				t.Logf("process %d exited %d after %s: %s", p.rank, p.code, took.Round(time.Millisecond), strings.TrimSpace(p.output()))
+				if p.code != exitcode.Config {
+					t.Errorf("process %d exited %d, want %d (Config, permanent)", p.rank, p.code, exitcode.Config)
+				}
+				if took >= 30*time.Second {
+					t.Errorf("process %d took %s to give up, want < 30s", p.rank, took)
+				}
+				for _, s := range tt.want[p.rank] {
+					if !strings.Contains(p.output(), s) {
+						t.Errorf("process %d's error lacks %q", p.rank, s)
+					}
+				}
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -26,8 +27,11 @@ import (
 // connection starts with a mutual HMAC-SHA256 challenge over
 // AERIE_RENDEZVOUS_TOKEN, so only holders of the token take part.
 //
-// Errors carry exitcode.Config for what a retry cannot fix (token or
-// WORLD_SIZE mismatch) and exitcode.PeerLost otherwise.
+// Errors carry exitcode.Config for what a retry cannot fix (another token,
+// WORLD_SIZE or Job, or a RANK held by two live processes) and
+// exitcode.PeerLost otherwise. Rank 0 tells a rank it turns away why, and a
+// mismatch it detects fails every rank within about rejectLinger; a rank that
+// is merely slow to start is waited for up to RendezvousTimeout.
 func Join(ctx context.Context, cfg Config) (*Comm, error) {
 	cfg.setDefaults()
 	if cfg.WorldSize < 1 || cfg.Rank < 0 || cfg.Rank >= cfg.WorldSize {
@@ -42,7 +46,7 @@ func Join(ctx context.Context, cfg Config) (*Comm, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.RendezvousTimeout)
 	defer cancel()
-	j := &joiner{cfg: &cfg, log: cfg.Logger.With("world", cfg.WorldSize)}
+	j := &joiner{cfg: &cfg, log: cfg.Logger.With("world", cfg.WorldSize), job: sha256.Sum256([]byte(cfg.Job))}
 	var next, prev *link
 	var err error
 	if cfg.Rank == 0 {
@@ -64,21 +68,27 @@ func Join(ctx context.Context, cfg Config) (*Comm, error) {
 type joiner struct {
 	cfg *Config
 	log *slog.Logger
+	job [jobSize]byte
 }
 
-// mac binds a handshake to the token, both nonces, both ranks, the world
-// size and the purpose; role keeps the dialer's and listener's proofs apart.
-func (j *joiner) mac(role byte, p purpose, dialer, listener uint32, nd, nl []byte) [macSize]byte {
+// rejectLinger is how long rank 0, having found a configuration mismatch,
+// keeps telling ranks that dial it why the job cannot form, so that none
+// waits out the rendezvous timeout for a master that is gone.
+const rejectLinger = 10 * time.Second
+
+// mac binds a handshake to the token, both ranks, the dialer's hello and the
+// listener's challenge (purpose, world sizes, job digests, nonces); role
+// keeps the dialer's and listener's proofs apart.
+func (j *joiner) mac(role byte, dialer, listener uint32, hb, cb []byte) [macSize]byte {
 	m := hmac.New(sha256.New, []byte(j.cfg.Token))
-	var b [16]byte
-	b[0], b[1] = role, byte(p)
-	binary.LittleEndian.PutUint32(b[2:], uint32(j.cfg.WorldSize))
-	binary.LittleEndian.PutUint32(b[6:], dialer)
-	binary.LittleEndian.PutUint32(b[10:], listener)
-	m.Write([]byte("aerie-dist/1\x00"))
-	m.Write(b[:14])
-	m.Write(nd)
-	m.Write(nl)
+	var b [9]byte
+	b[0] = role
+	binary.LittleEndian.PutUint32(b[1:], dialer)
+	binary.LittleEndian.PutUint32(b[5:], listener)
+	m.Write([]byte("aerie-dist/2\x00"))
+	m.Write(b[:])
+	m.Write(hb)
+	m.Write(cb)
 	var out [macSize]byte
 	m.Sum(out[:0])
 	return out
@@ -90,14 +100,16 @@ func errAuth(p Peer, who string) error {
 }
 
 // handshakeDial runs the dialer's side on a fresh connection to the rank
-// wantRank.
+// wantRank. A listener with another WORLD_SIZE or job is a permanent error:
+// the dialer still proves itself, so the listener can trust the mismatch
+// too, and reports the listener's rejection if one arrives.
 func (j *joiner) handshakeDial(conn *net.TCPConn, p purpose, wantRank int, listenPort uint16) (*link, error) {
 	l := newLink(conn, j.cfg.Rank, Peer{Rank: wantRank, Addr: conn.RemoteAddr().String()}, j.cfg)
-	h := hello{Purpose: p, World: uint32(j.cfg.WorldSize), ListenPort: listenPort}
+	h := hello{Purpose: p, World: uint32(j.cfg.WorldSize), ListenPort: listenPort, Job: j.job}
 	rand.Read(h.Nonce[:])
-	var b [helloSize]byte
-	h.marshal(b[:])
-	if err := l.writeSmall(typeHello, b[:]); err != nil {
+	var hb [helloSize]byte
+	h.marshal(hb[:])
+	if err := l.writeSmall(typeHello, hb[:]); err != nil {
 		return nil, err
 	}
 	payload, err := l.expect(typeChallenge)
@@ -108,22 +120,58 @@ func (j *joiner) handshakeDial(conn *net.TCPConn, p purpose, wantRank int, liste
 	if err != nil {
 		return nil, l.errorf("%w", err)
 	}
-	if int(ch.World) != j.cfg.WorldSize {
-		return nil, exitcode.Wrap(exitcode.Config, l.errorf("it has %s=%d, this rank %d", EnvWorldSize, ch.World, j.cfg.WorldSize))
-	}
-	want := j.mac('L', p, uint32(j.cfg.Rank), uint32(wantRank), h.Nonce[:], ch.Nonce[:])
+	want := j.mac('L', uint32(j.cfg.Rank), uint32(wantRank), hb[:], payload[:macOffset])
 	if !hmac.Equal(want[:], ch.MAC[:]) {
 		return nil, errAuth(l.peer, "its")
 	}
-	proof := j.mac('D', p, uint32(j.cfg.Rank), uint32(wantRank), h.Nonce[:], ch.Nonce[:])
+	proof := j.mac('D', uint32(j.cfg.Rank), uint32(wantRank), hb[:], payload[:macOffset])
 	if err := l.writeSmall(typeAuth, proof[:]); err != nil {
 		return nil, err
 	}
-	return l, nil
+	var mismatch string
+	switch {
+	case int(ch.World) != j.cfg.WorldSize:
+		mismatch = fmt.Sprintf("it has %s=%d, this rank %d", EnvWorldSize, ch.World, j.cfg.WorldSize)
+	case ch.Job != j.job:
+		mismatch = fmt.Sprintf("it belongs to another run (job identity %x, this rank's %x)", ch.Job[:6], j.job[:6])
+	}
+	if mismatch == "" {
+		return l, nil
+	}
+	l.timeout = 5 * time.Second
+	if err := l.readReject(); err != nil && exitcode.Of(err) == exitcode.Config {
+		mismatch += "; " + err.(*exitcode.Error).Err.Error()
+	}
+	_ = l.close()
+	return nil, exitcode.Wrap(exitcode.Config, l.errorf("configuration mismatch: %s", mismatch))
 }
 
-// handshakeAccept runs the listener's side. The dialer's rank is what it
-// claims; the MAC makes the claim trustworthy.
+// readReject reads the next frame and turns a rejection into a permanent
+// error; any other frame or failure is returned as is.
+func (l *link) readReject() error {
+	h, buf, err := l.read(nil)
+	if err != nil {
+		return err
+	}
+	if h.Type != typeReject {
+		return l.errorf("got a %s frame, want reject", h.Type)
+	}
+	k, reason, err := parseReject(buf[headerSize:])
+	if err != nil {
+		return l.errorf("%w", err)
+	}
+	return exitcode.Errorf(exitcode.Config, "it turned this rank away (%s): %s", k, reason)
+}
+
+// reject tells an authenticated peer why it is turned away, then hangs up.
+func (l *link) reject(k rejectKind, reason string) {
+	_ = l.writeSmall(typeReject, marshalReject(k, reason))
+	_ = l.close()
+}
+
+// handshakeAccept runs the listener's side. The dialer's rank, world size
+// and job are what it claims; the MAC makes the claims trustworthy, and the
+// caller compares them with this rank's.
 func (j *joiner) handshakeAccept(conn *net.TCPConn) (*link, hello, error) {
 	l := newLink(conn, j.cfg.Rank, Peer{Rank: -1, Addr: conn.RemoteAddr().String()}, j.cfg)
 	hd, buf, err := l.read(nil)
@@ -133,34 +181,50 @@ func (j *joiner) handshakeAccept(conn *net.TCPConn) (*link, hello, error) {
 	if hd.Type != typeHello {
 		return nil, hello{}, l.errorf("got a %s frame, want hello", hd.Type)
 	}
-	h, err := parseHello(buf[headerSize:])
+	hb := buf[headerSize:]
+	h, err := parseHello(hb)
 	if err != nil {
 		return nil, hello{}, l.errorf("%w", err)
 	}
-	if int64(hd.Sender) >= int64(j.cfg.WorldSize) || int(hd.Sender) == j.cfg.Rank {
-		return nil, hello{}, l.errorf("claims rank %d, want one in [0, %d) other than %d", hd.Sender, j.cfg.WorldSize, j.cfg.Rank)
+	if hd.Sender >= 1<<16 || int(hd.Sender) == j.cfg.Rank {
+		return nil, hello{}, l.errorf("claims rank %d, this rank's own", hd.Sender)
 	}
 	l.peer.Rank = int(hd.Sender)
-	if int(h.World) != j.cfg.WorldSize {
-		return nil, hello{}, exitcode.Wrap(exitcode.Config, l.errorf("it has %s=%d, this rank %d", EnvWorldSize, h.World, j.cfg.WorldSize))
-	}
-	ch := challenge{World: uint32(j.cfg.WorldSize)}
+	ch := challenge{World: uint32(j.cfg.WorldSize), Job: j.job}
 	rand.Read(ch.Nonce[:])
-	ch.MAC = j.mac('L', h.Purpose, hd.Sender, uint32(j.cfg.Rank), h.Nonce[:], ch.Nonce[:])
-	var b [chalSize]byte
-	ch.marshal(b[:])
-	if err := l.writeSmall(typeChallenge, b[:]); err != nil {
+	var cb [chalSize]byte
+	ch.marshal(cb[:])
+	mac := j.mac('L', hd.Sender, uint32(j.cfg.Rank), hb, cb[:macOffset])
+	copy(cb[macOffset:], mac[:])
+	if err := l.writeSmall(typeChallenge, cb[:]); err != nil {
 		return nil, hello{}, err
 	}
 	payload, err := l.expect(typeAuth)
 	if err != nil {
 		return nil, hello{}, fmt.Errorf("%w (a dialer with another token hangs up here)", err)
 	}
-	want := j.mac('D', h.Purpose, hd.Sender, uint32(j.cfg.Rank), h.Nonce[:], ch.Nonce[:])
+	want := j.mac('D', hd.Sender, uint32(j.cfg.Rank), hb, cb[:macOffset])
 	if !hmac.Equal(want[:], payload) {
 		return nil, hello{}, errAuth(l.peer, "its")
 	}
 	return l, h, nil
+}
+
+// mismatch compares an authenticated peer's claims with this rank's
+// configuration; kind is 0 when they agree.
+func (j *joiner) mismatch(l *link, h hello) (rejectKind, string) {
+	switch {
+	case int(h.World) != j.cfg.WorldSize:
+		return rejectWorld, fmt.Sprintf("rank %d (%s) has %s=%d, rank %d has %s=%d: every rank of a job needs the same %s",
+			l.peer.Rank, l.peer.Addr, EnvWorldSize, h.World, j.cfg.Rank, EnvWorldSize, j.cfg.WorldSize, EnvWorldSize)
+	case l.peer.Rank >= j.cfg.WorldSize:
+		return rejectWorld, fmt.Sprintf("rank %d (%s) claims %s=%d, out of range for %s=%d",
+			l.peer.Rank, l.peer.Addr, EnvRank, l.peer.Rank, EnvWorldSize, j.cfg.WorldSize)
+	case h.Job != j.job:
+		return rejectJob, fmt.Sprintf("rank %d (%s) belongs to another run (job identity %x, rank %d's %x)",
+			l.peer.Rank, l.peer.Addr, h.Job[:6], j.cfg.Rank, j.job[:6])
+	}
+	return 0, ""
 }
 
 // accepted is one finished handshake on a listener.
@@ -171,27 +235,15 @@ type accepted struct {
 	listener bool // err is the listener's, not one handshake's
 }
 
-// acceptLoop accepts and authenticates connections on ln until take has
-// accepted n of them or ctx ends. take decides whether an authenticated peer
-// is the one expected; rejected and unauthenticated peers are logged and
-// closed, and the last rejection is reported if the wait times out.
-func (j *joiner) acceptLoop(ctx context.Context, ln *net.TCPListener, n int, take func(*link, hello) error, missing func() string) ([]*link, error) {
+// accept accepts and authenticates connections on ln until stop is called
+// or ctx ends (then the listener reports an error). Unauthenticated peers
+// come out with err set and their connection closed.
+func (j *joiner) accept(ctx context.Context, ln *net.TCPListener) (<-chan accepted, func()) {
 	results := make(chan accepted)
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	pending := map[*net.TCPConn]bool{}
-	defer func() {
-		close(quit)
-		_ = ln.SetDeadline(time.Now())
-		mu.Lock()
-		for c := range pending {
-			_ = c.SetDeadline(time.Now())
-		}
-		mu.Unlock()
-		wg.Wait()
-		_ = ln.SetDeadline(time.Time{})
-	}()
 	wg.Go(func() {
 		for {
 			conn, err := ln.AcceptTCP()
@@ -223,9 +275,37 @@ func (j *joiner) acceptLoop(ctx context.Context, ln *net.TCPListener, n int, tak
 			})
 		}
 	})
-	stop := context.AfterFunc(ctx, func() { _ = ln.SetDeadline(time.Now()) })
-	defer stop()
+	stopCtx := context.AfterFunc(ctx, func() { _ = ln.SetDeadline(time.Now()) })
+	stop := func() {
+		stopCtx()
+		close(quit)
+		_ = ln.SetDeadline(time.Now())
+		mu.Lock()
+		for c := range pending {
+			_ = c.SetDeadline(time.Now())
+		}
+		mu.Unlock()
+		wg.Wait()
+		_ = ln.SetDeadline(time.Time{})
+	}
+	return results, stop
+}
 
+// timedOut explains a rendezvous that ran out of time.
+func (j *joiner) timedOut(missing string, lastReject error) error {
+	err := fmt.Errorf("gave up after %s waiting for %s", j.cfg.RendezvousTimeout, missing)
+	if lastReject != nil {
+		err = fmt.Errorf("%w; the last peer turned away: %w", err, lastReject)
+	}
+	return err
+}
+
+// acceptLoop accepts n peers that take agrees to. Peers take refuses and
+// unauthenticated peers are logged and closed, and the last refusal is
+// reported if the wait times out.
+func (j *joiner) acceptLoop(ctx context.Context, ln *net.TCPListener, n int, take func(*link, hello) error, missing func() string) ([]*link, error) {
+	results, stop := j.accept(ctx, ln)
+	defer stop()
 	var links []*link
 	var lastReject error
 	for len(links) < n {
@@ -241,10 +321,7 @@ func (j *joiner) acceptLoop(ctx context.Context, ln *net.TCPListener, n int, tak
 		case a.listener:
 			err := fmt.Errorf("accept on %s: %w", ln.Addr(), a.err)
 			if ctx.Err() != nil {
-				err = fmt.Errorf("gave up after %s waiting for %s", j.cfg.RendezvousTimeout, missing())
-				if lastReject != nil {
-					err = fmt.Errorf("%w; the last peer turned away: %w", err, lastReject)
-				}
+				err = j.timedOut(missing(), lastReject)
 			}
 			for _, l := range links {
 				_ = l.close()
@@ -256,6 +333,16 @@ func (j *joiner) acceptLoop(ctx context.Context, ln *net.TCPListener, n int, tak
 		}
 	}
 	return links, nil
+}
+
+// alive reports whether a joined worker still holds its connection. It sends
+// nothing while it waits for the peers frame, so a read that times out means
+// alive; end of file or a reset means the process is gone.
+func (l *link) alive() bool {
+	_ = l.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	_, err := l.br.Peek(1)
+	var ne net.Error
+	return err == nil || errors.As(err, &ne) && ne.Timeout()
 }
 
 func (j *joiner) master(ctx context.Context) (next, prev *link, err error) {
@@ -274,35 +361,12 @@ func (j *joiner) master(ctx context.Context) (next, prev *link, err error) {
 
 	addrs := make([]string, cfg.WorldSize)
 	addrs[0] = cfg.Master()
-	joined := make([]*link, cfg.WorldSize)
-	take := func(l *link, h hello) error {
-		if h.Purpose != purposeJoin {
-			return l.errorf("dialed for the %s before the rendezvous finished", h.Purpose)
-		}
-		if joined[l.peer.Rank] != nil {
-			return l.errorf("rank %d already joined from %s", l.peer.Rank, joined[l.peer.Rank].peer.Addr)
-		}
-		host, _, _ := net.SplitHostPort(l.conn.RemoteAddr().String())
-		addrs[l.peer.Rank] = net.JoinHostPort(host, strconv.Itoa(int(h.ListenPort)))
-		joined[l.peer.Rank] = l
-		j.log.Info("peer joined", "peer", l.peer.String())
-		return nil
-	}
-	missing := func() string {
-		var m []int
-		for r := 1; r < cfg.WorldSize; r++ {
-			if joined[r] == nil {
-				m = append(m, r)
-			}
-		}
-		return fmt.Sprintf("ranks %v to join", m)
-	}
-	links, err := j.acceptLoop(ctx, tl, cfg.WorldSize-1, take, missing)
+	joined, err := j.gather(ctx, tl, addrs)
 	if err != nil {
 		return nil, nil, err
 	}
 	peers := append(make([]byte, headerSize), marshalPeers(addrs)...)
-	for _, l := range links {
+	for _, l := range joined[1:] {
 		err = errors.Join(err, l.write(typePeers, peers))
 		_ = l.close()
 	}
@@ -320,8 +384,143 @@ func (j *joiner) master(ctx context.Context) (next, prev *link, err error) {
 	return j.ringResult(next, ring, nerr, perr)
 }
 
+// gather is rank 0's side of the rendezvous: it waits for every other rank
+// and fills in their ring addresses. A mismatch it detects in an
+// authenticated peer (another WORLD_SIZE, a RANK held by two live
+// processes) means the job cannot form: every rank that joined or dials
+// within rejectLinger is told why, and all of them, rank 0 included, fail
+// with exitcode.Config. A peer of another run is turned away alone.
+func (j *joiner) gather(ctx context.Context, ln *net.TCPListener, addrs []string) ([]*link, error) {
+	cfg := j.cfg
+	results, stop := j.accept(ctx, ln)
+	defer stop()
+	joined := make([]*link, cfg.WorldSize)
+	closeAll := func() {
+		for _, l := range joined {
+			if l != nil {
+				_ = l.close()
+			}
+		}
+	}
+	var lastReject error
+	// After a fatal mismatch: why, and which ranks have been told.
+	var fatal string
+	var fatalKind rejectKind
+	told := map[int]bool{}
+	tellUpTo := cfg.WorldSize
+	var linger <-chan time.Time
+	fail := func(kind rejectKind, why string) {
+		fatal, fatalKind = why, kind
+		j.log.Error("configuration mismatch: the job cannot form; telling every rank", "err", why)
+		for r, l := range joined {
+			if l != nil {
+				l.reject(kind, "rank 0 gives up the rendezvous: "+why)
+				told[r] = true
+				joined[r] = nil
+			}
+		}
+		linger = time.After(rejectLinger)
+	}
+	allTold := func() bool {
+		for r := 1; r < tellUpTo; r++ {
+			if !told[r] {
+				return false
+			}
+		}
+		return true
+	}
+	for {
+		if fatal == "" && !slices.Contains(joined[1:], nil) {
+			return joined, nil
+		}
+		if fatal != "" && allTold() {
+			break
+		}
+		var a accepted
+		select {
+		case a = <-results:
+		case <-linger:
+		}
+		if a.l == nil && a.err == nil || a.listener {
+			if fatal != "" {
+				break
+			}
+			closeAll()
+			if a.listener && ctx.Err() == nil {
+				return nil, fmt.Errorf("accept on %s: %w", ln.Addr(), a.err)
+			}
+			var m []int
+			for r := 1; r < cfg.WorldSize; r++ {
+				if joined[r] == nil {
+					m = append(m, r)
+				}
+			}
+			return nil, j.timedOut(fmt.Sprintf("ranks %v to join", m), lastReject)
+		}
+		if a.err != nil {
+			lastReject = a.err
+			j.log.Warn("turned a peer away", "err", a.err)
+			continue
+		}
+		l, h := a.l, a.h
+		r := l.peer.Rank
+		if fatal != "" {
+			l.reject(fatalKind, "rank 0 gives up the rendezvous: "+fatal)
+			told[r] = true
+			tellUpTo = max(tellUpTo, int(h.World))
+			continue
+		}
+		if h.Purpose != purposeJoin {
+			lastReject = l.errorf("dialed for the %s before the rendezvous finished", h.Purpose)
+			j.log.Warn("turned a peer away", "err", lastReject)
+			_ = l.close()
+			continue
+		}
+		if kind, why := j.mismatch(l, h); kind != 0 {
+			l.reject(kind, why)
+			if kind == rejectJob {
+				lastReject = l.errorf("%s", why)
+				j.log.Warn("turned a peer of another run away", "err", lastReject)
+				continue
+			}
+			told[r] = true
+			tellUpTo = max(tellUpTo, int(h.World))
+			fail(kind, why)
+			continue
+		}
+		if old := joined[r]; old != nil {
+			if old.alive() {
+				why := fmt.Sprintf("two live processes have %s=%d: %s and %s", EnvRank, r, old.peer.Addr, l.peer.Addr)
+				l.reject(rejectDuplicate, why)
+				told[r] = true
+				fail(rejectDuplicate, why)
+				continue
+			}
+			// It died while waiting (a restarted pod): take its successor.
+			j.log.Info("rank rejoined; its earlier connection is gone", "peer", l.peer.String(), "earlier", old.peer.Addr)
+			_ = old.close()
+		}
+		_ = l.conn.SetReadDeadline(time.Time{})
+		host, _, _ := net.SplitHostPort(l.conn.RemoteAddr().String())
+		addrs[r] = net.JoinHostPort(host, strconv.Itoa(int(h.ListenPort)))
+		joined[r] = l
+		j.log.Info("peer joined", "peer", l.peer.String())
+	}
+	closeAll()
+	var ranks []int
+	for r := range told {
+		ranks = append(ranks, r)
+	}
+	slices.Sort(ranks)
+	return nil, exitcode.Errorf(exitcode.Config, "configuration mismatch: %s (told ranks %v)", fatal, ranks)
+}
+
 func (j *joiner) takePred(l *link, h hello) error {
 	want := (j.cfg.Rank + j.cfg.WorldSize - 1) % j.cfg.WorldSize
+	if kind, why := j.mismatch(l, h); kind != 0 {
+		l.reject(kind, why)
+		return exitcode.Wrap(exitcode.Config, l.errorf("%s", why))
+	}
 	if h.Purpose != purposeRing || l.peer.Rank != want {
 		return l.errorf("unexpected %s connection: this rank accepts only its ring predecessor, rank %d", h.Purpose, want)
 	}
@@ -376,11 +575,22 @@ func (j *joiner) worker(ctx context.Context) (next, prev *link, err error) {
 		l.timeout = time.Until(dl)
 	}
 	j.log.Info("joined; waiting for the other ranks", "master", l.peer.String())
-	payload, err := l.expect(typePeers)
+	hd, buf, err := l.read(nil)
 	_ = l.close()
 	if err != nil {
 		return nil, nil, err
 	}
+	if hd.Type == typeReject {
+		k, reason, err := parseReject(buf[headerSize:])
+		if err != nil {
+			return nil, nil, l.errorf("%w", err)
+		}
+		return nil, nil, exitcode.Wrap(exitcode.Config, l.errorf("it turned this rank away (%s): %s", k, reason))
+	}
+	if hd.Type != typePeers {
+		return nil, nil, l.errorf("got a %s frame, want peers", hd.Type)
+	}
+	payload := buf[headerSize:]
 	addrs, err := parsePeers(payload, cfg.WorldSize)
 	if err != nil {
 		return nil, nil, l.errorf("%w", err)

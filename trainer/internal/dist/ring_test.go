@@ -245,3 +245,28 @@ func BenchmarkAddF32(b *testing.B) {
 		addF32(dst, src)
 	}
 }
+
+// TestJobMismatchInProcess: a rank of another run that shares rank 0's
+// address and token is told so and fails permanently; rank 0 keeps waiting
+// for its own ranks (here until the short rendezvous timeout).
+func TestJobMismatchInProcess(t *testing.T) {
+	port := freePort(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for r := range 2 {
+		wg.Go(func() {
+			_, errs[r] = Join(context.Background(), Config{
+				Env:               Env{MasterAddr: "127.0.0.1", MasterPort: port, WorldSize: 2, Rank: r, Token: "t"},
+				Job:               fmt.Sprintf("run-%d", r),
+				RendezvousTimeout: 2 * time.Second,
+			})
+		})
+	}
+	wg.Wait()
+	if err := errs[1]; err == nil || !strings.Contains(err.Error(), "another run") || exitcode.Of(err) != exitcode.Config {
+		t.Errorf("rank 1: Join error = %v (code %d), want a run identity mismatch with code %d", err, exitcode.Of(err), exitcode.Config)
+	}
+	if err := errs[0]; err == nil || !strings.Contains(err.Error(), "another run") || exitcode.Of(err) != exitcode.PeerLost {
+		t.Errorf("rank 0: Join error = %v (code %d), want a retryable timeout naming the peer of another run", err, exitcode.Of(err))
+	}
+}
