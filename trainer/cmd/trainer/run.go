@@ -158,10 +158,13 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	isTTY := progress.IsTerminal(stderr)
+	// On a terminal, one bar with the log lines printed above it; in a pod
+	// or under a launcher, JSON lines.
+	var term *progress.Terminal
 	var logger *slog.Logger
-	if isTTY {
-		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	if progress.IsTerminal(stderr) {
+		term = progress.NewTerminal(stderr, 0)
+		logger = slog.New(slog.NewTextHandler(term.Writer(), nil))
 	} else {
 		logger = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
@@ -193,7 +196,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if f.maxSteps > 0 {
 		total = min(total, f.maxSteps)
 	}
-	rep := progress.New(stderr, isTTY, logger, progress.Config{Total: total, Epochs: f.cfg.Epochs, StepsPerEpoch: steps, BatchSize: f.cfg.BatchSize})
+	pcfg := progress.Config{Total: total, Epochs: f.cfg.Epochs, StepsPerEpoch: steps, BatchSize: f.cfg.BatchSize}
+	if os.Getenv(progress.EnvLauncherBar) != "" {
+		pcfg.LogInterval = progress.LauncherLogInterval
+	}
+	rep := progress.New(term, logger, pcfg)
 	defer rep.Close()
 	var epochLoss, epochAcc, epochN float64
 	opts.OnStep = func(s train.Step) {

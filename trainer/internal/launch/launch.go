@@ -150,6 +150,9 @@ func Run(ctx context.Context, replicas []Replica, o Options) error {
 		cmd := exec.Command(o.Exe, rep.Args...)
 		cmd.Dir = o.Dir
 		cmd.Env = append(os.Environ(), rep.Env...)
+		if agg != nil {
+			cmd.Env = append(cmd.Env, progress.EnvLauncherBar+"=1")
+		}
 		setProcAttr(cmd)
 		var stdout, stderr io.WriteCloser
 		if agg != nil {

@@ -21,10 +21,11 @@ type Aggregate struct {
 	printed map[int]bool  // epochs already printed
 }
 
-// NewAggregate draws on w, a terminal width columns wide (80 when <= 0).
+// NewAggregate draws on w, a terminal width columns wide; width <= 0 asks
+// the terminal, else 80.
 func NewAggregate(w io.Writer, width int) *Aggregate {
 	if width <= 0 {
-		width = 80
+		width = terminalWidth(w)
 	}
 	return &Aggregate{screen: screen{w: w}, width: width, ranks: map[int]State{}, printed: map[int]bool{}}
 }
@@ -44,6 +45,10 @@ func (a *Aggregate) Line(rank int, line []byte) {
 		rank = ev.Rank
 	}
 	if !ok {
+		// A terminal shows log records as text, not as the JSON a pod logs.
+		if text, isRecord := FormatRecord(line); isRecord {
+			line = []byte(text)
+		}
 		if rank >= 0 {
 			a.screen.above(fmt.Sprintf("[rank %d] %s", rank, line))
 		} else {
@@ -67,8 +72,9 @@ func (a *Aggregate) Line(rank int, line []byte) {
 }
 
 // State is the job's progress: the step and epoch of the slowest rank, the
-// mean loss and accuracy, the sum of the ranks' images per second, and the
-// longest ETA.
+// mean loss and accuracy, the slowest rank's images per second, and the
+// longest ETA. Each rank already reports the whole job's rate (its steps
+// times the global batch), so the rates are not added up.
 func (a *Aggregate) State() State {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -81,7 +87,7 @@ func (a *Aggregate) state() State {
 		return State{ETA: -1}
 	}
 	s := a.ranks[ranks[0]]
-	s.Loss, s.Accuracy, s.ImagesPerSecond = 0, 0, 0
+	s.Loss, s.Accuracy = 0, 0
 	for _, r := range ranks {
 		rs := a.ranks[r]
 		s.Step = min(s.Step, rs.Step)
@@ -90,7 +96,9 @@ func (a *Aggregate) state() State {
 		s.Epochs = max(s.Epochs, rs.Epochs)
 		s.Loss += rs.Loss / float64(len(ranks))
 		s.Accuracy += rs.Accuracy / float64(len(ranks))
-		s.ImagesPerSecond += rs.ImagesPerSecond
+		if r := rs.ImagesPerSecond; r > 0 && (s.ImagesPerSecond <= 0 || r < s.ImagesPerSecond) {
+			s.ImagesPerSecond = r
+		}
 		if rs.ETA < 0 || s.ETA < 0 {
 			s.ETA = -1
 		} else {

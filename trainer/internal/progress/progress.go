@@ -34,50 +34,74 @@ type Config struct {
 	// LogEvery is how many steps apart JSON step lines are (default 100).
 	// The last step is always logged.
 	LogEvery int64
-	// Width is the terminal width; by default the terminal's, else 80.
-	Width int
+	// LogInterval, when positive, also logs a step line once this much
+	// time has passed since the last one: a launcher drawing one bar from
+	// its ranks' lines asks for it (EnvLauncherBar).
+	LogInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
 
+// EnvLauncherBar is set in the environment of the ranks that
+// `trainer launch` starts on a terminal: it draws one bar for the job from
+// their step lines, so they log them at least every LauncherLogInterval.
+const EnvLauncherBar = "AERIE_LAUNCHER_BAR"
+
+// LauncherLogInterval is how often ranks under a drawing launcher log.
+const LauncherLogInterval = 250 * time.Millisecond
+
+// Terminal is a terminal shared by a progress bar on its last line and the
+// lines, such as log records, printed above it.
+type Terminal struct {
+	screen screen
+	width  int
+}
+
+// NewTerminal draws on w, width columns wide; width <= 0 asks the
+// terminal, else 80.
+func NewTerminal(w io.Writer, width int) *Terminal {
+	if width <= 0 {
+		width = terminalWidth(w)
+	}
+	return &Terminal{screen: screen{w: w}, width: width}
+}
+
+// Writer returns where other output should go so that it does not tear
+// the bar: complete lines written to it are printed above the bar.
+func (t *Terminal) Writer() io.Writer {
+	return &lineWriter{emit: func(line []byte) { t.screen.above(string(line)) }}
+}
+
 // Reporter reports one process's training progress. Its methods are safe
-// to call from one goroutine (the training loop); Writer may be written
-// from others.
+// to call from one goroutine (the training loop).
 type Reporter struct {
 	cfg    Config
-	w      io.Writer
 	logger *slog.Logger
-	screen *screen // nil when logging JSON lines
+	term   *Terminal // nil when logging JSON lines
 
 	epoch     int // the last epoch reported, 1-based
 	started   bool
 	start     time.Time
 	startStep int64
-	lastDraw  time.Time
+	lastDraw  time.Time // the last bar drawn or step line logged
 }
 
 // redrawEvery limits how often the bar is redrawn.
 const redrawEvery = 100 * time.Millisecond
 
-// New returns a Reporter that draws a bar on w when isTTY, and otherwise
-// logs JSON lines to logger (or, when logger is nil, to w).
-func New(w io.Writer, isTTY bool, logger *slog.Logger, cfg Config) *Reporter {
+// New returns a Reporter that draws a bar on term when it is not nil, and
+// otherwise logs step and epoch lines to logger.
+func New(term *Terminal, logger *slog.Logger, cfg Config) *Reporter {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = 100
 	}
-	r := &Reporter{cfg: cfg, w: w, logger: logger}
-	if isTTY {
-		if r.cfg.Width <= 0 {
-			r.cfg.Width = terminalWidth(w)
-		}
-		r.screen = &screen{w: w}
-	} else if r.logger == nil {
-		r.logger = slog.New(slog.NewJSONHandler(w, nil))
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	return r
+	return &Reporter{cfg: cfg, logger: logger, term: term}
 }
 
 // IsTerminal reports whether w is a terminal.
@@ -106,15 +130,17 @@ func (r *Reporter) Step(step int64, loss, acc float64) {
 		r.started, r.start, r.startStep = true, now, step
 	}
 	s := r.state(step, loss, acc, now)
-	if r.screen == nil {
-		if step%r.cfg.LogEvery == 0 || step == r.cfg.Total {
+	if r.term == nil {
+		due := r.cfg.LogInterval > 0 && now.Sub(r.lastDraw) >= r.cfg.LogInterval
+		if due || step%r.cfg.LogEvery == 0 || step == r.cfg.Total {
+			r.lastDraw = now
 			r.logger.LogAttrs(context.Background(), slog.LevelInfo, msgStep, stepAttrs(s)...)
 		}
 		return
 	}
 	if step == r.startStep || step >= r.cfg.Total || now.Sub(r.lastDraw) >= redrawEvery {
 		r.lastDraw = now
-		r.screen.draw(Render(s, r.cfg.Width))
+		r.term.screen.draw(Render(s, r.term.width))
 	}
 }
 
@@ -144,27 +170,17 @@ func (r *Reporter) state(step int64, loss, acc float64, now time.Time) State {
 // Epoch reports a finished epoch (e.Epoch is 1-based).
 func (r *Reporter) Epoch(e manifest.Epoch) {
 	r.epoch = e.Epoch
-	if r.screen == nil {
+	if r.term == nil {
 		r.logger.LogAttrs(context.Background(), slog.LevelInfo, msgEpoch, epochAttrs(e, r.cfg.Epochs)...)
 		return
 	}
-	r.screen.above(FormatEpoch(e, r.cfg.Epochs))
-}
-
-// Writer returns where other output of the process should go so that it
-// does not tear the bar: on a terminal, complete lines written to it are
-// printed above the bar; otherwise it is w.
-func (r *Reporter) Writer() io.Writer {
-	if r.screen == nil {
-		return r.w
-	}
-	return &lineWriter{emit: func(line []byte) { r.screen.above(string(line)) }}
+	r.term.screen.above(FormatEpoch(e, r.cfg.Epochs))
 }
 
 // Close leaves the last bar on the terminal and moves the cursor below it.
 func (r *Reporter) Close() {
-	if r.screen != nil {
-		r.screen.close()
+	if r.term != nil {
+		r.term.screen.close()
 	}
 }
 

@@ -3,6 +3,7 @@ package progress
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -141,11 +142,11 @@ func epochs() []manifest.Epoch {
 
 // train drives r like a training loop: 2 epochs of 5 steps, one second
 // each on r's clock.
-func train(r *Reporter) {
+func train(r *Reporter, other io.Writer) {
 	for step := int64(1); step <= 10; step++ {
 		r.Step(step, 1/float64(step), 0.5+float64(step)/40)
 		if step == 3 {
-			fmt.Fprintln(r.Writer(), "level=INFO msg=\"checkpoint written\"")
+			fmt.Fprintln(other, "level=INFO msg=\"checkpoint written\"")
 		}
 		if step%5 == 0 {
 			r.Epoch(epochs()[step/5-1])
@@ -156,8 +157,9 @@ func train(r *Reporter) {
 
 func TestReporterTerminal(t *testing.T) {
 	ft := &fakeTerm{t: t, width: 100}
-	r := New(ft, true, nil, Config{Total: 10, Epochs: 2, StepsPerEpoch: 5, BatchSize: 64, Width: 100, Now: clock(time.Second)})
-	train(r)
+	term := NewTerminal(ft, 100)
+	r := New(term, nil, Config{Total: 10, Epochs: 2, StepsPerEpoch: 5, BatchSize: 64, Now: clock(time.Second)})
+	train(r, term.Writer())
 	want := []string{
 		`level=INFO msg="checkpoint written"`,
 		"epoch 1/2  train loss 0.6000 acc 78.00%  val loss 0.4500 acc 84.00%  64 img/s  5s  lr 0.001",
@@ -172,7 +174,7 @@ func TestReporterTerminal(t *testing.T) {
 
 func TestReporterTerminalThrottles(t *testing.T) {
 	var buf bytes.Buffer
-	r := New(&buf, true, nil, Config{Total: 1000, Width: 80, Now: clock(time.Millisecond)})
+	r := New(NewTerminal(&buf, 80), nil, Config{Total: 1000, Now: clock(time.Millisecond)})
 	for step := int64(1); step <= 1000; step++ {
 		r.Step(step, 0, 0)
 	}
@@ -196,8 +198,8 @@ func jsonLogger(w *bytes.Buffer) *slog.Logger {
 
 func TestReporterLog(t *testing.T) {
 	var buf bytes.Buffer
-	r := New(&buf, false, jsonLogger(&buf), Config{Total: 10, Epochs: 2, StepsPerEpoch: 5, BatchSize: 64, LogEvery: 4, Now: clock(time.Second)})
-	train(r)
+	r := New(nil, jsonLogger(&buf), Config{Total: 10, Epochs: 2, StepsPerEpoch: 5, BatchSize: 64, LogEvery: 4, Now: clock(time.Second)})
+	train(r, &buf)
 	want := []string{
 		`{"level":"INFO","msg":"step","step":4,"total":10,"epoch":1,"epochs":2,"loss":0.25,"accuracy":0.6,"imagesPerSecond":64,"etaSeconds":6}`,
 		`{"level":"INFO","msg":"epoch","epoch":1,"epochs":2,"step":5,"learningRate":0.001,"trainLoss":0.6,"trainAccuracy":0.78,"valLoss":0.45,"valAccuracy":0.84,"imagesPerSecond":64,"seconds":5}`,
@@ -266,7 +268,7 @@ func TestAggregate(t *testing.T) {
 	var outs [2]bytes.Buffer
 	for rank := range 2 {
 		logger := jsonLogger(&outs[rank]).With("rank", rank)
-		train(New(&outs[rank], false, logger, Config{Total: 10, Epochs: 2, StepsPerEpoch: 5, BatchSize: 32, LogEvery: 4, Now: clock(time.Second)}))
+		train(New(nil, logger, Config{Total: 10, Epochs: 2, StepsPerEpoch: 5, BatchSize: 32, LogEvery: 4, Now: clock(time.Second)}), &outs[rank])
 	}
 	w0, w1 := agg.Writer(0), agg.Writer(1)
 	lines0, lines1 := strings.SplitAfter(outs[0].String(), "\n"), strings.SplitAfter(outs[1].String(), "\n")
@@ -285,7 +287,7 @@ func TestAggregate(t *testing.T) {
 	w0.Close()
 	w1.Close()
 
-	wantState := State{Label: "2 ranks", Epoch: 2, Epochs: 2, Step: 8, Total: 10, Loss: (0.1 + 0.125) / 2, Accuracy: (0.75 + 0.7) / 2, ImagesPerSecond: 64, ETA: 2 * time.Second}
+	wantState := State{Label: "2 ranks", Epoch: 2, Epochs: 2, Step: 8, Total: 10, Loss: (0.1 + 0.125) / 2, Accuracy: (0.75 + 0.7) / 2, ImagesPerSecond: 32, ETA: 2 * time.Second}
 	if diff := cmp.Diff(wantState, agg.State()); diff != "" {
 		t.Errorf("State() diff (-want +got):\n%s", diff)
 	}
@@ -296,7 +298,7 @@ func TestAggregate(t *testing.T) {
 		"epoch 1/2  train loss 0.6000 acc 78.00%  val loss 0.4500 acc 84.00%  64 img/s  5s  lr 0.001",
 		"epoch 2/2  train loss 0.4000 acc 86.00%  val loss 0.3800 acc 87.00%  64 img/s  5s  lr 0.0005",
 		"[rank 1] panic: no newline at the end",
-		"2 ranks epoch 2/2 ▕████████████████████████▊      ▏ 8/10  80% loss 0.1125 acc 72.5% 64 img/s ETA 2s",
+		"2 ranks epoch 2/2 ▕████████████████████████▊      ▏ 8/10  80% loss 0.1125 acc 72.5% 32 img/s ETA 2s",
 		"",
 	}
 	if diff := cmp.Diff(want, ft.screen()); diff != "" {
@@ -371,3 +373,60 @@ func TestAggregateConcurrentWriters(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestReporterLogInterval(t *testing.T) {
+	var buf bytes.Buffer
+	// Steps 100 ms apart, a line due every 250 ms and every 100 steps.
+	r := New(nil, jsonLogger(&buf), Config{Total: 10, BatchSize: 1, LogInterval: 250 * time.Millisecond, Now: clock(100 * time.Millisecond)})
+	for step := int64(1); step <= 10; step++ {
+		r.Step(step, 0, 0)
+	}
+	var got []int64
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		ev, ok := ParseLine([]byte(line))
+		if !ok {
+			t.Fatalf("not a step line: %s", line)
+		}
+		got = append(got, ev.State.Step)
+	}
+	if diff := cmp.Diff([]int64{1, 4, 7, 10}, got); diff != "" {
+		t.Errorf("logged steps diff (-want +got):\n%s", diff)
+	}
+}
+
+func TestFormatRecord(t *testing.T) {
+	for _, tc := range []struct {
+		line, want string
+		ok         bool
+	}{
+		{
+			line: `{"time":"2026-12-01T00:00:00Z","level":"INFO","msg":"dataset","rank":1,"source":"file:///d","train":54000,"digest":"sha256:ab"}`,
+			want: "INFO dataset source=file:///d train=54000 digest=sha256:ab", ok: true,
+		},
+		{
+			line: `{"level":"WARN","msg":"slow peer","peer":"rank 2","after":{"s":3},"ok":false}`,
+			want: `WARN slow peer peer="rank 2" after={"s":3} ok=false`, ok: true,
+		},
+		{line: `{"msg":"no level"}`},
+		{line: `level=INFO msg=text`},
+		{line: `{"level":"INFO","msg":"x"} trailing`},
+		{line: `{"level":"INFO","msg":`},
+	} {
+		got, ok := FormatRecord([]byte(tc.line))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("FormatRecord(%s) = %q, %v, want %q, %v", tc.line, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestAggregateShowsRecordsAsText(t *testing.T) {
+	ft := &fakeTerm{t: t, width: 100}
+	agg := NewAggregate(ft, 100)
+	w := agg.Writer(1)
+	fmt.Fprintln(w, `{"time":"2026-12-01T00:00:00Z","level":"INFO","msg":"checkpoint saved","rank":1,"step":200}`)
+	w.Close()
+	agg.Close()
+	if diff := cmp.Diff([]string{"[rank 1] INFO checkpoint saved step=200", ""}, ft.screen()); diff != "" {
+		t.Errorf("terminal screen diff (-want +got):\n%s", diff)
+	}
+}
