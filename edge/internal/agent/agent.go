@@ -63,10 +63,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return exitcode.Wrap(exitcode.Config, fmt.Errorf("data dir: %w", err))
 	}
-	rec, err := status.NewRecorder(filepath.Join(cfg.DataDir, "status.json"), cfg.Device.ID, cfg.Device.Fleet)
-	if err != nil {
-		return err
-	}
+	rec := status.NewRecorder(filepath.Join(cfg.DataDir, "status.json"), cfg.Device.ID, cfg.Device.Fleet, log)
 	lock := &mission.Lock{LockFile: cfg.Mission.LockFile}
 
 	chip := opts.Chip

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"golang.org/x/sys/unix"
 
 	"github.com/aerie-ml/aerie/edge/internal/config"
 	"github.com/aerie-ml/aerie/edge/internal/gittest"
@@ -32,6 +34,7 @@ import (
 const (
 	childConfig = "AERIE_EDGE_TEST_CONFIG" // run the agent once with this config
 	childStall  = "AERIE_EDGE_TEST_STALL"  // stall the weights download, touching this file
+	childFsize  = "AERIE_EDGE_TEST_FSIZE"  // RLIMIT_FSIZE: writes past this many bytes fail, as on a full disk
 )
 
 func TestMain(m *testing.M) {
@@ -51,6 +54,13 @@ func runChild(cfgPath string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if n, err := strconv.ParseUint(os.Getenv(childFsize), 10, 64); err == nil {
+		// The Go runtime ignores SIGXFSZ, so writes fail with EFBIG.
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: n, Max: n}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
 	}
 	opts := Options{Once: true, Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	if marker := os.Getenv(childStall); marker != "" {
@@ -173,11 +183,11 @@ func (f *fixture) current() string {
 }
 
 // start runs the test binary as the agent.
-func (f *fixture) start(stallMarker string) *exec.Cmd {
+func (f *fixture) start(stallMarker string, extraEnv ...string) *exec.Cmd {
 	f.t.Helper()
 	skipIfEmulated(f.t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childConfig+"="+f.cfgPath)
+	cmd.Env = append(append(os.Environ(), childConfig+"="+f.cfgPath), extraEnv...)
 	if stallMarker != "" {
 		cmd.Env = append(cmd.Env, childStall+"="+stallMarker)
 	}
@@ -189,8 +199,38 @@ func (f *fixture) start(stallMarker string) *exec.Cmd {
 }
 
 // run runs the agent once in a child process.
-func (f *fixture) run(stallMarker string) error {
-	return f.start(stallMarker).Wait()
+func (f *fixture) run(stallMarker string, extraEnv ...string) error {
+	return f.start(stallMarker, extraEnv...).Wait()
+}
+
+// TestFullDisk restarts the agent with a verified model on disk and a
+// data dir where no file can grow past 64 bytes: status.json cannot be
+// written, and the agent must run the model all the same, without
+// leaving temporary files behind.
+func TestFullDisk(t *testing.T) {
+	f := newFixture(t, "")
+	v1 := f.version(1)
+	f.pin(v1)
+	if err := f.run(""); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	before, _ := os.ReadFile(filepath.Join(f.dataDir, "status.json"))
+	f.repo.Commit(t, map[string]string{"README.md": "a new head: the pass fetches again\n"})
+	if err := f.run("", childFsize+"=64"); err != nil {
+		t.Fatalf("run with a full disk = %v, want the agent to go on without writing status", err)
+	}
+	if got := f.current(); got != v1.Digest {
+		t.Errorf("current = %s, want v1", got)
+	}
+	after, _ := os.ReadFile(filepath.Join(f.dataDir, "status.json"))
+	if string(after) != string(before) {
+		t.Errorf("status.json changed although no write could succeed")
+	}
+	left, _ := filepath.Glob(filepath.Join(f.dataDir, ".status.json*"))
+	left2, _ := filepath.Glob(filepath.Join(f.dataDir, "*.tmp"))
+	if len(left)+len(left2) != 0 {
+		t.Errorf("temporary files left: %v %v", left, left2)
+	}
 }
 
 type prefixWriter struct{ t *testing.T }

@@ -70,7 +70,7 @@ func TestGCSEmulator(t *testing.T) {
 	if got := f.current(); got != v1.Digest {
 		t.Fatalf("current with the store gone = %s, want v1", got)
 	}
-	rec, _ := status.NewRecorder(f.dataDir+"/status.json", "", "")
+	rec := status.NewRecorder(f.dataDir+"/status.json", "", "", nil)
 	s := rec.Get()
 	if c := s.Condition(meta.ReadyCondition); c == nil || c.Reason != status.ArtifactFailedReason {
 		t.Errorf("Ready = %+v, want reason ArtifactFailed", c)

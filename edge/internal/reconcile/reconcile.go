@@ -127,12 +127,13 @@ func (r *Reconciler) Restore(ctx context.Context) error {
 						r.log().Warn("rolled back to a previous model version", "from", cur, "to", h)
 					}
 					r.Slot.Swap(m)
-					return r.Status.Update(func(s *status.Status) {
+					r.Status.Update(func(s *status.Status) {
 						s.Active = describe(v, m, st.SelfTests[h])
 						if h != cur {
 							s.MarkReady(status.RolledBackReason, "version %s failed to load at startup; rolled back to %s", cur, h)
 						}
 					})
+					return nil
 				}
 			}
 		}
@@ -146,7 +147,8 @@ func (r *Reconciler) Restore(ctx context.Context) error {
 	if cur != "" {
 		r.Installer.Deactivate()
 	}
-	return r.Status.Update(func(s *status.Status) { s.Active = nil })
+	r.Status.Update(func(s *status.Status) { s.Active = nil })
+	return nil
 }
 
 func without(s []string, x string) []string {

@@ -63,10 +63,7 @@ func newEnv(t *testing.T, gitURL string, repo *gittest.Repo) *env {
 	pub, key, _ := ed25519.GenerateKey(nil)
 	e := &env{t: t, repo: repo, store: modeltest.Dir(t.TempDir()), key: key, mission: &mission{}}
 	e.git = &countingGit{Source: &gitsync.Source{URL: gitURL, Branch: "main"}}
-	rec, err := status.NewRecorder(filepath.Join(t.TempDir(), "status.json"), "pi-0001", "quadcopters")
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := status.NewRecorder(filepath.Join(t.TempDir(), "status.json"), "pi-0001", "quadcopters", nil)
 	e.r = &Reconciler{
 		DeviceID: "pi-0001", Fleet: "quadcopters",
 		Git: e.git, PinPath: pinPath, KeysDir: pins.KeysDir,

@@ -20,6 +20,8 @@ type Metrics struct {
 	ReconcileOK, ReconcileFailed atomic.Int64
 	Frames, FrameErrors          atomic.Int64
 	Activations, Rollbacks       atomic.Int64
+	// StatusWrites and StatusWriteErrors count writes of the state file.
+	StatusWrites, StatusWriteErrors atomic.Int64
 
 	mu        sync.Mutex
 	latency   histogram
@@ -111,6 +113,12 @@ func (r *Recorder) WriteMetrics(w io.Writer) {
 	p("# HELP aerie_edge_rollbacks_total Rollbacks to a previous model after a failed load.")
 	p("# TYPE aerie_edge_rollbacks_total counter")
 	p("aerie_edge_rollbacks_total %d", m.Rollbacks.Load())
+	p("# HELP aerie_edge_status_writes_total Writes of status.json (only when it changes).")
+	p("# TYPE aerie_edge_status_writes_total counter")
+	p("aerie_edge_status_writes_total %d", m.StatusWrites.Load())
+	p("# HELP aerie_edge_status_write_errors_total Failed writes of status.json (e.g. a full disk); the model keeps running.")
+	p("# TYPE aerie_edge_status_write_errors_total counter")
+	p("aerie_edge_status_write_errors_total %d", m.StatusWriteErrors.Load())
 	p("# HELP aerie_edge_frames_total Frames classified.")
 	p("# TYPE aerie_edge_frames_total counter")
 	p("aerie_edge_frames_total %d", m.Frames.Load())

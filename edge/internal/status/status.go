@@ -5,10 +5,12 @@
 package status
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/google/renameio/v2"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -126,35 +129,61 @@ func (s *Status) set(t string, st metav1.ConditionStatus, reason, format string,
 }
 
 // Recorder holds the status, persists it and counts events. It is safe for
-// concurrent use.
+// concurrent use: updates are applied in order, and the state file always
+// ends up holding the latest of them.
+//
+// The state file is written only when what it holds changes; the time of
+// the last pass and the Reconciling condition are kept in memory only, so
+// an idle device does not wear its SD card. A write that fails (a full
+// disk) is logged and counted, never returned: the model keeps running.
 type Recorder struct {
 	path string // state file; "" keeps it in memory only
+	log  *slog.Logger
 
-	mu sync.Mutex
-	st Status
+	mu  sync.Mutex
+	st  Status
+	gen uint64 // incremented by every Update
+
+	wmu     sync.Mutex // serializes writes of the state file
+	wgen    uint64     // generation of the last write attempted
+	written []byte     // content of the state file, nil if unknown
 
 	Metrics Metrics
 }
 
-// NewRecorder loads the status persisted at path (if any).
-func NewRecorder(path, deviceID, fleet string) (*Recorder, error) {
-	r := &Recorder{path: path}
+// NewRecorder loads the status persisted at path (if any). An unreadable
+// or torn state file is logged and ignored: the versions on disk are the
+// truth, and the agent must start without it.
+func NewRecorder(path, deviceID, fleet string, log *slog.Logger) *Recorder {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Recorder{path: path, log: log}
 	if path != "" {
+		// A crash or a full disk in the middle of a write leaves these.
+		left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"*"))
+		for _, f := range append(left, path+".tmp") {
+			os.Remove(f)
+		}
 		b, err := os.ReadFile(path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
-			return nil, err
+			log.Error("read status; starting with an empty one", "path", path, "err", err)
 		default:
 			if err := json.Unmarshal(b, &r.st); err != nil {
-				// A torn state file must not keep the agent down: start fresh,
-				// the versions on disk are the truth.
+				log.Error("status file is torn; starting with an empty one", "path", path, "err", err)
 				r.st = Status{}
+			} else {
+				r.written = b
 			}
 		}
 	}
 	r.st.DeviceID, r.st.Fleet = deviceID, fleet
-	return r, nil
+	if r.written != nil && !bytes.Equal(r.written, r.persisted(r.st)) {
+		r.written = nil
+	}
+	return r
 }
 
 // Get returns a deep copy of the status.
@@ -171,43 +200,48 @@ func clone(s Status) Status {
 	return c
 }
 
-// Update applies f to the status and persists it.
-func (r *Recorder) Update(f func(*Status)) error {
-	r.mu.Lock()
-	f(&r.st)
-	s := clone(r.st)
-	r.mu.Unlock()
-	return r.persist(s)
+// persisted is the content of the state file for s: s without what
+// changes at every pass.
+func (r *Recorder) persisted(s Status) []byte {
+	s.LastReconcileTime = nil
+	s.Conditions = slices.DeleteFunc(slices.Clone(s.Conditions), func(c metav1.Condition) bool {
+		return c.Type == meta.ReconcilingCondition
+	})
+	b, _ := json.MarshalIndent(s, "", "  ")
+	return append(b, '\n')
 }
 
-func (r *Recorder) persist(s Status) error {
+// Update applies f to the status and persists it if the state file's
+// content changed.
+func (r *Recorder) Update(f func(*Status)) {
+	r.mu.Lock()
+	f(&r.st)
+	r.gen++
+	gen := r.gen
+	var b []byte
+	if r.path != "" {
+		b = r.persisted(r.st)
+	}
+	r.mu.Unlock()
 	if r.path == "" {
-		return nil
+		return
 	}
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
+
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	if gen < r.wgen || bytes.Equal(b, r.written) {
+		return // a newer update was written already, or nothing changed
 	}
-	tmp := r.path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
+	r.wgen = gen
+	// The temp file goes next to the state file: same file system, and no
+	// probing of os.TempDir at every write.
+	if err := renameio.WriteFile(r.path, b, 0o644, renameio.WithTempDir(filepath.Dir(r.path))); err != nil {
+		r.Metrics.StatusWriteErrors.Add(1)
+		r.log.Error("write status; the model keeps running", "path", r.path, "err", err)
+		return
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, r.path); err != nil {
-		return fmt.Errorf("write status %s: %w", r.path, err)
-	}
-	return nil
+	r.Metrics.StatusWrites.Add(1)
+	r.written = b
 }
 
 // JSON returns the status document.
@@ -229,6 +263,3 @@ func order(t string) int {
 	}
 	return 2
 }
-
-// Dir returns the directory the state file is in.
-func (r *Recorder) Dir() string { return filepath.Dir(r.path) }

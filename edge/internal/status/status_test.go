@@ -2,9 +2,12 @@ package status
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,10 +16,7 @@ import (
 
 func TestRecorderPersistsAndExposes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "status.json")
-	r, err := NewRecorder(path, "pi-1", "quadcopters")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := NewRecorder(path, "pi-1", "quadcopters", nil)
 	r.Update(func(s *Status) {
 		s.MarkStalled(InvalidPinsReason, "edge/fleets/q.yaml:3: fleet: bad")
 		s.LastAttemptedRevision = "main@sha1:abc/sha256:def"
@@ -26,11 +26,7 @@ func TestRecorderPersistsAndExposes(t *testing.T) {
 	r.Metrics.Frames.Add(1)
 	r.Metrics.Decision("footwear", true)
 
-	again, err := NewRecorder(path, "pi-1", "quadcopters")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := again.Get()
+	s := NewRecorder(path, "pi-1", "quadcopters", nil).Get()
 	if c := s.Condition(meta.StalledCondition); c == nil || c.Reason != InvalidPinsReason || s.LastAttemptedRevision == "" {
 		t.Errorf("reloaded status = %+v", s)
 	}
@@ -60,7 +56,114 @@ func TestRecorderPersistsAndExposes(t *testing.T) {
 
 	// A torn state file does not keep the agent down.
 	os.WriteFile(path, []byte("{not json"), 0o644)
-	if _, err := NewRecorder(path, "pi-1", "quadcopters"); err != nil {
-		t.Errorf("NewRecorder on a torn file = %v", err)
+	if s := NewRecorder(path, "pi-1", "quadcopters", nil).Get(); s.DeviceID != "pi-1" || s.Active != nil {
+		t.Errorf("NewRecorder on a torn file = %+v, want an empty status", s)
+	}
+}
+
+// TestRecorderWritesOnlyChanges: passes that change nothing but the time
+// of the pass and the Reconciling condition do not write the state file.
+func TestRecorderWritesOnlyChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "status.json")
+	r := NewRecorder(path, "pi-1", "quadcopters", nil)
+	pass := func(msg string) {
+		r.Update(func(s *Status) { s.MarkReconciling(meta.ProgressingReason, "reconciliation in progress") })
+		r.Update(func(s *Status) {
+			now := time.Now()
+			s.LastReconcileTime = &now
+			s.MarkReady(meta.SucceededReason, "%s", msg)
+		})
+	}
+	pass("applied revision a")
+	first := r.Metrics.StatusWrites.Load()
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		pass("applied revision a")
+	}
+	if n := r.Metrics.StatusWrites.Load(); n != first {
+		t.Errorf("writes after 10 unchanged passes = %d, want still %d", n, first)
+	}
+	if after, _ := os.Stat(path); !os.SameFile(before, after) {
+		t.Error("status.json was replaced by passes that changed nothing")
+	}
+	if s := r.Get(); s.LastReconcileTime == nil {
+		t.Error("in-memory status lost lastReconcileTime")
+	}
+	pass("applied revision b")
+	if n := r.Metrics.StatusWrites.Load(); n != first+1 {
+		t.Errorf("writes after a change = %d, want %d", n, first+1)
+	}
+
+	// A restart over an unchanged file writes nothing either.
+	again := NewRecorder(path, "pi-1", "quadcopters", nil)
+	again.Update(func(s *Status) { s.MarkReady(meta.SucceededReason, "applied revision b") })
+	if n := again.Metrics.StatusWrites.Load(); n != 0 {
+		t.Errorf("writes after a restart with nothing new = %d, want 0", n)
+	}
+}
+
+// TestRecorderConcurrent updates from many goroutines: the state file ends
+// up holding the latest status, whole.
+func TestRecorderConcurrent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "status.json")
+	r := NewRecorder(path, "pi-1", "quadcopters", nil)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				r.Update(func(s *Status) {
+					s.LastAttemptedRevision = fmt.Sprintf("main@sha1:%d-%d", g, i)
+				})
+				r.Get()
+				r.JSON()
+			}
+		})
+	}
+	wg.Wait()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disk Status
+	if err := json.Unmarshal(b, &disk); err != nil {
+		t.Fatalf("status.json after concurrent updates: %v\n%s", err, b)
+	}
+	if want := r.Get().LastAttemptedRevision; disk.LastAttemptedRevision != want {
+		t.Errorf("status.json holds %q, the recorder %q", disk.LastAttemptedRevision, want)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".status.json*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// TestRecorderWriteFails: a state file that cannot be replaced (here a
+// non-empty directory is in its place) is counted, leaves no temporary
+// file, and the in-memory status goes on.
+func TestRecorderWriteFails(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "status.json")
+	if err := os.MkdirAll(filepath.Join(path, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRecorder(path, "pi-1", "quadcopters", nil)
+	r.Update(func(s *Status) { s.MarkReady(meta.SucceededReason, "ok") })
+	if n := r.Metrics.StatusWriteErrors.Load(); n != 1 {
+		t.Errorf("write errors = %d, want 1", n)
+	}
+	if s := r.Get(); s.Condition(meta.ReadyCondition) == nil || s.Condition(meta.ReadyCondition).Reason != meta.SucceededReason {
+		c := s.Condition(meta.ReadyCondition)
+		t.Errorf("in-memory Ready = %+v", c)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("%s holds %v, want only status.json (no temporary file)", dir, entries)
+	}
+	var b bytes.Buffer
+	r.WriteMetrics(&b)
+	if !strings.Contains(b.String(), "aerie_edge_status_write_errors_total 1\n") {
+		t.Errorf("metrics lack aerie_edge_status_write_errors_total 1:\n%s", b.String())
 	}
 }
