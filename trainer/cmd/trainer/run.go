@@ -69,26 +69,30 @@ type trainFlags struct {
 }
 
 func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
-	f := &trainFlags{}
+	// The flags' defaults are a declaration's (runspec.Default), so the same
+	// run trains the same way from flags and from a run file.
+	d := runspec.Default()
+	m := d.Spec.Model
+	f := &trainFlags{gates: d.Spec.Gates}
 	fs := flag.NewFlagSet("trainer train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.runFile, "run", "", "TrainingRun declaration (YAML); flags below override it")
 	fs.StringVar(&f.name, "name", "local", "run name (the store prefix models/<name>/)")
-	fs.StringVar(&f.cfg.Arch, "arch", "cnn", "architecture: "+strings.Join(model.Names(), ", "))
-	fs.IntVar(&f.cfg.Epochs, "epochs", 10, "epochs")
-	fs.IntVar(&f.cfg.BatchSize, "batch-size", 64, "global batch size across all workers")
-	fs.Float64Var(&f.cfg.LearningRate, "lr", 1e-3, "peak learning rate (Adam)")
-	fs.StringVar(&f.cfg.Schedule, "schedule", "cosine", "learning-rate schedule: "+strings.Join(train.Schedules, ", "))
-	fs.Int64Var(&f.cfg.Seed, "seed", 1, "seed of the split, shuffling, augmentation, dropout and initialization")
-	fs.BoolVar(&f.cfg.Dropout, "dropout", true, "train with dropout")
+	fs.StringVar(&f.cfg.Arch, "arch", "", "architecture: "+strings.Join(model.Names(), ", ")+" (required without --run)")
+	fs.IntVar(&f.cfg.Epochs, "epochs", m.Epochs, "epochs")
+	fs.IntVar(&f.cfg.BatchSize, "batch-size", runspec.DefaultBatchPerWorker*d.Spec.Workers.Count, "global batch size across all workers")
+	fs.Float64Var(&f.cfg.LearningRate, "lr", m.LearningRate, "peak learning rate (Adam)")
+	fs.StringVar(&f.cfg.Schedule, "schedule", m.Schedule, "learning-rate schedule: "+strings.Join(train.Schedules, ", "))
+	fs.Int64Var(&f.cfg.Seed, "seed", m.Seed, "seed of the split, shuffling, augmentation, dropout and initialization")
+	fs.BoolVar(&f.cfg.Dropout, "dropout", m.Dropout, "train with dropout")
 	fs.Float64Var(&f.cfg.LabelSmoothing, "label-smoothing", 0, "label smoothing of the training loss")
-	fs.IntVar(&f.cfg.Patience, "patience", 0, "early stopping patience in epochs (0: off)")
-	fs.Float64Var(&f.cfg.Augment.RotationDegrees, "rotation", 10, "random rotation, ± degrees")
-	fs.IntVar(&f.cfg.Augment.CropPadding, "crop-padding", 4, "random crop padding, pixels")
-	fs.IntVar(&f.cfg.CheckpointEvery, "checkpoint-every", 0, "checkpoint every N steps besides every epoch (0: epochs only)")
+	fs.IntVar(&f.cfg.Patience, "patience", m.EarlyStoppingPatience, "early stopping patience in epochs (0: off)")
+	fs.Float64Var(&f.cfg.Augment.RotationDegrees, "rotation", m.Augmentation.RotationDegrees, "random rotation, ± degrees")
+	fs.IntVar(&f.cfg.Augment.CropPadding, "crop-padding", m.Augmentation.CropPadding, "random crop padding, pixels")
+	fs.IntVar(&f.cfg.CheckpointEvery, "checkpoint-every", d.Spec.Checkpoint.EverySteps, "checkpoint every N steps besides every epoch (0: epochs only)")
 	fs.StringVar(&f.dataURI, "data", "", "dataset: a directory, file:///dir or a store URI (default: Debian's "+fmnist.DebianDir+")")
 	fs.StringVar(&f.digest, "dataset-sha256", "", "dataset digest to verify (fmnist.Digest); empty: not checked")
-	fs.Float64Var(&f.valFraction, "val-fraction", 0.1, "fraction of the 60k training images held out for validation")
+	fs.Float64Var(&f.valFraction, "val-fraction", d.Spec.Dataset.ValidationFraction, "fraction of the 60k training images held out for validation")
 	fs.StringVar(&f.output, "output", "", "store root for checkpoints and the model: a directory or file:///dir (required)")
 	fs.Int64Var(&f.maxSteps, "max-steps", 0, "stop after N steps and write nothing but a throughput line (benchmarks)")
 	if err := fs.Parse(args); err != nil {
@@ -133,6 +137,9 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 			}
 		}
 		f.gates = r.Spec.Gates
+	}
+	if f.cfg.Arch == "" {
+		return nil, exitcode.Errorf(exitcode.Config, "--arch (or spec.model.architecture) is required")
 	}
 	if f.output == "" && f.maxSteps == 0 {
 		return nil, exitcode.Errorf(exitcode.Config, "--output (or spec.output.uri) is required")

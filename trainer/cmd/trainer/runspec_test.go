@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/aerie-ml/aerie/trainer/internal/data"
 )
@@ -44,5 +48,50 @@ spec:
 	}
 	if m, _ := filepath.Glob(filepath.Join(out, "models/quick/*/manifest.json")); len(m) != 1 {
 		t.Errorf("manifests %v, want one under models/quick/", m)
+	}
+}
+
+// TestFlagDefaultsAreTheDeclarations checks that a run given only by flags
+// trains exactly as the smallest declaration of the same run: the flags
+// take their defaults from runspec.
+func TestFlagDefaultsAreTheDeclarations(t *testing.T) {
+	runFile := filepath.Join(t.TempDir(), "minimal.yaml")
+	os.WriteFile(runFile, []byte(`apiVersion: aerie.dev/v1alpha1
+kind: TrainingRun
+metadata:
+  name: local
+spec:
+  model:
+    architecture: cnn
+  dataset:
+    uri: gs://bucket/datasets/fashion-mnist/f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370/
+    sha256: f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370
+  output:
+    uri: gs://bucket
+  image: example.com/trainer@sha256:b28009423ade7024b7ee2e34661b867eadccec2ebc2e829494036c7adbd59954
+`), 0o644)
+	fromRun, err := parseTrainFlags([]string{"--run=" + runFile}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFlags, err := parseTrainFlags([]string{"--arch=cnn", "--output=gs://bucket"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(fromRun.cfg, fromFlags.cfg); diff != "" {
+		t.Errorf("training config from flags differs from the declaration's (-run +flags):\n%s", diff)
+	}
+	if diff := cmp.Diff(fromRun.gates, fromFlags.gates); diff != "" {
+		t.Errorf("gates from flags differ from the declaration's (-run +flags):\n%s", diff)
+	}
+	if fromRun.valFraction != fromFlags.valFraction {
+		t.Errorf("validation fraction: run %v, flags %v", fromRun.valFraction, fromFlags.valFraction)
+	}
+}
+
+func TestArchRequired(t *testing.T) {
+	_, err := parseTrainFlags([]string{"--output=gs://bucket"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--arch") {
+		t.Fatalf("parseTrainFlags without --arch = %v, want an error naming --arch", err)
 	}
 }
