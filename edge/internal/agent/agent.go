@@ -110,6 +110,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		PinPath: cfg.Repo.Path, KeysDir: cfg.Repo.KeysDir,
 		RequireSignature: cfg.RequireSignature,
 		OpenStore:        openStore,
+		GitTimeout:       cfg.Repo.Timeout,
+		StoreTimeout:     cfg.Store.Timeout,
 		Installer:        &install.Installer{Dir: cfg.DataDir, Log: log},
 		Keep:             cfg.KeepVersions,
 		Slot:             slot,
@@ -120,7 +122,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	if err := r.Restore(ctx); err != nil {
 		return fmt.Errorf("restore installed models: %w", err)
 	}
-	up := &uploader{uri: cfg.Store.StatusURI, key: store.DeviceStatusKey(cfg.Device.ID), rec: rec, log: log}
+	up := &uploader{uri: cfg.Store.StatusURI, timeout: cfg.Store.Timeout, key: store.DeviceStatusKey(cfg.Device.ID), rec: rec, log: log}
 	defer up.close()
 	if opts.Once {
 		err := r.Reconcile(ctx)
@@ -264,16 +266,22 @@ func openSource(f config.Frames) (frames.Source, error) {
 
 // uploader writes the status document to the store, best effort.
 type uploader struct {
-	uri string
-	key string
-	rec *status.Recorder
-	log *slog.Logger
-	st  store.Store
+	uri     string
+	timeout time.Duration // bounds each upload: a silent store must not hold up the next pass
+	key     string
+	rec     *status.Recorder
+	log     *slog.Logger
+	st      store.Store
 }
 
 func (u *uploader) upload(ctx context.Context) {
 	if u.uri == "" {
 		return
+	}
+	if u.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, u.timeout)
+		defer cancel()
 	}
 	if u.st == nil {
 		st, err := store.Open(ctx, u.uri)

@@ -3,7 +3,10 @@ package agent
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,5 +77,57 @@ func TestGCSEmulator(t *testing.T) {
 	s := rec.Get()
 	if c := s.Condition(meta.ReadyCondition); c == nil || c.Reason != status.ArtifactFailedReason {
 		t.Errorf("Ready = %+v, want reason ArtifactFailed", c)
+	}
+
+	// A store that accepts connections and never answers: the pass ends at
+	// store.timeout with ArtifactFailed, and v1 stays.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var held []net.Conn
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	})
+	defer func() {
+		ln.Close()
+		wg.Wait()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	silent, err := storage.NewClient(ctx, option.WithEndpoint("http://"+ln.Addr().String()+"/storage/v1/"), option.WithoutAuthentication(), storage.WithJSONReads())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	opts.OpenStore = func(ctx context.Context, uri string) (reconcile.Store, error) {
+		return store.Open(ctx, uri, store.WithClient(silent), fast)
+	}
+	cfg := f.config()
+	cfg.Store.Timeout = 200 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, opts) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run with a silent store = nil error, want a retryable one")
+		}
+	case <-time.After(2 * time.Minute): // a hang, not a measurement
+		t.Fatal("Run -once hangs on a silent store")
+	}
+	if got := f.current(); got != v1.Digest {
+		t.Fatalf("current with a silent store = %s, want v1", got)
+	}
+	s = status.NewRecorder(f.dataDir+"/status.json", "", "", nil).Get()
+	if c := s.Condition(meta.ReadyCondition); c == nil || c.Reason != status.ArtifactFailedReason || !strings.Contains(c.Message, "no answer within 200ms") {
+		t.Errorf("Ready = %+v, want ArtifactFailed naming the deadline", c)
 	}
 }

@@ -67,6 +67,8 @@ type Repo struct {
 	// KeysDir holds the trusted *.pub keys; default edge/keys.
 	KeysDir      string        `yaml:"keysDir"`
 	PollInterval time.Duration `yaml:"pollInterval"`
+	// Timeout bounds each ls-remote and each fetch; default 1m.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Store is where status is uploaded (models come from the pin's URI).
@@ -74,6 +76,9 @@ type Store struct {
 	// StatusURI is a store root (gs://bucket[/prefix] or file:///path); the
 	// agent writes status/devices/<id>.json under it. Empty: no upload.
 	StatusURI string `yaml:"statusURI"`
+	// Timeout bounds the download of one version and each status upload;
+	// default 5m.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Status configures the local status server.
@@ -188,6 +193,12 @@ func (c *Config) Default() {
 	if c.Repo.PollInterval == 0 {
 		c.Repo.PollInterval = time.Minute
 	}
+	if c.Repo.Timeout == 0 {
+		c.Repo.Timeout = time.Minute
+	}
+	if c.Store.Timeout == 0 {
+		c.Store.Timeout = 5 * time.Minute
+	}
 	if c.DataDir == "" {
 		c.DataDir = "/var/lib/aerie"
 	}
@@ -247,6 +258,12 @@ func (v *validator) check(c *Config) {
 	}
 	if c.Repo.PollInterval < time.Second {
 		v.Fail("repo.pollInterval", "%v is below 1s", c.Repo.PollInterval)
+	}
+	if c.Repo.Timeout < 0 {
+		v.Fail("repo.timeout", "%v is negative", c.Repo.Timeout)
+	}
+	if c.Store.Timeout < 0 {
+		v.Fail("store.timeout", "%v is negative", c.Store.Timeout)
 	}
 	if c.Store.StatusURI != "" {
 		if _, err := store.ParseURI(c.Store.StatusURI); err != nil {

@@ -57,8 +57,12 @@ type Reconciler struct {
 	// RequireSignature is the device's floor; pins can only raise it.
 	RequireSignature bool
 	OpenStore        OpenStore
-	Installer        *install.Installer
-	Keep             int
+	// GitTimeout bounds each Head and Fetch (DefaultGitTimeout when 0), and
+	// StoreTimeout the download of one version (DefaultStoreTimeout): a
+	// peer that accepts and never answers must not freeze the reconciler.
+	GitTimeout, StoreTimeout time.Duration
+	Installer                *install.Installer
+	Keep                     int
 	// Load loads an installed version; infer.Load of its weights by default.
 	Load    func(ctx context.Context, v *install.Version) (*infer.Model, error)
 	Slot    *infer.Slot
@@ -75,6 +79,27 @@ type Reconciler struct {
 }
 
 type stall struct{ reason, msg string }
+
+// Defaults of Reconciler.GitTimeout and StoreTimeout.
+const (
+	DefaultGitTimeout   = time.Minute
+	DefaultStoreTimeout = 5 * time.Minute
+)
+
+// bounded calls f with a deadline d (def when d is 0) and names the
+// deadline in the error when it is what stopped f.
+func bounded[T any](ctx context.Context, d, def time.Duration, what string, f func(context.Context) (T, error)) (T, error) {
+	if d <= 0 {
+		d = def
+	}
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	v, err := f(cctx)
+	if err != nil && ctx.Err() == nil && cctx.Err() != nil {
+		err = fmt.Errorf("%s: no answer within %v: %w", what, d, err)
+	}
+	return v, err
+}
 
 func (r *Reconciler) now() time.Time {
 	if r.Now == nil {
@@ -234,13 +259,15 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 	cur, _ := r.Installer.Current()
 	st.Mission = r.Mission != nil && r.Mission.Active()
 
-	head, err := r.Git.Head(ctx)
+	head, err := bounded(ctx, r.GitTimeout, DefaultGitTimeout, "git ls-remote", r.Git.Head)
 	if err != nil {
 		st.MarkNotReady(status.GitOperationFailedReason, "%v; keeping the active model", err)
 		return err
 	}
 	if head != r.commit {
-		snap, err := r.Git.Fetch(ctx, r.PinPath, r.KeysDir)
+		snap, err := bounded(ctx, r.GitTimeout, DefaultGitTimeout, "git fetch", func(ctx context.Context) (*gitsync.Snapshot, error) {
+			return r.Git.Fetch(ctx, r.PinPath, r.KeysDir)
+		})
 		if err != nil {
 			st.MarkNotReady(status.GitOperationFailedReason, "%v; keeping the active model", err)
 			return err
@@ -362,8 +389,17 @@ type prepared struct {
 // prepare installs, verifies, loads and self-tests a version.
 func (r *Reconciler) prepare(ctx context.Context, want pins.Version) (*install.Version, prepared, error) {
 	pol := install.Policy{RequireSignature: r.RequireSignature || r.pins.RequireSignature, Keys: r.keys}
-	st, err := r.OpenStore(ctx, want.URI)
-	if err != nil {
+	var opened bool
+	v, err := bounded(ctx, r.StoreTimeout, DefaultStoreTimeout, "store "+want.URI, func(ctx context.Context) (*install.Version, error) {
+		st, err := r.OpenStore(ctx, want.URI)
+		if err != nil {
+			return nil, err
+		}
+		defer st.Close()
+		opened = true
+		return r.Installer.Install(ctx, st, want, pol)
+	})
+	if err != nil && !opened {
 		err = fmt.Errorf("open %s: %w", want.URI, err)
 		if errors.Is(err, store.ErrPermanent) {
 			// Only a new pin can change a bad URI; access is re-checked each poll.
@@ -371,8 +407,6 @@ func (r *Reconciler) prepare(ctx context.Context, want pins.Version) (*install.V
 		}
 		return nil, prepared{}, err
 	}
-	defer st.Close()
-	v, err := r.Installer.Install(ctx, st, want, pol)
 	switch {
 	case errors.Is(err, store.ErrPermanent):
 		return nil, prepared{}, &stallError{status.ArtifactFailedReason, errors.Is(err, store.ErrBadURI), err}

@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -430,5 +432,77 @@ func TestPermanentStoreErrorStalls(t *testing.T) {
 	}
 	if n := opens.Load(); n != 1 {
 		t.Errorf("store opened %d times for one bad pin, want 1", n)
+	}
+}
+
+// silentPeer is a TCP listener that accepts connections and never
+// answers, until the test ends.
+func silentPeer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// reconcileBounded runs one pass and fails the test if it does not end:
+// the bound is far above the configured deadlines, it only catches a hang.
+func (e *env) reconcileBounded() (status.Status, error) {
+	e.t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- e.r.Reconcile(context.Background()) }()
+	select {
+	case err := <-done:
+		return e.r.Status.Get(), err
+	case <-time.After(2 * time.Minute):
+		e.t.Fatal("Reconcile hangs on a silent peer")
+		return status.Status{}, nil
+	}
+}
+
+// TestSilentGitRemote: a remote that accepts the connection and never
+// answers fails the pass at the deadline (GitOperationFailed, retried),
+// and the model keeps running.
+func TestSilentGitRemote(t *testing.T) {
+	repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
+	e := newEnv(t, repo.URL(), repo)
+	v1 := e.version(1, false)
+	e.pin(v1, "")
+	if _, err := e.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	e.git.Source.URL = "http://" + silentPeer(t) + "/aerie.git"
+	e.r.GitTimeout = 200 * time.Millisecond
+	s, err := e.reconcileBounded()
+	if err == nil {
+		t.Fatal("Reconcile against a silent remote = nil error, want one to back off on")
+	}
+	e.wantCondition(s, meta.ReadyCondition, status.GitOperationFailedReason)
+	if msg := s.Condition(meta.ReadyCondition).Message; !strings.Contains(msg, "no answer within 200ms") {
+		t.Errorf("Ready message = %q, want it to name the deadline", msg)
+	}
+	if got := e.active(); got != v1.Digest {
+		t.Fatalf("active with a silent remote = %s, want v1", got)
 	}
 }
