@@ -22,8 +22,8 @@ func TestParseDeployExample(t *testing.T) {
 	want := &Config{
 		APIVersion: APIVersion, Kind: Kind,
 		Device:           Device{ID: "pi-0001", Fleet: "quadcopters"},
-		Repo:             Repo{URL: "https://github.com/aerie-ml/aerie.git", Branch: "main", Path: "edge/fleets/quadcopters.yaml", KeysDir: "edge/keys", PollInterval: time.Minute},
-		Store:            Store{StatusURI: "gs://aerie-models"},
+		Repo:             Repo{URL: "https://github.com/aerie-ml/aerie.git", Branch: "main", Path: "edge/fleets/quadcopters.yaml", KeysDir: "edge/keys", PollInterval: time.Minute, Timeout: time.Minute},
+		Store:            Store{StatusURI: "gs://aerie-models", Timeout: 5 * time.Minute},
 		DataDir:          "/var/lib/aerie",
 		KeepVersions:     3,
 		RequireSignature: true,
