@@ -65,6 +65,12 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	}
 	rec := status.NewRecorder(filepath.Join(cfg.DataDir, "status.json"), cfg.Device.ID, cfg.Device.Fleet, log)
 	lock := &mission.Lock{LockFile: cfg.Mission.LockFile}
+	if cfg.Mission.HTTP {
+		lock.StateFile = filepath.Join(cfg.DataDir, "mission.json")
+		if err := lock.Load(); err != nil {
+			log.Error("mission lock held until POST or DELETE /mission", "err", err)
+		}
+	}
 
 	chip := opts.Chip
 	if chip == nil && cfg.GPIO.Chip == config.SimChip {

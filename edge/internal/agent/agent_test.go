@@ -400,3 +400,46 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestMissionAcrossRestart takes the HTTP mission lock, stops the agent
+// and starts it again with a new version pinned: the lock is still held,
+// so the new version waits in pending and v1 keeps running.
+func TestMissionAcrossRestart(t *testing.T) {
+	f := newFixture(t, "mission: {http: true}\n")
+	v1 := f.version(1)
+	f.pin(v1)
+	cfg := f.config()
+	addr := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, Options{Listening: func(a string) { addr <- a }, Log: slog.New(slog.DiscardHandler)})
+	}()
+	base := "http://" + <-addr
+	waitFor(t, "v1 active", func() bool { return f.current() == v1.Digest })
+	resp, err := http.Post(base+"/mission", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /mission = %s", resp.Status)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	v2 := f.version(2)
+	f.pin(v2)
+	if err := Run(context.Background(), cfg, Options{Once: true, Log: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.current(); got != v1.Digest {
+		t.Fatalf("current after a restart mid-mission = %s, want v1 (v2 must wait)", got)
+	}
+	s := status.NewRecorder(filepath.Join(f.dataDir, "status.json"), "", "", nil).Get()
+	if c := s.Condition(meta.ReadyCondition); c == nil || c.Reason != status.MissionActiveReason || s.Pending == nil || s.Pending.ManifestDigest != v2.Digest {
+		t.Errorf("status after restart: Ready %+v, pending %+v; want MissionActive with v2 pending", c, s.Pending)
+	}
+}
