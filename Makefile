@@ -35,11 +35,11 @@ demo: deps ## The whole mission on this machine: train 2 workers, store, promote
 	go run ./tools/demo/cmd/demo
 
 .PHONY: promote
-promote: ## Gate a model and pin it: RUN, FLEET, optional VERSION, CANARY (percent), STORE; PR text in out/promotion.md.
+promote: ## Gate a model and pin it: RUN, FLEET, optional VERSION, CANARY (percent), STORE, LOCAL_FLEET=1 (file:// demo devices); PR text in out/promotion.md.
 	@test -n "$${RUN:-}" && test -n "$${FLEET:-}" || { echo "promote: set RUN and FLEET" >&2; exit 2; }
 	mkdir -p out
 	go run ./tools/promote/cmd/promote --run "$$RUN" --fleet "$$FLEET" --version "$${VERSION:-}" \
-		--canary "$${CANARY:-0}" --output "$${STORE:-}" --description out/promotion.md
+		--canary "$${CANARY:-0}" --output "$${STORE:-}" $${LOCAL_FLEET:+--local-fleet} --description out/promotion.md
 
 .PHONY: test-edge
 test-edge: ## Run the edge agent's tests and the packages it shares.

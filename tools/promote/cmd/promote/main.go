@@ -1,9 +1,11 @@
 // Command promote gates a trained model version and pins it for a fleet.
 //
-//	promote --run fmnist-cnn --fleet quadcopters [--canary 10] [--version V | --model URI] [--description pr.md]
+//	promote --run fmnist-cnn --fleet quadcopters [--canary 10] [--version V | --model URI] [--description pr.md] [--local-fleet]
 //
-// It reads the run's gates from apps/jobs/runs/<run>.yaml, the version's
-// manifest from the store, self-tests the weights on the golden set and,
+// It finds the version under the run's spec.output.uri, checks the gates
+// its manifest records (the run's when it trained), its lineage (git
+// commit, image and dataset digests) and that it is in a gs:// store (both
+// waived by --local-fleet), self-tests the weights on the golden set and,
 // if every gate passes, rewrites edge/fleets/<fleet>.yaml (comments kept)
 // and prints a pull request description. A failed gate exits 1 with a
 // report of every gate and its margin.
@@ -35,6 +37,7 @@ func main() {
 	flag.StringVar(&opts.Model, "model", "", "store URI of the version to promote (default: --version, else the run's newest)")
 	flag.StringVar(&opts.Version, "version", "", "version of the run to promote (16 hex digits, under --output)")
 	flag.StringVar(&opts.Output, "output", "", "store root to look for versions in (default: the run's spec.output.uri)")
+	flag.BoolVar(&opts.LocalFleet, "local-fleet", false, "the fleet's devices are local demo devices: allow file:// URIs and versions without git commit, image and dataset digests")
 	flag.IntVar(&opts.CanaryPercent, "canary", 0, "pin as canary for this percent of the fleet (0: pin as stable)")
 	flag.StringVar(&signKey, "sign-key", "", "PEM ed25519 private key to sign the manifest with")
 	flag.StringVar(&description, "description", "", "write the pull request description to this file (default: stdout)")

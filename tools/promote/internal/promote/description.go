@@ -31,6 +31,10 @@ func (r *Result) Description() string {
 		if !g.Passed {
 			verdict = "**FAIL**"
 		}
+		if g.Missing != "" {
+			fmt.Fprintf(&b, "| %s | – | missing: %s | | %s |\n", g.Name, g.Missing, verdict)
+			continue
+		}
 		margin := num(g.Margin())
 		if g.Margin() >= 0 {
 			margin = "+" + margin

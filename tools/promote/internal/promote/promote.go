@@ -12,15 +12,17 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/aerie-ml/aerie/internal/golden"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/runspec"
 	"github.com/aerie-ml/aerie/internal/store"
 )
@@ -35,7 +37,9 @@ const SelfTestTolerance = 0.05
 type Options struct {
 	// RepoDir is the repository root (apps/jobs/runs/, edge/fleets/).
 	RepoDir string
-	// Run names apps/jobs/runs/<Run>.yaml, whose gates apply.
+	// Run names apps/jobs/runs/<Run>.yaml, whose output is searched for
+	// versions. The gates that apply are those the version's manifest
+	// records (the run's when it trained), not the file's now.
 	Run string
 	// Model is the store URI of the version directory to promote. When
 	// empty, Version under Output is taken, or else the run's newest.
@@ -44,7 +48,12 @@ type Options struct {
 	Version string
 	// Output overrides the run's spec.output.uri when looking up versions.
 	Output string
-	Fleet  string
+	// Fleet names edge/fleets/<Fleet>.yaml: a DNS label.
+	Fleet string
+	// LocalFleet says the fleet's devices are local (a demo on one
+	// machine): they may pin file:// URIs and versions trained from flags,
+	// without git commit, image or dataset digests.
+	LocalFleet bool
 	// CanaryPercent > 0 pins the version as the fleet's canary for that
 	// share of devices; 0 pins it as stable.
 	CanaryPercent int
@@ -74,6 +83,10 @@ func (e *GateError) Error() string {
 	failed := manifest.Failed(e.Gates)
 	names := make([]string, len(failed))
 	for i, g := range failed {
+		if g.Missing != "" {
+			names[i] = fmt.Sprintf("%s (missing: %s)", g.Name, g.Missing)
+			continue
+		}
 		names[i] = fmt.Sprintf("%s (%.4g %s %.4g, short by %.4g)", g.Name, g.Value, g.Comparison, g.Threshold, -g.Margin())
 	}
 	return fmt.Sprintf("%s failed %d of %d gates: %s", e.Model, len(failed), len(e.Gates), strings.Join(names, "; "))
@@ -85,17 +98,30 @@ func Promote(ctx context.Context, opts Options) (*Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	runFile := filepath.Join(opts.RepoDir, "apps", "jobs", "runs", opts.Run+".yaml")
-	data, err := os.ReadFile(runFile)
-	if err != nil {
-		return nil, fmt.Errorf("read run declaration: %w", err)
+	// Both names become paths: only plain labels, so neither leaves its
+	// directory.
+	if len(validation.IsDNS1123Label(opts.Fleet)) > 0 {
+		return nil, fmt.Errorf("fleet %q is not a DNS label (lowercase letters, digits and '-', at most 63): it names edge/fleets/<fleet>.yaml", opts.Fleet)
 	}
-	run, err := runspec.Parse(runFile, data)
+	if len(validation.IsDNS1123Label(opts.Run)) > 0 {
+		return nil, fmt.Errorf("run %q is not a DNS label (lowercase letters, digits and '-', at most 63): it names apps/jobs/runs/<run>.yaml", opts.Run)
+	}
+	tree, err := repofile.Open(opts.RepoDir)
 	if err != nil {
 		return nil, err
 	}
-	pinFile := filepath.Join("edge", "fleets", opts.Fleet+".yaml")
-	pinData, err := os.ReadFile(filepath.Join(opts.RepoDir, pinFile))
+	defer tree.Close()
+	runFile := path.Join("apps", "jobs", "runs", opts.Run+".yaml")
+	data, err := tree.ReadFile(runFile, runspec.MaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("read run declaration: %w", err)
+	}
+	run, err := runspec.Parse(tree.Path(runFile), data)
+	if err != nil {
+		return nil, err
+	}
+	pinFile := path.Join("edge", "fleets", opts.Fleet+".yaml")
+	pinData, err := tree.ReadFile(pinFile, pins.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read pin file: %w", err)
 	}
@@ -127,12 +153,12 @@ func Promote(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("%s is a version of run %q, not %q", versionURI, v.manifest.Run, opts.Run)
 	}
 
-	gates := manifest.Evaluate(v.manifest.Metrics, v.manifest.Model.Classes, manifest.Gates{
-		MinTestAccuracy:  run.Spec.Gates.MinTestAccuracy,
-		MinClassAccuracy: run.Spec.Gates.MinClassAccuracy,
-		MaxModelBytes:    run.Spec.Gates.MaxModelBytes,
-	})
-	selfTestMin := math.Max(0.01, math.Round((run.Spec.Gates.MinTestAccuracy-SelfTestTolerance)*1000)/1000)
+	if err := traced(v.manifest, versionURI, opts); err != nil {
+		return nil, err
+	}
+
+	gates, declared := declaredGates(v.manifest)
+	selfTestMin := math.Max(0.01, math.Round((declared.MinTestAccuracy-SelfTestTolerance)*1000)/1000)
 	self, err := selfTest(ctx, v, selfTestMin)
 	if err != nil {
 		return nil, err
@@ -158,7 +184,7 @@ func Promote(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(filepath.Join(opts.RepoDir, pinFile), edited); err != nil {
+	if err := tree.WriteFile(pinFile, edited); err != nil {
 		return nil, err
 	}
 	res := &Result{PinFile: pinFile, Pin: pin, Track: track, Manifest: v.manifest, Gates: gates, SelfTest: self}
@@ -169,6 +195,45 @@ func Promote(ctx context.Context, opts Options) (*Result, error) {
 	}
 	log.Info("pinned", "file", pinFile, "track", track, "digest", v.digest)
 	return res, nil
+}
+
+// traced refuses a version that a fleet's devices could not trust or
+// reach: one without complete lineage, or not in a gs:// store. A local
+// fleet (opts.LocalFleet) takes any version.
+func traced(m *manifest.Manifest, uri string, opts Options) error {
+	if opts.LocalFleet {
+		return nil
+	}
+	var problems []string
+	var le *manifest.LineageError
+	if err := m.CheckLineage(); errors.As(err, &le) {
+		problems = append(problems, le.Problems...)
+	}
+	if loc, err := store.ParseURI(uri); err != nil || loc.Scheme != "gs" {
+		problems = append(problems, fmt.Sprintf("%s is not in a gs:// store that devices can reach", uri))
+	}
+	if problems == nil {
+		return nil
+	}
+	return fmt.Errorf("%s cannot be pinned to fleet %s: %s; promote a version that a rendered job trained into a gs:// store, "+
+		"or pass --local-fleet if the fleet's devices are local to this machine", uri, opts.Fleet, strings.Join(problems, "; "))
+}
+
+// declaredGates evaluates the gates the version's manifest records: what
+// its run declared when it trained. A manifest from before they were
+// recorded, or a run that declared no test accuracy gate, fails closed.
+func declaredGates(m *manifest.Manifest) ([]manifest.GateResult, manifest.Gates) {
+	if m.DeclaredGates == nil {
+		return []manifest.GateResult{{Name: "declaredGates",
+			Missing: "manifest.json records no declaredGates: the version was trained before the trainer recorded its run's gates; train it again"}}, manifest.Gates{}
+	}
+	g := *m.DeclaredGates
+	gates := manifest.Evaluate(m.Metrics, m.Model.Classes, g)
+	if g.MinTestAccuracy <= 0 {
+		gates = append(gates, manifest.GateResult{Name: "testAccuracy",
+			Missing: "the run declared no spec.gates.minTestAccuracy, which promotion and the devices' self-test need"})
+	}
+	return gates, g
 }
 
 // Newest returns the URI of the newest complete version of run under the
@@ -190,7 +255,7 @@ func Newest(ctx context.Context, output, run string) (string, error) {
 		if !strings.HasSuffix(o.Key, "/"+manifest.FileName) || strings.Count(strings.TrimPrefix(o.Key, prefix), "/") != 1 {
 			continue
 		}
-		b, err := get(ctx, s, o.Key)
+		b, err := get(ctx, s, o.Key, manifest.MaxBytes)
 		if err != nil {
 			return "", err
 		}
@@ -238,7 +303,7 @@ func fetch(ctx context.Context, uri string) (*version, error) {
 		return nil, err
 	}
 	v := &version{store: s}
-	if v.raw, err = get(ctx, s, manifest.FileName); err != nil {
+	if v.raw, err = get(ctx, s, manifest.FileName, manifest.MaxBytes); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -248,7 +313,7 @@ func fetch(ctx context.Context, uri string) (*version, error) {
 	}
 	v.digest = manifest.Digest(v.raw)
 	for _, f := range v.manifest.Files {
-		b, err := get(ctx, s, f.Name)
+		b, err := get(ctx, s, f.Name, f.Size)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -271,22 +336,26 @@ func fetchManifest(ctx context.Context, uri string) (*manifest.Manifest, error) 
 		return nil, err
 	}
 	defer s.Close()
-	b, err := get(ctx, s, manifest.FileName)
+	b, err := get(ctx, s, manifest.FileName, manifest.MaxBytes)
 	if err != nil {
 		return nil, err
 	}
 	return manifest.Parse(b)
 }
 
-func get(ctx context.Context, s store.Store, key string) ([]byte, error) {
+// get reads key, refusing more than limit bytes.
+func get(ctx context.Context, s store.Store, key string, limit int64) ([]byte, error) {
 	r, err := s.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	b, err := io.ReadAll(r)
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.URI(key), err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: more than %d bytes", s.URI(key), limit)
 	}
 	return b, nil
 }
@@ -323,32 +392,11 @@ func sign(ctx context.Context, v *version, key ed25519.PrivateKey) error {
 	err := v.store.Put(ctx, pins.SignatureFile, bytes.NewReader(sig), store.PutOptions{IfNotExists: true})
 	if errors.Is(err, store.ErrExists) {
 		// ed25519 signatures are deterministic: the same key gives the same bytes.
-		old, gerr := get(ctx, v.store, pins.SignatureFile)
+		old, gerr := get(ctx, v.store, pins.SignatureFile, int64(len(sig)))
 		if gerr == nil && bytes.Equal(old, sig) {
 			return nil
 		}
 		return fmt.Errorf("%s already holds a different signature: %w", v.store.URI(pins.SignatureFile), err)
 	}
 	return err
-}
-
-// writeAtomic replaces path with data so that readers never see half a file.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,20 +65,30 @@ type fixture struct {
 	manifest                   *manifest.Manifest
 }
 
-func newFixture(t *testing.T, minTestAccuracy string, metrics manifest.Metrics, created time.Time) *fixture {
+// newFixture declares the run with gates minTestAccuracy, 0.5 per class and
+// 100000 bytes, and trains a version that records them; edits change the
+// version's manifest before it is written.
+func newFixture(t *testing.T, minTestAccuracy string, metrics manifest.Metrics, created time.Time, edits ...func(*manifest.Manifest)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{repo: t.TempDir()}
 	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), runFile(minTestAccuracy))
 	writeFile(t, filepath.Join(f.repo, "edge/fleets/quadcopters.yaml"), pinFile)
 
+	minTest, err := strconv.ParseFloat(minTestAccuracy, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	declare := func(m *manifest.Manifest) {
+		m.DeclaredGates = &manifest.Gates{MinTestAccuracy: minTest, MinClassAccuracy: 0.5, MaxModelBytes: 100000}
+	}
 	root := t.TempDir()
 	f.storeURI = (&url.URL{Scheme: "file", Path: root}).String()
-	f.manifest, f.versionURI = addVersion(t, ctx, f.storeURI, metrics, created)
+	f.manifest, f.versionURI = addVersion(t, ctx, f.storeURI, metrics, created, append([]func(*manifest.Manifest){declare}, edits...)...)
 	return f
 }
 
-func addVersion(t *testing.T, ctx context.Context, storeURI string, metrics manifest.Metrics, created time.Time) (*manifest.Manifest, string) {
+func addVersion(t *testing.T, ctx context.Context, storeURI string, metrics manifest.Metrics, created time.Time, edits ...func(*manifest.Manifest)) (*manifest.Manifest, string) {
 	t.Helper()
 	arch, err := model.Lookup("small")
 	if err != nil {
@@ -99,6 +110,9 @@ func addVersion(t *testing.T, ctx context.Context, storeURI string, metrics mani
 		Model:   manifest.Model{Architecture: "small", Parameters: arch.NumParams(), Weights: file.Name, Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]},
 		Files:   []manifest.File{file},
 		Metrics: metrics,
+	}
+	for _, edit := range edits {
+		edit(m)
 	}
 	raw, err := m.Marshal()
 	if err != nil {
@@ -146,7 +160,7 @@ var created = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 func TestPromoteStable(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "0.1", uniform(0.6), created)
-	res, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Fleet: "quadcopters"})
+	res, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Fleet: "quadcopters", LocalFleet: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,14 +202,14 @@ func TestPromoteStable(t *testing.T) {
 func TestPromoteCanaryThenStable(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "0.1", uniform(0.6), created)
-	if _, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", CanaryPercent: 10}); err != nil {
+	if _, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true, CanaryPercent: 10}); err != nil {
 		t.Fatal(err)
 	}
 	p := readPins(t, f.repo)
 	if p.Canary == nil || p.Canary.Percent != 10 || p.Canary.URI != f.versionURI || !p.Stable.Placeholder() {
 		t.Fatalf("after canary promotion: stable %+v, canary %+v; want the version as a 10%% canary", p.Stable, p.Canary)
 	}
-	if _, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters"}); err != nil {
+	if _, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true}); err != nil {
 		t.Fatal(err)
 	}
 	p = readPins(t, f.repo)
@@ -261,7 +275,7 @@ func TestPromoteRefusesFailedGates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, tt.minTestAcc, tt.metrics, created)
-			_, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Fleet: "quadcopters"})
+			_, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Fleet: "quadcopters", LocalFleet: true})
 			var gateErr *GateError
 			if !errors.As(err, &gateErr) {
 				t.Fatalf("Promote() error = %v, want a GateError", err)
@@ -294,7 +308,7 @@ func TestPromoteRejectsCorruptVersion(t *testing.T) {
 	if err := os.WriteFile(weights, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters"})
+	_, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true})
 	if err == nil || !strings.Contains(err.Error(), "model.safetensors") {
 		t.Errorf("Promote() of a corrupted version: %v, want an error naming model.safetensors", err)
 	}
@@ -305,7 +319,7 @@ func TestPromoteSigns(t *testing.T) {
 	f := newFixture(t, "0.1", uniform(0.6), created)
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	for range 2 { // signing twice with the same key is idempotent
-		if _, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", SignKey: priv}); err != nil {
+		if _, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true, SignKey: priv}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -336,13 +350,16 @@ func TestGoldenDescription(t *testing.T) {
 			Metrics: func() manifest.Metrics { x := uniform(acc); x.ModelBytes = 8400; return x }(),
 		}
 	}
+	newMetrics := uniform(0.8)
+	newMetrics.ModelBytes = 8400
 	res := &Result{
 		PinFile:  "edge/fleets/quadcopters.yaml",
 		Pin:      pins.Version{URI: "gs://b/models/quick/new/", ManifestDigest: "sha256:00", MinSelfTestAccuracy: 0.65},
 		Track:    "stable",
 		Manifest: m("new", 0.8),
 		Previous: m("old", 0.75),
-		Gates:    manifest.Evaluate(uniform(0.8), fmnist.Classes[:2], manifest.Gates{MinTestAccuracy: 0.7, MaxModelBytes: 10000}),
+		Gates: append(manifest.Evaluate(newMetrics, fmnist.Classes[:2], manifest.Gates{MinTestAccuracy: 0.7, MaxModelBytes: 10000}),
+			manifest.Evaluate(manifest.Metrics{}, fmnist.Classes[:2], manifest.Gates{MaxModelBytes: 10000})...),
 	}
 	res.SelfTest.Total, res.SelfTest.Accuracy = 500, 0.79
 	got := res.Description()
@@ -365,15 +382,191 @@ func TestPromoteVersion(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "0.1", uniform(0.6), created)
 	addVersion(t, ctx, f.storeURI, uniform(0.7), created.Add(time.Hour))
-	res, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Version: f.manifest.Version, Fleet: "quadcopters"})
+	res, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Version: f.manifest.Version, Fleet: "quadcopters", LocalFleet: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Pin.URI != f.versionURI {
 		t.Errorf("pinned %s, want the named older version %s", res.Pin.URI, f.versionURI)
 	}
-	_, err = Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Version: "feedfacefeedface", Fleet: "quadcopters"})
+	_, err = Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Version: "feedfacefeedface", Fleet: "quadcopters", LocalFleet: true})
 	if !errors.Is(err, store.ErrNotExist) {
 		t.Errorf("Promote() of a missing version: %v, want ErrNotExist", err)
+	}
+}
+
+// failedGates promotes f's version to the local fleet and returns the
+// names of the failed gates and what each says is missing.
+func failedGates(t *testing.T, f *fixture) []string {
+	t.Helper()
+	_, err := Promote(context.Background(), Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true})
+	var gateErr *GateError
+	if !errors.As(err, &gateErr) {
+		t.Fatalf("Promote() error = %v, want a GateError", err)
+	}
+	var failed []string
+	for _, g := range manifest.Failed(gateErr.Gates) {
+		failed = append(failed, strings.TrimSpace(g.Name+" "+g.Missing))
+	}
+	if got, _ := os.ReadFile(filepath.Join(f.repo, "edge/fleets/quadcopters.yaml")); string(got) != pinFile {
+		t.Errorf("pin file changed by a refused promotion:\n%s", got)
+	}
+	return failed
+}
+
+// TestPromoteFailsClosed: a gate whose figure is missing or incomplete
+// fails and says what is missing.
+func TestPromoteFailsClosed(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*manifest.Manifest)
+		want []string
+	}{
+		{"no classAccuracy", func(m *manifest.Manifest) { m.Metrics.ClassAccuracy = nil },
+			[]string{"classAccuracy metrics.classAccuracy has 0 entries for 10 classes in model.classes"}},
+		{"2 of 10 classes", func(m *manifest.Manifest) { m.Metrics.ClassAccuracy = m.Metrics.ClassAccuracy[:2] },
+			[]string{"classAccuracy metrics.classAccuracy has 2 entries for 10 classes in model.classes"}},
+		{"no modelBytes", func(m *manifest.Manifest) { m.Metrics.ModelBytes = 0 },
+			[]string{"modelBytes metrics.modelBytes is missing"}},
+		{"trained before gates were recorded", func(m *manifest.Manifest) { m.DeclaredGates = nil },
+			[]string{"declaredGates manifest.json records no declaredGates: the version was trained before the trainer recorded its run's gates; train it again"}},
+		{"no test accuracy gate declared", func(m *manifest.Manifest) { m.DeclaredGates.MinTestAccuracy = 0 },
+			[]string{"testAccuracy the run declared no spec.gates.minTestAccuracy, which promotion and the devices' self-test need"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, "0.1", uniform(0.6), created, tt.edit)
+			if diff := cmp.Diff(tt.want, failedGates(t, f)); diff != "" {
+				t.Errorf("failed gates (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPromoteGatesFromManifest: the gates are those the version recorded
+// when it trained, not the run file's at HEAD.
+func TestPromoteGatesFromManifest(t *testing.T) {
+	m := uniform(0.6)
+	m.ClassAccuracy[6] = 0.41 // below the declared 0.5
+	f := newFixture(t, "0.1", m, created)
+	// After training, someone relaxes the run's gates at HEAD.
+	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), strings.Replace(runFile("0.1"), "minClassAccuracy: 0.5", "minClassAccuracy: 0.1", 1))
+	if diff := cmp.Diff([]string{"classAccuracy[Shirt]"}, failedGates(t, f)); diff != "" {
+		t.Errorf("failed gates (-want +got):\n%s", diff)
+	}
+
+	// And the other way: a stricter run file at HEAD does not fail a
+	// version that passed what its run declared.
+	f = newFixture(t, "0.1", uniform(0.6), created)
+	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), strings.Replace(runFile("0.1"), "minClassAccuracy: 0.5", "minClassAccuracy: 0.9", 1))
+	if _, err := Promote(context.Background(), Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true}); err != nil {
+		t.Errorf("Promote() with stricter gates at HEAD than the version declared: %v", err)
+	}
+}
+
+// withLineage gives a manifest the lineage a rendered job records.
+func withLineage(m *manifest.Manifest) {
+	m.Lineage.GitCommit = strings.Repeat("c", 40)
+	m.Lineage.ImageDigest = "sha256:" + strings.Repeat("d", 64)
+	m.Dataset.Digest = strings.Repeat("e", 64)
+}
+
+// TestPromoteRequiresLineage: a fleet's pin needs a traced version in a
+// gs:// store; --local-fleet waives both.
+func TestPromoteRequiresLineage(t *testing.T) {
+	tests := []struct {
+		name  string
+		edits []func(*manifest.Manifest)
+		want  []string
+	}{
+		{"trained from flags", []func(*manifest.Manifest){func(m *manifest.Manifest) {
+			m.Lineage.GitCommit, m.Lineage.ImageDigest = "unknown", "unknown"
+		}}, []string{`lineage.gitCommit "unknown" is not a commit hash`, `lineage.imageDigest "unknown" is not sha256:<64 hex>`,
+			`dataset.digest "" is not 64 hex digits`, "is not in a gs:// store that devices can reach", "--local-fleet"}},
+		{"traced but on local disk", []func(*manifest.Manifest){withLineage}, []string{"is not in a gs:// store that devices can reach"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, "0.1", uniform(0.6), created, tt.edits...)
+			_, err := Promote(context.Background(), Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters"})
+			if err == nil {
+				t.Fatal("Promote() to a fleet = nil error, want a refusal")
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Promote() error %q does not say %q", err, want)
+				}
+			}
+			if got, _ := os.ReadFile(filepath.Join(f.repo, "edge/fleets/quadcopters.yaml")); string(got) != pinFile {
+				t.Errorf("pin file changed by a refused promotion:\n%s", got)
+			}
+			if _, err := Promote(context.Background(), Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true}); err != nil {
+				t.Errorf("Promote() to a local fleet: %v", err)
+			}
+		})
+	}
+}
+
+// TestPromoteFleetFile: the fleet is a DNS label naming its own file
+// inside the repository, and the file is read within bounds.
+func TestPromoteFleetFile(t *testing.T) {
+	ctx := context.Background()
+	outside := t.TempDir()
+	tests := []struct {
+		name  string
+		fleet string
+		setup func(t *testing.T, repo string)
+		want  string
+	}{
+		{"path in the name", "../../../x", nil, `fleet "../../../x" is not a DNS label`},
+		{"uppercase", "Quadcopters", nil, `fleet "Quadcopters" is not a DNS label`},
+		{"another fleet inside", "quadcopters", func(t *testing.T, repo string) {
+			writeFile(t, filepath.Join(repo, "edge/fleets/quadcopters.yaml"), strings.Replace(pinFile, "fleet: quadcopters", "fleet: drones", 1))
+		}, `edge/fleets/quadcopters.yaml:4: fleet: "drones", but the file is quadcopters.yaml`},
+		{"unknown field", "quadcopters", func(t *testing.T, repo string) {
+			writeFile(t, filepath.Join(repo, "edge/fleets/quadcopters.yaml"), pinFile+"colour: red\n")
+		}, "edge/fleets/quadcopters.yaml:11: colour: unknown field"},
+		{"too large", "quadcopters", func(t *testing.T, repo string) {
+			writeFile(t, filepath.Join(repo, "edge/fleets/quadcopters.yaml"), pinFile+"# "+strings.Repeat("x", pins.MaxBytes)+"\n")
+		}, "more than the limit of 65536"},
+		{"symlink out of the repo", "quadcopters", func(t *testing.T, repo string) {
+			target := filepath.Join(outside, "quadcopters.yaml")
+			writeFile(t, target, pinFile)
+			p := filepath.Join(repo, "edge/fleets/quadcopters.yaml")
+			os.Remove(p)
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+		}, "symlink"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, "0.1", uniform(0.6), created)
+			if tt.setup != nil {
+				tt.setup(t, f.repo)
+			}
+			_, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: tt.fleet, LocalFleet: true})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Promote(fleet %q) = %v, want an error containing %q", tt.fleet, err, tt.want)
+			}
+			if strings.Contains(err.Error(), "pins.Pins") {
+				t.Errorf("error %q names a Go type", err)
+			}
+			if got, _ := os.ReadFile(filepath.Join(outside, "quadcopters.yaml")); len(got) > 0 && string(got) != pinFile {
+				t.Errorf("file outside the repository rewritten:\n%s", got)
+			}
+		})
+	}
+}
+
+// TestPromoteManifestTooLarge: a manifest over manifest.MaxBytes is refused
+// without being read whole.
+func TestPromoteManifestTooLarge(t *testing.T) {
+	f := newFixture(t, "0.1", uniform(0.6), created, func(m *manifest.Manifest) {
+		m.Dataset.URI = strings.Repeat("x", manifest.MaxBytes)
+	})
+	_, err := Promote(context.Background(), Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true})
+	if err == nil || !strings.Contains(err.Error(), "manifest.json: more than 1048576 bytes") {
+		t.Errorf("Promote() of a version with a 1 MiB manifest = %v, want a size error", err)
 	}
 }
