@@ -570,3 +570,36 @@ func TestPromoteManifestTooLarge(t *testing.T) {
 		t.Errorf("Promote() of a version with a 1 MiB manifest = %v, want a size error", err)
 	}
 }
+
+// FuzzSetPin: whatever pin file parses, setPin either refuses it or
+// returns one that parses and pins the version on the track.
+func FuzzSetPin(f *testing.F) {
+	f.Add([]byte(pinFile), false)
+	f.Add([]byte(pinFile+"canary:\n  uri: gs://aerie-dev-training/models/quick/1/\n  manifestDigest: sha256:"+strings.Repeat("1", 64)+"\n  minSelfTestAccuracy: 0.5\n  percent: 5\n"), true)
+	f.Add([]byte("apiVersion: aerie.dev/v1alpha1\nkind: FleetPins\nfleet: quadcopters\nstable: {uri: 'file:///m/', manifestDigest: 'sha256:"+strings.Repeat("2", 64)+"', minSelfTestAccuracy: 1}\n"), false)
+	ver := pins.Version{URI: "gs://aerie-dev-training/models/quick/feedfacefeedface/", ManifestDigest: "sha256:" + strings.Repeat("f", 64), MinSelfTestAccuracy: 0.65}
+	f.Fuzz(func(t *testing.T, data []byte, canary bool) {
+		if _, err := pins.Parse("quadcopters.yaml", data); err != nil {
+			return
+		}
+		track, percent := "stable", 0
+		if canary {
+			track, percent = "canary", 7
+		}
+		out, err := setPin("quadcopters.yaml", data, track, ver, percent)
+		if err != nil {
+			return
+		}
+		p, err := pins.Parse("quadcopters.yaml", out)
+		if err != nil {
+			t.Fatalf("setPin output does not parse: %v\n%s", err, out)
+		}
+		got := p.Stable
+		if canary {
+			got = p.Canary.Version
+		}
+		if diff := cmp.Diff(ver, got); diff != "" {
+			t.Fatalf("setPin %s pin (-want +got):\n%s", track, diff)
+		}
+	})
+}
