@@ -112,7 +112,8 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	slot := &infer.Slot{}
 	r := &reconcile.Reconciler{
 		DeviceID: cfg.Device.ID, Fleet: cfg.Device.Fleet,
-		Git:     &gitsync.Source{URL: cfg.Repo.URL, Branch: cfg.Repo.Branch},
+		// The clone's object store goes to staging/, emptied at startup.
+		Git:     &gitsync.Source{URL: cfg.Repo.URL, Branch: cfg.Repo.Branch, TempDir: filepath.Join(cfg.DataDir, "staging")},
 		PinPath: cfg.Repo.Path, KeysDir: cfg.Repo.KeysDir,
 		RequireSignature: cfg.RequireSignature,
 		OpenStore:        openStore,

@@ -116,6 +116,7 @@ type fixture struct {
 	st      store.Store
 	dataDir string
 	cfgPath string
+	stderr  io.Writer // also gets the child agent's stderr
 }
 
 func newFixture(t *testing.T, extraConfig string) *fixture {
@@ -192,6 +193,9 @@ func (f *fixture) start(stallMarker string, extraEnv ...string) *exec.Cmd {
 		cmd.Env = append(cmd.Env, childStall+"="+stallMarker)
 	}
 	cmd.Stderr = &prefixWriter{t: f.t}
+	if f.stderr != nil {
+		cmd.Stderr = io.MultiWriter(cmd.Stderr, f.stderr)
+	}
 	if err := cmd.Start(); err != nil {
 		f.t.Fatal(err)
 	}
@@ -216,8 +220,14 @@ func TestFullDisk(t *testing.T) {
 	}
 	before, _ := os.ReadFile(filepath.Join(f.dataDir, "status.json"))
 	f.repo.Commit(t, map[string]string{"README.md": "a new head: the pass fetches again\n"})
-	if err := f.run("", childFsize+"=64"); err != nil {
-		t.Fatalf("run with a full disk = %v, want the agent to go on without writing status", err)
+	// The clone's object store needs the disk too, so the pass itself
+	// fails and asks for a retry; what matters is that the agent got past
+	// startup with the model loaded instead of exiting on status.json.
+	var out strings.Builder
+	f.stderr = &out
+	f.run("", childFsize+"=64")
+	if strings.Contains(out.String(), "restore installed models") || !strings.Contains(out.String(), "write status; the model keeps running") {
+		t.Errorf("the agent stopped at startup, or wrote status with a full disk:\n%s", out.String())
 	}
 	if got := f.current(); got != v1.Digest {
 		t.Errorf("current = %s, want v1", got)

@@ -4,10 +4,18 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fluxcd/pkg/gittestserver"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/storage"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/aerie-ml/aerie/edge/internal/gittest"
@@ -80,5 +88,83 @@ func TestFileAndHTTP(t *testing.T) {
 				t.Errorf("Head(nope) = %v, want ErrBranchNotFound", err)
 			}
 		})
+	}
+}
+
+// observed is the object store Fetch uses, recording what goes through
+// memory: objects stored one by one (a memory store holds every object so)
+// and objects read back. The pack itself arrives through the embedded
+// store's PackfileWriter, streamed to disk.
+type observed struct {
+	*filesystem.Storage
+	mu     sync.Mutex
+	stored []int64 // sizes of objects set in memory
+	read   []plumbing.Hash
+}
+
+func (o *observed) SetEncodedObject(obj plumbing.EncodedObject) (plumbing.Hash, error) {
+	o.mu.Lock()
+	o.stored = append(o.stored, obj.Size())
+	o.mu.Unlock()
+	return o.Storage.SetEncodedObject(obj)
+}
+
+func (o *observed) EncodedObject(t plumbing.ObjectType, h plumbing.Hash) (plumbing.EncodedObject, error) {
+	o.mu.Lock()
+	o.read = append(o.read, h)
+	o.mu.Unlock()
+	return o.Storage.EncodedObject(t, h)
+}
+
+// TestFetchLeavesBigBlobsOnDisk: an 8 MiB blob elsewhere in the tree is
+// streamed to the temporary object store on disk and never read or held
+// as an object in memory; the pin file is read; the store is removed.
+func TestFetchLeavesBigBlobsOnDisk(t *testing.T) {
+	repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
+	big := make([]byte, 8<<20)
+	rand.NewChaCha8([32]byte{1}).Read(big) // incompressible
+	bigHash := plumbing.ComputeHash(plumbing.BlobObject, big)
+	repo.Commit(t, map[string]string{
+		"edge/fleets/quadcopters.yaml": "fleet: quadcopters\n",
+		"edge/keys/a.pub":              "key-a\n",
+		"data/blob.bin":                string(big),
+	})
+	tmp := t.TempDir()
+	var obs *observed
+	src := &Source{URL: repo.URL(), Branch: "main", TempDir: tmp, wrap: func(s *filesystem.Storage) storage.Storer {
+		obs = &observed{Storage: s}
+		return obs
+	}}
+	snap, err := src.Fetch(context.Background(), "edge/fleets/quadcopters.yaml", "edge/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := fs.ReadFile(snap.FS, "edge/fleets/quadcopters.yaml"); string(b) != "fleet: quadcopters\n" {
+		t.Errorf("pin file = %q", b)
+	}
+	for _, n := range obs.stored {
+		if n >= 1<<20 {
+			t.Errorf("an object of %d bytes was stored in memory", n)
+		}
+	}
+	if slices.Contains(obs.read, bigHash) {
+		t.Error("Fetch read the big blob")
+	}
+	if len(obs.read) == 0 {
+		t.Error("no object read through the observed store")
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("object store left in %s: %v", tmp, left)
+	}
+}
+
+// TestFetchTooLarge: a file over MaxFileSize is ErrTooLarge, decided from
+// the object header.
+func TestFetchTooLarge(t *testing.T) {
+	repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
+	repo.Commit(t, map[string]string{"edge/fleets/quadcopters.yaml": strings.Repeat("#", 2048) + "\n"})
+	src := &Source{URL: repo.URL(), Branch: "main", TempDir: t.TempDir(), MaxFileSize: 1024}
+	if _, err := src.Fetch(context.Background(), "edge/fleets/quadcopters.yaml"); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Fetch of a 2 KiB pin file with a 1 KiB limit = %v, want ErrTooLarge", err)
 	}
 }

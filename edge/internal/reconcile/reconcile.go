@@ -268,12 +268,18 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 		snap, err := bounded(ctx, r.GitTimeout, DefaultGitTimeout, "git fetch", func(ctx context.Context) (*gitsync.Snapshot, error) {
 			return r.Git.Fetch(ctx, r.PinPath, r.KeysDir)
 		})
-		if err != nil {
+		switch {
+		case errors.Is(err, gitsync.ErrTooLarge):
+			// The commit is bad, not the network: stall until the head moves,
+			// without cloning again at every backoff.
+			r.commit, r.pins, r.keys, r.pinErr = head, nil, nil, err
+		case err != nil:
 			st.MarkNotReady(status.GitOperationFailedReason, "%v; keeping the active model", err)
 			return err
+		default:
+			r.commit, r.pins, r.keys, r.pinErr = head, nil, nil, nil
+			r.pins, r.keys, r.pinErr = r.readPins(snap)
 		}
-		r.commit, r.pins, r.keys, r.pinErr = head, nil, nil, nil
-		r.pins, r.keys, r.pinErr = r.readPins(snap)
 		r.log().Info("fetched pins", "revision", r.Git.Revision(head), "err", r.pinErr)
 	}
 	gitRev := r.Git.Revision(head)

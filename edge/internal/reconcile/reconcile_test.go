@@ -506,3 +506,33 @@ func TestSilentGitRemote(t *testing.T) {
 		t.Fatalf("active with a silent remote = %s, want v1", got)
 	}
 }
+
+// TestOversizedPins: a pin file over pins.MaxBytes is InvalidPins
+// (Stalled), the model keeps running, and an unchanged head is not cloned
+// again.
+func TestOversizedPins(t *testing.T) {
+	repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
+	e := newEnv(t, repo.URL(), repo)
+	e.git.Source.TempDir = t.TempDir()
+	v1 := e.version(1, false)
+	e.pin(v1, "")
+	if _, err := e.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	e.repo.Commit(t, map[string]string{pinPath: e.pinText(v1) + "# " + strings.Repeat("x", pins.MaxBytes) + "\n"})
+	s, err := e.reconcile()
+	if err != nil {
+		t.Fatalf("Reconcile with an oversized pin file = %v, want nil (stalled, not retried)", err)
+	}
+	e.wantCondition(s, meta.StalledCondition, status.InvalidPinsReason)
+	if got := e.active(); got != v1.Digest {
+		t.Fatalf("active = %s, want v1", got)
+	}
+	fetches := e.git.fetches.Load()
+	if _, err := e.reconcile(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.git.fetches.Load(); got != fetches {
+		t.Errorf("the oversized pin file was fetched again at an unchanged head (%d → %d)", fetches, got)
+	}
+}
