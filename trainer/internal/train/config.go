@@ -12,8 +12,10 @@
 // Validation and test metrics are sums (loss, confusion counts) over each
 // rank's shard, reduced the same way, so they always cover the whole set.
 // Randomness (shuffling, augmentation, dropout masks) is a pure function of
-// the seed, the epoch and the example's index, so a run is deterministic,
-// resumes exactly, and N ranks train exactly what one rank would.
+// the seed, the epoch and the example's index, so a run is deterministic and
+// resumes exactly. N ranks compute the sums one rank would in another
+// float32 order: equal to rounding at first, drifting apart over many steps
+// (trainer/README.md states the measured drift).
 package train
 
 import (

@@ -197,7 +197,9 @@ func TestRanksMatchOneRank(t *testing.T) {
 			if errs[r] != nil {
 				t.Fatalf("world %d rank %d: %v", world, r, errs[r])
 			}
-			if d := relDiff(one.Weights, results[r].Weights); d > 1e-5 {
+			d := relDiff(one.Weights, results[r].Weights)
+			t.Logf("world %d rank %d vs one rank: relative L2 %.3g", world, r, d)
+			if d > 1e-5 {
 				t.Errorf("world %d rank %d: weights differ from one rank's by %g (relative L2)", world, r, d)
 			}
 			if math.Abs(results[r].TestAccuracy-one.TestAccuracy) > 1e-9 {
