@@ -8,12 +8,14 @@ package reconcile
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,6 +78,7 @@ type Reconciler struct {
 	keys    []pins.Key       // trusted keys at commit
 	pinErr  error            // why pins is nil
 	stalled map[string]stall // attempted revision → permanent failure
+	applied string           // policyKey of the signature policy last enforced
 }
 
 type stall struct{ reason, msg string }
@@ -116,12 +119,37 @@ func (r *Reconciler) log() *slog.Logger {
 }
 
 // Restore activates what the disk says is current, at startup. When the
-// current version no longer verifies or loads, it rolls back to the most
-// recently activated version that does.
+// current version no longer verifies, loads or meets the signature policy
+// (the device's, and the pins' last seen, with their keys), it activates
+// the most recently activated version that does; when none does, no model
+// runs and the status says why.
 func (r *Reconciler) Restore(ctx context.Context) error {
 	if err := r.Installer.Init(); err != nil {
 		return err
 	}
+	st := r.Status.Get()
+	pol := install.Policy{RequireSignature: r.RequireSignature}
+	if t := st.Trust; t != nil {
+		pol.RequireSignature = pol.RequireSignature || t.RequireSignature
+		pol.Keys = t.Keys()
+	}
+	return r.enforce(ctx, pol, "at startup")
+}
+
+// policyKey identifies a signature policy, to apply it again when it changes.
+func policyKey(pol install.Policy) string {
+	k := fmt.Sprint(pol.RequireSignature)
+	for _, key := range pol.Keys {
+		k += "," + key.Name + "=" + base64.StdEncoding.EncodeToString(key.Key)
+	}
+	return k
+}
+
+// enforce keeps the active version if it verifies, loads and meets pol;
+// otherwise it activates the most recently activated installed version
+// that does, or none.
+func (r *Reconciler) enforce(ctx context.Context, pol install.Policy, when string) error {
+	r.applied = policyKey(pol)
 	cur, err := r.Installer.Current()
 	if err != nil {
 		return err
@@ -130,13 +158,20 @@ func (r *Reconciler) Restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if cur != "" && r.Slot.Load() != nil && r.Slot.Load().ManifestDigest == "sha256:"+cur {
+		// Running already: only the policy can have changed.
+		if _, err := r.Installer.Open(cur, pol); err == nil {
+			return nil
+		}
+	}
 	candidates := all
 	if cur != "" {
 		candidates = append([]string{cur}, without(all, cur)...)
 	}
 	st := r.Status.Get()
+	var refused []string
 	for _, h := range candidates {
-		v, err := r.Installer.Open(h, install.Policy{})
+		v, err := r.Installer.Open(h, pol)
 		if err == nil {
 			var m *infer.Model
 			if m, err = r.load(ctx, v); err == nil {
@@ -149,13 +184,13 @@ func (r *Reconciler) Restore(ctx context.Context) error {
 							return err
 						}
 						r.Status.Metrics.Rollbacks.Add(1)
-						r.log().Warn("rolled back to a previous model version", "from", cur, "to", h)
+						r.log().Warn("rolled back to a previous model version", "from", cur, "to", h, "when", when)
 					}
 					r.Slot.Swap(m)
 					r.Status.Update(func(s *status.Status) {
 						s.Active = describe(v, m, st.SelfTests[h])
 						if h != cur {
-							s.MarkReady(status.RolledBackReason, "version %s failed to load at startup; rolled back to %s", cur, h)
+							s.MarkReady(status.RolledBackReason, "version %s is unusable %s (%s); rolled back to %s", cur, when, strings.Join(refused, "; "), h)
 						}
 					})
 					return nil
@@ -163,8 +198,10 @@ func (r *Reconciler) Restore(ctx context.Context) error {
 			}
 		}
 		if err != nil && !errors.Is(err, context.Canceled) {
-			r.log().Error("installed model version is unusable", "version", h, "err", err)
-			if h != cur {
+			r.log().Error("installed model version is unusable", "version", h, "when", when, "err", err)
+			refused = append(refused, err.Error())
+			// A version refused by the policy stays: a later policy may take it.
+			if h != cur && !errors.Is(err, pins.ErrNoSignature) && !errors.Is(err, pins.ErrBadSignature) {
 				r.Installer.Remove(h)
 			}
 		}
@@ -172,8 +209,22 @@ func (r *Reconciler) Restore(ctx context.Context) error {
 	if cur != "" {
 		r.Installer.Deactivate()
 	}
-	r.Status.Update(func(s *status.Status) { s.Active = nil })
+	r.Slot.Swap(nil)
+	r.Status.Update(func(s *status.Status) {
+		s.Active = nil
+		if len(refused) > 0 {
+			s.MarkStalled(status.VerificationFailedReason, "no installed version is usable %s, no model runs: %s", when, strings.Join(refused, "; "))
+		}
+	})
 	return nil
+}
+
+// keeping says what runs while a pass fails.
+func (r *Reconciler) keeping() string {
+	if r.Slot.Load() == nil {
+		return "no model runs"
+	}
+	return "keeping the active model"
 }
 
 func without(s []string, x string) []string {
@@ -285,8 +336,16 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 	gitRev := r.Git.Revision(head)
 	if r.pinErr != nil {
 		st.LastAttemptedRevision = gitRev
-		st.MarkStalled(status.InvalidPinsReason, "%v; keeping the active model", r.pinErr)
+		st.MarkStalled(status.InvalidPinsReason, "%v; %s", r.pinErr, r.keeping())
 		return nil
+	}
+	pol := install.Policy{RequireSignature: r.RequireSignature || r.pins.RequireSignature, Keys: r.keys}
+	if policyKey(pol) != r.applied {
+		r.Status.Update(func(s *status.Status) { s.Trust = status.NewTrust(r.pins.RequireSignature, r.keys) })
+		if err := r.enforce(ctx, pol, "under the signature policy at "+gitRev); err != nil {
+			return err
+		}
+		cur, _ = r.Installer.Current()
 	}
 	want, canary := r.pins.Desired(r.DeviceID)
 	attempted := status.Revision(gitRev, want.ManifestDigest)
@@ -319,10 +378,10 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 				}
 				r.stalled[attempted] = stall{se.reason, se.Error()}
 			}
-			st.MarkStalled(se.reason, "%v; keeping the active model", err)
+			st.MarkStalled(se.reason, "%v; %s", err, r.keeping())
 			return nil
 		}
-		st.MarkNotReady(status.ArtifactFailedReason, "%v; keeping the active model, will retry", err)
+		st.MarkNotReady(status.ArtifactFailedReason, "%v; %s, will retry", err, r.keeping())
 		return err
 	}
 	st.SelfTests = r.Status.Get().SelfTests

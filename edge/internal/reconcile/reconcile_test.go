@@ -536,3 +536,62 @@ func TestOversizedPins(t *testing.T) {
 		t.Errorf("the oversized pin file was fetched again at an unchanged head (%d → %d)", fetches, got)
 	}
 }
+
+// TestSignaturePolicyAppliesToActive: requireSignature turned on in the
+// pins while an unsigned version runs replaces it with the newest signed
+// version on disk; at a restart with the device requiring signatures and
+// nothing signed on disk, no model runs and the status says why.
+func TestSignaturePolicyAppliesToActive(t *testing.T) {
+	repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
+	e := newEnv(t, repo.URL(), repo)
+	signed, unsigned := e.version(1, true), e.version(2, false)
+	for _, v := range []modeltest.Version{signed, unsigned} {
+		e.pin(v, "")
+		if _, err := e.reconcile(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := e.active(); got != unsigned.Digest {
+		t.Fatalf("active = %s, want the unsigned version", got)
+	}
+	e.repo.Commit(t, map[string]string{pinPath: strings.Replace(e.pinText(unsigned), "fleet: quadcopters\n", "fleet: quadcopters\nrequireSignature: true\n", 1)})
+	s, _ := e.reconcile()
+	if got := e.active(); got != signed.Digest {
+		t.Fatalf("active after requireSignature = %s, want the signed version %s", got, signed.Digest)
+	}
+	if c := s.Condition(meta.ReadyCondition); c == nil || c.Status == "True" {
+		t.Errorf("Ready = %+v, want False: the pinned version is unsigned", c)
+	}
+	if s.Trust == nil || !s.Trust.RequireSignature || len(s.Trust.Keys()) != 1 {
+		t.Errorf("status trust = %+v, want the pins' policy and key", s.Trust)
+	}
+
+	// Restart with the device requiring signatures and only the unsigned
+	// version on disk.
+	dir := t.TempDir()
+	in := &install.Installer{Dir: dir}
+	r := &Reconciler{DeviceID: "pi-0001", Fleet: "quadcopters", RequireSignature: true, Installer: in, Slot: &infer.Slot{},
+		Status: status.NewRecorder(filepath.Join(dir, "status.json"), "pi-0001", "quadcopters", nil)}
+	if err := in.Init(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Install(context.Background(), dirStore{modeltest.Dir(filepath.Join(string(e.store), unsigned.Key))}, pins.Version{URI: "file://" + string(e.store) + "/" + unsigned.Key, ManifestDigest: unsigned.Digest}, install.Policy{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Activate(pins.DigestHex(unsigned.Digest)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m := r.Slot.Load(); m != nil {
+		t.Fatalf("model after a restart requiring signatures = %s, want none", m.ManifestDigest)
+	}
+	if cur, _ := in.Current(); cur != "" {
+		t.Errorf("current = %s, want none", cur)
+	}
+	s = r.Status.Get()
+	if c := s.Condition(meta.StalledCondition); c == nil || c.Reason != status.VerificationFailedReason || !strings.Contains(c.Message, "no model runs") || !strings.Contains(c.Message, pins.SignatureFile) {
+		t.Errorf("Stalled = %+v, want VerificationFailed saying no model runs and why", c)
+	}
+}

@@ -6,6 +6,7 @@ package status
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/aerie-ml/aerie/internal/golden"
+	"github.com/aerie-ml/aerie/internal/pins"
 )
 
 // Reasons of the agent's conditions, beyond meta's generic ones.
@@ -79,6 +81,41 @@ type Status struct {
 	Mission bool   `json:"mission"`
 	// SelfTests remembers each installed version's self-test, for rollback.
 	SelfTests map[string]golden.Result `json:"selfTests,omitempty"`
+	// Trust is the pins' signature policy and keys last fetched, applied
+	// again at startup before the remote is reachable.
+	Trust *Trust `json:"trust,omitempty"`
+}
+
+// Trust is a fleet's signature policy.
+type Trust struct {
+	RequireSignature bool         `json:"requireSignature"`
+	TrustedKeys      []TrustedKey `json:"keys,omitempty"`
+}
+
+// TrustedKey is a public key from the repository's keys directory.
+type TrustedKey struct {
+	Name string `json:"name"`
+	Key  []byte `json:"key"` // ed25519 public key (base64 in JSON)
+}
+
+// NewTrust records a policy.
+func NewTrust(require bool, keys []pins.Key) *Trust {
+	t := &Trust{RequireSignature: require}
+	for _, k := range keys {
+		t.TrustedKeys = append(t.TrustedKeys, TrustedKey{k.Name, k.Key})
+	}
+	return t
+}
+
+// Keys returns the trusted keys; ones of the wrong size are dropped.
+func (t *Trust) Keys() []pins.Key {
+	var keys []pins.Key
+	for _, k := range t.TrustedKeys {
+		if len(k.Key) == ed25519.PublicKeySize {
+			keys = append(keys, pins.Key{Name: k.Name, Key: ed25519.PublicKey(k.Key)})
+		}
+	}
+	return keys
 }
 
 // Revision joins a git revision and a manifest digest.
