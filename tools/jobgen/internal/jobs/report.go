@@ -8,9 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/aymanbagabas/go-udiff"
 	"github.com/go-git/go-git/v5"
-
-	"github.com/aerie-ml/aerie/tools/jobgen/internal/udiff"
 )
 
 // ErrCheck is returned by Check when the tree is not as render would leave
@@ -46,17 +45,28 @@ func (t *Tree) Diff(plan *Plan, w io.Writer) error {
 	dir := filepath.ToSlash(filepath.Clean(t.Dir))
 	for _, c := range plan.Changes {
 		p := path.Join(dir, c.Path)
-		if _, err := io.WriteString(w, udiff.Diff("a/"+p, c.Old, "b/"+p, c.New)); err != nil {
+		if _, err := io.WriteString(w, unifiedDiff("a/"+p, c.Old, "b/"+p, c.New)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// unifiedDiff is the diff from old to new; a nil side is an absent file.
+func unifiedDiff(oldName string, old []byte, newName string, new []byte) string {
+	if old == nil {
+		oldName = "/dev/null"
+	}
+	if new == nil {
+		newName = "/dev/null"
+	}
+	return udiff.Unified(oldName, newName, string(old), string(new))
+}
+
 // HeadRevision returns the commit HEAD points at in the git repository
 // that contains dir.
 func HeadRevision(dir string) (string, error) {
-	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
 	if err != nil {
 		return "", fmt.Errorf("open the git repository of %s (or pass --revision): %w", dir, err)
 	}
