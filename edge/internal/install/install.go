@@ -32,6 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/pins"
 )
@@ -105,8 +107,14 @@ func (in *Installer) Init() error {
 			return err
 		}
 	}
-	// A crash between symlink and rename leaves current.tmp behind.
+	// A crash between symlink and rename leaves these behind (current.tmp
+	// from older agents, renameio's .current* directories).
 	os.Remove(in.current() + ".tmp")
+	if left, err := filepath.Glob(filepath.Join(in.Dir, ".current*")); err == nil {
+		for _, d := range left {
+			os.RemoveAll(d)
+		}
+	}
 	return nil
 }
 
@@ -328,12 +336,7 @@ func (in *Installer) Activate(h string) error {
 	if err := os.Chtimes(dir, now, now); err != nil {
 		return err
 	}
-	tmp := in.current() + ".tmp"
-	os.Remove(tmp)
-	if err := os.Symlink(filepath.Join("versions", h), tmp); err != nil {
-		return fmt.Errorf("activate %s: %w", h, err)
-	}
-	if err := os.Rename(tmp, in.current()); err != nil {
+	if err := renameio.Symlink(filepath.Join("versions", h), in.current()); err != nil {
 		return fmt.Errorf("activate %s: %w", h, err)
 	}
 	if err := syncDir(in.Dir); err != nil {
