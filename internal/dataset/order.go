@@ -209,3 +209,15 @@ func uniform(rng *rand.PCG, n uint64) uint64 {
 	}
 	return hi
 }
+
+// Permute returns a permutation of [0, n) drawn from seed and stream with
+// the same fixed algorithm as Order, so that ingest's shuffles too are the
+// same on every Go release.
+func Permute(seed, stream uint64, n int) []int {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	shuffle(rand.NewPCG(seed, stream), n, func(i, j int) { p[i], p[j] = p[j], p[i] })
+	return p
+}

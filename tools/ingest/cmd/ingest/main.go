@@ -1,11 +1,16 @@
-// Command ingest uploads Fashion-MNIST into a store, under
-// datasets/<name>/<digest>/, and prints the dataset URI and digest to paste
-// into a run declaration (spec.dataset.uri and spec.dataset.sha256).
+// Command ingest turns labelled images into an aerie dataset in a store,
+// under datasets/<name>/<digest>/, and prints the dataset URI and digest to
+// paste into a run declaration (spec.dataset.uri and spec.dataset.sha256).
 //
-//	ingest -to gs://aerie-data                    # from Debian's dataset-fashion-mnist
-//	ingest -from ./idx -to file:///var/lib/aerie  # any directory of IDX files, gzipped or not
+//	ingest -to gs://aerie-data                         # Fashion-MNIST from Debian's dataset-fashion-mnist
+//	ingest -from ./mnist -name mnist -classes 0,1,2,3,4,5,6,7,8,9 -to file:///var/lib/aerie
+//	ingest -from ./flowers -name flowers -size 64x64 -channels 3 -to gs://aerie-data
 //
-// Re-ingesting the same data is a no-op; it is safe to run again.
+// -from is a directory of IDX files (train-images-idx3-ubyte[.gz] and its
+// three siblings) or an ImageFolder tree: <root>/{train,test}/<class>/*.png|jpg,
+// or <root>/<class>/… with -test-fraction of each class held out, seeded.
+// Re-ingesting the same data is a no-op, and finishes an interrupted ingest.
+// See tools/ingest/README.md.
 package main
 
 import (
@@ -17,33 +22,51 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/ingest/internal/ingest"
 )
 
+type flags struct {
+	from, to, size, classes, classesFile string
+	opts                                 ingest.Options
+}
+
 func main() {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	from := fs.String("from", fmnist.DebianDir, "`directory` holding the four IDX files (Debian's dataset-fashion-mnist by default)")
-	to := fs.String("to", "", "store `URI`: gs://bucket[/prefix] or file:///absolute/path (required)")
-	name := fs.String("name", "fashion-mnist", "dataset `name` in the store layout")
-	want := fs.String("sha256", "", "expected dataset `digest`; fail if the files hash otherwise")
+	var f flags
+	fs.StringVar(&f.from, "from", fmnist.DebianDir, "`directory`: IDX files or an ImageFolder tree (Debian's dataset-fashion-mnist by default)")
+	fs.StringVar(&f.to, "to", "", "store `URI`: gs://bucket[/prefix] or file:///absolute/path (required)")
+	fs.StringVar(&f.opts.Name, "name", "fashion-mnist", "dataset `name` in the store layout")
+	fs.StringVar(&f.opts.Want, "sha256", "", "expected dataset `digest`; fail, storing nothing, if the dataset hashes otherwise")
+	fs.StringVar(&f.size, "size", "", "resize every image to `HxW` (shorter side, then centre crop); default: keep the sources' size")
+	fs.IntVar(&f.opts.Channels, "channels", 0, "`1` (grey) or 3 (RGB); default: the sources', which must agree")
+	fs.StringVar(&f.classes, "classes", "", "comma-separated class `names` of IDX labels 0, 1, ... (default: Fashion-MNIST's)")
+	fs.StringVar(&f.classesFile, "classes-file", "", "`file` of IDX class names, one a line")
+	fs.Float64Var(&f.opts.TestFraction, "test-fraction", 0.1, "`fraction` of each class held out as test, for an ImageFolder tree without train/ and test/")
+	fs.Uint64Var(&f.opts.Seed, "seed", 1, "`seed` of the sample shuffle and the test split")
+	fs.Int64Var(&f.opts.ShardBytes, "shard-bytes", 0, "target shard `size` in bytes (default 64 MiB)")
+	fs.Int64Var(&f.opts.MaxImageBytes, "max-image-bytes", ingest.DefaultMaxImageBytes, "refuse source images over `n` bytes")
+	fs.StringVar(&f.opts.WorkDir, "work-dir", "", "`directory` for the staging copy of the dataset (default: $TMPDIR)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
 		os.Exit(exitcode.Config)
 	}
-	if *to == "" || fs.NArg() > 0 {
+	if f.to == "" || fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "ingest: -to is required and no arguments are taken")
 		fs.Usage()
 		os.Exit(exitcode.Config)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)), *from, *to, *name, *want)
+	err := run(ctx, os.Stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)), f)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ingest:", err)
@@ -51,18 +74,59 @@ func main() {
 	os.Exit(exitcode.Of(err))
 }
 
-func run(ctx context.Context, stdout io.Writer, log *slog.Logger, from, to, name, want string) error {
-	if fi, err := os.Stat(from); err != nil {
-		return exitcode.Wrap(exitcode.Config, fmt.Errorf("-from: %w (install Debian's dataset-fashion-mnist or pass a directory of IDX files)", err))
-	} else if !fi.IsDir() {
-		return exitcode.Errorf(exitcode.Config, "-from: %s is not a directory", from)
+// parseSize parses "HxW".
+func parseSize(s string) (h, w int, err error) {
+	hs, ws, ok := strings.Cut(s, "x")
+	if ok {
+		h, err = strconv.Atoi(hs)
+		if err == nil {
+			w, err = strconv.Atoi(ws)
+		}
 	}
-	s, err := store.Open(ctx, to)
+	if !ok || err != nil || h < 1 || w < 1 {
+		return 0, 0, exitcode.Errorf(exitcode.Config, "-size %q: want HxW, e.g. 32x32", s)
+	}
+	return h, w, nil
+}
+
+func run(ctx context.Context, stdout io.Writer, log *slog.Logger, f flags) error {
+	if fi, err := os.Stat(f.from); err != nil {
+		return exitcode.Wrap(exitcode.Config, fmt.Errorf("-from: %w (install Debian's dataset-fashion-mnist or pass a directory of IDX files or images)", err))
+	} else if !fi.IsDir() {
+		return exitcode.Errorf(exitcode.Config, "-from: %s is not a directory", f.from)
+	}
+	o := f.opts
+	if f.size != "" {
+		var err error
+		if o.Height, o.Width, err = parseSize(f.size); err != nil {
+			return err
+		}
+	}
+	switch {
+	case f.classes != "" && f.classesFile != "":
+		return exitcode.Errorf(exitcode.Config, "-classes and -classes-file: pass one")
+	case f.classes != "":
+		o.Classes = strings.Split(f.classes, ",")
+	case f.classesFile != "":
+		b, err := readClassesFile(f.classesFile)
+		if err != nil {
+			return exitcode.Wrap(exitcode.Config, fmt.Errorf("-classes-file: %w", err))
+		}
+		o.Classes = b
+	}
+	if ingest.IsIDX(f.from) {
+		if len(o.Classes) == 0 && o.Name != "fashion-mnist" {
+			return exitcode.Errorf(exitcode.Config, "%s holds IDX files, which carry no class names: pass -classes or -classes-file (Fashion-MNIST's are the default only for -name fashion-mnist)", f.from)
+		}
+	} else if len(o.Classes) > 0 {
+		return exitcode.Errorf(exitcode.Config, "-classes: an ImageFolder tree's classes are its directory names")
+	}
+	s, err := store.Open(ctx, f.to)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	res, err := ingest.Dataset(ctx, log, s, os.DirFS(from), name, want)
+	res, err := ingest.Dataset(ctx, log, s, f.from, o)
 	if err != nil {
 		return err
 	}
@@ -72,7 +136,25 @@ func run(ctx context.Context, stdout io.Writer, log *slog.Logger, from, to, name
 			stored++
 		}
 	}
-	fmt.Fprintf(stdout, "# %s from %s: %d files stored, %d already present.\n", name, from, stored, len(res.Files)-stored)
+	fmt.Fprintf(stdout, "# %s from %s: %d files stored, %d already present.\n", o.Name, f.from, stored, len(res.Files)-stored)
 	fmt.Fprintf(stdout, "# Paste into the run declaration:\nspec:\n  dataset:\n    uri: %s\n    sha256: %s\n", res.URI, res.Digest)
 	return nil
+}
+
+// readClassesFile reads one class name a line, ignoring a final newline.
+func readClassesFile(path string) ([]string, error) {
+	dir, name := ".", path
+	if i := strings.LastIndex(path, "/"); i >= 0 {
+		dir, name = path[:max(i, 1)], path[i+1:]
+	}
+	t, err := repofile.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	b, err := t.ReadFile(name, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimSuffix(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n"), "\n"), nil
 }

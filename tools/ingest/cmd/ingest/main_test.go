@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"image"
+	"image/png"
 	"io"
 	"log/slog"
 	"os"
@@ -12,9 +14,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/tools/ingest/internal/ingest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -44,30 +48,59 @@ func writeIDX(t *testing.T, dir string) {
 func TestRun(t *testing.T) {
 	src := t.TempDir()
 	writeIDX(t, src)
-	ds, err := fmnist.Load(os.DirFS(src), "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := t.TempDir()
-	uri := "file://" + root + "/datasets/fashion-mnist/" + ds.Digest + "/"
-	for i, counts := range []string{"5 files stored, 0 already present", "0 files stored, 5 already present"} {
+	var digest string
+	for i, counts := range []string{"3 files stored, 0 already present", "0 files stored, 3 already present"} {
 		var out bytes.Buffer
-		if err := run(t.Context(), &out, quiet, src, "file://"+root, "fashion-mnist", ""); err != nil {
+		if err := run(t.Context(), &out, quiet, flags{from: src, to: "file://" + root, opts: opts("fashion-mnist")}); err != nil {
 			t.Fatalf("run #%d: %v", i+1, err)
 		}
+		entries, _ := os.ReadDir(filepath.Join(root, "datasets", "fashion-mnist"))
+		if len(entries) != 1 {
+			t.Fatalf("run #%d: %d datasets stored, want 1", i+1, len(entries))
+		}
+		digest = entries[0].Name()
+		uri := "file://" + root + "/datasets/fashion-mnist/" + digest + "/"
 		want := "# fashion-mnist from " + src + ": " + counts + ".\n" +
-			"# Paste into the run declaration:\nspec:\n  dataset:\n    uri: " + uri + "\n    sha256: " + ds.Digest + "\n"
+			"# Paste into the run declaration:\nspec:\n  dataset:\n    uri: " + uri + "\n    sha256: " + digest + "\n"
 		if diff := cmp.Diff(want, out.String()); diff != "" {
 			t.Errorf("run #%d output (-want +got):\n%s", i+1, diff)
 		}
 	}
-	// The printed URI opens as the dataset.
-	s, err := store.Open(t.Context(), uri)
+	// The printed URI and digest open as the dataset.
+	s, err := store.Open(t.Context(), "file://"+root+"/datasets/fashion-mnist/"+digest+"/")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fmnist.Load(store.FS(t.Context(), s, ""), ds.Digest); err != nil {
-		t.Errorf("loading %s: %v", uri, err)
+	d, err := dataset.Open(t.Context(), s, digest)
+	if err != nil {
+		t.Fatalf("opening the printed dataset: %v", err)
+	}
+	if d.Manifest.Classes[9] != "Ankle boot" {
+		t.Errorf("classes %v, want Fashion-MNIST's", d.Manifest.Classes)
+	}
+}
+
+func opts(name string) ingest.Options { return ingest.Options{Name: name} }
+
+func TestRunImageFolder(t *testing.T) {
+	src := t.TempDir()
+	for _, p := range []string{"cat/a.png", "cat/b.png", "dog/c.png", "dog/d.png"} {
+		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
+		var b bytes.Buffer
+		png.Encode(&b, image.NewGray(image.Rect(0, 0, 10, 6)))
+		os.WriteFile(filepath.Join(src, p), b.Bytes(), 0o644)
+	}
+	root := t.TempDir()
+	var out bytes.Buffer
+	f := flags{from: src, to: "file://" + root, size: "4x4", opts: opts("pets")}
+	f.opts.Channels = 3
+	f.opts.TestFraction = 0.5
+	if err := run(t.Context(), &out, quiet, f); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "# pets from "+src+": 3 files stored") {
+		t.Errorf("output %q, want 3 files (test and train shards, manifest)", out.String())
 	}
 }
 
@@ -75,15 +108,20 @@ func TestRunErrors(t *testing.T) {
 	src := t.TempDir()
 	writeIDX(t, src)
 	tests := []struct {
-		name, from, to, want string
-		code                 int
+		name string
+		f    flags
+		want string
+		code int
 	}{
-		{"missing source", filepath.Join(src, "nope"), "file:///tmp/x", "install Debian's dataset-fashion-mnist", exitcode.Config},
-		{"relative store path", src, "./store", "want gs://bucket[/prefix] or file:///absolute/path", exitcode.Config},
-		{"bad bucket", src, "gs://Bad_Bucket", "bucket", exitcode.Config},
+		{"missing source", flags{from: filepath.Join(src, "nope"), to: "file:///tmp/x", opts: opts("fashion-mnist")}, "install Debian's dataset-fashion-mnist", exitcode.Config},
+		{"relative store path", flags{from: src, to: "./store", opts: opts("fashion-mnist")}, "want gs://bucket[/prefix] or file:///absolute/path", exitcode.Config},
+		{"bad bucket", flags{from: src, to: "gs://Bad_Bucket", opts: opts("fashion-mnist")}, "bucket", exitcode.Config},
+		{"bad size", flags{from: src, to: "file:///tmp/x", size: "28", opts: opts("fashion-mnist")}, `-size "28": want HxW`, exitcode.Config},
+		{"IDX without classes", flags{from: src, to: "file:///tmp/x", opts: opts("mnist")}, "pass -classes or -classes-file", exitcode.Config},
+		{"both class flags", flags{from: src, to: "file:///tmp/x", classes: "a", classesFile: "b", opts: opts("mnist")}, "pass one", exitcode.Config},
 	}
 	for _, tt := range tests {
-		err := run(t.Context(), io.Discard, quiet, tt.from, tt.to, "fashion-mnist", "")
+		err := run(t.Context(), io.Discard, quiet, tt.f)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: run = %v, want an error mentioning %q", tt.name, err, tt.want)
 		}
@@ -91,7 +129,31 @@ func TestRunErrors(t *testing.T) {
 			t.Errorf("%s: exitcode.Of(%v) = %d, want %d", tt.name, err, got, tt.code)
 		}
 	}
-	if err := run(t.Context(), io.Discard, quiet, src, "file://"+t.TempDir(), "a/../b", ""); !errors.Is(err, store.ErrBadURI) {
+	if err := run(t.Context(), io.Discard, quiet, flags{from: src, to: "file://" + t.TempDir(), opts: opts("a/../b"), classes: "c0,c1,c2,c3,c4,c5,c6,c7,c8,c9"}); !errors.Is(err, store.ErrBadURI) {
 		t.Errorf("run with a bad dataset name = %v, want ErrBadURI", err)
+	}
+}
+
+func TestClassesFile(t *testing.T) {
+	src := t.TempDir()
+	writeIDX(t, src)
+	names := "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine\n"
+	cf := filepath.Join(t.TempDir(), "classes.txt")
+	os.WriteFile(cf, []byte(names), 0o644)
+	root := t.TempDir()
+	if err := run(t.Context(), io.Discard, quiet, flags{from: src, to: "file://" + root, classesFile: cf, opts: opts("mnist")}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := filepath.Glob(filepath.Join(root, "datasets/mnist/*/dataset.json"))
+	if len(m) != 1 {
+		t.Fatalf("manifests %v", m)
+	}
+	b, _ := os.ReadFile(m[0])
+	man, err := dataset.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(strings.Fields(names), man.Classes); diff != "" {
+		t.Errorf("classes (-want +got):\n%s", diff)
 	}
 }
