@@ -41,11 +41,11 @@ var backends = []struct {
 	name string
 	open func(t *testing.T) *backend
 }{
-	{"file", openFile},
+	{"file", func(t *testing.T) *backend { return openFile(t) }},
 	{"gs", openGCS},
 }
 
-func openFile(t *testing.T) *backend {
+func openFile(t testing.TB) *backend {
 	root := filepath.Join(t.TempDir(), "store")
 	s, err := store.Open(t.Context(), "file://"+root)
 	if err != nil {
@@ -168,4 +168,15 @@ func mustRead(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// openPrefix opens a store rooted at prefix of be's store.
+func openPrefix(t testing.TB, be *backend, prefix string) store.Store {
+	t.Helper()
+	ds, err := store.Open(t.Context(), be.s.URI(prefix), be.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ds.Close() })
+	return ds
 }

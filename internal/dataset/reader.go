@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/store"
 )
@@ -300,11 +298,16 @@ func (r *Reader) load(ctx context.Context, sh int, j int64) (*cachedShard, error
 		return nil, e // keeps the store's code: retryable when the store is down
 	}
 	defer rc.Close()
-	pf, err := renameio.NewPendingFile(path, renameio.WithPermissions(0o444))
+	// Not fsynced: a cache entry is verified again before it is used after a
+	// restart, so a torn one is only fetched again.
+	pf, err := os.CreateTemp(r.cfg.CacheDir, ".fetch-*")
 	if err != nil {
 		return nil, exitcode.Wrap(exitcode.Internal, fmt.Errorf("dataset cache: %w", err))
 	}
-	defer pf.Cleanup()
+	defer func() {
+		pf.Close()
+		os.Remove(pf.Name())
+	}()
 	classes, err := ReadShard(bufioReader(io.TeeReader(rc, pf)), info, nil)
 	if err != nil {
 		if se, ok := errors.AsType[*SampleError](err); ok && !errors.Is(err, ErrShard) {
@@ -313,7 +316,10 @@ func (r *Reader) load(ctx context.Context, sh int, j int64) (*cachedShard, error
 		}
 		return nil, exitcode.Wrap(exitcode.Data, fmt.Errorf("dataset %s: %w", r.d.uri, err))
 	}
-	if err := pf.CloseAtomicallyReplace(); err != nil {
+	if err := pf.Close(); err != nil {
+		return nil, exitcode.Wrap(exitcode.Internal, fmt.Errorf("dataset cache: %w", err))
+	}
+	if err := os.Rename(pf.Name(), path); err != nil {
 		return nil, exitcode.Wrap(exitcode.Internal, fmt.Errorf("dataset cache: %w", err))
 	}
 	f, err := os.Open(path)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -161,4 +162,26 @@ func FuzzReadShard(f *testing.F) {
 			t.Fatalf("error %v is a %T, want *SampleError", err, err)
 		}
 	})
+}
+
+// TestRecordHeaders checks the template-made headers against archive/tar's
+// for keys and CRCs of every width.
+func TestRecordHeaders(t *testing.T) {
+	for _, j := range []int64{0, 7, 123456789, 999999999} {
+		for _, crc := range []uint32{0, 1, 0xdeadbeef, 0xffffffff} {
+			var b bytes.Buffer
+			tw := tar.NewWriter(&b)
+			key := dataset.Key(j)
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: key + ".cls", Mode: 0o444, Size: 5, ModTime: time.Unix(0, 0), Format: tar.FormatUSTAR})
+			tw.Write([]byte("00002"))
+			tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: key + ".u8", Mode: 0o444, Size: int64(tinyShape.Bytes()), ModTime: time.Unix(int64(crc), 0), Format: tar.FormatUSTAR})
+			cls, u8 := dataset.RecordHeadersForTest(tinyShape, j, []byte("00002"), crc)
+			if diff := cmp.Diff(b.Bytes()[:512], cls[:]); diff != "" {
+				t.Errorf("key %s: .cls header (-tar +ours):\n%s", key, diff)
+			}
+			if diff := cmp.Diff(b.Bytes()[1024:1536], u8[:]); diff != "" {
+				t.Errorf("key %s crc %x: .u8 header (-tar +ours):\n%s", key, crc, diff)
+			}
+		}
+	}
 }

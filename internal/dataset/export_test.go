@@ -1,0 +1,4 @@
+package dataset
+
+// RecordHeadersForTest exposes recordHeaders to the external tests.
+var RecordHeadersForTest = recordHeaders
