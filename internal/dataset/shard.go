@@ -120,38 +120,39 @@ func setChecksum(h *[block]byte) {
 	h[155] = ' '
 }
 
-// shardWriter writes one shard.
+// shardWriter writes one shard, record by record (the bytes archive/tar
+// would write, TestShardIsWebDataset reads them back with it).
 type shardWriter struct {
-	tw    *tar.Writer
+	w     io.Writer
 	sh    Shape
 	n     int
 	first int64 // split index of the shard's first sample
+	rec   []byte
 }
 
 func newShardWriter(w io.Writer, sh Shape, first int64) *shardWriter {
-	return &shardWriter{tw: tar.NewWriter(w), sh: sh, first: first}
+	return &shardWriter{w: w, sh: sh, first: first, rec: make([]byte, RecordBytes(sh))}
 }
 
 func (w *shardWriter) add(class int, pixels []byte) error {
-	key := Key(w.first + int64(w.n))
-	cls := fmt.Appendf(nil, "%0*d", clsWidth, class)
-	if err := w.tw.WriteHeader(header(key+".cls", int64(len(cls)), 0)); err != nil {
-		return err
-	}
-	if _, err := w.tw.Write(cls); err != nil {
-		return err
-	}
-	if err := w.tw.WriteHeader(header(key+".u8", int64(len(pixels)), crc32.Checksum(pixels, castagnoli))); err != nil {
-		return err
-	}
-	if _, err := w.tw.Write(pixels); err != nil {
+	clear(w.rec)
+	cls := fmt.Appendf(w.rec[block:block], "%0*d", clsWidth, class)
+	clsHdr, u8Hdr := recordHeaders(w.sh, w.first+int64(w.n), cls, crc32.Checksum(pixels, castagnoli))
+	copy(w.rec, clsHdr[:])
+	copy(w.rec[2*block:], u8Hdr[:])
+	copy(w.rec[3*block:], pixels)
+	if _, err := w.w.Write(w.rec); err != nil {
 		return err
 	}
 	w.n++
 	return nil
 }
 
-func (w *shardWriter) close() error { return w.tw.Close() }
+// close writes the two zero blocks that end a tar archive.
+func (w *shardWriter) close() error {
+	_, err := w.w.Write(make([]byte, 2*block))
+	return err
+}
 
 // SampleError names the shard and the sample a problem was found in.
 type SampleError struct {

@@ -98,14 +98,13 @@ func (w *Writer) Add(split string, class int, pixels []byte) error {
 	return nil
 }
 
+// closeShard finishes the current shard. It is not fsynced: the files are
+// a staging copy that Upload hashes again as it stores them.
 func (w *Writer) closeShard(s *splitWriter) error {
 	name := s.f.Name()
 	err := s.sw.close()
 	if err == nil {
 		err = s.buf.Flush()
-	}
-	if err == nil {
-		err = s.f.Sync()
 	}
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
