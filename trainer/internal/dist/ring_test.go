@@ -2,8 +2,10 @@ package dist
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"strings"
@@ -269,4 +271,89 @@ func TestJobMismatchInProcess(t *testing.T) {
 	if err := errs[0]; err == nil || !strings.Contains(err.Error(), "another run") || exitcode.Of(err) != exitcode.PeerLost {
 		t.Errorf("rank 0: Join error = %v (code %d), want a retryable timeout naming the peer of another run", err, exitcode.Of(err))
 	}
+}
+
+// TestRejoinAfterDeath: a rank that joined and then died while rank 0 waits
+// for the others (a pod restarted before the job formed) is replaced by its
+// restart, not mistaken for a second process with its RANK.
+func TestRejoinAfterDeath(t *testing.T) {
+	port := freePort(t)
+	var logs syncLog
+	env := func(r int) Env {
+		return Env{MasterAddr: "127.0.0.1", MasterPort: port, WorldSize: 3, Rank: r, Token: "test-token"}
+	}
+	comms := make([]*Comm, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		comms[0], errs[0] = Join(context.Background(), Config{Env: env(0), RendezvousTimeout: 20 * time.Second,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	})
+
+	// The first incarnation of rank 1 joins, then dies.
+	cfg := Config{Env: env(1)}
+	cfg.setDefaults()
+	j := &joiner{cfg: &cfg, log: cfg.Logger, job: sha256.Sum256(nil)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := j.retry(ctx, cfg.Master(), func(conn *net.TCPConn) error {
+		l, err := j.handshakeDial(conn, purposeJoin, 0, 1)
+		if err == nil {
+			_ = l.close()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(logs.String(), "peer joined") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("rank 0 did not log the first join:\n%s", logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	for r := 1; r < 3; r++ {
+		wg.Go(func() {
+			comms[r], errs[r] = Join(context.Background(), Config{Env: env(r), RendezvousTimeout: 20 * time.Second})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("join after rank 1 restarted: %v\nrank 0's log:\n%s", err, logs.String())
+	}
+	errs = each(comms, func(r int, c *Comm) error {
+		buf := rankData(r, 1000)
+		if err := c.AllReduce(context.Background(), buf); err != nil {
+			return err
+		}
+		if err := checkSum(buf, 3); err != nil {
+			return err
+		}
+		return c.Close(context.Background())
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "earlier connection is gone") {
+		t.Errorf("rank 0 did not log the replacement:\n%s", logs.String())
+	}
+}
+
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncLog) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncLog) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
