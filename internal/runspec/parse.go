@@ -14,8 +14,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/distribution/reference"
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/internal/strictyaml"
@@ -72,12 +74,9 @@ var (
 	Optimizers = []string{"adam"}
 	Schedules  = []string{"constant", "cosine", "step"}
 
-	nameRE = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 	// keyRE is a key that can stand in a field path as it is.
 	keyRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 	hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	// imageRE is a registry/repository[:tag]@sha256:<hex> reference.
-	imageRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$`)
 )
 
 // Error is one problem in a declaration, at a line and field.
@@ -479,7 +478,7 @@ func oneOf(allowed ...string) func(string) string {
 }
 
 func validName(s string) string {
-	if len(s) <= MaxNameLength && nameRE.MatchString(s) {
+	if len(s) <= MaxNameLength && len(validation.IsDNS1035Label(s)) == 0 {
 		return ""
 	}
 	return fmt.Sprintf("must be 1 to %d lowercase letters, digits and '-', starting with a letter and not ending with '-'", MaxNameLength)
@@ -505,9 +504,16 @@ func validURI(s string) string {
 	return ""
 }
 
+// validImage accepts a reference to a registry's repository pinned by a
+// sha256 digest, with or without a tag (distribution/reference's grammar).
 func validImage(s string) string {
-	if imageRE.MatchString(s) {
-		return ""
+	if ref, err := reference.Parse(s); err == nil {
+		named, isNamed := ref.(reference.Named)
+		digested, isDigested := ref.(reference.Digested)
+		if isNamed && isDigested && reference.Domain(named) != "" && reference.Path(named) != "" &&
+			digested.Digest().Algorithm() == "sha256" {
+			return ""
+		}
 	}
 	if !strings.Contains(s, "@") {
 		return "must be pinned by digest: <registry>/<repository>@sha256:<64 hex digits>"

@@ -5,7 +5,8 @@
 package demo
 
 import (
-	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,6 +27,9 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
@@ -56,29 +60,21 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	c.RepoDir = or(c.RepoDir, ".")
-	c.OutDir = or(c.OutDir, filepath.Join("out", "demo"))
-	c.DataDir = or(c.DataDir, fmnist.DebianDir)
-	c.Arch = or(c.Arch, "cnn")
-	c.Epochs = or(c.Epochs, 1)
-	c.Workers = or(c.Workers, 2)
-	c.MinTestAccuracy = or(c.MinTestAccuracy, 0.8)
-	c.MinClassAccuracy = or(c.MinClassAccuracy, 0.4)
-	c.Fly = or(c.Fly, 10*time.Second)
+	c.RepoDir = cmp.Or(c.RepoDir, ".")
+	c.OutDir = cmp.Or(c.OutDir, filepath.Join("out", "demo"))
+	c.DataDir = cmp.Or(c.DataDir, fmnist.DebianDir)
+	c.Arch = cmp.Or(c.Arch, "cnn")
+	c.Epochs = cmp.Or(c.Epochs, 1)
+	c.Workers = cmp.Or(c.Workers, 2)
+	c.MinTestAccuracy = cmp.Or(c.MinTestAccuracy, 0.8)
+	c.MinClassAccuracy = cmp.Or(c.MinClassAccuracy, 0.4)
+	c.Fly = cmp.Or(c.Fly, 10*time.Second)
 	if c.Stdout == nil {
 		c.Stdout = io.Discard
 	}
 	if c.Stderr == nil {
 		c.Stderr = io.Discard
 	}
-}
-
-func or[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Summary is what the demo measured.
@@ -454,16 +450,18 @@ gpio:
 	if err != nil {
 		return err
 	}
-	d.sum.Frames = int64(after["aerie_edge_frames_total"])
-	d.sum.FramesPerSec = (after["aerie_edge_frames_total"] - before["aerie_edge_frames_total"]) / elapsed.Seconds()
-	if n := after["aerie_edge_classify_seconds_count"]; n > 0 {
-		d.sum.MeanLatency = time.Duration(after["aerie_edge_classify_seconds_sum"] / n * float64(time.Second))
+	d.sum.Frames = int64(after.counter("aerie_edge_frames_total"))
+	d.sum.FramesPerSec = (after.counter("aerie_edge_frames_total") - before.counter("aerie_edge_frames_total")) / elapsed.Seconds()
+	if n, sum := after.histogram("aerie_edge_classify_seconds"); n > 0 {
+		d.sum.MeanLatency = time.Duration(sum / float64(n) * float64(time.Second))
 	}
 	d.sum.GPIOChanges = map[string]int64{}
-	for k, v := range after {
-		if strings.HasPrefix(k, "aerie_edge_gpio_changes_total{") {
-			d.sum.GPIOChanges[strings.TrimPrefix(k, "aerie_edge_gpio_changes_total")] = int64(v)
+	for _, s := range after["aerie_edge_gpio_changes_total"].GetMetric() {
+		var labels []string
+		for _, l := range s.GetLabel() {
+			labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
 		}
+		d.sum.GPIOChanges["{"+strings.Join(labels, ",")+"}"] = int64(s.GetCounter().GetValue())
 	}
 	d.sum.Conditions = st.Conditions
 	if st.Active != nil {
@@ -553,28 +551,39 @@ func getStatus(ctx context.Context, base string) (*agentStatus, error) {
 	return &st, nil
 }
 
-// scrape reads the agent's Prometheus metrics as "name{labels}" → value.
-func scrape(ctx context.Context, base string) (map[string]float64, error) {
+// scrape reads the agent's Prometheus metrics.
+func scrape(ctx context.Context, base string) (metrics, error) {
 	b, err := get(ctx, base+"/metrics")
 	if err != nil {
 		return nil, err
 	}
-	metrics := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			metrics[line[:i]] = v
-		}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("parse %s/metrics: %w", base, err)
 	}
-	return metrics, nil
+	return fams, nil
+}
+
+// metrics are the metric families of one scrape, by name.
+type metrics map[string]*dto.MetricFamily
+
+// counter is the value of the counter name (0 when absent).
+func (m metrics) counter(name string) float64 {
+	var v float64
+	for _, s := range m[name].GetMetric() {
+		v += s.GetCounter().GetValue()
+	}
+	return v
+}
+
+// histogram is the sample count and sum of the histogram name.
+func (m metrics) histogram(name string) (count uint64, sum float64) {
+	for _, s := range m[name].GetMetric() {
+		count += s.GetHistogram().GetSampleCount()
+		sum += s.GetHistogram().GetSampleSum()
+	}
+	return count, sum
 }
 
 func get(ctx context.Context, u string) ([]byte, error) {
