@@ -177,7 +177,11 @@ func (r *Reader) Sample(ctx context.Context, j int64, dst []byte) (int, error) {
 		return 0, exitcode.Errorf(exitcode.Internal, "sample %d outside split %s of %d samples", j, r.split.Name, r.split.Samples)
 	}
 	sh := r.shardOf(j)
-	c, err := r.shard(ctx, sh, j)
+	// The read happens under the lock so that another goroutine cannot
+	// evict (and close) the shard meanwhile.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := r.shardLocked(ctx, sh, j)
 	if err != nil {
 		return 0, err
 	}
@@ -223,18 +227,19 @@ func (r *Reader) Batch(ctx context.Context, idx []int64, x []float32, y []int32)
 // reads, so that Batch then finds them cached.
 func (r *Reader) Prefetch(ctx context.Context, o *Order, step int64, batch, rank, world int) error {
 	for _, sh := range o.Shards(step, batch, rank, world) {
-		if _, err := r.shard(ctx, sh, r.starts[sh]); err != nil {
+		r.mu.Lock()
+		_, err := r.shardLocked(ctx, sh, r.starts[sh])
+		r.mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// shard returns shard sh from the cache, fetching and verifying it first if
-// needed; j is the sample that asked, for errors.
-func (r *Reader) shard(ctx context.Context, sh int, j int64) (*cachedShard, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// shardLocked returns shard sh from the cache, fetching and verifying it
+// first if needed; j is the sample that asked, for errors. r.mu is held.
+func (r *Reader) shardLocked(ctx context.Context, sh int, j int64) (*cachedShard, error) {
 	r.tick++
 	if c := r.cached[sh]; c != nil {
 		c.used = r.tick

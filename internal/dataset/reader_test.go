@@ -3,6 +3,7 @@ package dataset_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -205,5 +206,64 @@ func TestOpenErrors(t *testing.T) {
 				t.Errorf(`Reader("val") = %v`, err)
 			}
 		})
+	}
+}
+
+// TestReaderPrefetchAndConcurrency: Prefetch fetches a batch's shards so
+// that Batch fetches nothing more, and readers sharing a Reader whose cache
+// holds one shard still read right while shards are evicted under them.
+func TestReaderPrefetchAndConcurrency(t *testing.T) {
+	b := openFile(t)
+	d, _, _ := uploadTiny(t, b, 30, 4)
+	train, _ := d.Manifest.Split("train")
+	o := dataset.NewOrder(train, 1, 0, 2)
+	r, err := d.Reader("train", dataset.Config{CacheShards: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Prefetch(t.Context(), o, 0, 6, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	n := r.Fetched()
+	if want := len(o.Shards(0, 6, 1, 2)); n != want {
+		t.Errorf("Prefetch fetched %d shards, want %d", n, want)
+	}
+	x := make([]float32, 3*tinyShape.Bytes())
+	y := make([]int32, 3)
+	if err := r.Batch(t.Context(), o.Batch(0, 6, 1, 2), x, y); err != nil {
+		t.Fatal(err)
+	}
+	if r.Fetched() != n {
+		t.Errorf("Batch after Prefetch fetched %d more shards", r.Fetched()-n)
+	}
+
+	small, err := d.Reader("train", dataset.Config{CacheShards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	errs := make(chan error, 2)
+	for g := range 2 {
+		go func() {
+			buf := make([]byte, tinyShape.Bytes())
+			for k := range 60 {
+				j := int64((k*7 + g*11) % 30)
+				c, err := small.Sample(t.Context(), j, buf)
+				if err == nil && (c != classOf("train", int(j)) || !bytes.Equal(buf, pixels(tinyShape, "train", int(j)))) {
+					err = fmt.Errorf("sample %d read wrong", j)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

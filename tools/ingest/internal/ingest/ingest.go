@@ -13,6 +13,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"log/slog"
@@ -117,7 +118,7 @@ func Dataset(ctx context.Context, log *slog.Logger, s store.Store, src string, o
 		b, err = buildFolder(ctx, log, tree, stage, o)
 	}
 	if err != nil {
-		if _, ok := err.(*exitcode.Error); !ok && ctx.Err() == nil {
+		if _, ok := errors.AsType[*exitcode.Error](err); !ok && ctx.Err() == nil {
 			err = exitcode.Wrap(exitcode.Data, err)
 		}
 		return nil, err
