@@ -109,7 +109,7 @@ func (t *Tree) ReadFile(rel string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: is %s: %w", t.Path(rel), describe(fi.Mode()), ErrNotRegular)
+		return nil, fmt.Errorf("%s: is %s: %w", t.Path(rel), Describe(fi.Mode()), ErrNotRegular)
 	}
 	if fi.Size() > limit {
 		return nil, fmt.Errorf("%s: %d bytes, more than the limit of %d: %w", t.Path(rel), fi.Size(), limit, ErrTooLarge)
@@ -144,7 +144,7 @@ func (t *Tree) ReadDir(rel string) ([]fs.DirEntry, error) {
 		return nil, err
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("%s: is %s, want a directory: %w", t.Path(rel), describe(fi.Mode()), ErrNotRegular)
+		return nil, fmt.Errorf("%s: is %s, want a directory: %w", t.Path(rel), Describe(fi.Mode()), ErrNotRegular)
 	}
 	f, err := t.root.Open(rel)
 	if err != nil {
@@ -173,7 +173,7 @@ func (t *Tree) WriteFile(rel string, data []byte) error {
 		return err
 	}
 	if fi, err := t.root.Lstat(rel); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s: is %s: %w", t.Path(rel), describe(fi.Mode()), ErrNotRegular)
+		return fmt.Errorf("%s: is %s: %w", t.Path(rel), Describe(fi.Mode()), ErrNotRegular)
 	}
 	dir, base := path.Split(rel)
 	tmp := path.Join(dir, "."+base+".tmp")
@@ -217,7 +217,9 @@ func (t *Tree) Remove(rel string) error {
 	return t.root.Remove(rel)
 }
 
-func describe(m fs.FileMode) string {
+// Describe names the kind of file m is, for messages: "a symlink", "a
+// directory", "a device" and so on.
+func Describe(m fs.FileMode) string {
 	switch {
 	case m&fs.ModeSymlink != 0:
 		return "a symlink"

@@ -113,7 +113,7 @@ func (t *Tree) Plan(ctx context.Context) (*Plan, error) {
 		switch {
 		case !e.Type().IsRegular():
 			plan.Problems = append(plan.Problems, declError{fmt.Errorf("%s: is %s: %s holds only regular files named <name>.yaml",
-				t.path(RunsDir, n), describe(e.Type()), RunsDir)})
+				t.path(RunsDir, n), repofile.Describe(e.Type()), RunsDir)})
 		case !ok || name == "" || strings.HasPrefix(n, "."):
 			plan.Problems = append(plan.Problems, declError{fmt.Errorf("%s: unexpected file: %s holds only declarations named <name>.yaml (lowercase, not hidden)",
 				t.path(RunsDir, n), RunsDir)})
@@ -194,20 +194,6 @@ func isDeclError(errs []error) bool {
 		}
 	}
 	return false
-}
-
-func describe(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "a symlink"
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	case m.IsRegular():
-		return "a regular file"
-	}
-	return "not a regular file"
 }
 
 func (t *Tree) path(elem ...string) string {
