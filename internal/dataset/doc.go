@@ -66,5 +66,7 @@
 // [s×B, (s+1)×B); rank r of W takes Part(B, r, W) of it. So the union of the
 // ranks' samples at step s is the same for every world size, and a run
 // resumed at step s with another world size sees the same remaining samples.
-// A rank reads the shards of at most two windows for one batch.
+// A rank reads the shards of at most two windows for one batch. An Order
+// holds two ints a shard and one window's permutation (8 bytes a sample of
+// the window), whatever the split's size.
 package dataset
