@@ -104,7 +104,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	if f.runFile != "" {
-		b, err := os.ReadFile(f.runFile)
+		b, err := readRunFile(f.runFile)
 		if err != nil {
 			return nil, exitcode.Wrap(exitcode.Config, err)
 		}
@@ -145,6 +145,21 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 		return nil, exitcode.Errorf(exitcode.Config, "--output (or spec.output.uri) is required")
 	}
 	return f, f.cfg.Validate()
+}
+
+// readRunFile reads at most one byte more than runspec.MaxBytes, so that
+// Parse refuses an oversized declaration without it being read whole. The
+// file is a ConfigMap mount, whose files are symlinks by design.
+func readRunFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, runspec.MaxBytes+1))
 }
 
 // openOutput opens the store at uri (gs://bucket[/prefix], file:///dir or a

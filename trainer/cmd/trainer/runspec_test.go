@@ -95,3 +95,18 @@ func TestArchRequired(t *testing.T) {
 		t.Fatalf("parseTrainFlags without --arch = %v, want an error naming --arch", err)
 	}
 }
+
+func TestRunFileBounded(t *testing.T) {
+	for name, path := range map[string]string{"device": "/dev/zero", "directory": t.TempDir()} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parseTrainFlags([]string{"--run=" + path}, io.Discard); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("--run=%s: error %v, want not a regular file", path, err)
+			}
+		})
+	}
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	os.WriteFile(big, bytes.Repeat([]byte("# padding\n"), 40_000), 0o644)
+	if _, err := parseTrainFlags([]string{"--run=" + big}, io.Discard); err == nil || !strings.Contains(err.Error(), "more than the limit") {
+		t.Errorf("400 KB run file: error %v, want a size error", err)
+	}
+}
