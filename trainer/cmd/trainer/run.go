@@ -162,9 +162,33 @@ func readRunFile(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, runspec.MaxBytes+1))
 }
 
-// openOutput opens the store at uri (gs://bucket[/prefix], file:///dir or a
-// directory) for checkpoints and the model.
-func openOutput(ctx context.Context, uri string) (store.Store, error) {
+// loadData loads what --data names: a dataset that ingest wrote, or the
+// four IDX files (Debian's Fashion-MNIST when --data is empty).
+func loadData(ctx context.Context, f *trainFlags) (*data.Sets, string, error) {
+	if f.dataURI != "" {
+		s, err := openStore(ctx, f.dataURI)
+		if err != nil {
+			return nil, "", err
+		}
+		defer s.Close()
+		if ok, err := data.IsDataset(ctx, s); err != nil {
+			return nil, "", fmt.Errorf("dataset %s: %w", f.dataURI, err)
+		} else if ok {
+			sets, err := data.LoadDataset(ctx, s, f.digest, f.valFraction, f.cfg.Seed)
+			return sets, s.URI(""), err
+		}
+	}
+	fsys, where, err := data.Open(ctx, f.dataURI, data.OpenStore)
+	if err != nil {
+		return nil, "", err
+	}
+	sets, err := data.Load(fsys, where, f.digest, f.valFraction, f.cfg.Seed)
+	return sets, where, err
+}
+
+// openStore opens the store at uri (gs://bucket[/prefix], file:///dir or a
+// directory): the output, or a dataset.
+func openStore(ctx context.Context, uri string) (store.Store, error) {
 	if !strings.Contains(uri, "://") {
 		abs, err := filepath.Abs(uri)
 		if err != nil {
@@ -194,11 +218,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fsys, where, err := data.Open(ctx, f.dataURI, data.OpenStore)
-	if err != nil {
-		return err
-	}
-	sets, err := data.Load(fsys, where, f.digest, f.valFraction, f.cfg.Seed)
+	sets, where, err := loadData(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -207,7 +227,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	opts := train.Options{Log: logger, MaxSteps: f.maxSteps, Reducer: comm}
 	var out store.Store
 	if f.maxSteps == 0 {
-		if out, err = openOutput(ctx, f.output); err != nil {
+		if out, err = openStore(ctx, f.output); err != nil {
 			return err
 		}
 		defer out.Close()

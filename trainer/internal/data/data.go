@@ -123,8 +123,8 @@ func Load(fsys fs.FS, where, digest string, valFraction float64, seed int64) (*S
 	}
 	perm := rand.New(rand.NewPCG(uint64(seed), splitStream)).Perm(n)
 	sets := &Sets{
-		Train:  gather(&ds.Train, perm[:n-nVal]),
-		Val:    gather(&ds.Train, perm[n-nVal:]),
+		Train:  gather(ds.Train.Image, ds.Train.Labels, perm[:n-nVal]),
+		Val:    gather(ds.Train.Image, ds.Train.Labels, perm[n-nVal:]),
 		Test:   Set{Images: ds.Test.Images, Labels: ds.Test.Labels},
 		Digest: ds.Digest,
 		Files:  sums,
@@ -140,11 +140,13 @@ const (
 	augmentStream = 0x5eed_0003
 )
 
-func gather(s *fmnist.Split, idx []int) Set {
+// gather copies the examples idx of a set whose example i is image(i),
+// labels[i].
+func gather(image func(int) []byte, labels []byte, idx []int) Set {
 	out := Set{Images: make([]byte, 0, len(idx)*ImageSize), Labels: make([]byte, 0, len(idx))}
 	for _, i := range idx {
-		out.Images = append(out.Images, s.Image(i)...)
-		out.Labels = append(out.Labels, s.Labels[i])
+		out.Images = append(out.Images, image(i)...)
+		out.Labels = append(out.Labels, labels[i])
 	}
 	return out
 }
