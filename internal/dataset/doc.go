@@ -25,7 +25,7 @@
 //	  "splits": [{
 //	    "name": "test",
 //	    "samples": 10000,
-//	    "class_counts": [1000, ...],           one per class, summing to samples
+//	    "classCounts": [1000, ...],           one per class, summing to samples
 //	    "shards": [{"file": "test-000000.tar", "bytes": 25601024,
 //	                "sha256": "…", "samples": 10000}]
 //	  }, ...]

@@ -61,7 +61,7 @@ type Split struct {
 	Name    string `json:"name"`
 	Samples int64  `json:"samples"`
 	// ClassCounts[c] is the number of samples of class c.
-	ClassCounts []int64 `json:"class_counts"`
+	ClassCounts []int64 `json:"classCounts"`
 	Shards      []Shard `json:"shards"`
 }
 
@@ -230,7 +230,7 @@ func (m *Manifest) check() error {
 		var sum int64
 		for c, n := range sp.ClassCounts {
 			if n < 0 || n > sp.Samples {
-				return bad("split %s: class_counts[%d] is %d", sp.Name, c, n)
+				return bad("split %s: classCounts[%d] is %d", sp.Name, c, n)
 			}
 			sum += n
 		}
