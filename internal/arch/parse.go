@@ -1,0 +1,558 @@
+package arch
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/aerie-ml/aerie/internal/strictyaml"
+)
+
+// Limits of a file and its fields; README.md lists them.
+const (
+	MaxBytes      = 64 << 10 // a real file is about 1 KiB
+	MaxErrors     = 20       // the rest are counted in a last line
+	MaxNameLength = 40       // metadata.name, a DNS label as run names are
+	MaxLayers     = 256      // in the whole file, residual branches included
+	MaxDepth      = 4        // residual blocks nested in each other
+	MaxChannels   = 4096     // conv filters and groups
+	MaxUnits      = 65536    // dense units
+	MaxKernel     = 15
+	MaxStride     = 8
+)
+
+// Defaults of the optional layer fields.
+const (
+	DefaultKernel    = 3 // conv
+	DefaultPoolSize  = 2
+	DefaultEpsilon   = 1e-5
+	DefaultMomentum  = 0.1
+	DefaultPadding   = "same"
+	maxLayerNameSize = 32
+)
+
+var (
+	keyRE       = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+	layerNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	// yaml.v3 errors read "yaml: line N: message".
+	yamlLineRE      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	unknownAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
+
+// prefixes name the parameters of layers declared without a name.
+var prefixes = map[Op]string{Conv: "conv", Dense: "fc", BatchNorm: "bn", Residual: "res"}
+
+// Parse decodes and validates the architecture file data read from
+// filename (used in errors only). Problems are reported as Errors, in line
+// order, at most MaxErrors of them. Parse checks each layer on its own;
+// Plan checks that the layers fit together and the dataset.
+func Parse(filename string, data []byte) (*Spec, error) {
+	d := &decoder{file: filename, names: map[string]int{}, counts: map[Op]int{}}
+	if len(data) > MaxBytes {
+		return nil, Errors{{File: filename, Msg: fmt.Sprintf("%d bytes, more than the limit of %d for an architecture", len(data), MaxBytes)}}
+	}
+	if err := d.text(data); err != nil {
+		return nil, err
+	}
+	root, err := d.document(data)
+	if err != nil {
+		return nil, err
+	}
+	d.noAnchors(root)
+	s := &Spec{File: filename}
+	if len(d.errs) == 0 {
+		d.spec(root, s)
+	}
+	return d.result(s)
+}
+
+// ParseNode decodes an architecture given inline at path in another file
+// (a TrainingRun's spec.model.architecture): a mapping with only layers.
+// The caller has decoded the file and refused its anchors.
+func ParseNode(filename string, n *yaml.Node, path string) (*Spec, error) {
+	d := &decoder{file: filename, names: map[string]int{}, counts: map[Op]int{}}
+	s := &Spec{File: filename}
+	d.noAnchors(n)
+	if len(d.errs) == 0 {
+		d.mapping(n, path, map[string]func(*yaml.Node, string){
+			"layers": func(n *yaml.Node, p string) { s.Layers = d.layers(n, p, 0) },
+		})
+		d.required(n, path, "layers", "the list of layers")
+	}
+	return d.result(s)
+}
+
+type decoder struct {
+	file    string
+	errs    Errors
+	dropped int
+	set     map[string]bool // fields present, by path
+	names   map[string]int  // parameter prefixes taken, and their lines
+	counts  map[Op]int      // layers of each op so far
+	total   int             // layers so far
+}
+
+func (d *decoder) result(s *Spec) (*Spec, error) {
+	if len(d.errs) == 0 {
+		return s, nil
+	}
+	slices.SortStableFunc(d.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+	if d.dropped > 0 {
+		d.errs = append(d.errs, &Error{File: d.file, Msg: fmt.Sprintf("and %d more problems not shown", d.dropped)})
+	}
+	return nil, d.errs
+}
+
+// errorf records a problem at n's line; values in messages are quoted with
+// got, never whole.
+func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	if len(d.errs) >= MaxErrors {
+		d.dropped++
+		return
+	}
+	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Field: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// text reports the first byte that is not UTF-8 or a character YAML
+// allows, by line: yaml.v3 reports these without one.
+func (d *decoder) text(data []byte) error {
+	line := 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return Errors{{File: d.file, Line: line, Msg: fmt.Sprintf("invalid UTF-8 (byte 0x%02x): an architecture is UTF-8 text", data[i])}}
+		case r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0x7f, r == 0xfeff && i > 0, r >= 0xfffe && r <= 0xffff:
+			return Errors{{File: d.file, Line: line, Msg: fmt.Sprintf("character %U is not allowed in YAML", r)}}
+		case r == '\n':
+			line++
+		}
+		i += size
+	}
+	return nil
+}
+
+// document reads the single YAML document in data.
+func (d *decoder) document(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, Errors{{File: d.file, Line: 1, Msg: "empty document: want an Architecture"}}
+		}
+		return nil, d.syntaxError(data, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, d.syntaxError(data, err)
+		}
+		return nil, Errors{{File: d.file, Line: extra.Line, Msg: "a second YAML document: want one Architecture per file"}}
+	}
+	if len(doc.Content) != 1 {
+		return nil, Errors{{File: d.file, Line: 1, Msg: "empty document: want an Architecture"}}
+	}
+	return doc.Content[0], nil
+}
+
+func (d *decoder) syntaxError(data []byte, err error) error {
+	msg := err.Error()
+	// yaml.v3 gives no line for an alias of a missing anchor.
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		line := 0
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			line = 1 + bytes.Count(data[:i], []byte("\n"))
+		}
+		return Errors{{File: d.file, Line: line, Msg: fmt.Sprintf("alias *%s: aliases are not allowed, write the value out", strictyaml.Shorten(m[1]))}}
+	}
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	return Errors{{File: d.file, Line: line, Msg: "invalid YAML: " + strictyaml.Shorten(strings.TrimPrefix(msg, "yaml: "))}}
+}
+
+// noAnchors reports every anchor and alias: a file spells each layer out,
+// so what a line says is what the model gets.
+func (d *decoder) noAnchors(n *yaml.Node) {
+	if n.Anchor != "" {
+		d.errorf(n, "", "anchor &%s: anchors are not allowed, write the value out", strictyaml.Shorten(n.Anchor))
+	}
+	if n.Kind == yaml.AliasNode {
+		d.errorf(n, "", "alias *%s: aliases are not allowed, write the value out", strictyaml.Shorten(n.Value))
+		return
+	}
+	for _, c := range n.Content {
+		d.noAnchors(c)
+	}
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// mapping decodes the mapping n at path: every key must be one of fields,
+// once. A null value stands for an empty mapping when no field is
+// required, as in "- relu:".
+func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]func(*yaml.Node, string)) {
+	if d.set == nil {
+		d.set = map[string]bool{}
+	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for k := range fields {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	allowed := "allowed fields: " + strings.Join(names, ", ")
+	if len(names) == 0 {
+		allowed = "this layer has no fields"
+	}
+	if isScalar(n, "!!null") {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		if len(names) == 0 {
+			d.errorf(n, path, "takes no fields, got %s", got(n))
+		} else {
+			d.errorf(n, path, "must be a mapping (%s), got %s", allowed, got(n))
+		}
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+			d.errorf(k, path, "keys must be field names (%s), got %s", allowed, got(k))
+			continue
+		}
+		p := join(path, k.Value)
+		decode, ok := fields[k.Value]
+		if !ok {
+			if keyRE.MatchString(k.Value) && len(k.Value) <= strictyaml.MaxQuote {
+				d.errorf(k, p, "unknown field; %s", allowed)
+			} else {
+				d.errorf(k, path, "unknown field %s; %s", got(k), allowed)
+			}
+			continue
+		}
+		if d.set[p] {
+			d.errorf(k, p, "duplicate field")
+			continue
+		}
+		d.set[p] = true
+		decode(v, p)
+	}
+}
+
+// required reports field of the mapping n at path when it is missing.
+func (d *decoder) required(n *yaml.Node, path, field, want string) {
+	p := join(path, field)
+	if !d.set[p] && (n.Kind == yaml.MappingNode || isScalar(n, "!!null")) {
+		d.errorf(n, p, "is required: %s", want)
+	}
+}
+
+// got describes n for an error message.
+func got(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			return "null"
+		case "!!int", "!!float", "!!bool":
+			return strictyaml.Shorten(n.Value)
+		}
+		return strictyaml.Quote(n.Value)
+	}
+	return "nothing"
+}
+
+func isScalar(n *yaml.Node, tags ...string) bool {
+	return n.Kind == yaml.ScalarNode && slices.Contains(tags, n.Tag)
+}
+
+func (d *decoder) integer(lo, hi int, dst *int) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		var v int64
+		if !isScalar(n, "!!int") || n.Decode(&v) != nil || v < int64(lo) || v > int64(hi) {
+			d.errorf(n, path, "must be an integer between %d and %d, got %s", lo, hi, got(n))
+			return
+		}
+		*dst = int(v)
+	}
+}
+
+// number decodes a number in [lo, hi), or in (lo, hi] when openLo.
+func (d *decoder) number(lo, hi float64, openLo bool, dst *float64) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		var v float64
+		ok := isScalar(n, "!!int", "!!float") && n.Decode(&v) == nil && !math.IsNaN(v)
+		if openLo {
+			ok = ok && v > lo && v <= hi
+		} else {
+			ok = ok && v >= lo && v < hi
+		}
+		if !ok {
+			lb, rb := "[", ")"
+			if openLo {
+				lb, rb = "(", "]"
+			}
+			d.errorf(n, path, "must be a number in %s%g, %g%s, got %s", lb, lo, hi, rb, got(n))
+			return
+		}
+		*dst = v
+	}
+}
+
+func (d *decoder) boolean(dst *bool) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		if !isScalar(n, "!!bool") || n.Decode(dst) != nil {
+			d.errorf(n, path, "must be true or false, got %s", got(n))
+		}
+	}
+}
+
+// str decodes a string that valid accepts; valid returns what is allowed
+// when the value is not.
+func (d *decoder) str(dst *string, valid func(string) string) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		if !isScalar(n, "!!str") {
+			d.errorf(n, path, "%s, got %s", valid(""), got(n))
+			return
+		}
+		if want := valid(n.Value); want != "" {
+			d.errorf(n, path, "%s, got %s", want, got(n))
+			return
+		}
+		*dst = n.Value
+	}
+}
+
+func oneOf(allowed string) func(string) string {
+	return func(s string) string {
+		if s == allowed {
+			return ""
+		}
+		return fmt.Sprintf("must be %q", allowed)
+	}
+}
+
+func validName(s string) string {
+	if len(s) <= MaxNameLength && len(validation.IsDNS1035Label(s)) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("must be 1 to %d lowercase letters, digits and '-', starting with a letter and not ending with '-'", MaxNameLength)
+}
+
+func validLayerName(s string) string {
+	if len(s) <= maxLayerNameSize && layerNameRE.MatchString(s) {
+		return ""
+	}
+	return fmt.Sprintf("must be 1 to %d lowercase letters, digits and '_', starting with a letter", maxLayerNameSize)
+}
+
+func (d *decoder) spec(root *yaml.Node, s *Spec) {
+	var apiVersion, kind, description string
+	d.mapping(root, "", map[string]func(*yaml.Node, string){
+		"apiVersion": d.str(&apiVersion, oneOf(APIVersion)),
+		"kind":       d.str(&kind, oneOf(Kind)),
+		"metadata": func(n *yaml.Node, p string) {
+			d.mapping(n, p, map[string]func(*yaml.Node, string){
+				"name": d.str(&s.Name, validName),
+				"description": d.str(&description, func(s string) string {
+					if s == "" || len(s) > 1024 {
+						return "must be a string of 1 to 1024 bytes"
+					}
+					return ""
+				}),
+			})
+			d.required(n, p, "name", "the architecture's name, its file's name without .yaml")
+		},
+		"layers": func(n *yaml.Node, p string) { s.Layers = d.layers(n, p, 0) },
+	})
+	d.required(root, "", "apiVersion", strconv.Quote(APIVersion))
+	d.required(root, "", "kind", strconv.Quote(Kind))
+	d.required(root, "", "metadata", "a mapping with the name")
+	d.required(root, "", "layers", "the list of layers")
+}
+
+func (d *decoder) layers(n *yaml.Node, path string, depth int) []Layer {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		d.errorf(n, path, "must be a list of one or more layers, got %s", got(n))
+		return nil
+	}
+	var ls []Layer
+	for i, c := range n.Content {
+		if l, ok := d.layer(c, fmt.Sprintf("%s[%d]", path, i), depth); ok {
+			ls = append(ls, l)
+		}
+	}
+	return ls
+}
+
+func opNames() string {
+	ns := make([]string, len(Ops))
+	for i, o := range Ops {
+		ns[i] = string(o)
+	}
+	return strings.Join(ns, ", ")
+}
+
+// layer decodes one list item: an op's name ("- relu"), or a mapping of
+// one op to its fields ("- conv: {filters: 32}").
+func (d *decoder) layer(n *yaml.Node, path string, depth int) (Layer, bool) {
+	d.total++
+	if d.total == MaxLayers+1 {
+		d.errorf(n, path, "more than %d layers in the file", MaxLayers)
+	}
+	var key, opts *yaml.Node
+	switch {
+	case isScalar(n, "!!str"):
+		key, opts = n, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line}
+	case n.Kind == yaml.MappingNode && len(n.Content) == 2 && isScalar(n.Content[0], "!!str"):
+		key, opts = n.Content[0], n.Content[1]
+	default:
+		d.errorf(n, path, "must be a layer: one of %s, alone or mapped to its fields, got %s", opNames(), got(n))
+		return Layer{}, false
+	}
+	op := Op(key.Value)
+	if !slices.Contains(Ops, op) {
+		d.errorf(key, path, "unknown layer %s; want one of %s", got(key), opNames())
+		return Layer{}, false
+	}
+	p := path + "." + string(op)
+	l := Layer{Op: op, Line: n.Line, Path: p}
+	fields := map[string]func(*yaml.Node, string){}
+	if _, named := prefixes[op]; named {
+		fields["name"] = d.str(&l.Name, validLayerName)
+	}
+	var padding, branch *yaml.Node
+	switch op {
+	case Conv:
+		l.Kernel, l.Stride, l.Groups, l.Bias = DefaultKernel, 1, 1, true
+		fields["filters"] = d.integer(1, MaxChannels, &l.Filters)
+		fields["kernel"] = d.integer(1, MaxKernel, &l.Kernel)
+		fields["stride"] = d.integer(1, MaxStride, &l.Stride)
+		fields["groups"] = d.integer(1, MaxChannels, &l.Groups)
+		fields["bias"] = d.boolean(&l.Bias)
+		fields["padding"] = func(n *yaml.Node, _ string) { padding = n }
+	case BatchNorm:
+		l.Epsilon, l.Momentum = DefaultEpsilon, DefaultMomentum
+		fields["epsilon"] = d.number(0, 1, true, &l.Epsilon)
+		fields["momentum"] = d.number(0, 1, true, &l.Momentum)
+	case MaxPool, AvgPool:
+		l.Kernel, l.Stride = DefaultPoolSize, 0
+		fields["size"] = d.integer(1, MaxKernel, &l.Kernel)
+		fields["stride"] = d.integer(1, MaxStride, &l.Stride)
+	case Dropout:
+		fields["rate"] = d.number(0, 1, false, &l.Rate)
+	case Dense:
+		l.Bias = true
+		fields["bias"] = d.boolean(&l.Bias)
+		fields["units"] = func(n *yaml.Node, p string) {
+			if isScalar(n, "!!str") && n.Value == "classes" {
+				l.Units = UnitsClasses
+				return
+			}
+			var v int64
+			if !isScalar(n, "!!int") || n.Decode(&v) != nil || v < 1 || v > MaxUnits {
+				d.errorf(n, p, "must be classes (the dataset's class count) or an integer between 1 and %d, got %s", MaxUnits, got(n))
+				return
+			}
+			l.Units = int(v)
+		}
+	case Residual:
+		fields["layers"] = func(n *yaml.Node, _ string) { branch = n }
+	}
+	d.mapping(opts, p, fields)
+	switch op {
+	case Conv:
+		d.required(opts, p, "filters", "the number of output channels")
+		l.Padding = d.padding(padding, p+".padding", l.Kernel)
+	case Dropout:
+		d.required(opts, p, "rate", "the probability of zeroing an element, in [0, 1)")
+	case Dense:
+		d.required(opts, p, "units", "classes or the number of outputs")
+	case Residual:
+		d.required(opts, p, "layers", "the branch, a list of layers")
+		d.nameLayer(&l, key) // a block is numbered before its branch
+		if branch != nil && depth+1 > MaxDepth {
+			d.errorf(branch, p+".layers", "residual blocks nest more than %d deep", MaxDepth)
+		} else if branch != nil {
+			l.Layers = d.layers(branch, p+".layers", depth+1)
+		}
+	case MaxPool, AvgPool:
+		if l.Stride == 0 {
+			l.Stride = l.Kernel
+		}
+	}
+	if op != Residual {
+		d.nameLayer(&l, key)
+	}
+	return l, true
+}
+
+// padding decodes conv's padding: same (keep the size at stride 1: (k-1)/2
+// on each side, odd kernels only), valid (none) or zeros on each side.
+func (d *decoder) padding(n *yaml.Node, path string, kernel int) int {
+	if n == nil {
+		n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: DefaultPadding}
+	}
+	switch {
+	case isScalar(n, "!!str") && n.Value == "same":
+		if kernel%2 == 0 {
+			d.errorf(n, path, "same needs an odd kernel, got kernel %d: give the padding as a number", kernel)
+		}
+		return (kernel - 1) / 2
+	case isScalar(n, "!!str") && n.Value == "valid":
+		return 0
+	}
+	var v int64
+	if !isScalar(n, "!!int") || n.Decode(&v) != nil || v < 0 || v >= int64(kernel) {
+		d.errorf(n, path, "must be same, valid or an integer between 0 and %d (below the kernel), got %s", kernel-1, got(n))
+		return 0
+	}
+	return int(v)
+}
+
+// nameLayer gives a layer with parameters its default name and checks that
+// no other layer has it.
+func (d *decoder) nameLayer(l *Layer, at *yaml.Node) {
+	prefix, ok := prefixes[l.Op]
+	if !ok {
+		return
+	}
+	d.counts[l.Op]++
+	how := "name"
+	if l.Name == "" {
+		l.Name = prefix + strconv.Itoa(d.counts[l.Op])
+		how = "default name"
+	}
+	if line, taken := d.names[l.Name]; taken {
+		d.errorf(at, l.Path, "%s %s is taken by the layer on line %d: give one of them another name", how, l.Name, line)
+		return
+	}
+	d.names[l.Name] = at.Line
+}
