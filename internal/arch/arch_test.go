@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
 
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/runspec"
@@ -486,4 +487,41 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = p.String()
 	})
+}
+
+func TestParseNode(t *testing.T) {
+	const run = `spec:
+  model:
+    architecture:
+      layers:
+        - flatten
+        - dense: {units: classes}
+`
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(run), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := doc.Content[0].Content[1].Content[1].Content[1]
+	s, err := ParseNode("run.yaml", n, "spec.model.architecture")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Layer{
+		{Op: Flatten, Line: 5, Path: "spec.model.architecture.layers[0].flatten"},
+		{Op: Dense, Line: 6, Path: "spec.model.architecture.layers[1].dense", Name: "fc1", Units: UnitsClasses, Bias: true},
+	}
+	if diff := cmp.Diff(want, s.Layers); diff != "" {
+		t.Errorf("ParseNode layers (-want +got):\n%s", diff)
+	}
+
+	if err := yaml.Unmarshal([]byte(strings.Replace(run, "layers:", "layerz:", 1)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n = doc.Content[0].Content[1].Content[1].Content[1]
+	_, err = ParseNode("run.yaml", n, "spec.model.architecture")
+	wantErr := "run.yaml:4: spec.model.architecture.layerz: unknown field; allowed fields: layers\n" +
+		"run.yaml:4: spec.model.architecture.layers: is required: the list of layers"
+	if err == nil || err.Error() != wantErr {
+		t.Errorf("ParseNode(layerz) = %v, want\n%s", err, wantErr)
+	}
 }
