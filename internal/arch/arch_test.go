@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"gopkg.in/yaml.v3"
 
 	"github.com/aerie-ml/aerie/internal/model"
@@ -73,6 +74,17 @@ func golden(p *Plan) string {
 }
 
 func TestPlanGolden(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", Dir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".yaml"))
+	}
+	if diff := cmp.Diff(models, names, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("files in %s (-golden tests +files): add new ones to models:\n%s", Dir, diff)
+	}
 	for _, name := range models {
 		t.Run(name, func(t *testing.T) {
 			got := golden(plan(t, name))
@@ -482,8 +494,14 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if last := p.Rows[len(p.Rows)-1]; !cmp.Equal(last.Output, Shape{fmnistClasses}) && p.Rows[len(p.Rows)-1].Depth == 0 {
-			t.Fatalf("plan ends in %s, want %d", last.Output, fmnistClasses)
+		var out Shape // of the last top-level layer; a block's row precedes its branch's
+		for _, r := range p.Rows {
+			if r.Depth == 0 {
+				out = r.Output
+			}
+		}
+		if !cmp.Equal(out, Shape{fmnistClasses}) {
+			t.Fatalf("plan ends in %s, want %d", out, fmnistClasses)
 		}
 		_ = p.String()
 	})

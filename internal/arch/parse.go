@@ -58,7 +58,7 @@ var prefixes = map[Op]string{Conv: "conv", Dense: "fc", BatchNorm: "bn", Residua
 // order, at most MaxErrors of them. Parse checks each layer on its own;
 // Plan checks that the layers fit together and the dataset.
 func Parse(filename string, data []byte) (*Spec, error) {
-	d := &decoder{file: filename, names: map[string]int{}, counts: map[Op]int{}}
+	d := newDecoder(filename)
 	if len(data) > MaxBytes {
 		return nil, Errors{{File: filename, Msg: fmt.Sprintf("%d bytes, more than the limit of %d for an architecture", len(data), MaxBytes)}}
 	}
@@ -81,7 +81,7 @@ func Parse(filename string, data []byte) (*Spec, error) {
 // (a TrainingRun's spec.model.architecture): a mapping with only layers.
 // The caller has decoded the file and refused its anchors.
 func ParseNode(filename string, n *yaml.Node, path string) (*Spec, error) {
-	d := &decoder{file: filename, names: map[string]int{}, counts: map[Op]int{}}
+	d := newDecoder(filename)
 	s := &Spec{File: filename}
 	d.noAnchors(n)
 	if len(d.errs) == 0 {
@@ -101,6 +101,10 @@ type decoder struct {
 	names   map[string]int  // parameter prefixes taken, and their lines
 	counts  map[Op]int      // layers of each op so far
 	total   int             // layers so far
+}
+
+func newDecoder(file string) *decoder {
+	return &decoder{file: file, set: map[string]bool{}, names: map[string]int{}, counts: map[Op]int{}}
 }
 
 func (d *decoder) result(s *Spec) (*Spec, error) {
@@ -210,9 +214,6 @@ func join(path, name string) string {
 // once. A null value stands for an empty mapping when no field is
 // required, as in "- relu:".
 func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]func(*yaml.Node, string)) {
-	if d.set == nil {
-		d.set = map[string]bool{}
-	}
 	names := slices.Sorted(func(yield func(string) bool) {
 		for k := range fields {
 			if !yield(k) {
