@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/aerie-ml/aerie/internal/model"
+	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/runspec"
 )
 
@@ -541,5 +542,48 @@ func TestParseNode(t *testing.T) {
 		"run.yaml:4: spec.model.architecture.layers: is required: the list of layers"
 	if err == nil || err.Error() != wantErr {
 		t.Errorf("ParseNode(layerz) = %v, want\n%s", err, wantErr)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, Dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{
+		"test":    base,
+		"renamed": base,
+		"big":     strings.Repeat("#", MaxBytes+1),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, Dir, name+".yaml"), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("test.yaml", filepath.Join(dir, Dir, "link.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := repofile.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	s, err := Load(tree, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.File != "models/test.yaml" || s.Name != "test" || len(s.Layers) != 11 {
+		t.Errorf("Load(test) = %s %s with %d layers, want models/test.yaml test with 11", s.File, s.Name, len(s.Layers))
+	}
+	for _, tc := range []struct{ name, want string }{
+		{"renamed", `models/renamed.yaml:4: metadata.name: must be "renamed", the file's name without .yaml, got "test"`},
+		{"../x", `architecture "../x": must be 1 to 40 lowercase letters, digits and '-', starting with a letter and not ending with '-'`},
+		{"missing", "architecture missing: no file models/missing.yaml in " + dir},
+		{"big", "bytes, more than the limit of 65536"},
+		{"link", "not a regular file"},
+	} {
+		_, err := Load(tree, tc.name)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Load(%s) = %v, want an error containing %s", tc.name, err, tc.want)
+		}
 	}
 }

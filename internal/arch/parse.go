@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"regexp"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/strictyaml"
 )
 
@@ -58,7 +60,29 @@ var prefixes = map[Op]string{Conv: "conv", Dense: "fc", BatchNorm: "bn", Residua
 // order, at most MaxErrors of them. Parse checks each layer on its own;
 // Plan checks that the layers fit together and the dataset.
 func Parse(filename string, data []byte) (*Spec, error) {
+	return parse(filename, data, "")
+}
+
+// Load reads and parses the architecture called name from the repository
+// tree t: Dir/<name>.yaml, whose metadata.name must be name.
+func Load(t *repofile.Tree, name string) (*Spec, error) {
+	if want := validName(name); want != "" {
+		return nil, fmt.Errorf("architecture %s: %s", strictyaml.Quote(name), want)
+	}
+	rel := Dir + "/" + name + ".yaml"
+	data, err := t.ReadFile(rel, MaxBytes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("architecture %s: no file %s in %s: %w", name, rel, t.Dir(), err)
+	} else if err != nil {
+		return nil, fmt.Errorf("architecture %s: %w", name, err)
+	}
+	return parse(rel, data, name)
+}
+
+// parse is Parse, checking metadata.name against name unless it is empty.
+func parse(filename string, data []byte, name string) (*Spec, error) {
 	d := newDecoder(filename)
+	d.fileName = name
 	if len(data) > MaxBytes {
 		return nil, Errors{{File: filename, Msg: fmt.Sprintf("%d bytes, more than the limit of %d for an architecture", len(data), MaxBytes)}}
 	}
@@ -101,6 +125,8 @@ type decoder struct {
 	names   map[string]int  // parameter prefixes taken, and their lines
 	counts  map[Op]int      // layers of each op so far
 	total   int             // layers so far
+	// fileName is what metadata.name must be, when known.
+	fileName string
 }
 
 func newDecoder(file string) *decoder {
@@ -381,7 +407,12 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 		"kind":       d.str(&kind, oneOf(Kind)),
 		"metadata": func(n *yaml.Node, p string) {
 			d.mapping(n, p, map[string]func(*yaml.Node, string){
-				"name": d.str(&s.Name, validName),
+				"name": d.str(&s.Name, func(v string) string {
+					if want := validName(v); want != "" || d.fileName == "" || v == d.fileName {
+						return want
+					}
+					return fmt.Sprintf("must be %q, the file's name without .yaml", d.fileName)
+				}),
 				"description": d.str(&description, func(s string) string {
 					if s == "" || len(s) > 1024 {
 						return "must be a string of 1 to 1024 bytes"
