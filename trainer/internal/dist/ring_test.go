@@ -314,11 +314,23 @@ func TestRejoinAfterDeath(t *testing.T) {
 		}
 	}
 
-	for r := 1; r < 3; r++ {
+	// The restart must reach rank 0 before rank 2 completes the world, or
+	// rank 0 rightly forms the ring with the dead incarnation: under load
+	// rank 2 may well be first, so it starts only after the rejoin.
+	join := func(r int) {
 		wg.Go(func() {
 			comms[r], errs[r] = Join(context.Background(), Config{Env: env(r), RendezvousTimeout: 20 * time.Second})
 		})
 	}
+	join(1)
+	for !strings.Contains(logs.String(), "rank rejoined") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("rank 0 did not take the restarted rank 1:\n%s", logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	join(2)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("join after rank 1 restarted: %v\nrank 0's log:\n%s", err, logs.String())
