@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,7 +21,15 @@ func TestMain(m *testing.M) {
 	case "":
 		os.Exit(m.Run())
 	case "exit":
-		code, _ := strconv.Atoi(os.Getenv("CODE"))
+		c := os.Getenv("CODE")
+		if f, ok := strings.CutPrefix(c, "file:"); ok {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				os.Exit(98)
+			}
+			c = string(b)
+		}
+		code, _ := strconv.Atoi(c)
 		os.Exit(code)
 	case "alloc":
 		mb, _ := strconv.Atoi(os.Getenv("MB"))
