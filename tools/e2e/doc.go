@@ -3,4 +3,12 @@
 // real Flux source-controller and kustomize-controller syncing clusters/dev
 // into a real kube-apiserver, and the real Kubeflow training operator
 // turning the rendered PyTorchJobs into pods and services.
+//
+// Package node (tools/e2e/node) is the tier's node: a virtual-kubelet node
+// that binds pods to itself and runs their containers as local processes
+// from binaries their images map to, with ConfigMap/emptyDir volumes as
+// per-pod directories, MASTER_ADDR/MASTER_PORT mapped onto loopback, CPU and
+// memory limits enforced, and exit codes reported as a kubelet would. Its
+// own e2e test, TestNodeRunsPods, runs it against the real API server; the
+// Flux test does not use it yet.
 package e2e

@@ -1,8 +1,9 @@
 // Package cluster runs a real Kubernetes control plane on loopback for
 // end-to-end tests: etcd and kube-apiserver as child processes, with a
 // throwaway PKI, an admin kubeconfig and client-go clients. There is no
-// kubelet, scheduler or controller-manager: pods stay Pending, and a test
-// that needs what those controllers would write must write it itself.
+// kubelet, scheduler or controller-manager: pods stay Pending unless a test
+// starts tools/e2e/node, and a test that needs what the other controllers
+// would write must write it itself.
 //
 // The binaries come from make e2e-bins (see platform.mk), which passes their
 // paths in the environment: E2E_ETCD and E2E_KUBE_APISERVER.
