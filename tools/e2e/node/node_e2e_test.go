@@ -54,7 +54,7 @@ func TestNodeRunsPods(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: tt.name, Namespace: "default"}, Spec: corev1.PodSpec{
 				AutomountServiceAccountToken: new(false),
-				RestartPolicy: corev1.RestartPolicyNever,
+				RestartPolicy:                corev1.RestartPolicyNever,
 				Containers: []corev1.Container{{Name: "main", Image: "e2e.local/helper@sha256:00",
 					Env:          []corev1.EnvVar{{Name: "NODE_TEST_HELPER", Value: "exit"}, {Name: "CODE", Value: tt.code}},
 					VolumeMounts: []corev1.VolumeMount{{Name: "run", MountPath: "/etc/run"}}}},
