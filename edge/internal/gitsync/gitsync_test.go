@@ -3,9 +3,11 @@ package gitsync
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -100,6 +102,44 @@ type observed struct {
 	mu     sync.Mutex
 	stored []int64 // sizes of objects set in memory
 	read   []plumbing.Hash
+	// probe is looked up in the store before the first file is read.
+	probe     plumbing.Hash
+	probed    bool
+	inStore   bool
+	packBytes int64 // written through PackfileWriter
+}
+
+func (o *observed) PackfileWriter() (io.WriteCloser, error) {
+	w, err := o.Storage.PackfileWriter()
+	if err != nil {
+		return nil, err
+	}
+	return &probingWriter{WriteCloser: w, o: o}, nil
+}
+
+type probingWriter struct {
+	io.WriteCloser
+	o *observed
+}
+
+func (w *probingWriter) Write(p []byte) (int, error) {
+	n, err := w.WriteCloser.Write(p)
+	w.o.mu.Lock()
+	w.o.packBytes += int64(n)
+	w.o.mu.Unlock()
+	return n, err
+}
+
+// EncodedObjectSize is first called by Fetch once the pack is stored.
+func (o *observed) EncodedObjectSize(h plumbing.Hash) (int64, error) {
+	o.mu.Lock()
+	if !o.probed {
+		o.probed = true
+		_, err := o.Storage.EncodedObjectSize(o.probe)
+		o.inStore = err == nil
+	}
+	o.mu.Unlock()
+	return o.Storage.EncodedObjectSize(h)
 }
 
 func (o *observed) SetEncodedObject(obj plumbing.EncodedObject) (plumbing.Hash, error) {
@@ -132,12 +172,15 @@ func TestFetchLeavesBigBlobsOnDisk(t *testing.T) {
 	tmp := t.TempDir()
 	var obs *observed
 	src := &Source{URL: repo.URL(), Branch: "main", TempDir: tmp, wrap: func(s *filesystem.Storage) storage.Storer {
-		obs = &observed{Storage: s}
+		obs = &observed{Storage: s, probe: bigHash}
 		return obs
 	}}
 	snap, err := src.Fetch(context.Background(), "edge/fleets/quadcopters.yaml", "edge/keys")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !obs.inStore || obs.packBytes < 8<<20 {
+		t.Errorf("without filter support the big blob should be fetched: in store %v, pack of %d bytes", obs.inStore, obs.packBytes)
 	}
 	if b, _ := fs.ReadFile(snap.FS, "edge/fleets/quadcopters.yaml"); string(b) != "fleet: quadcopters\n" {
 		t.Errorf("pin file = %q", b)
@@ -155,6 +198,60 @@ func TestFetchLeavesBigBlobsOnDisk(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("object store left in %s: %v", tmp, left)
+	}
+}
+
+// TestFetchFilteredLeavesBigBlobsOnServer: a server that allows filters
+// (git upload-pack with uploadpack.allowFilter) never sends a blob over
+// MaxFileSize; one asked for is ErrTooLarge.
+func TestFetchFilteredLeavesBigBlobsOnServer(t *testing.T) {
+	git, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("no git in PATH for the file:// transport's upload-pack")
+	}
+	repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
+	if out, err := exec.Command(git, "-C", repo.Bare, "config", "uploadpack.allowFilter", "true").CombinedOutput(); err != nil {
+		t.Fatalf("git config: %v: %s", err, out)
+	}
+	big := make([]byte, 8<<20)
+	rand.NewChaCha8([32]byte{2}).Read(big)
+	bigHash := plumbing.ComputeHash(plumbing.BlobObject, big)
+	c := repo.Commit(t, map[string]string{
+		"edge/fleets/quadcopters.yaml": "fleet: quadcopters\n",
+		"edge/keys/a.pub":              "key-a\n",
+		"edge/keys/b.pub":              "key-b\n",
+		"data/blob.bin":                string(big),
+		"edge/fleets/huge.yaml":        strings.Repeat("#", 2048),
+	})
+	var obs *observed
+	src := &Source{URL: repo.URL(), Branch: "main", TempDir: t.TempDir(), MaxFileSize: 1024, wrap: func(s *filesystem.Storage) storage.Storer {
+		obs = &observed{Storage: s, probe: bigHash}
+		return obs
+	}}
+	snap, err := src.Fetch(context.Background(), "edge/fleets/quadcopters.yaml", "edge/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !obs.probed || obs.inStore || obs.packBytes >= 1<<20 {
+		t.Errorf("the server sent the big blob despite the filter: probed %v, in store %v, pack of %d bytes", obs.probed, obs.inStore, obs.packBytes)
+	}
+	if snap.Commit != c {
+		t.Errorf("Fetch().Commit = %s, want %s", snap.Commit, c)
+	}
+	got := map[string]string{}
+	for _, p := range []string{"edge/fleets/quadcopters.yaml", "edge/keys/a.pub", "edge/keys/b.pub"} {
+		b, err := fs.ReadFile(snap.FS, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[p] = string(b)
+	}
+	want := map[string]string{"edge/fleets/quadcopters.yaml": "fleet: quadcopters\n", "edge/keys/a.pub": "key-a\n", "edge/keys/b.pub": "key-b\n"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("snapshot diff (-want +got):\n%s", diff)
+	}
+	if _, err := src.Fetch(context.Background(), "edge/fleets/huge.yaml"); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Fetch of a filtered-out 2 KiB file = %v, want ErrTooLarge", err)
 	}
 }
 
