@@ -90,7 +90,8 @@ var ErrTooLarge = errors.New("file too large")
 // returns: go-git keeps a memory store's objects in memory, the whole
 // tree, while a filesystem store streams the pack to disk. Only the trees
 // on the way to paths and the blobs asked for are read, each after a size
-// check against the object header.
+// check against the object header. A server that supports filters is
+// asked to leave out blobs over MaxFileSize (see fetchFiltered).
 func (s *Source) Fetch(ctx context.Context, paths ...string) (*Snapshot, error) {
 	dir, err := os.MkdirTemp(s.TempDir, "git-")
 	if err != nil {
