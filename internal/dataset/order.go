@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"slices"
+	"sort"
 )
 
 // DefaultWindow is the number of shards whose samples Order shuffles
@@ -148,34 +150,20 @@ func (o *Order) Shards(step int64, batch, rank, world int) []int {
 	var out []int
 	for _, j := range o.Batch(step, batch, rank, world) {
 		sh := o.shardOf(j)
-		if !containsInt(out, sh) {
+		if !slices.Contains(out, sh) {
 			out = append(out, sh)
 		}
 	}
 	return out
 }
 
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // shardOf returns the shard holding split index j.
-func (o *Order) shardOf(j int64) int {
-	lo, hi := 0, len(o.starts)
-	for hi-lo > 1 {
-		mid := (lo + hi) / 2
-		if o.starts[mid] <= j {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return lo
+func (o *Order) shardOf(j int64) int { return shardAt(o.starts, j) }
+
+// shardAt returns the shard holding split index j: the last whose first
+// index, in starts, is at most j.
+func shardAt(starts []int64, j int64) int {
+	return sort.Search(len(starts), func(i int) bool { return starts[i] > j }) - 1
 }
 
 // Part returns the positions [lo, hi) of rank's part of a global batch of

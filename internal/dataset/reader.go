@@ -157,18 +157,7 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-func (r *Reader) shardOf(j int64) int {
-	lo, hi := 0, len(r.starts)
-	for hi-lo > 1 {
-		mid := (lo + hi) / 2
-		if r.starts[mid] <= j {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return lo
-}
+func (r *Reader) shardOf(j int64) int { return shardAt(r.starts, j) }
 
 // Sample reads sample j's pixels into dst (Shape().Bytes() bytes) and
 // returns its class.
