@@ -13,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"gopkg.in/yaml.v3"
 
-	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/runspec"
 )
@@ -101,58 +100,6 @@ func TestPlanGolden(t *testing.T) {
 			}
 			if diff := cmp.Diff(string(want), got); diff != "" {
 				t.Errorf("plan of %s (-%s +got); rerun with -update if intended:\n%s", name, file, diff)
-			}
-		})
-	}
-}
-
-// TestMatchesModel checks that the files of today's architectures give
-// exactly internal/model's tensors, in order, so that their checkpoints
-// and saved models stay loadable, and its dropout masks.
-func TestMatchesModel(t *testing.T) {
-	type tensor struct {
-		Name  string
-		Shape []int
-		FanIn int
-	}
-	for _, tc := range []struct {
-		name   string
-		params int64
-	}{
-		{"cnn", 421_642}, // the prototype's count
-		{"small", 2_010},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			a, err := model.Lookup(tc.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := plan(t, tc.name)
-			var want, got []tensor
-			for _, q := range a.Params() {
-				want = append(want, tensor{q.Name, q.Shape, q.FanIn})
-			}
-			for _, q := range p.Params {
-				got = append(got, tensor{q.Name, q.Shape, q.FanIn})
-				if q.Init != InitUniform {
-					t.Errorf("%s: init %d, want InitUniform", q.Name, q.Init)
-				}
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("params (-internal/model +plan):\n%s", diff)
-			}
-			var wantMasks []Mask
-			for _, m := range a.Dropouts() {
-				wantMasks = append(wantMasks, Mask{Rate: m.Rate, Shape: m.Shape})
-			}
-			if diff := cmp.Diff(wantMasks, p.Dropouts); diff != "" {
-				t.Errorf("dropouts (-internal/model +plan):\n%s", diff)
-			}
-			if len(p.State) != 0 {
-				t.Errorf("state = %v, want none", p.State)
-			}
-			if p.NumParams != tc.params || int(p.NumParams) != a.NumParams() {
-				t.Errorf("NumParams = %d, want %d (internal/model: %d)", p.NumParams, tc.params, a.NumParams())
 			}
 		})
 	}
