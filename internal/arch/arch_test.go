@@ -249,10 +249,10 @@ func TestParseErrors(t *testing.T) {
 		{"name on a layer without parameters", edit(t, "- dropout: {rate: 0.1}", "- dropout: {rate: 0.1, name: d}"),
 			file + ":16: layers[6].dropout.name: unknown field; allowed fields: rate"},
 		{"anchor and alias", edit(t, "filters: 8", "filters: &n 8", "filters: 16", "filters: *n"),
-			file + ":6: anchor &n: anchors are not allowed, write the value out\n" +
-				file + ":12: alias *n: aliases are not allowed, write the value out"},
+			file + ":6:21: anchor &n: anchors are not allowed, write the value out\n" +
+				file + ":12:27: alias *n: aliases are not allowed, write the value out"},
 		{"alias of nothing", edit(t, "filters: 16", "filters: *nope"),
-			file + ":12: alias *nope: aliases are not allowed, write the value out"},
+			file + ":12:27: alias *nope: aliases are not allowed, write the value out"},
 		{"several problems in line order", edit(t, "rate: 0.1", "rate: 2", "kernel: 3", "kernel: 0"),
 			file + ":6: layers[0].conv.kernel: must be an integer between 1 and 15, got 0\n" +
 				file + ":16: layers[6].dropout.rate: must be a number in [0, 1), got 2"},
@@ -270,8 +270,8 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", file + ":1: empty document: want an Architecture"},
 		{"two documents", base + "---\nkind: Architecture\n", file + ":21: a second YAML document: want one Architecture per file"},
 		{"syntax", edit(t, "  - silu\n", "  - silu\n - relu\n"), file + ":8: invalid YAML: did not find expected key"},
-		{"invalid UTF-8", edit(t, "name: test", "name: t\xffst"), file + ":4: invalid UTF-8 (byte 0xff): an architecture is UTF-8 text"},
-		{"control character", edit(t, "name: test", "name: t\x01st"), file + ":4: character U+0001 is not allowed in YAML"},
+		{"invalid UTF-8", edit(t, "name: test", "name: t\xffst"), file + ":4:10: invalid UTF-8 (byte 0xff): an architecture is UTF-8 text"},
+		{"control character", edit(t, "name: test", "name: t\x01st"), file + ":4:10: character U+0001 is not allowed in YAML"},
 		{"too big", base + strings.Repeat("#", MaxBytes), fmt.Sprintf("%s: %d bytes, more than the limit of %d for an architecture", file, len(base)+MaxBytes, MaxBytes)},
 	}
 	for _, tc := range tests {

@@ -1,18 +1,15 @@
 package arch
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -47,9 +44,6 @@ const (
 var (
 	keyRE       = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 	layerNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	// yaml.v3 errors read "yaml: line N: message".
-	yamlLineRE      = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-	unknownAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
 )
 
 // prefixes name the parameters of layers declared without a name.
@@ -79,21 +73,18 @@ func Load(t *repofile.Tree, name string) (*Spec, error) {
 	return parse(rel, data, name)
 }
 
+// format is what strictyaml checks of a file before it is decoded.
+var format = strictyaml.Format{Kind: Kind, Noun: "an architecture", MaxBytes: MaxBytes}
+
 // parse is Parse, checking metadata.name against name unless it is empty.
 func parse(filename string, data []byte, name string) (*Spec, error) {
+	root, errs := format.Document(filename, data)
+	if root == nil {
+		return nil, Errors(errs)
+	}
 	d := newDecoder(filename)
 	d.fileName = name
-	if len(data) > MaxBytes {
-		return nil, Errors{{File: filename, Msg: fmt.Sprintf("%d bytes, more than the limit of %d for an architecture", len(data), MaxBytes)}}
-	}
-	if err := d.text(data); err != nil {
-		return nil, err
-	}
-	root, err := d.document(data)
-	if err != nil {
-		return nil, err
-	}
-	d.noAnchors(root)
+	d.errs = Errors(errs)
 	s := &Spec{File: filename}
 	if len(d.errs) == 0 {
 		d.spec(root, s)
@@ -107,13 +98,10 @@ func parse(filename string, data []byte, name string) (*Spec, error) {
 func ParseNode(filename string, n *yaml.Node, path string) (*Spec, error) {
 	d := newDecoder(filename)
 	s := &Spec{File: filename}
-	d.noAnchors(n)
-	if len(d.errs) == 0 {
-		d.mapping(n, path, map[string]func(*yaml.Node, string){
-			"layers": func(n *yaml.Node, p string) { s.Layers = d.layers(n, p, 0) },
-		})
-		d.required(n, path, "layers", "the list of layers")
-	}
+	d.mapping(n, path, map[string]func(*yaml.Node, string){
+		"layers": func(n *yaml.Node, p string) { s.Layers = d.layers(n, p, 0) },
+	})
+	d.required(n, path, "layers", "the list of layers")
 	return d.result(s)
 }
 
@@ -137,7 +125,7 @@ func (d *decoder) result(s *Spec) (*Spec, error) {
 	if len(d.errs) == 0 {
 		return s, nil
 	}
-	slices.SortStableFunc(d.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
+	slices.SortStableFunc(d.errs, func(a, b *Error) int { return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column)) })
 	if d.dropped > 0 {
 		d.errs = append(d.errs, &Error{File: d.file, Msg: fmt.Sprintf("and %d more problems not shown", d.dropped)})
 	}
@@ -152,81 +140,6 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 		return
 	}
 	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Field: path, Msg: fmt.Sprintf(format, args...)})
-}
-
-// text reports the first byte that is not UTF-8 or a character YAML
-// allows, by line: yaml.v3 reports these without one.
-func (d *decoder) text(data []byte) error {
-	line := 1
-	for i := 0; i < len(data); {
-		r, size := utf8.DecodeRune(data[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			return Errors{{File: d.file, Line: line, Msg: fmt.Sprintf("invalid UTF-8 (byte 0x%02x): an architecture is UTF-8 text", data[i])}}
-		case r < 0x20 && r != '\t' && r != '\n' && r != '\r', r == 0x7f, r == 0xfeff && i > 0, r >= 0xfffe && r <= 0xffff:
-			return Errors{{File: d.file, Line: line, Msg: fmt.Sprintf("character %U is not allowed in YAML", r)}}
-		case r == '\n':
-			line++
-		}
-		i += size
-	}
-	return nil
-}
-
-// document reads the single YAML document in data.
-func (d *decoder) document(data []byte) (*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, Errors{{File: d.file, Line: 1, Msg: "empty document: want an Architecture"}}
-		}
-		return nil, d.syntaxError(data, err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return nil, d.syntaxError(data, err)
-		}
-		return nil, Errors{{File: d.file, Line: extra.Line, Msg: "a second YAML document: want one Architecture per file"}}
-	}
-	if len(doc.Content) != 1 {
-		return nil, Errors{{File: d.file, Line: 1, Msg: "empty document: want an Architecture"}}
-	}
-	return doc.Content[0], nil
-}
-
-func (d *decoder) syntaxError(data []byte, err error) error {
-	msg := err.Error()
-	// yaml.v3 gives no line for an alias of a missing anchor.
-	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
-		line := 0
-		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
-			line = 1 + bytes.Count(data[:i], []byte("\n"))
-		}
-		return Errors{{File: d.file, Line: line, Msg: fmt.Sprintf("alias *%s: aliases are not allowed, write the value out", strictyaml.Shorten(m[1]))}}
-	}
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	}
-	return Errors{{File: d.file, Line: line, Msg: "invalid YAML: " + strictyaml.Shorten(strings.TrimPrefix(msg, "yaml: "))}}
-}
-
-// noAnchors reports every anchor and alias: a file spells each layer out,
-// so what a line says is what the model gets.
-func (d *decoder) noAnchors(n *yaml.Node) {
-	if n.Anchor != "" {
-		d.errorf(n, "", "anchor &%s: anchors are not allowed, write the value out", strictyaml.Shorten(n.Anchor))
-	}
-	if n.Kind == yaml.AliasNode {
-		d.errorf(n, "", "alias *%s: aliases are not allowed, write the value out", strictyaml.Shorten(n.Value))
-		return
-	}
-	for _, c := range n.Content {
-		d.noAnchors(c)
-	}
 }
 
 func join(path, name string) string {

@@ -2,7 +2,6 @@ package arch
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/aerie-ml/aerie/internal/strictyaml"
 )
@@ -86,15 +85,7 @@ const UnitsClasses = 0
 type Error = strictyaml.Error
 
 // Errors is every problem found, in line order.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+type Errors = strictyaml.Errors
 
 // describe is a layer's short description for the plan table, such as
 // "conv 3×3/2 64" or "dropout 0.25".

@@ -5,14 +5,12 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/distribution/reference"
 	"gopkg.in/yaml.v3"
@@ -30,7 +28,7 @@ const MaxBytes = 256 << 10
 
 // MaxErrors is the most problems reported for one declaration; the rest
 // are counted in a last line.
-const MaxErrors = 20
+const MaxErrors = strictyaml.MaxErrors
 
 // Limits of the fields; apps/jobs/README.md lists them with the defaults.
 const (
@@ -80,58 +78,24 @@ var (
 )
 
 // Error is one problem in a declaration, at a line and field.
-type Error struct {
-	File   string
-	Line   int    // 0 for the whole file
-	Column int    // in bytes, from 1; 0 when only the line is known
-	Field  string // dotted path, e.g. spec.workers.count; empty for the document
-	Msg    string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	if e.Column > 0 {
-		fmt.Fprintf(&b, ":%d", e.Column)
-	}
-	if e.Field != "" {
-		b.WriteString(": " + e.Field)
-	}
-	b.WriteString(": " + e.Msg)
-	return b.String()
-}
+type Error = strictyaml.Error
 
 // Errors is every problem found in one declaration, in line order.
-type Errors []*Error
+type Errors = strictyaml.Errors
 
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
+// format is what strictyaml checks of a declaration before it is decoded.
+var format = strictyaml.Format{Kind: Kind, Noun: "a declaration", MaxBytes: MaxBytes}
 
 // Parse decodes, defaults and validates the declaration data read from
 // filename (used in errors only). Problems are reported as Errors, in line
 // order, at most MaxErrors of them; values are quoted shortened to
 // strictyaml.MaxQuote bytes.
 func Parse(filename string, data []byte) (*TrainingRun, error) {
-	if len(data) > MaxBytes {
-		return nil, Errors{{File: filename, Msg: fmt.Sprintf("%d bytes, more than the limit of %d for a declaration", len(data), MaxBytes)}}
+	root, errs := format.Document(filename, data)
+	if root == nil {
+		return nil, errs
 	}
-	d := &decoder{file: filename, lines: map[string]int{"": 1}}
-	if err := d.text(data); err != nil {
-		return nil, err
-	}
-	root, err := d.document(data)
-	if err != nil {
-		return nil, err
-	}
-	d.noAnchors(root)
+	d := &decoder{file: filename, lines: map[string]int{"": 1}, errs: errs}
 	var r *TrainingRun
 	if len(d.errs) == 0 {
 		r = d.run(root)
@@ -144,54 +108,6 @@ func Parse(filename string, data []byte) (*TrainingRun, error) {
 		return nil, d.errs
 	}
 	return r, nil
-}
-
-// text reports the first byte that is not UTF-8 or is a character YAML
-// forbids, at its line and column (yaml.v3 reports these without a line).
-func (d *decoder) text(data []byte) error {
-	line, col := 1, 1
-	for i := 0; i < len(data); {
-		r, size := utf8.DecodeRune(data[i:])
-		var msg string
-		switch {
-		case r == utf8.RuneError && size == 1:
-			msg = fmt.Sprintf("invalid UTF-8 (byte 0x%02x): a declaration is UTF-8 text", data[i])
-		case !printable(r):
-			msg = fmt.Sprintf("character %U is not allowed in YAML", r)
-		}
-		if msg != "" {
-			return Errors{{File: d.file, Line: line, Column: col, Msg: msg}}
-		}
-		if r == '\n' {
-			line, col = line+1, 1
-		} else {
-			col += size
-		}
-		i += size
-	}
-	return nil
-}
-
-// printable is YAML 1.1's set of allowed characters, as yaml.v3 checks it.
-func printable(r rune) bool {
-	return r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r == 0x85 ||
-		r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff
-}
-
-// noAnchors reports every anchor and alias: a declaration spells each value
-// out, so what a line says is what the run gets.
-func (d *decoder) noAnchors(n *yaml.Node) {
-	if n.Anchor != "" {
-		d.errorAt(n.Line, "", "anchor &%s: anchors are not allowed, write the value out", strictyaml.Shorten(n.Anchor))
-		d.errs[len(d.errs)-1].Column = n.Column
-	}
-	if n.Kind == yaml.AliasNode {
-		d.aliasError(n.Line, n.Column, n.Value)
-		return
-	}
-	for _, c := range n.Content {
-		d.noAnchors(c)
-	}
 }
 
 // Marshal writes r with every field, in the canonical layout Parse reads.
@@ -245,82 +161,6 @@ func (d *decoder) line(path string) int {
 		}
 		path = path[:i]
 	}
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// document reads the single YAML document in data.
-func (d *decoder) document(data []byte) (*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, Errors{{File: d.file, Line: 1, Msg: "empty document: want a TrainingRun"}}
-		}
-		return nil, d.syntaxError(data, err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return nil, d.syntaxError(data, err)
-		}
-		return nil, Errors{{File: d.file, Line: extra.Line, Msg: "a second YAML document: want one TrainingRun per file"}}
-	}
-	if len(doc.Content) != 1 {
-		return nil, Errors{{File: d.file, Line: 1, Msg: "empty document: want a TrainingRun"}}
-	}
-	return doc.Content[0], nil
-}
-
-func (d *decoder) aliasError(line, col int, name string) {
-	d.errorAt(line, "", "alias *%s: aliases are not allowed, write the value out", strictyaml.Shorten(name))
-	if len(d.errs) > 0 {
-		d.errs[len(d.errs)-1].Column = col
-	}
-}
-
-var unknownAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
-
-func (d *decoder) syntaxError(data []byte, err error) error {
-	msg := err.Error()
-	// yaml.v3 gives no line for an alias of a missing anchor; aliases are
-	// refused anyway, so report the first one where it is.
-	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
-		if line, col := find(data, "*"+m[1]); line > 0 {
-			d.aliasError(line, col, m[1])
-			return d.errs
-		}
-	}
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	// yaml.v3 names anchors and tags in its messages.
-	return Errors{{File: d.file, Line: line, Msg: "invalid YAML: " + strictyaml.Shorten(msg)}}
-}
-
-// find returns the line and column of the first tok in data that is not
-// followed by another anchor character, or 0, 0.
-func find(data []byte, tok string) (line, col int) {
-	for off := 0; ; {
-		i := bytes.Index(data[off:], []byte(tok))
-		if i < 0 {
-			return 0, 0
-		}
-		i += off
-		if end := i + len(tok); end == len(data) || !anchorChar(data[end]) {
-			line = 1 + bytes.Count(data[:i], []byte("\n"))
-			return line, i - (bytes.LastIndexByte(data[:i], '\n') + 1) + 1
-		}
-		off = i + 1
-	}
-}
-
-func anchorChar(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_'
 }
 
 // field is one key of a mapping and how to decode its value.

@@ -17,10 +17,11 @@ import (
 
 // Error is a problem in a file, located by line and field.
 type Error struct {
-	File  string
-	Line  int
-	Field string
-	Msg   string
+	File   string
+	Line   int    // 0 for the whole file
+	Column int    // in bytes, from 1; 0 when only the line is known
+	Field  string // dotted path, such as spec.workers.count; empty for the document
+	Msg    string
 }
 
 func (e *Error) Error() string {
@@ -28,6 +29,9 @@ func (e *Error) Error() string {
 	b.WriteString(e.File)
 	if e.Line > 0 {
 		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Column > 0 {
+		fmt.Fprintf(&b, ":%d", e.Column)
 	}
 	if e.Field != "" {
 		b.WriteString(": " + e.Field)
