@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 
 	"github.com/gomlx/compute/dtypes"
@@ -274,9 +275,30 @@ func pool2(x *Node) *Node {
 	return ReduceMax(Reshape(x, c, b, h/2, 2, w/2, 2), 3, 5)
 }
 
-// Normalize maps 8-bit pixels to [-1, 1], as training does, into dst.
-func Normalize(dst []float32, pixels []byte) {
-	for i, p := range pixels {
-		dst[i] = float32(p)/127.5 - 1
+// Match checks that ts are exactly a's parameters (F32, right shapes, no
+// others) and returns their values in Params order.
+func (a *Arch) Match(ts []Tensor, meta map[string]string) ([][]float32, error) {
+	if got, ok := meta[MetadataArchitecture]; ok && got != a.Name {
+		return nil, fmt.Errorf("weights are for architecture %q, not %q", got, a.Name)
 	}
+	byName := make(map[string]*Tensor, len(ts))
+	for i := range ts {
+		byName[ts[i].Name] = &ts[i]
+	}
+	out := make([][]float32, len(a.params))
+	for i, p := range a.params {
+		t, ok := byName[p.Name]
+		if !ok {
+			return nil, fmt.Errorf("weights lack tensor %q of architecture %s", p.Name, a.Name)
+		}
+		if t.DType != F32 || !slices.Equal(t.Shape, p.Shape) {
+			return nil, fmt.Errorf("tensor %q is %s%v, want F32%v", p.Name, t.DType, t.Shape, p.Shape)
+		}
+		out[i] = t.Float32s()
+		delete(byName, p.Name)
+	}
+	for name := range byName {
+		return nil, fmt.Errorf("tensor %q is not a parameter of architecture %s", name, a.Name)
+	}
+	return out, nil
 }

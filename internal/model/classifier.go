@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 
@@ -13,6 +14,8 @@ import (
 	"github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/aerie-ml/aerie/internal/arch"
 )
 
 // MetadataArchitecture is the __metadata__ key naming the architecture of
@@ -30,9 +33,9 @@ type Prediction struct {
 // concurrent use; a model swap is a new Classifier. Graphs are compiled
 // once per batch size and reused.
 type Classifier struct {
-	arch    *Arch
+	net     *Net
 	backend compute.Backend
-	weights []*tensors.Tensor
+	weights []*tensors.Tensor // params, then state
 
 	mu   sync.Mutex
 	exec *Exec
@@ -41,14 +44,11 @@ type Classifier struct {
 // Backend returns the process-wide pure-Go gomlx backend.
 func Backend() compute.Backend { return gobackend.GetBackend() }
 
-// Load reads safetensors weights for architecture arch. The file must hold
-// exactly the architecture's parameters, as F32 with their shapes, and its
-// metadata must not name another architecture.
-func Load(ctx context.Context, arch string, weights io.Reader) (*Classifier, error) {
-	a, err := Lookup(arch)
-	if err != nil {
-		return nil, err
-	}
+// Load reads safetensors weights of the architecture plan p. The file must
+// hold exactly the plan's Params and State, as F32 with their shapes, and
+// its metadata must not name another architecture.
+func Load(ctx context.Context, p *arch.Plan, weights io.Reader) (*Classifier, error) {
+	n := New(p)
 	ts, meta, err := Decode(weights)
 	if err != nil {
 		return nil, err
@@ -56,67 +56,100 @@ func Load(ctx context.Context, arch string, weights io.Reader) (*Classifier, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	vals, err := a.Match(ts, meta)
+	params, state, err := n.Match(ts, meta)
 	if err != nil {
 		return nil, err
 	}
-	c := &Classifier{arch: a, backend: Backend()}
-	for i, p := range a.params {
-		c.weights = append(c.weights, tensors.FromFlatDataAndDimensions(vals[i], p.Shape...))
+	c := &Classifier{net: n, backend: Backend()}
+	for i, q := range p.Params {
+		c.weights = append(c.weights, tensors.FromFlatDataAndDimensions(params[i], q.Shape...))
 	}
+	for i, q := range p.State {
+		c.weights = append(c.weights, tensors.FromFlatDataAndDimensions(state[i], q.Shape...))
+	}
+	np := len(p.Params)
 	c.exec, err = NewExec(c.backend, func(g *Graph, in []*Node) *Node {
-		return Softmax(a.Logits(in[1:], in[0], nil), -1)
+		return Softmax(n.Logits(in[1:1+np], in[1+np:], in[0]), -1)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("build %s inference graph: %w", arch, err)
+		return nil, fmt.Errorf("build %s inference graph: %w", p.Name, err)
 	}
 	return c, nil
 }
 
-// Match checks that ts are exactly a's parameters (F32, right shapes, no
-// others) and returns their values in Params order.
-func (a *Arch) Match(ts []Tensor, meta map[string]string) ([][]float32, error) {
-	if got, ok := meta[MetadataArchitecture]; ok && got != a.Name {
-		return nil, fmt.Errorf("weights are for architecture %q, not %q", got, a.Name)
+// Match checks that ts are exactly the plan's Params and State (F32,
+// right shapes, no others) and returns their values in plan order.
+func (n *Net) Match(ts []Tensor, meta map[string]string) (params, state [][]float32, err error) {
+	p := n.plan
+	if got, ok := meta[MetadataArchitecture]; ok && got != p.Name {
+		return nil, nil, fmt.Errorf("weights are for architecture %q, not %q", got, p.Name)
 	}
 	byName := make(map[string]*Tensor, len(ts))
 	for i := range ts {
 		byName[ts[i].Name] = &ts[i]
 	}
-	out := make([][]float32, len(a.params))
-	for i, p := range a.params {
-		t, ok := byName[p.Name]
-		if !ok {
-			return nil, fmt.Errorf("weights lack tensor %q of architecture %s", p.Name, a.Name)
+	take := func(qs []arch.Param) ([][]float32, error) {
+		out := make([][]float32, len(qs))
+		for i, q := range qs {
+			t, ok := byName[q.Name]
+			if !ok {
+				return nil, fmt.Errorf("weights lack tensor %q of architecture %s", q.Name, p.Name)
+			}
+			if t.DType != F32 || !slices.Equal(t.Shape, q.Shape) {
+				return nil, fmt.Errorf("tensor %q is %s%v, want F32%v", q.Name, t.DType, t.Shape, q.Shape)
+			}
+			out[i] = t.Float32s()
+			delete(byName, q.Name)
 		}
-		if t.DType != F32 || !slices.Equal(t.Shape, p.Shape) {
-			return nil, fmt.Errorf("tensor %q is %s%v, want F32%v", p.Name, t.DType, t.Shape, p.Shape)
-		}
-		out[i] = t.Float32s()
-		delete(byName, p.Name)
+		return out, nil
 	}
-	for name := range byName {
-		return nil, fmt.Errorf("tensor %q is not a parameter of architecture %s", name, a.Name)
+	if params, err = take(p.Params); err != nil {
+		return nil, nil, err
 	}
-	return out, nil
+	if state, err = take(p.State); err != nil {
+		return nil, nil, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		return nil, nil, fmt.Errorf("tensor %q is not a parameter of architecture %s", name, p.Name)
+	}
+	return params, state, nil
 }
 
-// Arch returns the classifier's architecture.
-func (c *Classifier) Arch() *Arch { return c.arch }
+// Tensors names params and state (plan order) for a weights file.
+func (n *Net) Tensors(params, state [][]float32) []Tensor {
+	var ts []Tensor
+	for i, q := range n.plan.Params {
+		ts = append(ts, FromFloat32s(q.Name, q.Shape, params[i]))
+	}
+	for i, q := range n.plan.State {
+		ts = append(ts, FromFloat32s(q.Name, q.Shape, state[i]))
+	}
+	return ts
+}
+
+// Metadata is a weights file's __metadata__ for plan p.
+func Metadata(p *arch.Plan) map[string]string {
+	return map[string]string{MetadataArchitecture: p.Name}
+}
+
+// Plan returns the classifier's architecture plan.
+func (c *Classifier) Plan() *arch.Plan { return c.net.plan }
 
 // maxBatch bounds one graph execution; batches are padded to a power of
 // two, so at most 7 graphs (1, 2, 4, … 64) are ever compiled.
 const maxBatch = 64
 
-// Classify classifies 28×28 8-bit grayscale images (row-major, 784 bytes
-// each).
+// Classify classifies 8-bit images of the plan's input shape, H×W×C bytes
+// each in row-major (height, width, channel) order.
 func (c *Classifier) Classify(ctx context.Context, images [][]byte) ([]Prediction, error) {
-	const px = Height * Width
+	in := c.net.plan.Input
+	px := in.H * in.W * in.C
 	for i, img := range images {
 		if len(img) != px {
-			return nil, fmt.Errorf("image %d has %d bytes, want %d (28×28 grayscale)", i, len(img), px)
+			return nil, fmt.Errorf("image %d has %d bytes, want %d (%d×%d×%d)", i, len(img), px, in.H, in.W, in.C)
 		}
 	}
+	classes := c.net.plan.Classes
 	preds := make([]Prediction, 0, len(images))
 	for start := 0; start < len(images); start += maxBatch {
 		if err := ctx.Err(); err != nil {
@@ -136,7 +169,7 @@ func (c *Classifier) Classify(ctx context.Context, images [][]byte) ([]Predictio
 			return nil, err
 		}
 		for i := range chunk {
-			p := probs[i*NumClasses : (i+1)*NumClasses : (i+1)*NumClasses]
+			p := probs[i*classes : (i+1)*classes : (i+1)*classes]
 			best := 0
 			for k := range p {
 				if p[k] > p[best] {
@@ -151,7 +184,8 @@ func (c *Classifier) Classify(ctx context.Context, images [][]byte) ([]Predictio
 
 // run executes the graph for n normalized images.
 func (c *Classifier) run(x []float32, n int) ([]float32, error) {
-	in := tensors.FromFlatDataAndDimensions(x, n, Height, Width, 1)
+	d := c.net.plan.Input
+	in := tensors.FromFlatDataAndDimensions(x, n, d.H, d.W, d.C)
 	defer in.MustFinalizeAll()
 	args := make([]any, 0, 1+len(c.weights))
 	args = append(args, in)

@@ -8,39 +8,21 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/manifest"
 )
 
-func TestNumParams(t *testing.T) {
-	for _, tc := range []struct {
-		arch string
-		want int
-	}{
-		{"cnn", 421642}, // the prototype's count
-		{"small", 2010},
-	} {
-		a, err := Lookup(tc.arch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := a.NumParams(); got != tc.want {
-			t.Errorf("%s: NumParams() = %d, want %d", tc.arch, got, tc.want)
-		}
-	}
-	if _, err := Lookup("resnet"); err == nil {
-		t.Error("Lookup(resnet) succeeded")
-	}
-}
-
-func weightsFile(t testing.TB, a *Arch, vals [][]float32) []byte {
-	var ts []Tensor
-	for i, p := range a.Params() {
-		ts = append(ts, FromFloat32s(p.Name, p.Shape, vals[i]))
-	}
+func weightsFile(t testing.TB, n *Net, params, state [][]float32) []byte {
 	var buf bytes.Buffer
-	if err := Encode(&buf, ts, map[string]string{MetadataArchitecture: a.Name}); err != nil {
+	if err := Encode(&buf, n.Tensors(params, state), Metadata(n.Plan())); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+func fmnistPlan(t testing.TB, name string) *Net {
+	return New(testPlan(t, name, arch.Input{H: 28, W: 28, C: 1}, 10))
 }
 
 // reference computes the small and cnn architectures' logits directly in
@@ -142,11 +124,11 @@ func softmax(l []float32) []float32 {
 }
 
 func TestClassifyMatchesReference(t *testing.T) {
-	for _, arch := range []string{"small", "cnn"} {
-		t.Run(arch, func(t *testing.T) {
-			a, _ := Lookup(arch)
-			vals := a.Init(7)
-			c, err := Load(context.Background(), arch, bytes.NewReader(weightsFile(t, a, vals)))
+	for _, name := range []string{"small", "cnn"} {
+		t.Run(name, func(t *testing.T) {
+			n := fmnistPlan(t, name)
+			vals := n.Init(7)
+			c, err := Load(context.Background(), n.Plan(), bytes.NewReader(weightsFile(t, n, vals, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,7 +146,7 @@ func TestClassifyMatchesReference(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, img := range imgs {
-				want := softmax(reference(arch, vals, img))
+				want := softmax(reference(name, vals, img))
 				single, err := c.Classify(context.Background(), [][]byte{img})
 				if err != nil {
 					t.Fatal(err)
@@ -184,30 +166,112 @@ func TestClassifyMatchesReference(t *testing.T) {
 	}
 }
 
-func TestLoadRejects(t *testing.T) {
-	small, _ := Lookup("small")
-	cnn, _ := Lookup("cnn")
-	good := weightsFile(t, small, small.Init(1))
-	for _, tc := range []struct {
-		name, arch string
-		data       []byte
-	}{
-		{"other arch metadata", "cnn", good},
-		{"truncated", "small", good[:len(good)-1]},
-		{"trailing", "small", append(bytes.Clone(good), 0)},
-		{"missing tensor", "cnn", weightsFile(t, small, small.Init(1))[:0]},
-		{"wrong shapes", "small", func() []byte {
-			var ts []Tensor
-			for _, p := range cnn.Params()[:4] {
-				ts = append(ts, FromFloat32s(p.Name, p.Shape, make([]float32, size(p.Shape))))
+// TestClassifyAnyPlan loads weights and running statistics of colour,
+// odd-sized plans with batch norm and checks Classify against the direct
+// implementation.
+func TestClassifyAnyPlan(t *testing.T) {
+	for _, tc := range netCases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := parseLayers(t, tc.name, tc.layers, tc.in, tc.classes)
+			n := New(p)
+			rng := rand.New(rand.NewPCG(4, 5))
+			r := &ref{plan: p}
+			var params, state [][]float32
+			for _, q := range p.Params {
+				v := randoms(rng, size(q.Shape), 0.8)
+				r.params = append(r.params, v)
+				params = append(params, f32(v))
 			}
+			for i, q := range p.State {
+				v := randoms(rng, size(q.Shape), 0.5)
+				for j := range v {
+					v[j] += float64(i % 2) // variances around 1
+				}
+				v = f64(f32(v))
+				r.state = append(r.state, v)
+				state = append(state, f32(v))
+			}
+			for i := range r.params {
+				r.params[i] = f64(params[i])
+			}
+			c, err := Load(context.Background(), p, bytes.NewReader(weightsFile(t, n, params, state)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			px := tc.in.H * tc.in.W * tc.in.C
+			imgs := make([][]byte, 5)
+			x := newFmap(len(imgs), tc.in.H, tc.in.W, tc.in.C)
+			for i := range imgs {
+				imgs[i] = make([]byte, px)
+				for j := range imgs[i] {
+					imgs[i][j] = byte(rng.IntN(256))
+					x.v[i*px+j] = float64(float32(imgs[i][j])/127.5 - 1)
+				}
+			}
+			got, err := c.Classify(context.Background(), imgs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			logits := r.run(x).v
+			for i := range imgs {
+				want := softmax(f32(logits[i*tc.classes : (i+1)*tc.classes]))
+				approx := cmp.Comparer(func(x, y float32) bool { return math.Abs(float64(x-y)) < 1e-4 })
+				if diff := cmp.Diff(want, got[i].Probs, approx); diff != "" {
+					t.Errorf("image %d: probs (-reference +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+func f32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+func f64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+func TestLoadRejects(t *testing.T) {
+	small, cnn := fmnistPlan(t, "small"), fmnistPlan(t, "cnn")
+	bn := New(parseLayers(t, netCases[0].name, netCases[0].layers, netCases[0].in, netCases[0].classes))
+	good := weightsFile(t, small, small.Init(1), nil)
+	for _, tc := range []struct {
+		name string
+		net  *Net
+		data []byte
+	}{
+		{"other arch metadata", cnn, good},
+		{"truncated", small, good[:len(good)-1]},
+		{"trailing", small, append(bytes.Clone(good), 0)},
+		{"missing tensor", cnn, weightsFile(t, small, small.Init(1), nil)[:0]},
+		{"wrong shapes", small, func() []byte {
 			var b bytes.Buffer
-			Encode(&b, ts, nil)
+			Encode(&b, cnn.Tensors(cnn.Init(1), nil)[:4], nil)
+			return b.Bytes()
+		}()},
+		{"missing state", bn, func() []byte {
+			var b bytes.Buffer
+			Encode(&b, bn.Tensors(bn.Init(1), bn.InitState())[:len(bn.Plan().Params)], nil)
+			return b.Bytes()
+		}()},
+		{"extra tensor", small, func() []byte {
+			var b bytes.Buffer
+			Encode(&b, append(small.Tensors(small.Init(1), nil), FromFloat32s("bn1.mean", []int{1}, []float32{0})), nil)
 			return b.Bytes()
 		}()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := Load(context.Background(), tc.arch, bytes.NewReader(tc.data)); err == nil {
+			if _, err := Load(context.Background(), tc.net.Plan(), bytes.NewReader(tc.data)); err == nil {
 				t.Error("Load succeeded")
 			} else {
 				t.Log(err)
@@ -314,8 +378,8 @@ func FuzzDecode(f *testing.F) {
 }
 
 func TestClassifyManySizes(t *testing.T) {
-	a, _ := Lookup("small")
-	c, err := Load(context.Background(), "small", bytes.NewReader(weightsFile(t, a, a.Init(3))))
+	n := fmnistPlan(t, "small")
+	c, err := Load(context.Background(), n.Plan(), bytes.NewReader(weightsFile(t, n, n.Init(3), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,5 +405,25 @@ func TestClassifyManySizes(t *testing.T) {
 	}
 	if got, err := c.Classify(context.Background(), nil); err != nil || len(got) != 0 {
 		t.Errorf("Classify(nil) = %v, %v", got, err)
+	}
+}
+
+func TestVersionPlan(t *testing.T) {
+	classes := []string{"a", "b", "c"}
+	p, err := VersionPlan(manifest.Model{Architecture: "resnet-small", Input: []int{32, 30, 3}, Classes: classes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "resnet-small" || p.Input != (arch.Input{H: 32, W: 30, C: 3}) || p.Classes != 3 {
+		t.Errorf("VersionPlan = %s on %+v, %d classes", p.Name, p.Input, p.Classes)
+	}
+	for _, m := range []manifest.Model{
+		{Architecture: "resnet", Input: []int{28, 28, 1}, Classes: classes},
+		{Architecture: "cnn", Input: []int{28, 28}, Classes: classes},
+		{Architecture: "cnn", Input: []int{2, 2, 1}, Classes: classes},
+	} {
+		if _, err := VersionPlan(m); err == nil {
+			t.Errorf("VersionPlan(%+v) succeeded", m)
+		}
 	}
 }

@@ -443,3 +443,10 @@ func batchNormTrain(x, scale, offset *Node, eps float64, ghost int) (y, meanSum,
 	}
 	return y, StopGradient(ReduceSum(mean, ghostAxis)), StopGradient(ReduceSum(unbiased, ghostAxis))
 }
+
+// Normalize maps 8-bit pixels to [-1, 1], as training does, into dst.
+func Normalize(dst []float32, pixels []byte) {
+	for i, p := range pixels {
+		dst[i] = float32(p)/127.5 - 1
+	}
+}

@@ -14,7 +14,9 @@ import (
 	"testing"
 
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
+	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/golden"
+	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 )
 
@@ -47,14 +49,13 @@ func TestFootprint(t *testing.T) {
 
 	// The cnn with seeded random weights: the same compute and memory as a
 	// trained one. Its self-test threshold is set below chance.
-	arch, _ := model.Lookup("cnn")
-	var tensors []model.Tensor
-	for i, v := range arch.Init(1) {
-		p := arch.Params()[i]
-		tensors = append(tensors, model.FromFloat32s(p.Name, p.Shape, v))
+	plan, err := model.VersionPlan(manifest.Model{Architecture: "cnn", Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]})
+	if err != nil {
+		t.Fatal(err)
 	}
+	net := model.New(plan)
 	var w bytes.Buffer
-	if err := model.Encode(&w, tensors, map[string]string{model.MetadataArchitecture: "cnn"}); err != nil {
+	if err := model.Encode(&w, net.Tensors(net.Init(1), net.InitState()), model.Metadata(plan)); err != nil {
 		t.Fatal(err)
 	}
 	v := modeltest.Write(t, putter{f.st}, "footprint", "cnn", w.Bytes(), nil)

@@ -74,7 +74,7 @@ func TestLoopSwapsModelWithoutStopping(t *testing.T) {
 	ctx := context.Background()
 	set, _ := golden.Set()
 	weights := modeltest.CentroidWeights(t, 1)
-	real, err := Load(ctx, "small", bytes.NewReader(weights), "sha256:real", fmnist.Classes[:])
+	real, err := Load(ctx, modeltest.SmallPlan(t), bytes.NewReader(weights), "sha256:real", fmnist.Classes[:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func openGolden(t *testing.T, set *fmnist.Split) (frames.Source, error) {
 
 func TestLabelsMatchSelfTest(t *testing.T) {
 	ctx := context.Background()
-	m, err := Load(ctx, "small", bytes.NewReader(modeltest.CentroidWeights(t, 1)), "sha256:x", fmnist.Classes[:])
+	m, err := Load(ctx, modeltest.SmallPlan(t), bytes.NewReader(modeltest.CentroidWeights(t, 1)), "sha256:x", fmnist.Classes[:])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"sync/atomic"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/model"
 )
 
@@ -26,11 +27,11 @@ type Model struct {
 	Classes        []string
 }
 
-// Load reads weights of architecture arch into a Model.
-func Load(ctx context.Context, arch string, weights io.Reader, digest string, classes []string) (*Model, error) {
-	c, err := model.Load(ctx, arch, weights)
+// Load reads weights of the architecture plan p into a Model.
+func Load(ctx context.Context, p *arch.Plan, weights io.Reader, digest string, classes []string) (*Model, error) {
+	c, err := model.Load(ctx, p, weights)
 	if err != nil {
-		return nil, fmt.Errorf("load %s weights of %s: %w", arch, digest, err)
+		return nil, fmt.Errorf("load %s weights of %s: %w", p.Name, digest, err)
 	}
 	return &Model{Classifier: c, ManifestDigest: digest, Classes: classes}, nil
 }

@@ -17,12 +17,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/golden"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/pins"
 )
+
+// SmallPlan is the plan CentroidWeights are for: models/small.yaml on
+// Fashion-MNIST, as a version's manifest records it.
+func SmallPlan(t testing.TB) *arch.Plan {
+	t.Helper()
+	p, err := model.VersionPlan(manifest.Model{Architecture: "small", Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // CentroidWeights returns "small" weights that act as a nearest-centroid
 // classifier on 4×4 max-pooled images. The centroids come from the golden

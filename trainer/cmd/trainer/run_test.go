@@ -66,7 +66,11 @@ func TestTrainWritesLoadableModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	c, err := model.Load(context.Background(), m.Model.Architecture, f)
+	p, err := model.VersionPlan(m.Model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := model.Load(context.Background(), p, f)
 	if err != nil {
 		t.Fatalf("load the weights for inference: %v", err)
 	}

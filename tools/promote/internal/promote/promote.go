@@ -363,7 +363,11 @@ func get(ctx context.Context, s store.Store, key string, limit int64) ([]byte, e
 // selfTest classifies the golden set with the version's weights, loaded by
 // the same inference-only package the edge agent uses.
 func selfTest(ctx context.Context, v *version, minAccuracy float64) (golden.Result, error) {
-	c, err := model.Load(ctx, v.manifest.Model.Architecture, bytes.NewReader(v.weights))
+	p, err := model.VersionPlan(v.manifest.Model)
+	if err != nil {
+		return golden.Result{}, fmt.Errorf("model of %s: %w", v.store.URI(manifest.FileName), err)
+	}
+	c, err := model.Load(ctx, p, bytes.NewReader(v.weights))
 	if err != nil {
 		return golden.Result{}, fmt.Errorf("load %s: %w", v.store.URI(v.manifest.Model.Weights), err)
 	}

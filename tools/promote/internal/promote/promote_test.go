@@ -90,16 +90,13 @@ func newFixture(t *testing.T, minTestAccuracy string, metrics manifest.Metrics, 
 
 func addVersion(t *testing.T, ctx context.Context, storeURI string, metrics manifest.Metrics, created time.Time, edits ...func(*manifest.Manifest)) (*manifest.Manifest, string) {
 	t.Helper()
-	arch, err := model.Lookup("small")
+	plan, err := model.VersionPlan(manifest.Model{Architecture: "small", Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tensors []model.Tensor
-	for i, p := range arch.Params() {
-		tensors = append(tensors, model.FromFloat32s(p.Name, p.Shape, arch.Init(uint64(created.Unix()))[i]))
-	}
+	net := model.New(plan)
 	var weights bytes.Buffer
-	if err := model.Encode(&weights, tensors, map[string]string{model.MetadataArchitecture: "small"}); err != nil {
+	if err := model.Encode(&weights, net.Tensors(net.Init(uint64(created.Unix())), net.InitState()), model.Metadata(plan)); err != nil {
 		t.Fatal(err)
 	}
 	file, _ := manifest.Describe("model.safetensors", bytes.NewReader(weights.Bytes()))
@@ -107,7 +104,7 @@ func addVersion(t *testing.T, ctx context.Context, storeURI string, metrics mani
 	metrics.ModelBytes = file.Size
 	m := &manifest.Manifest{
 		SchemaVersion: manifest.SchemaVersion, Run: "quick", Version: version, CreatedAt: created,
-		Model:   manifest.Model{Architecture: "small", Parameters: arch.NumParams(), Weights: file.Name, Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]},
+		Model:   manifest.Model{Architecture: "small", Parameters: int(plan.NumParams), Weights: file.Name, Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]},
 		Files:   []manifest.File{file},
 		Metrics: metrics,
 	}
