@@ -35,11 +35,11 @@ demo: deps ## The whole mission on this machine: train 2 workers, store, promote
 	go run ./tools/demo/cmd/demo
 
 .PHONY: promote
-promote: ## Gate a model and pin it: RUN, FLEET, optional VERSION, CANARY (percent), STORE, LOCAL_FLEET=1 (file:// demo devices); PR text in out/promotion.md.
+promote: $(BIN)/aerie ## aerie promote: RUN, FLEET, optional VERSION, CANARY (percent), STORE, LOCAL_FLEET=1 (file:// demo devices); PR text in out/promotion.md.
 	@test -n "$${RUN:-}" && test -n "$${FLEET:-}" || { echo "promote: set RUN and FLEET" >&2; exit 2; }
 	mkdir -p out
-	go run ./tools/promote/cmd/promote --run "$$RUN" --fleet "$$FLEET" --version "$${VERSION:-}" \
-		--canary "$${CANARY:-0}" --output "$${STORE:-}" $${LOCAL_FLEET:+--local-fleet} --description out/promotion.md
+	aerie promote --run "$$RUN" --fleet "$$FLEET" --version "$${VERSION:-}" \
+		--canary "$${CANARY:-0}" --store "$${STORE:-}" $${LOCAL_FLEET:+--local-fleet} --description out/promotion.md
 
 .PHONY: test-edge
 test-edge: ## Run the edge agent's tests and the packages it shares.
@@ -76,6 +76,15 @@ GOLDEN_PKGS = $(sort $(dir $(shell grep -rl --include='*_test.go' '"update", fal
 golden: ## Rewrite the golden files under testdata/ (review the diff!).
 	go test $(GOLDEN_PKGS) -update
 
+# Always rebuilt (go build is a no-op when nothing changed), so a wrapper
+# never runs a stale aerie.
+.PHONY: $(BIN)/aerie
+$(BIN)/aerie:
+	go build -o $@ ./cli/cmd/aerie
+
+.PHONY: aerie
+aerie: $(BIN)/aerie ## Build the aerie CLI into bin/aerie (on PATH inside make).
+
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
@@ -105,15 +114,13 @@ train-reference: ## Train the cnn on the real dataset to full accuracy (about 1 
 	$(BIN)/trainer train --name=reference --output=$(REFERENCE_OUT) \
 		--dataset-sha256=f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370 $(REFERENCE_FLAGS)
 
-JOBGEN := go run ./tools/jobgen/cmd/jobgen
-
 .PHONY: jobs-render
-jobs-render: ## Render apps/jobs/runs/*.yaml into the overlays under apps/jobs (jobgen render; jobs-check and jobs-diff in platform.mk).
-	$(JOBGEN) render
+jobs-render: $(BIN)/aerie ## aerie run render: apps/jobs/runs/*.yaml into the overlays under apps/jobs (jobs-check and jobs-diff in platform.mk).
+	aerie run render
 
 .PHONY: bench
 bench: bench-jobgen ## Run the benchmarks that have a peer in the same run (see also bench-train, bench-dist).
 
 .PHONY: bench-jobgen
-bench-jobgen: ## jobgen check vs kustomize build on 1,000 generated runs: medians and ratio (BENCH_RUNS, BENCH_REPS).
+bench-jobgen: ## aerie run check vs kustomize build on 1,000 generated runs: medians and ratio (BENCH_RUNS, BENCH_REPS).
 	bench/jobgen.sh $(or $(BENCH_RUNS),1000) $(or $(BENCH_REPS),3)

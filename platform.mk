@@ -68,13 +68,13 @@ tf-apply: ## terraform apply ENV (plans again, then applies exactly that plan).
 
 # --- pull requests ------------------------------------------------------------
 .PHONY: jobs-check
-jobs-check: ## jobgen check: every overlay current, every declaration valid, every overlay builds.
-	go run ./tools/jobgen/cmd/jobgen check
+jobs-check: $(BIN)/aerie ## aerie run check: every overlay current, every declaration valid, every overlay builds.
+	aerie run check
 
 .PHONY: jobs-diff
-jobs-diff: ## What jobgen render would change, into out/jobgen-diff.txt.
+jobs-diff: $(BIN)/aerie ## What aerie run render would change, into out/jobgen-diff.txt.
 	mkdir -p $(OUT)
-	go run ./tools/jobgen/cmd/jobgen diff > $(OUT)/jobgen-diff.txt
+	aerie run diff > $(OUT)/jobgen-diff.txt
 
 .PHONY: pr-comment
 pr-comment: ## Post FILE as a PR comment titled TITLE (needs gh, GH_TOKEN and PR).
@@ -130,4 +130,4 @@ e2e-cluster: deps e2e-bins ## End-to-end: Flux syncs clusters/dev into a real ku
 	E2E_ETCD=$(ETCD) E2E_KUBE_APISERVER=$(KUBE_APISERVER) \
 	E2E_SOURCE_CONTROLLER=$(SOURCE_CONTROLLER) E2E_KUSTOMIZE_CONTROLLER=$(KUSTOMIZE_CONTROLLER) \
 	E2E_TRAINING_OPERATOR=$(TRAINING_OPERATOR) \
-	go test -tags e2e -count=1 -timeout 20m -v ./tools/e2e/... ./tools/jobgen/internal/status/
+	go test -tags e2e -count=1 -timeout 20m -v ./tools/e2e/... ./cli/internal/status/

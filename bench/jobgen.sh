@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# jobgen.sh times `jobgen check` against a plain `kustomize build` of the
+# jobgen.sh times `aerie run check` against a plain `kustomize build` of the
 # same generated tree of runs (default 1,000), several times each, and
-# prints both medians and their ratio. Goal: jobgen check, which also parses
+# prints both medians and their ratio. Goal: aerie run check, which also parses
 # and validates every declaration, re-renders it and compares, is no slower
 # than kustomize build alone.
 #
@@ -15,7 +15,7 @@ BIN=${BIN:-$PWD/bin}
 KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.8.2} # builds with kustomize/api v0.21.2, as go.mod
 
 mkdir -p "$BIN"
-go build -o "$BIN/jobgen" ./tools/jobgen/cmd/jobgen
+go build -o "$BIN/aerie" ./cli/cmd/aerie
 if [[ "$("$BIN/kustomize" version 2>/dev/null)" != "$KUSTOMIZE_VERSION" ]]; then
 	GOBIN=$BIN go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
 fi
@@ -37,8 +37,8 @@ for ((i = 0; i < runs; i++)); do
 		-e "s/^    count: 4$/    count: $count/" \
 		apps/jobs/runs/fmnist-cnn.yaml >"$jobs/runs/run-$i.yaml"
 done
-"$BIN/jobgen" render -jobs "$jobs" -revision 0123456789abcdef0123456789abcdef01234567 2>/dev/null
-"$BIN/jobgen" check -jobs "$jobs" # fail early, not in the timing loop
+"$BIN/aerie" run render --jobs "$jobs" --revision 0123456789abcdef0123456789abcdef01234567 2>/dev/null
+"$BIN/aerie" run check --jobs "$jobs" # fail early, not in the timing loop
 
 # seconds runs a command and prints its wall time in seconds.
 seconds() {
@@ -50,12 +50,12 @@ median() { sort -g | awk '{a[NR] = $1} END {m = (NR % 2) ? a[(NR + 1) / 2] : (a[
 
 check_times=() build_times=()
 for ((r = 0; r < repeats; r++)); do
-	check_times+=("$(seconds "$BIN/jobgen" check -jobs "$jobs")")
+	check_times+=("$(seconds "$BIN/aerie" run check --jobs "$jobs")")
 	build_times+=("$(seconds "$BIN/kustomize" build "$jobs")")
 done
 check=$(printf '%s\n' "${check_times[@]}" | median)
 build=$(printf '%s\n' "${build_times[@]}" | median)
 echo "runs: $runs, repeats: $repeats, GOMAXPROCS: $(nproc)"
-echo "jobgen check:    median ${check}s  (${check_times[*]})"
+echo "aerie run check: median ${check}s  (${check_times[*]})"
 echo "kustomize build: median ${build}s  (${build_times[*]})"
 awk -v c="$check" -v b="$build" 'BEGIN {printf "ratio check/build: %.2f\n", c / b}'

@@ -160,7 +160,7 @@ func (d *demo) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 
-	d.progress("declare and render run %q with jobgen in a scratch clone", runName)
+	d.progress("declare and render run %q with aerie run render in a scratch clone", runName)
 	clone, err := d.declare(ctx, ds.Digest)
 	if err != nil {
 		return nil, err
@@ -190,13 +190,12 @@ func (d *demo) run(ctx context.Context) (*Summary, error) {
 
 var binaries = map[string]string{
 	"trainer":    "./trainer/cmd/trainer",
-	"jobgen":     "./tools/jobgen/cmd/jobgen",
-	"promote":    "./tools/promote/cmd/promote",
+	"aerie":      "./cli/cmd/aerie",
 	"aerie-edge": "./edge/cmd/aerie-edge",
 }
 
 func (d *demo) build(ctx context.Context) error {
-	d.progress("build trainer, jobgen, promote and aerie-edge")
+	d.progress("build trainer, aerie and aerie-edge")
 	args := []string{"build", "-o", d.path("bin") + string(filepath.Separator)}
 	for _, pkg := range binaries {
 		args = append(args, pkg)
@@ -290,7 +289,7 @@ stable:
 	if err != nil {
 		return nil, err
 	}
-	if err := d.command(ctx, d.path("repo"), "jobgen", "render", "--revision", head.Hash().String()); err != nil {
+	if err := d.command(ctx, d.path("repo"), "aerie", "run", "render", "--revision", head.Hash().String()); err != nil {
 		return nil, err
 	}
 	if _, err := commit(clone, "jobs: declare the demo run"); err != nil {
@@ -301,7 +300,7 @@ stable:
 
 func (d *demo) promote(ctx context.Context, clone *git.Repository) error {
 	desc := d.path("promotion.md")
-	if err := d.command(ctx, d.path("repo"), "promote", "--run", runName, "--fleet", fleet, "--local-fleet", "--description", desc); err != nil {
+	if err := d.command(ctx, d.path("repo"), "aerie", "promote", "--run", runName, "--fleet", fleet, "--local-fleet", "--description", desc); err != nil {
 		return err
 	}
 	b, err := os.ReadFile(d.path("repo", "edge", "fleets", fleet+".yaml"))

@@ -14,7 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/aerie-ml/aerie/tools/jobgen/internal/render"
+	"github.com/aerie-ml/aerie/cli/internal/render"
 )
 
 const (
@@ -23,7 +23,7 @@ const (
 )
 
 // repoJobs is this repository's apps/jobs.
-var repoJobs = filepath.Join("..", "..", "..", "..", "apps", "jobs")
+var repoJobs = filepath.Join("..", "..", "..", "apps", "jobs")
 
 // newTree copies the committed declarations into a temporary jobs
 // directory and renders them with revision revA.
@@ -366,6 +366,6 @@ func TestCommittedOverlaysUpToDate(t *testing.T) {
 	tr := &Tree{Dir: repoJobs}
 	out, err := check(t, tr)
 	if err != nil {
-		t.Errorf("jobgen check on apps/jobs: %v\n%s(run: go run ./tools/jobgen/cmd/jobgen render)", err, out)
+		t.Errorf("aerie run check on apps/jobs: %v\n%s(run: aerie run render)", err, out)
 	}
 }

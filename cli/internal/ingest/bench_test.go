@@ -5,16 +5,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aerie-ml/aerie/cli/internal/ingest"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/store"
-	"github.com/aerie-ml/aerie/tools/ingest/internal/ingest"
 )
 
 // BenchmarkIngestFashionMNIST ingests Debian's 70,000 Fashion-MNIST images
 // into a file:// store: read and gunzip the IDX files, shuffle, shard,
 // hash, upload. MB/s counts the shard bytes written.
 //
-//	go test ./tools/ingest/internal/ingest -run '^$' -bench Ingest -benchtime 1x
+//	go test ./cli/internal/ingest -run '^$' -bench Ingest -benchtime 1x
 func BenchmarkIngestFashionMNIST(b *testing.B) {
 	if _, err := os.Stat(fmnist.DebianDir); err != nil {
 		b.Skip("Debian's dataset-fashion-mnist is not installed")

@@ -14,11 +14,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/aerie-ml/aerie/cli/internal/ingest"
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/store"
-	"github.com/aerie-ml/aerie/tools/ingest/internal/ingest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -45,26 +45,26 @@ func writeIDX(t *testing.T, dir string) {
 	}
 }
 
-func TestRun(t *testing.T) {
+func TestIngest(t *testing.T) {
 	src := t.TempDir()
 	writeIDX(t, src)
 	root := t.TempDir()
 	var digest string
 	for i, counts := range []string{"3 files stored, 0 already present", "0 files stored, 3 already present"} {
 		var out bytes.Buffer
-		if err := run(t.Context(), &out, quiet, flags{from: src, to: "file://" + root, opts: opts("fashion-mnist")}); err != nil {
-			t.Fatalf("run #%d: %v", i+1, err)
+		if err := runIngest(t.Context(), &out, quiet, ingestFlags{from: src, to: "file://" + root, opts: opts("fashion-mnist")}); err != nil {
+			t.Fatalf("ingest #%d: %v", i+1, err)
 		}
 		entries, _ := os.ReadDir(filepath.Join(root, "datasets", "fashion-mnist"))
 		if len(entries) != 1 {
-			t.Fatalf("run #%d: %d datasets stored, want 1", i+1, len(entries))
+			t.Fatalf("ingest #%d: %d datasets stored, want 1", i+1, len(entries))
 		}
 		digest = entries[0].Name()
 		uri := "file://" + root + "/datasets/fashion-mnist/" + digest + "/"
 		want := "# fashion-mnist from " + src + ": " + counts + ".\n" +
 			"# Paste into the run declaration:\nspec:\n  dataset:\n    uri: " + uri + "\n    sha256: " + digest + "\n"
 		if diff := cmp.Diff(want, out.String()); diff != "" {
-			t.Errorf("run #%d output (-want +got):\n%s", i+1, diff)
+			t.Errorf("ingest #%d output (-want +got):\n%s", i+1, diff)
 		}
 	}
 	// The printed URI and digest open as the dataset.
@@ -83,7 +83,7 @@ func TestRun(t *testing.T) {
 
 func opts(name string) ingest.Options { return ingest.Options{Name: name} }
 
-func TestRunImageFolder(t *testing.T) {
+func TestIngestImageFolder(t *testing.T) {
 	src := t.TempDir()
 	for _, p := range []string{"cat/a.png", "cat/b.png", "dog/c.png", "dog/d.png"} {
 		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
@@ -93,10 +93,10 @@ func TestRunImageFolder(t *testing.T) {
 	}
 	root := t.TempDir()
 	var out bytes.Buffer
-	f := flags{from: src, to: "file://" + root, size: "4x4", opts: opts("pets")}
+	f := ingestFlags{from: src, to: "file://" + root, size: "4x4", opts: opts("pets")}
 	f.opts.Channels = 3
 	f.opts.TestFraction = 0.5
-	if err := run(t.Context(), &out, quiet, f); err != nil {
+	if err := runIngest(t.Context(), &out, quiet, f); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "# pets from "+src+": 3 files stored") {
@@ -104,33 +104,33 @@ func TestRunImageFolder(t *testing.T) {
 	}
 }
 
-func TestRunErrors(t *testing.T) {
+func TestIngestErrors(t *testing.T) {
 	src := t.TempDir()
 	writeIDX(t, src)
 	tests := []struct {
 		name string
-		f    flags
+		f    ingestFlags
 		want string
 		code int
 	}{
-		{"missing source", flags{from: filepath.Join(src, "nope"), to: "file:///tmp/x", opts: opts("fashion-mnist")}, "install Debian's dataset-fashion-mnist", exitcode.Config},
-		{"relative store path", flags{from: src, to: "./store", opts: opts("fashion-mnist")}, "want gs://bucket[/prefix] or file:///absolute/path", exitcode.Config},
-		{"bad bucket", flags{from: src, to: "gs://Bad_Bucket", opts: opts("fashion-mnist")}, "bucket", exitcode.Config},
-		{"bad size", flags{from: src, to: "file:///tmp/x", size: "28", opts: opts("fashion-mnist")}, `-size "28": want HxW`, exitcode.Config},
-		{"IDX without classes", flags{from: src, to: "file:///tmp/x", opts: opts("mnist")}, "pass -classes or -classes-file", exitcode.Config},
-		{"both class flags", flags{from: src, to: "file:///tmp/x", classes: "a", classesFile: "b", opts: opts("mnist")}, "pass one", exitcode.Config},
+		{"missing source", ingestFlags{from: filepath.Join(src, "nope"), to: "file:///tmp/x", opts: opts("fashion-mnist")}, "install Debian's dataset-fashion-mnist", exitcode.Config},
+		{"relative store path", ingestFlags{from: src, to: "./store", opts: opts("fashion-mnist")}, "want gs://bucket[/prefix] or file:///absolute/path", exitcode.Config},
+		{"bad bucket", ingestFlags{from: src, to: "gs://Bad_Bucket", opts: opts("fashion-mnist")}, "bucket", exitcode.Config},
+		{"bad size", ingestFlags{from: src, to: "file:///tmp/x", size: "28", opts: opts("fashion-mnist")}, `--size "28": want HxW`, exitcode.Config},
+		{"IDX without classes", ingestFlags{from: src, to: "file:///tmp/x", opts: opts("mnist")}, "pass --classes or --classes-file", exitcode.Config},
+		{"both class flags", ingestFlags{from: src, to: "file:///tmp/x", classes: "a", classesFile: "b", opts: opts("mnist")}, "pass one", exitcode.Config},
 	}
 	for _, tt := range tests {
-		err := run(t.Context(), io.Discard, quiet, tt.f)
+		err := runIngest(t.Context(), io.Discard, quiet, tt.f)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%s: run = %v, want an error mentioning %q", tt.name, err, tt.want)
+			t.Errorf("%s: runIngest = %v, want an error mentioning %q", tt.name, err, tt.want)
 		}
 		if got := exitcode.Of(err); got != tt.code {
 			t.Errorf("%s: exitcode.Of(%v) = %d, want %d", tt.name, err, got, tt.code)
 		}
 	}
-	if err := run(t.Context(), io.Discard, quiet, flags{from: src, to: "file://" + t.TempDir(), opts: opts("a/../b"), classes: "c0,c1,c2,c3,c4,c5,c6,c7,c8,c9"}); !errors.Is(err, store.ErrBadURI) {
-		t.Errorf("run with a bad dataset name = %v, want ErrBadURI", err)
+	if err := runIngest(t.Context(), io.Discard, quiet, ingestFlags{from: src, to: "file://" + t.TempDir(), opts: opts("a/../b"), classes: "c0,c1,c2,c3,c4,c5,c6,c7,c8,c9"}); !errors.Is(err, store.ErrBadURI) {
+		t.Errorf("runIngest with a bad dataset name = %v, want ErrBadURI", err)
 	}
 }
 
@@ -141,7 +141,7 @@ func TestClassesFile(t *testing.T) {
 	cf := filepath.Join(t.TempDir(), "classes.txt")
 	os.WriteFile(cf, []byte(names), 0o644)
 	root := t.TempDir()
-	if err := run(t.Context(), io.Discard, quiet, flags{from: src, to: "file://" + root, classesFile: cf, opts: opts("mnist")}); err != nil {
+	if err := runIngest(t.Context(), io.Discard, quiet, ingestFlags{from: src, to: "file://" + root, classesFile: cf, opts: opts("mnist")}); err != nil {
 		t.Fatal(err)
 	}
 	m, _ := filepath.Glob(filepath.Join(root, "datasets/mnist/*/dataset.json"))

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aerie-ml/aerie/cli/internal/ingest"
+	"github.com/aerie-ml/aerie/internal/exitcode"
+	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/repofile"
+	"github.com/aerie-ml/aerie/internal/store"
+)
+
+func datasetCmd(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "dataset",
+		Short: "Ingest labelled images into a dataset in a store",
+	}
+	group(c)
+	c.AddCommand(ingestCmd(e))
+	return c
+}
+
+type ingestFlags struct {
+	from, to, size, classes, classesFile string
+	opts                                 ingest.Options
+}
+
+func ingestCmd(e *env) *cobra.Command {
+	var f ingestFlags
+	c := &cobra.Command{
+		Use:   "ingest --to URI [--from DIR]",
+		Short: "Turn IDX files or an ImageFolder tree into a sharded dataset in a store",
+		Long: `Ingest turns labelled images into an aerie dataset in a store, under
+datasets/<name>/<digest>/, and prints the dataset URI and digest to paste
+into a run declaration (spec.dataset.uri and spec.dataset.sha256).
+
+--from is a directory of IDX files (train-images-idx3-ubyte[.gz] and its
+three siblings) or an ImageFolder tree: <root>/{train,test}/<class>/*.png|jpg,
+or <root>/<class>/... with --test-fraction of each class held out, seeded.
+Re-ingesting the same data is a no-op, and finishes an interrupted ingest.`,
+		Example: `  aerie dataset ingest --to gs://aerie-data        # Fashion-MNIST from Debian's dataset-fashion-mnist
+  aerie dataset ingest --from ./mnist --name mnist --classes 0,1,2,3,4,5,6,7,8,9 --to file:///var/lib/aerie
+  aerie dataset ingest --from ./flowers --name flowers --size 64x64 --channels 3 --to gs://aerie-data`,
+		Args: cobra.NoArgs,
+		RunE: e.do(func(ctx context.Context, _ []string) error {
+			return runIngest(ctx, e.stdout, e.logger(), f)
+		}),
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.from, "from", fmnist.DebianDir, "`directory`: IDX files or an ImageFolder tree (Debian's dataset-fashion-mnist by default)")
+	fl.StringVar(&f.to, "to", "", "store `URI`: gs://bucket[/prefix] or file:///absolute/path (required)")
+	fl.StringVar(&f.opts.Name, "name", "fashion-mnist", "dataset `name` in the store layout")
+	fl.StringVar(&f.opts.Want, "sha256", "", "expected dataset `digest`; fail, storing nothing, if the dataset hashes otherwise")
+	fl.StringVar(&f.size, "size", "", "resize every image to `HxW` (shorter side, then centre crop); default: keep the sources' size")
+	fl.IntVar(&f.opts.Channels, "channels", 0, "`1` (grey) or 3 (RGB); default: the sources', which must agree")
+	fl.StringVar(&f.classes, "classes", "", "comma-separated class `names` of IDX labels 0, 1, ... (default: Fashion-MNIST's)")
+	fl.StringVar(&f.classesFile, "classes-file", "", "`file` of IDX class names, one a line")
+	fl.Float64Var(&f.opts.TestFraction, "test-fraction", 0.1, "`fraction` of each class held out as test, for an ImageFolder tree without train/ and test/")
+	fl.Uint64Var(&f.opts.Seed, "seed", 1, "`seed` of the sample shuffle and the test split")
+	fl.Int64Var(&f.opts.ShardBytes, "shard-bytes", 0, "target shard `size` in bytes (default 64 MiB)")
+	fl.Int64Var(&f.opts.MaxImageBytes, "max-image-bytes", ingest.DefaultMaxImageBytes, "refuse source images over `n` bytes")
+	fl.StringVar(&f.opts.WorkDir, "work-dir", "", "`directory` for the staging copy of the dataset (default: $TMPDIR)")
+	c.MarkFlagRequired("to")
+	c.MarkFlagDirname("from")
+	c.MarkFlagDirname("work-dir")
+	c.MarkFlagFilename("classes-file")
+	return c
+}
+
+// parseSize parses "HxW".
+func parseSize(s string) (h, w int, err error) {
+	hs, ws, ok := strings.Cut(s, "x")
+	if ok {
+		h, err = strconv.Atoi(hs)
+		if err == nil {
+			w, err = strconv.Atoi(ws)
+		}
+	}
+	if !ok || err != nil || h < 1 || w < 1 {
+		return 0, 0, exitcode.Errorf(exitcode.Config, "--size %q: want HxW, e.g. 32x32", s)
+	}
+	return h, w, nil
+}
+
+func runIngest(ctx context.Context, stdout io.Writer, log *slog.Logger, f ingestFlags) error {
+	if fi, err := os.Stat(f.from); err != nil {
+		return exitcode.Wrap(exitcode.Config, fmt.Errorf("--from: %w (install Debian's dataset-fashion-mnist or pass a directory of IDX files or images)", err))
+	} else if !fi.IsDir() {
+		return exitcode.Errorf(exitcode.Config, "--from: %s is not a directory", f.from)
+	}
+	o := f.opts
+	if f.size != "" {
+		var err error
+		if o.Height, o.Width, err = parseSize(f.size); err != nil {
+			return err
+		}
+	}
+	switch {
+	case f.classes != "" && f.classesFile != "":
+		return exitcode.Errorf(exitcode.Config, "--classes and --classes-file: pass one")
+	case f.classes != "":
+		o.Classes = strings.Split(f.classes, ",")
+	case f.classesFile != "":
+		b, err := readClassesFile(f.classesFile)
+		if err != nil {
+			return exitcode.Wrap(exitcode.Config, fmt.Errorf("--classes-file: %w", err))
+		}
+		o.Classes = b
+	}
+	if ingest.IsIDX(f.from) {
+		if len(o.Classes) == 0 && o.Name != "fashion-mnist" {
+			return exitcode.Errorf(exitcode.Config, "%s holds IDX files, which carry no class names: pass --classes or --classes-file (Fashion-MNIST's are the default only for --name fashion-mnist)", f.from)
+		}
+	} else if len(o.Classes) > 0 {
+		return exitcode.Errorf(exitcode.Config, "--classes: an ImageFolder tree's classes are its directory names")
+	}
+	s, err := store.Open(ctx, f.to)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	res, err := ingest.Dataset(ctx, log, s, f.from, o)
+	if err != nil {
+		return err
+	}
+	stored := 0
+	for _, f := range res.Files {
+		if !f.Present {
+			stored++
+		}
+	}
+	fmt.Fprintf(stdout, "# %s from %s: %d files stored, %d already present.\n", o.Name, f.from, stored, len(res.Files)-stored)
+	fmt.Fprintf(stdout, "# Paste into the run declaration:\nspec:\n  dataset:\n    uri: %s\n    sha256: %s\n", res.URI, res.Digest)
+	return nil
+}
+
+// readClassesFile reads one class name a line, ignoring a final newline.
+func readClassesFile(path string) ([]string, error) {
+	t, err := repofile.Open(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	b, err := t.ReadFile(filepath.Base(path), 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(strings.TrimSuffix(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n"), "\n"), nil
+}

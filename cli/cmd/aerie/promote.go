@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aerie-ml/aerie/cli/internal/promote"
+	"github.com/aerie-ml/aerie/internal/exitcode"
+	"github.com/aerie-ml/aerie/internal/manifest"
+)
+
+func promoteCmd(e *env) *cobra.Command {
+	var opts promote.Options
+	var signKey, description string
+	c := &cobra.Command{
+		Use:   "promote --run RUN --fleet FLEET [--version V | --model URI] [--canary PERCENT]",
+		Short: "Gate a trained model version and pin it for a fleet",
+		Long: `Promote finds the version under the run's spec.output.uri, checks the gates
+its manifest records (the run's when it trained), its lineage (git commit,
+image and dataset digests) and that it is in a gs:// store (both waived by
+--local-fleet), self-tests the weights on the golden set and, if every gate
+passes, rewrites edge/fleets/<fleet>.yaml (comments kept) and prints a pull
+request description. A failed gate exits 1 with a report of every gate and
+its margin.`,
+		Example: `  aerie promote --run fmnist-cnn --fleet quadcopters --version 0123456789abcdef
+  aerie promote --run fmnist-cnn --fleet quadcopters --version 0123456789abcdef --canary 10`,
+		Args: cobra.NoArgs,
+		RunE: e.do(func(ctx context.Context, _ []string) error {
+			if opts.CanaryPercent < 0 || opts.CanaryPercent > 100 {
+				return exitcode.Errorf(exitcode.Config, "--canary %d: want a percent from 0 to 100", opts.CanaryPercent)
+			}
+			root, err := e.root()
+			if err != nil {
+				return err
+			}
+			opts.RepoDir = root
+			opts.Logger = e.logger()
+			if signKey != "" {
+				key, err := readKey(signKey)
+				if err != nil {
+					return exitcode.Wrap(exitcode.Config, err)
+				}
+				opts.SignKey = key
+			}
+			res, err := promote.Promote(ctx, opts)
+			var gateErr *promote.GateError
+			if errors.As(err, &gateErr) {
+				fmt.Fprintf(e.stderr, "aerie promote: %v\n%s", err, manifest.Report(gateErr.Gates))
+				return reportedError{err}
+			}
+			if err != nil {
+				return err
+			}
+			if description == "" {
+				_, err = fmt.Fprint(e.stdout, res.Description())
+				return err
+			}
+			return os.WriteFile(description, []byte(res.Description()), 0o644)
+		}),
+	}
+	fl := c.Flags()
+	fl.StringVar(&opts.Run, "run", "", "run `name`: apps/jobs/runs/<run>.yaml (required)")
+	fl.StringVar(&opts.Fleet, "fleet", "", "fleet `name`: edge/fleets/<fleet>.yaml (required)")
+	fl.StringVar(&opts.Model, "model", "", "store `URI` of the version to promote (default: --version, else the run's newest)")
+	fl.StringVar(&opts.Version, "version", "", "`version` of the run to promote (16 hex digits, under --store)")
+	fl.StringVar(&opts.Output, "store", "", "store root `URI` to look for versions in (default: the run's spec.output.uri)")
+	fl.BoolVar(&opts.LocalFleet, "local-fleet", false, "the fleet's devices are local demo devices: allow file:// URIs and versions without git commit, image and dataset digests")
+	fl.IntVar(&opts.CanaryPercent, "canary", 0, "pin as canary for this `percent` of the fleet (0: pin as stable)")
+	fl.StringVar(&signKey, "sign-key", "", "PEM ed25519 private key `file` to sign the manifest with")
+	fl.StringVar(&description, "description", "", "write the pull request description to this `file` (default: stdout)")
+	c.MarkFlagRequired("run")
+	c.MarkFlagRequired("fleet")
+	c.MarkFlagFilename("sign-key")
+	c.MarkFlagFilename("description")
+	return c
+}
+
+func readKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s: want a PEM PRIVATE KEY (openssl genpkey -algorithm ed25519)", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	key, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: %T is not an ed25519 key", path, k)
+	}
+	return key, nil
+}

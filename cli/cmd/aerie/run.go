@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aerie-ml/aerie/cli/internal/jobs"
+	"github.com/aerie-ml/aerie/cli/internal/render"
+	"github.com/aerie-ml/aerie/cli/internal/status"
+	"github.com/aerie-ml/aerie/internal/exitcode"
+)
+
+type runFlags struct {
+	jobs, revision, gsa   string
+	kubeconfig, namespace string
+}
+
+func runCmd(e *env) *cobra.Command {
+	var f runFlags
+	c := &cobra.Command{
+		Use:   "run",
+		Short: "Render, check and diff the training runs under apps/jobs/runs, and show them on a cluster",
+	}
+	group(c)
+	c.PersistentFlags().StringVar(&f.jobs, "jobs", "apps/jobs", "the jobs `directory` (runs/ and the rendered overlays), relative to the repository root")
+	tree := func(ctx context.Context) (*jobs.Tree, error) {
+		if f.revision != "" && !revisionRE.MatchString(f.revision) {
+			return nil, exitcode.Errorf(exitcode.Config, "--revision: must be 7 to 64 lowercase hex digits, got %q", f.revision)
+		}
+		dir, err := e.inRepo(f.jobs)
+		if err != nil {
+			return nil, err
+		}
+		return &jobs.Tree{
+			Dir:     dir,
+			Options: render.Options{GCPServiceAccount: f.gsa},
+			Revision: func() (string, error) {
+				if f.revision != "" {
+					return f.revision, nil
+				}
+				return jobs.HeadRevision(dir)
+			},
+		}, nil
+	}
+	renderFlags := func(c *cobra.Command) {
+		c.Flags().StringVar(&f.gsa, "gcp-service-account", render.DefaultGCPServiceAccount, "Google service account `email` the trainer's Kubernetes service account maps to (Workload Identity)")
+	}
+
+	renderCmd := &cobra.Command{
+		Use:   "render",
+		Short: "Write apps/jobs/<run>/ for every run, update apps/jobs/kustomization.yaml, prune deleted runs",
+		Long: `Render writes apps/jobs/<run>/ for every apps/jobs/runs/<run>.yaml, updates
+apps/jobs/kustomization.yaml and prunes the overlays of deleted runs. On any
+problem it exits 2 and prunes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: e.do(func(ctx context.Context, _ []string) error {
+			t, err := tree(ctx)
+			if err != nil {
+				return err
+			}
+			plan, err := t.Plan(ctx)
+			if err != nil {
+				return err
+			}
+			if err := t.Apply(plan); err != nil {
+				return err
+			}
+			for _, ch := range plan.Changes {
+				verb := "wrote"
+				if ch.New == nil {
+					verb = "removed"
+				}
+				fmt.Fprintln(e.stderr, verb, filepath.Join(f.jobs, ch.Path))
+			}
+			return exitcode.Wrap(exitcode.Config, plan.Err())
+		}),
+	}
+	renderFlags(renderCmd)
+	renderCmd.Flags().StringVar(&f.revision, "revision", "", "git `revision` to label changed overlays with (default: HEAD of the repository)")
+
+	checkCmd := &cobra.Command{
+		Use:   "check",
+		Short: "Fail on a stale overlay, an invalid run or an overlay that does not build",
+		Args:  cobra.NoArgs,
+		RunE: e.do(func(ctx context.Context, _ []string) error {
+			t, err := tree(ctx)
+			if err != nil {
+				return err
+			}
+			t.Build = true
+			t.Revision = nil // a stale overlay is reported, not rendered
+			plan, err := t.Plan(ctx)
+			if err != nil {
+				return err
+			}
+			if err := t.Check(plan, e.stderr); err != nil {
+				if errors.Is(err, jobs.ErrCheck) {
+					return reportedError{err}
+				}
+				return err
+			}
+			return nil
+		}),
+	}
+	renderFlags(checkCmd)
+
+	diffCmd := &cobra.Command{
+		Use:   "diff",
+		Short: "Print the unified diff of what render would change",
+		Args:  cobra.NoArgs,
+		RunE: e.do(func(ctx context.Context, _ []string) error {
+			t, err := tree(ctx)
+			if err != nil {
+				return err
+			}
+			plan, err := t.Plan(ctx)
+			if err != nil {
+				return err
+			}
+			if err := t.Diff(plan, e.stdout); err != nil {
+				return err
+			}
+			return exitcode.Wrap(exitcode.Config, plan.Err())
+		}),
+	}
+	renderFlags(diffCmd)
+	diffCmd.Flags().StringVar(&f.revision, "revision", "", "git `revision` to label changed overlays with (default: HEAD of the repository)")
+
+	statusCmd := &cobra.Command{
+		Use:   "status",
+		Short: "List the runs on a cluster: phase, replicas (active/desired) and age",
+		Args:  cobra.NoArgs,
+		RunE: e.do(func(ctx context.Context, _ []string) error {
+			return status.Print(ctx, status.Options{Kubeconfig: f.kubeconfig, Namespace: f.namespace}, e.stdout, time.Now())
+		}),
+	}
+	statusCmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig `path` (default $KUBECONFIG or ~/.kube/config)")
+	statusCmd.Flags().StringVar(&f.namespace, "namespace", "training", "`namespace` of the runs")
+
+	c.AddCommand(renderCmd, checkCmd, diffCmd, statusCmd)
+	return c
+}
+
+var revisionRE = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
