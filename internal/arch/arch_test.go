@@ -1,6 +1,7 @@
 package arch
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -459,36 +460,94 @@ func TestParseNode(t *testing.T) {
 	const run = `spec:
   model:
     architecture:
+      metadata: {name: inline}
       layers:
         - flatten
         - dense: {units: classes}
 `
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(run), &doc); err != nil {
-		t.Fatal(err)
+	node := func(t *testing.T, s string) *yaml.Node {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(s), &doc); err != nil {
+			t.Fatal(err)
+		}
+		return doc.Content[0].Content[1].Content[1].Content[1]
 	}
-	n := doc.Content[0].Content[1].Content[1].Content[1]
-	s, err := ParseNode("run.yaml", n, "spec.model.architecture")
+	s, err := ParseNode("run.yaml", node(t, run), "spec.model.architecture")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Layer{
-		{Op: Flatten, Line: 5, Path: "spec.model.architecture.layers[0].flatten"},
-		{Op: Dense, Line: 6, Path: "spec.model.architecture.layers[1].dense", Name: "fc1", Units: UnitsClasses, Bias: true},
-	}
-	if diff := cmp.Diff(want, s.Layers); diff != "" {
-		t.Errorf("ParseNode layers (-want +got):\n%s", diff)
+	want := &Spec{File: "run.yaml", Name: "inline", Layers: []Layer{
+		{Op: Flatten, Line: 6, Path: "spec.model.architecture.layers[0].flatten"},
+		{Op: Dense, Line: 7, Path: "spec.model.architecture.layers[1].dense", Name: "fc1", Units: UnitsClasses, Bias: true},
+	}}
+	if diff := cmp.Diff(want.Layers, s.Layers); diff != "" || s.Name != want.Name {
+		t.Errorf("ParseNode = %s, layers (-want +got):\n%s", s.Name, diff)
 	}
 
-	if err := yaml.Unmarshal([]byte(strings.Replace(run, "layers:", "layerz:", 1)), &doc); err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct{ name, edit, want string }{
+		{"unknown field", "layers:", "run.yaml:4: spec.model.architecture.layers: is required: the list of layers\n" +
+			"run.yaml:5: spec.model.architecture.layerz: unknown field; allowed fields: apiVersion, kind, layers, metadata"},
+		{"no name", "metadata: {name: inline}", "run.yaml:4: spec.model.architecture.metadata.name: is required: the architecture's name, its file's name without .yaml"},
+		{"wrong kind", "metadata: {name: inline}", "run.yaml:5: spec.model.architecture.kind: must be \"Architecture\", got \"Run\""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := map[string]string{
+				"unknown field": strings.Replace(run, "layers:", "layerz:", 1),
+				"no name":       strings.Replace(run, "metadata: {name: inline}", "metadata: {}", 1),
+				"wrong kind":    strings.Replace(run, "metadata: {name: inline}", "metadata: {name: inline}\n      kind: Run", 1),
+			}[tt.name]
+			_, err := ParseNode("run.yaml", node(t, in), "spec.model.architecture")
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("ParseNode = %v, want\n%s", err, tt.want)
+			}
+		})
 	}
-	n = doc.Content[0].Content[1].Content[1].Content[1]
-	_, err = ParseNode("run.yaml", n, "spec.model.architecture")
-	wantErr := "run.yaml:4: spec.model.architecture.layerz: unknown field; allowed fields: layers\n" +
-		"run.yaml:4: spec.model.architecture.layers: is required: the list of layers"
-	if err == nil || err.Error() != wantErr {
-		t.Errorf("ParseNode(layerz) = %v, want\n%s", err, wantErr)
+}
+
+// TestMarshal: every models/ file, written in canonical form, reads back
+// to an Equal spec with the same plan, and the canonical form is a fixed
+// point; inline (ParseNode) it reads back the same too.
+func TestMarshal(t *testing.T) {
+	for _, name := range BuiltinNames() {
+		t.Run(name, func(t *testing.T) {
+			s, err := Builtin(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := Parse("canonical.yaml", out)
+			if err != nil {
+				t.Fatalf("Parse(Marshal(%s)): %v\n%s", name, err, out)
+			}
+			if !s.Equal(again) {
+				t.Errorf("Parse(Marshal(%s)) is not Equal to it", name)
+			}
+			if out2, _ := Marshal(again); !bytes.Equal(out, out2) {
+				t.Errorf("Marshal is not a fixed point:\n%s\n---\n%s", out, out2)
+			}
+			p1, err1 := s.Plan(Input{H: 28, W: 28, C: 1}, 10)
+			p2, err2 := again.Plan(Input{H: 28, W: 28, C: 1}, 10)
+			if err1 != nil || err2 != nil || p1.NumParams != p2.NumParams || p1.FLOPs != p2.FLOPs || p1.ActivationBytes != p2.ActivationBytes ||
+				!cmp.Equal(p1.Params, p2.Params) || !cmp.Equal(p1.State, p2.State) || !cmp.Equal(p1.Dropouts, p2.Dropouts) {
+				t.Errorf("plans differ: %v %v", err1, err2)
+			}
+			var doc yaml.Node
+			if err := yaml.Unmarshal(out, &doc); err != nil {
+				t.Fatal(err)
+			}
+			inline, err := ParseNode("run.yaml", doc.Content[0], "spec.model.architecture")
+			if err != nil || !s.Equal(inline) {
+				t.Errorf("ParseNode(Node(%s)) = %v, not Equal", name, err)
+			}
+		})
+	}
+	a, _ := Builtin("cnn")
+	b, _ := Builtin("small")
+	if a.Equal(b) || a.Equal(nil) {
+		t.Error("cnn Equal small or nil")
 	}
 }
 

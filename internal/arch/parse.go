@@ -29,6 +29,8 @@ const (
 	MaxUnits      = 65536    // dense units
 	MaxKernel     = 15
 	MaxStride     = 8
+	// MaxDescription bounds metadata.description.
+	MaxDescription = 1024
 )
 
 // Defaults of the optional layer fields.
@@ -87,21 +89,21 @@ func parse(filename string, data []byte, name string) (*Spec, error) {
 	d.errs = Errors(errs)
 	s := &Spec{File: filename}
 	if len(d.errs) == 0 {
-		d.spec(root, s)
+		d.spec(root, "", s, false)
 	}
 	return d.result(s)
 }
 
 // ParseNode decodes an architecture given inline at path in another file
-// (a TrainingRun's spec.model.architecture): a mapping with only layers.
-// The caller has decoded the file and refused its anchors.
+// (a TrainingRun's spec.model.architecture): a mapping with the fields of
+// an architecture file, where apiVersion and kind may be left out.
+// Problems name filename and the lines of n. n comes from a document that
+// strictyaml.Format.Document read without problems, so it holds no anchor
+// or alias.
 func ParseNode(filename string, n *yaml.Node, path string) (*Spec, error) {
 	d := newDecoder(filename)
 	s := &Spec{File: filename}
-	d.mapping(n, path, map[string]func(*yaml.Node, string){
-		"layers": func(n *yaml.Node, p string) { s.Layers = d.layers(n, p, 0) },
-	})
-	d.required(n, path, "layers", "the list of layers")
+	d.spec(n, path, s, true)
 	return d.result(s)
 }
 
@@ -313,9 +315,11 @@ func validLayerName(s string) string {
 	return fmt.Sprintf("must be 1 to %d lowercase letters, digits and '_', starting with a letter", maxLayerNameSize)
 }
 
-func (d *decoder) spec(root *yaml.Node, s *Spec) {
-	var apiVersion, kind, description string
-	d.mapping(root, "", map[string]func(*yaml.Node, string){
+// spec decodes an architecture at path; inline, apiVersion and kind are
+// optional.
+func (d *decoder) spec(root *yaml.Node, path string, s *Spec, inline bool) {
+	var apiVersion, kind string
+	d.mapping(root, path, map[string]func(*yaml.Node, string){
 		"apiVersion": d.str(&apiVersion, oneOf(APIVersion)),
 		"kind":       d.str(&kind, oneOf(Kind)),
 		"metadata": func(n *yaml.Node, p string) {
@@ -326,9 +330,9 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 					}
 					return fmt.Sprintf("must be %q, the file's name without .yaml", d.fileName)
 				}),
-				"description": d.str(&description, func(s string) string {
-					if s == "" || len(s) > 1024 {
-						return "must be a string of 1 to 1024 bytes"
+				"description": d.str(&s.Description, func(s string) string {
+					if s == "" || len(s) > MaxDescription {
+						return fmt.Sprintf("must be a string of 1 to %d bytes", MaxDescription)
 					}
 					return ""
 				}),
@@ -337,10 +341,12 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 		},
 		"layers": func(n *yaml.Node, p string) { s.Layers = d.layers(n, p, 0) },
 	})
-	d.required(root, "", "apiVersion", strconv.Quote(APIVersion))
-	d.required(root, "", "kind", strconv.Quote(Kind))
-	d.required(root, "", "metadata", "a mapping with the name")
-	d.required(root, "", "layers", "the list of layers")
+	if !inline {
+		d.required(root, path, "apiVersion", strconv.Quote(APIVersion))
+		d.required(root, path, "kind", strconv.Quote(Kind))
+	}
+	d.required(root, path, "metadata", "a mapping with the name")
+	d.required(root, path, "layers", "the list of layers")
 }
 
 func (d *decoder) layers(n *yaml.Node, path string, depth int) []Layer {

@@ -20,9 +20,10 @@ const Dir = "models"
 // shape and the class count are not part of it; they come from the dataset
 // (Plan).
 type Spec struct {
-	File   string // as given to Parse, for errors
-	Name   string
-	Layers []Layer
+	File        string // as given to Parse, for errors
+	Name        string
+	Description string // optional
+	Layers      []Layer
 }
 
 // Op is the kind of a layer.
