@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
@@ -59,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type trainFlags struct {
 	runFile     string
 	name        string
+	arch        string
 	cfg         train.Config
 	dataURI     string
 	digest      string
@@ -78,7 +80,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.runFile, "run", "", "TrainingRun declaration (YAML); flags below override it")
 	fs.StringVar(&f.name, "name", "local", "run name (the store prefix models/<name>/)")
-	fs.StringVar(&f.cfg.Arch, "arch", "", "architecture: "+strings.Join(model.Names(), ", ")+" (required without --run)")
+	fs.StringVar(&f.arch, "arch", "", "architecture: "+strings.Join(arch.BuiltinNames(), ", ")+" (required without --run)")
 	fs.IntVar(&f.cfg.Epochs, "epochs", m.Epochs, "epochs")
 	fs.IntVar(&f.cfg.BatchSize, "batch-size", runspec.DefaultBatchPerWorker*d.Spec.Workers.Count, "global batch size across all workers")
 	fs.Float64Var(&f.cfg.LearningRate, "lr", m.LearningRate, "peak learning rate (Adam)")
@@ -116,7 +118,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 		// The declaration sets what no flag overrides.
 		for name, apply := range map[string]func(){
 			"name":             func() { f.name = r.Metadata.Name },
-			"arch":             func() { f.cfg.Arch = m.Architecture },
+			"arch":             func() { f.arch = m.Architecture },
 			"epochs":           func() { f.cfg.Epochs = m.Epochs },
 			"batch-size":       func() { f.cfg.BatchSize = m.BatchSize },
 			"lr":               func() { f.cfg.LearningRate = m.LearningRate },
@@ -138,8 +140,17 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 		}
 		f.gates = r.Spec.Gates
 	}
-	if f.cfg.Arch == "" {
+	if f.arch == "" {
 		return nil, exitcode.Errorf(exitcode.Config, "--arch (or spec.model.architecture) is required")
+	}
+	spec, err := arch.Builtin(f.arch)
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Config, err)
+	}
+	// Planned on Fashion-MNIST's shape until the trainer reads the
+	// dataset's manifest first.
+	if f.cfg.Plan, err = spec.Plan(arch.Input{H: 28, W: 28, C: 1}, fmnist.NumClasses); err != nil {
+		return nil, exitcode.Wrap(exitcode.Config, err)
 	}
 	if f.output == "" && f.maxSteps == 0 {
 		return nil, exitcode.Errorf(exitcode.Config, "--output (or spec.output.uri) is required")
@@ -270,7 +281,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rep.Close()
 	if f.maxSteps > 0 {
 		fmt.Fprintf(stdout, "arch=%s batch=%d steps=%d images_per_second=%.1f cpu_utilization=%.2f gomaxprocs=%d peak_rss_mb=%d\n",
-			f.cfg.Arch, f.cfg.BatchSize, res.Steps, res.ImagesPerSecond, usage.Utilization, runtime.GOMAXPROCS(0), usage.PeakRSSBytes>>20)
+			f.cfg.Plan.Name, f.cfg.BatchSize, res.Steps, res.ImagesPerSecond, usage.Utilization, runtime.GOMAXPROCS(0), usage.PeakRSSBytes>>20)
 		return peerErr(comm, comm.Close(ctx))
 	}
 	// Rank 0 alone writes the artifact; the others wait for it in Close.
@@ -293,18 +304,15 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // writeModel writes the model version (see trainer/internal/artifact): the
 // weights, metrics, pictures and model card, then manifest.json last.
 func writeModel(ctx context.Context, out store.Store, f *trainFlags, sets *data.Sets, res *train.Result, usage sysstat.Usage) (*artifact.Version, error) {
-	arch, err := model.Lookup(f.cfg.Arch)
-	if err != nil {
-		return nil, exitcode.Wrap(exitcode.Config, err)
-	}
+	plan := f.cfg.Plan
 	var weights bytes.Buffer
-	if err := model.Encode(&weights, res.Weights, map[string]string{model.MetadataArchitecture: arch.Name}); err != nil {
+	if err := model.Encode(&weights, res.Weights, model.Metadata(plan)); err != nil {
 		return nil, err
 	}
 	return artifact.Write(ctx, out, artifact.Model{
 		Run:          f.name,
-		Architecture: arch.Name,
-		Parameters:   arch.NumParams(),
+		Architecture: plan.Name,
+		Parameters:   int(plan.NumParams),
 		Weights:      weights.Bytes(),
 		Dataset:      manifest.Dataset{URI: f.dataURI, Digest: sets.Digest, Files: sets.Files},
 		Lineage:      artifact.LineageFromEnv(os.Getenv, f.cfg.WorldSize, res.ResumedFrom),

@@ -7,7 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/core/tensors"
 
-	"github.com/aerie-ml/aerie/internal/model"
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/trainer/internal/data"
 )
 
@@ -25,13 +25,13 @@ type batch struct {
 // the epoch and the example's index in the training set.
 type batcher struct {
 	cfg      *Config
-	arch     *model.Arch
 	set      *data.Set
 	order    []int
 	epoch    int
 	lo, hi   int // this rank's positions within a global batch
 	lanes    int
-	dropouts []model.Dropout
+	unit     int // lanes hold whole multiples of it (Config.unit)
+	dropouts []arch.Mask
 }
 
 func (b *batcher) make(step int) *batch {
@@ -59,15 +59,18 @@ func (b *batcher) make(step int) *batch {
 		}
 	}
 	bt := &batch{step: step, n: n}
-	for lane := range min(b.lanes, n) {
-		lo, hi := data.Shard(n, lane, min(b.lanes, n))
+	units := n / b.unit
+	in0 := b.cfg.Plan.Input
+	for lane := range min(b.lanes, units) {
+		lo, hi := data.Shard(units, lane, min(b.lanes, units))
+		lo, hi = lo*b.unit, hi*b.unit
 		in := []any{
-			tensors.FromFlatDataAndDimensions(x[lo*data.ImageSize:hi*data.ImageSize], hi-lo, model.Height, model.Width, 1),
+			tensors.FromFlatDataAndDimensions(x[lo*data.ImageSize:hi*data.ImageSize], hi-lo, in0.H, in0.W, in0.C),
 			tensors.FromFlatDataAndDimensions(y[lo:hi], hi-lo),
 		}
 		for l, d := range b.dropouts {
 			k := size(d.Shape)
-			in = append(in, tensors.FromFlatDataAndDimensions(masks[l][lo*k:hi*k], append([]int{hi - lo}, d.Shape...)...))
+			in = append(in, tensors.FromFlatDataAndDimensions(masks[l][lo*k:hi*k], append([]int{hi - lo}, []int(d.Shape)...)...))
 		}
 		bt.lanes = append(bt.lanes, in)
 	}

@@ -20,7 +20,7 @@ func cpuTime() time.Duration {
 //	GOEXPERIMENT=simd go test ./trainer/internal/train -run XXX -bench CNNStep -benchtime 40x
 func BenchmarkCNNStep(b *testing.B) {
 	sets := synthetic(b, 64*8, 64)
-	cfg := Config{Arch: "cnn", Epochs: 1000, BatchSize: 64, LearningRate: 1e-3, Seed: 1, Dropout: true}
+	cfg := Config{Plan: cnnPlan, Epochs: 1000, BatchSize: 64, LearningRate: 1e-3, Seed: 1, Dropout: true}
 	// One step to compile, outside the measurement.
 	if _, err := Run(context.Background(), cfg, sets, Options{MaxSteps: 1}); err != nil {
 		b.Fatal(err)

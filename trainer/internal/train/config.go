@@ -22,15 +22,16 @@ import (
 	"context"
 	"math"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/trainer/internal/data"
 )
 
 // Config is what to train and how. The zero value of an optional field
 // turns its feature off.
 type Config struct {
-	Arch         string
+	// Plan is the architecture on the dataset's image shape and classes.
+	Plan         *arch.Plan
 	Epochs       int
 	BatchSize    int // global, across all ranks
 	LearningRate float64
@@ -52,6 +53,27 @@ type Config struct {
 	// Rank and WorldSize place this process in a data-parallel job
 	// (defaults 0 and 1).
 	Rank, WorldSize int
+	// GhostBatch is how many images batch norm computes its statistics
+	// over (default DefaultGhostBatch). It is independent of the world
+	// size and the lanes, which split a batch into whole ghost batches, so
+	// that any split trains the same model. Plans without batch norm
+	// ignore it.
+	GhostBatch int
+}
+
+// DefaultGhostBatch is the default Config.GhostBatch.
+const DefaultGhostBatch = 32
+
+// unit is the number of images the global batch is split in whole
+// multiples of across ranks and lanes: a ghost batch with batch norm, else
+// one image.
+func (c *Config) unit() int {
+	for _, r := range c.Plan.Rows {
+		if r.Layer.Op == arch.BatchNorm {
+			return c.GhostBatch
+		}
+	}
+	return 1
 }
 
 // Schedules lists the learning-rate schedules.
@@ -67,6 +89,9 @@ func (c *Config) setDefaults() {
 	if c.Schedule == "" {
 		c.Schedule = "constant"
 	}
+	if c.GhostBatch == 0 {
+		c.GhostBatch = DefaultGhostBatch
+	}
 }
 
 // Validate reports the first invalid field as an exitcode.Config error.
@@ -75,8 +100,8 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return exitcode.Errorf(exitcode.Config, "training config: "+format, args...)
 	}
-	if _, err := model.Lookup(c.Arch); err != nil {
-		return bad("%v", err)
+	if c.Plan == nil {
+		return bad("no architecture")
 	}
 	switch {
 	case c.Epochs < 1:
@@ -85,6 +110,14 @@ func (c *Config) Validate() error {
 		return bad("rank %d of world size %d", c.Rank, c.WorldSize)
 	case c.BatchSize < c.WorldSize:
 		return bad("batch size %d is smaller than the %d workers sharing it", c.BatchSize, c.WorldSize)
+	case c.GhostBatch < 1:
+		return bad("ghost batch %d, want at least 1", c.GhostBatch)
+	case c.BatchSize%c.unit() != 0:
+		return bad("batch size %d is not a multiple of the ghost batch %d: %s's batch norm computes statistics over ghost batches of %d images, so that every split of the batch across workers and lanes trains the same model",
+			c.BatchSize, c.GhostBatch, c.Plan.Name, c.GhostBatch)
+	case c.BatchSize/c.unit() < c.WorldSize:
+		return bad("batch size %d holds %d ghost batches of %d, fewer than the %d workers sharing it: each worker needs whole ghost batches for batch norm",
+			c.BatchSize, c.BatchSize/c.unit(), c.GhostBatch, c.WorldSize)
 	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
 		return bad("learning rate %v, want > 0", c.LearningRate)
 	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:

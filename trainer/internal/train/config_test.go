@@ -31,7 +31,9 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, edit := range map[string]func(*Config){
-		"arch":      func(c *Config) { c.Arch = "vgg" },
+		"arch":      func(c *Config) { c.Plan = nil },
+		"ghost":     func(c *Config) { c.Plan, c.BatchSize, c.GhostBatch = resnetPlan, 48, 32 },
+		"ghosts":    func(c *Config) { c.Plan, c.BatchSize, c.GhostBatch, c.WorldSize = resnetPlan, 64, 32, 3 },
 		"epochs":    func(c *Config) { c.Epochs = 0 },
 		"batch":     func(c *Config) { c.BatchSize, c.WorldSize = 2, 3 },
 		"lr":        func(c *Config) { c.LearningRate = math.NaN() },
@@ -44,7 +46,15 @@ func TestValidate(t *testing.T) {
 		edit(&c)
 		if err := c.Validate(); exitcode.Of(err) != exitcode.Config {
 			t.Errorf("%s: Validate() = %v, want a Config error", name, err)
+		} else {
+			t.Logf("%s: %v", name, err)
 		}
+	}
+	// Without batch norm, the ghost batch does not constrain the split.
+	c := smallConfig()
+	c.BatchSize, c.GhostBatch, c.WorldSize = 15, 32, 3
+	if err := c.Validate(); err != nil {
+		t.Errorf("small, batch 15 over 3 workers: %v", err)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	gmodel "github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
@@ -58,7 +59,8 @@ type Step struct {
 
 // Result is what a finished run produced.
 type Result struct {
-	// Weights are the architecture's parameters (model.Arch.Params order).
+	// Weights are the plan's Params and State (batch norm's running
+	// statistics), in plan order: a weights file's tensors.
 	Weights []model.Tensor
 	Epochs  []manifest.Epoch
 	// Test figures are on the official test set.
@@ -102,25 +104,28 @@ type optimizerWithGradients interface {
 }
 
 type trainer struct {
-	cfg     Config
-	opts    Options
-	arch    *model.Arch
-	store   *gmodel.Store
-	params  []*gmodel.Variable
-	lr      *gmodel.Variable
-	grad    *gmodel.Exec
-	apply   *gmodel.Exec
-	eval    *gmodel.Exec
-	reducer Reducer
-	log     *slog.Logger
-	buf     []float32
+	cfg    Config
+	opts   Options
+	net    *model.Net
+	store  *gmodel.Store
+	params []*gmodel.Variable
+	state  []*gmodel.Variable // batch norm's running statistics
+	// nParams and nState are the values of params and state.
+	nParams, nState int
+	lr              *gmodel.Variable
+	grad            *gmodel.Exec
+	apply           *gmodel.Exec
+	eval            *gmodel.Exec
+	reducer         Reducer
+	log             *slog.Logger
+	buf             []float32
 	// lanes is the number of micro-batches per step; compiled is set once
 	// their graphs are.
 	lanes    int
 	compiled bool
 }
 
-// Run trains cfg.Arch on sets, resuming from the newest valid checkpoint.
+// Run trains cfg.Plan on sets, resuming from the newest valid checkpoint.
 func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -135,12 +140,15 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 	if t.log == nil {
 		t.log = slog.Default()
 	}
-	t.arch, _ = model.Lookup(cfg.Arch)
+	t.net = model.New(cfg.Plan)
+	if in := cfg.Plan.Input; in.H*in.W*in.C != data.ImageSize {
+		return nil, exitcode.Errorf(exitcode.Config, "architecture %s is planned for %d×%d×%d images; the dataset's are 28×28×1", cfg.Plan.Name, in.H, in.W, in.C)
+	}
 	steps := data.StepsPerEpoch(sets.Train.Len(), cfg.BatchSize)
 	if steps < 1 {
 		return nil, exitcode.Errorf(exitcode.Config, "batch size %d is larger than the %d training images", cfg.BatchSize, sets.Train.Len())
 	}
-	prog := progress{Arch: cfg.Arch, Seed: cfg.Seed, BatchSize: cfg.BatchSize, BestVal: math.MaxFloat64}
+	prog := progress{Arch: cfg.Plan.Name, Seed: cfg.Seed, BatchSize: cfg.BatchSize, BestVal: math.MaxFloat64}
 	res := &Result{}
 	var state *checkpoint.State
 	if opts.Checkpoints != nil {
@@ -165,10 +173,12 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 	for !prog.Stopped && prog.Epoch < cfg.Epochs {
 		epoch := prog.Epoch
 		start := time.Now().Add(-time.Duration(prog.EpochSecs * float64(time.Second)))
-		lo, hi := data.Shard(cfg.BatchSize, cfg.Rank, cfg.WorldSize)
-		bt := &batcher{cfg: &t.cfg, arch: t.arch, set: &sets.Train, order: data.Order(sets.Train.Len(), cfg.Seed, epoch), epoch: epoch, lo: lo, hi: hi, lanes: t.lanes}
+		unit := t.cfg.unit()
+		lo, hi := data.Shard(cfg.BatchSize/unit, cfg.Rank, cfg.WorldSize)
+		bt := &batcher{cfg: &t.cfg, set: &sets.Train, order: data.Order(sets.Train.Len(), cfg.Seed, epoch), epoch: epoch,
+			lo: lo * unit, hi: hi * unit, lanes: t.lanes, unit: unit}
 		if cfg.Dropout {
-			bt.dropouts = t.arch.Dropouts()
+			bt.dropouts = cfg.Plan.Dropouts
 		}
 		batches, stop := prefetch(ctx, prog.StepInEpoch, steps, bt.make)
 		for b := range batches {
@@ -264,14 +274,18 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 // the three execs.
 func (t *trainer) build(state *checkpoint.State, prog *progress) error {
 	t.store = gmodel.NewStore()
-	params := t.arch.Params()
+	plan := t.cfg.Plan
+	t.nParams, t.nState = int(plan.NumParams), 0
+	for _, q := range plan.State {
+		t.nState += size(q.Shape)
+	}
 	if state != nil {
 		if err := json.Unmarshal([]byte(state.Meta[progressKey]), prog); err != nil {
 			return exitcode.Errorf(exitcode.Data, "checkpoint at step %d: progress: %w", state.Step, err)
 		}
-		if prog.Arch != t.cfg.Arch || prog.Seed != t.cfg.Seed || prog.BatchSize != t.cfg.BatchSize {
+		if prog.Arch != plan.Name || prog.Seed != t.cfg.Seed || prog.BatchSize != t.cfg.BatchSize {
 			return exitcode.Errorf(exitcode.Config, "checkpoint at step %d is of architecture %s, seed %d, batch size %d; this run has %s, %d, %d (use a new output location)",
-				state.Step, prog.Arch, prog.Seed, prog.BatchSize, t.cfg.Arch, t.cfg.Seed, t.cfg.BatchSize)
+				state.Step, prog.Arch, prog.Seed, prog.BatchSize, plan.Name, t.cfg.Seed, t.cfg.BatchSize)
 		}
 		byName := map[string]model.Tensor{}
 		for _, ts := range state.Tensors {
@@ -279,17 +293,15 @@ func (t *trainer) build(state *checkpoint.State, prog *progress) error {
 		}
 		// Parameters first, in their order: Adam pairs gradients with
 		// trainable variables by creation order.
-		vals, err := t.arch.Match(paramTensors(byName, params), nil)
+		vals, stats, err := t.net.Match(modelTensors(byName, plan), nil)
 		if err != nil {
 			return exitcode.Errorf(exitcode.Data, "checkpoint at step %d: %w", state.Step, err)
 		}
-		for i, p := range params {
-			v, err := t.store.CreateVariable("/"+p.Name, tensors.FromFlatDataAndDimensions(vals[i], p.Shape...))
-			if err != nil {
-				return err
-			}
-			t.params = append(t.params, v)
-			delete(byName, p.Name)
+		if err := t.createVariables(vals, stats); err != nil {
+			return err
+		}
+		for _, q := range append(slices.Clone(plan.Params), plan.State...) {
+			delete(byName, q.Name)
 		}
 		names := make([]string, 0, len(byName))
 		for n := range byName {
@@ -311,14 +323,8 @@ func (t *trainer) build(state *checkpoint.State, prog *progress) error {
 			}
 			v.SetTrainable(false)
 		}
-	} else {
-		for i, vals := range t.arch.Init(uint64(t.cfg.Seed)) {
-			v, err := t.store.CreateVariable("/"+params[i].Name, tensors.FromFlatDataAndDimensions(vals, params[i].Shape...))
-			if err != nil {
-				return err
-			}
-			t.params = append(t.params, v)
-		}
+	} else if err := t.createVariables(t.net.Init(uint64(t.cfg.Seed)), t.net.InitState()); err != nil {
+		return err
 	}
 	t.lr = optimizer.LearningRateVar(t.store.RootScope(), dtypes.Float32, t.cfg.LearningRate)
 	opt, ok := optimizer.Adam().Epsilon(1e-8).Done().(optimizerWithGradients)
@@ -328,8 +334,9 @@ func (t *trainer) build(state *checkpoint.State, prog *progress) error {
 	backend := model.Backend()
 	nMasks := 0
 	if t.cfg.Dropout {
-		nMasks = len(t.arch.Dropouts())
+		nMasks = len(plan.Dropouts)
 	}
+	classes := plan.Classes
 	var err error
 	t.grad, err = gmodel.NewExec(backend, t.store, func(scope *gmodel.Scope, in []*Node) []*Node {
 		g := in[0].Graph()
@@ -337,10 +344,10 @@ func (t *trainer) build(state *checkpoint.State, prog *progress) error {
 		if nMasks > 0 {
 			masks = in[2 : 2+nMasks]
 		}
-		logits := t.arch.Logits(t.nodes(g), in[0], masks)
-		lossSum := ReduceAllSum(crossEntropy(logits, in[1], t.cfg.LabelSmoothing))
+		logits, stats := t.net.TrainLogits(t.nodes(g), in[0], masks, t.cfg.GhostBatch)
+		lossSum := ReduceAllSum(crossEntropy(logits, in[1], classes, t.cfg.LabelSmoothing))
 		grads := scope.BuildTrainableVariablesGradientsGraph(lossSum)
-		return append(grads, lossSum, correct(logits, in[1]))
+		return append(append(grads, stats...), lossSum, correct(logits, in[1]))
 	})
 	if err != nil {
 		return err
@@ -353,18 +360,46 @@ func (t *trainer) build(state *checkpoint.State, prog *progress) error {
 		return err
 	}
 	t.eval, err = gmodel.NewExec(backend, t.store, func(scope *gmodel.Scope, x, labels, weights *Node) (*Node, *Node) {
-		logits := t.arch.Logits(t.nodes(x.Graph()), x, nil)
-		return ReduceAllSum(Mul(crossEntropy(logits, labels, 0), weights)), ArgMax(logits, 1, dtypes.Int32)
+		g := x.Graph()
+		state := make([]*Node, len(t.state))
+		for i, v := range t.state {
+			state[i] = v.NodeValue(g)
+		}
+		logits := t.net.Logits(t.nodes(g), state, x)
+		return ReduceAllSum(Mul(crossEntropy(logits, labels, classes, 0), weights)), ArgMax(logits, 1, dtypes.Int32)
 	})
-	n := t.arch.NumParams()
-	t.buf = make([]float32, n+3)
+	t.buf = make([]float32, t.nParams+t.nState+3)
 	return err
 }
 
-func paramTensors(byName map[string]model.Tensor, params []model.Param) []model.Tensor {
+// createVariables creates the parameters (trainable, in plan order), then
+// the batch norm state (not trained).
+func (t *trainer) createVariables(params, state [][]float32) error {
+	plan := t.cfg.Plan
+	for i, q := range plan.Params {
+		v, err := t.store.CreateVariable("/"+q.Name, tensors.FromFlatDataAndDimensions(params[i], q.Shape...))
+		if err != nil {
+			return err
+		}
+		t.params = append(t.params, v)
+	}
+	for i, q := range plan.State {
+		v, err := t.store.CreateVariable("/"+q.Name, tensors.FromFlatDataAndDimensions(state[i], q.Shape...))
+		if err != nil {
+			return err
+		}
+		v.SetTrainable(false)
+		t.state = append(t.state, v)
+	}
+	return nil
+}
+
+// modelTensors picks the plan's Params and State out of a checkpoint's
+// tensors.
+func modelTensors(byName map[string]model.Tensor, plan *arch.Plan) []model.Tensor {
 	var out []model.Tensor
-	for _, p := range params {
-		if ts, ok := byName[p.Name]; ok {
+	for _, q := range append(slices.Clone(plan.Params), plan.State...) {
+		if ts, ok := byName[q.Name]; ok {
 			out = append(out, ts)
 		}
 	}
@@ -381,11 +416,11 @@ func (t *trainer) nodes(g *Graph) []*Node {
 
 // crossEntropy is the per-example softmax cross-entropy against labels
 // smoothed by eps.
-func crossEntropy(logits, labels *Node, eps float64) *Node {
+func crossEntropy(logits, labels *Node, classes int, eps float64) *Node {
 	logp := LogSoftmax(logits, -1)
-	target := OneHot(labels, model.NumClasses, dtypes.Float32)
+	target := OneHot(labels, classes, dtypes.Float32)
 	if eps > 0 {
-		target = AddScalar(MulScalar(target, 1-eps), eps/model.NumClasses)
+		target = AddScalar(MulScalar(target, 1-eps), eps/float64(classes))
 	}
 	return Neg(ReduceSum(Mul(target, logp), 1))
 }
@@ -404,17 +439,20 @@ func (t *trainer) step(ctx context.Context, b *batch, lr float64) (sums, error) 
 		return sums{}, err
 	}
 	n := len(t.params)
-	off := t.arch.NumParams()
+	off := t.nParams + t.nState
 	t.buf[off+2] = float32(b.n)
 	if err := t.reducer.AllReduce(ctx, t.buf); err != nil {
 		return sums{}, err
 	}
 	s := sums{Loss: float64(t.buf[off]), Correct: float64(t.buf[off+1]), Count: float64(t.buf[off+2])}
+	if err := t.updateState(t.buf[t.nParams:off], int(s.Count)/t.cfg.GhostBatch); err != nil {
+		return sums{}, err
+	}
 	// The mean over the global batch: gradients are of the summed loss.
 	scale := float32(1 / s.Count)
 	grads := make([]any, n)
 	off = 0
-	for i, p := range t.arch.Params() {
+	for i, p := range t.cfg.Plan.Params {
 		k := size(p.Shape)
 		g := t.buf[off : off+k]
 		for j := range g {
@@ -432,9 +470,36 @@ func (t *trainer) step(ctx context.Context, b *batch, lr float64) (sums, error) 
 	return s, nil
 }
 
+// updateState moves batch norm's running statistics toward the average of
+// the global batch's ghost batches, from the statistics' sums in buf.
+func (t *trainer) updateState(buf []float32, ghosts int) error {
+	if len(t.state) == 0 {
+		return nil
+	}
+	state, sums := make([][]float32, len(t.state)), make([][]float32, len(t.state))
+	off := 0
+	for i, v := range t.state {
+		val, err := v.Value()
+		if err != nil {
+			return fmt.Errorf("variable %s: %w", v.Path(), err)
+		}
+		state[i] = tensors.MustCopyFlatData[float32](val)
+		sums[i] = buf[off : off+len(state[i])]
+		off += len(state[i])
+	}
+	t.net.UpdateState(state, sums, ghosts)
+	for i, v := range t.state {
+		if err := v.SetValue(tensors.FromFlatDataAndDimensions(state[i], t.cfg.Plan.State[i].Shape...)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // gradients computes the summed-loss gradients of b's lanes, concurrently
 // once every lane's graph is compiled, and adds them in lane order into
-// t.buf, followed by the loss sum and the correct count.
+// t.buf, followed by the batch norm statistics' sums, the loss sum and the
+// correct count.
 func (t *trainer) gradients(b *batch) error {
 	outs := make([][]*tensors.Tensor, len(b.lanes))
 	errs := make([]error, len(b.lanes))
@@ -467,7 +532,7 @@ func (t *trainer) gradients(b *batch) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("gradient step: %w", err)
 	}
-	n := len(t.params)
+	n := len(t.params) + len(t.state)
 	for lane, out := range outs {
 		off := 0
 		for i := range n + 2 {
@@ -494,7 +559,7 @@ func (t *trainer) gradients(b *batch) error {
 // evalSums are reduced metrics of one set.
 type evalSums struct {
 	lossSum, count float64
-	confusion      [model.NumClasses][model.NumClasses]float64
+	confusion      [][]float64 // [true][predicted] counts
 }
 
 func (e *evalSums) loss() float64 {
@@ -509,22 +574,23 @@ func (e *evalSums) accuracy() float64 {
 		return 0
 	}
 	var c float64
-	for k := range model.NumClasses {
+	for k := range e.confusion {
 		c += e.confusion[k][k]
 	}
 	return c / e.count
 }
 
 func (e *evalSums) perClass() ([]float64, [][]float64) {
-	acc := make([]float64, model.NumClasses)
-	conf := make([][]float64, model.NumClasses)
-	for k := range model.NumClasses {
+	classes := len(e.confusion)
+	acc := make([]float64, classes)
+	conf := make([][]float64, classes)
+	for k := range classes {
 		var row float64
-		for j := range model.NumClasses {
+		for j := range classes {
 			row += e.confusion[k][j]
 		}
-		conf[k] = make([]float64, model.NumClasses)
-		for j := range model.NumClasses {
+		conf[k] = make([]float64, classes)
+		for j := range classes {
 			if row > 0 {
 				conf[k][j] = e.confusion[k][j] / row
 			}
@@ -543,7 +609,9 @@ func (t *trainer) evaluate(ctx context.Context, set *data.Set) (*evalSums, error
 	y := make([]int32, bs)
 	w := make([]float32, bs)
 	var loss float64
-	var conf [model.NumClasses * model.NumClasses]float64
+	classes := t.cfg.Plan.Classes
+	conf := make([]float64, classes*classes)
+	in0 := t.cfg.Plan.Input
 	for start := lo; start < hi; start += bs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -560,7 +628,7 @@ func (t *trainer) evaluate(ctx context.Context, set *data.Set) (*evalSums, error
 			w[i] = 1
 		}
 		in := []*tensors.Tensor{
-			tensors.FromFlatDataAndDimensions(x, bs, model.Height, model.Width, 1),
+			tensors.FromFlatDataAndDimensions(x, bs, in0.H, in0.W, in0.C),
 			tensors.FromFlatDataAndDimensions(y, bs),
 			tensors.FromFlatDataAndDimensions(w, bs),
 		}
@@ -577,7 +645,7 @@ func (t *trainer) evaluate(ctx context.Context, set *data.Set) (*evalSums, error
 			o.MustFinalizeAll()
 		}
 		for i := range n {
-			conf[int(y[i])*model.NumClasses+int(preds[i])]++
+			conf[int(y[i])*classes+int(preds[i])]++
 		}
 	}
 	buf := make([]float32, 2+len(conf))
@@ -588,19 +656,24 @@ func (t *trainer) evaluate(ctx context.Context, set *data.Set) (*evalSums, error
 	if err := t.reducer.AllReduce(ctx, buf); err != nil {
 		return nil, err
 	}
-	e := &evalSums{lossSum: float64(buf[0]), count: float64(buf[1])}
-	for i := range conf {
-		e.confusion[i/model.NumClasses][i%model.NumClasses] = float64(buf[2+i])
+	e := &evalSums{lossSum: float64(buf[0]), count: float64(buf[1]), confusion: make([][]float64, classes)}
+	for k := range classes {
+		e.confusion[k] = make([]float64, classes)
+		for j := range classes {
+			e.confusion[k][j] = float64(buf[2+k*classes+j])
+		}
 	}
 	return e, nil
 }
 
-// tensors returns the store's variables: only the parameters when
-// paramsOnly, else everything a checkpoint needs.
-func (t *trainer) tensors(paramsOnly bool) ([]model.Tensor, error) {
+// tensors returns the store's variables: only the model's (parameters
+// and batch norm state, as a weights file holds them) when modelOnly, else
+// everything a checkpoint needs.
+func (t *trainer) tensors(modelOnly bool) ([]model.Tensor, error) {
 	var out []model.Tensor
-	vars := t.params
-	if !paramsOnly {
+	own := append(slices.Clone(t.params), t.state...)
+	vars := own
+	if !modelOnly {
 		vars = slices.Collect(t.store.IterVariables())
 	}
 	for _, v := range vars {
@@ -609,7 +682,7 @@ func (t *trainer) tensors(paramsOnly bool) ([]model.Tensor, error) {
 			return nil, fmt.Errorf("variable %s: %w", v.Path(), err)
 		}
 		name := v.Path()
-		if slices.Contains(t.params, v) {
+		if slices.Contains(own, v) {
 			name = v.Name()
 		}
 		dims := val.Shape().Dimensions

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
@@ -33,9 +34,29 @@ func synthetic(t testing.TB, nTrain, nTest int) *data.Sets {
 	return sets
 }
 
+// plan plans the architecture file models/<name>.yaml (as built into the
+// binary) on Fashion-MNIST's shape.
+func plan(name string) *arch.Plan {
+	spec, err := arch.Builtin(name)
+	if err != nil {
+		panic(err)
+	}
+	p, err := spec.Plan(arch.Input{H: 28, W: 28, C: 1}, 10)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+var (
+	smallPlan  = plan("small")
+	cnnPlan    = plan("cnn")
+	resnetPlan = plan("resnet-small")
+)
+
 func smallConfig() Config {
 	return Config{
-		Arch: "small", Epochs: 3, BatchSize: 16, LearningRate: 0.01, Schedule: "cosine", Seed: 5,
+		Plan: smallPlan, Epochs: 3, BatchSize: 16, LearningRate: 0.01, Schedule: "cosine", Seed: 5,
 		Dropout: true, LabelSmoothing: 0.1, Augment: data.Augment{RotationDegrees: 5, CropPadding: 1},
 		EvalBatch: 32,
 	}
@@ -209,6 +230,91 @@ func TestRanksMatchOneRank(t *testing.T) {
 	}
 }
 
+// TestBatchNormRanksMatchOneRank trains resnet-small, whose batch norm
+// computes statistics per ghost batch, with one rank in one lane and with
+// two ranks of two lanes (one ghost batch each). Each step's loss matches
+// to float32 rounding: per-lane statistics would not (the contrast case,
+// ghost batches of 16, differs by orders of magnitude more). The weights
+// and running statistics match more loosely: in Adam's first steps every
+// weight moves by about ±lr whatever its gradient's size, so the few whose
+// gradient is near zero, where rounding decides its sign, can differ by
+// up to 2·lr (measured: 1.3e-4 relative L2 after 2 steps).
+func TestBatchNormRanksMatchOneRank(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains resnet-small three times")
+	}
+	sets := synthetic(t, 100, 20) // 80 training images: 2 steps of 32
+	ctx := context.Background()
+	cfg := Config{Plan: resnetPlan, Epochs: 1, BatchSize: 32, GhostBatch: 8, LearningRate: 1e-3, Seed: 3, Dropout: true,
+		Augment: data.Augment{RotationDegrees: 5, CropPadding: 1}, EvalBatch: 20}
+	var oneLoss []float64
+	one, err := Run(ctx, cfg, sets, Options{Lanes: 1, OnStep: func(s Step) { oneLoss = append(oneLoss, s.Loss) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(one.Weights); n != len(resnetPlan.Params)+len(resnetPlan.State) {
+		t.Fatalf("%d tensors in Weights, want params and state", n)
+	}
+	if relDiff(one.Weights[len(resnetPlan.Params):], tensorsOf(resnetPlan.State, model.New(resnetPlan).InitState())) == 0 {
+		t.Error("batch norm's running statistics did not change")
+	}
+	lossDiff := func(a, b []float64) float64 {
+		d := 0.0
+		for i := range a {
+			d = max(d, math.Abs(a[i]-b[i])/math.Abs(a[i]))
+		}
+		return d
+	}
+	const world = 2
+	run := func(cfg Config) ([]*Result, [][]float64) {
+		red := newLocalReducer(world)
+		results := make([]*Result, world)
+		losses := make([][]float64, world)
+		errs := make([]error, world)
+		var wg sync.WaitGroup
+		for r := range world {
+			wg.Go(func() {
+				c := cfg
+				c.Rank, c.WorldSize = r, world
+				results[r], errs[r] = Run(ctx, c, sets, Options{Reducer: red, Lanes: 2, OnStep: func(s Step) { losses[r] = append(losses[r], s.Loss) }})
+			})
+		}
+		wg.Wait()
+		for r, err := range errs {
+			if err != nil {
+				t.Fatalf("rank %d: %v", r, err)
+			}
+		}
+		return results, losses
+	}
+	results, losses := run(cfg)
+	for r := range world {
+		dl, dw := lossDiff(oneLoss, losses[r]), relDiff(one.Weights, results[r].Weights)
+		t.Logf("rank %d vs one rank: step losses %v vs %v (max relative difference %.3g), weights and statistics relative L2 %.3g", r, losses[r], oneLoss, dl, dw)
+		if dl > 1e-5 {
+			t.Errorf("rank %d: step losses %v, one rank %v", r, losses[r], oneLoss)
+		}
+		if dw > 1e-3 {
+			t.Errorf("rank %d: weights and statistics differ from one rank's by %g (relative L2)", r, dw)
+		}
+	}
+	cfg.GhostBatch = 16
+	_, other := run(cfg)
+	if d := lossDiff(oneLoss, other[0]); d < 1e-3 {
+		t.Errorf("ghost batches of 16: step losses %v differ from 8's %v by only %.3g: the test cannot tell statistics apart", other[0], oneLoss, d)
+	} else {
+		t.Logf("contrast, ghost batches of 16: step losses differ by %.3g", d)
+	}
+}
+
+func tensorsOf(qs []arch.Param, vals [][]float32) []model.Tensor {
+	var out []model.Tensor
+	for i, q := range qs {
+		out = append(out, model.FromFloat32s(q.Name, q.Shape, vals[i]))
+	}
+	return out
+}
+
 func TestLanesMatchOneLane(t *testing.T) {
 	sets := synthetic(t, 120, 40)
 	ctx := context.Background()
@@ -283,7 +389,7 @@ func TestCNNDeterministic(t *testing.T) {
 		t.Skip("a few cnn steps")
 	}
 	sets := synthetic(t, 64*4, 64)
-	cfg := Config{Arch: "cnn", Epochs: 1, BatchSize: 64, LearningRate: 1e-3, Seed: 9, Dropout: true,
+	cfg := Config{Plan: cnnPlan, Epochs: 1, BatchSize: 64, LearningRate: 1e-3, Seed: 9, Dropout: true,
 		Augment: data.Augment{RotationDegrees: 10, CropPadding: 4}}
 	a, err := Run(context.Background(), cfg, sets, Options{})
 	if err != nil {
