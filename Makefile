@@ -35,10 +35,10 @@ demo: deps ## The whole mission on this machine: train 2 workers, store, promote
 	go run ./tools/demo/cmd/demo
 
 .PHONY: promote
-promote: $(BIN)/aerie ## aerie promote: RUN, FLEET, optional VERSION, CANARY (percent), STORE, LOCAL_FLEET=1 (file:// demo devices); PR text in out/promotion.md.
-	@test -n "$${RUN:-}" && test -n "$${FLEET:-}" || { echo "promote: set RUN and FLEET" >&2; exit 2; }
+promote: $(BIN)/aerie ## aerie promote: RUN, FLEET, VERSION (or newest), CANARY (percent), STORE, LOCAL_FLEET=1 (file:// demo devices); PR text in out/promotion.md.
+	@test -n "$${RUN:-}" && test -n "$${FLEET:-}" && test -n "$${VERSION:-}" || { echo "promote: set RUN, FLEET and VERSION (aerie model list RUN lists them; VERSION=newest takes the newest)" >&2; exit 2; }
 	mkdir -p out
-	aerie promote --run "$$RUN" --fleet "$$FLEET" --version "$${VERSION:-}" \
+	aerie promote --run "$$RUN" --fleet "$$FLEET" --version "$$VERSION" \
 		--canary "$${CANARY:-0}" --store "$${STORE:-}" $${LOCAL_FLEET:+--local-fleet} --description out/promotion.md
 
 .PHONY: test-edge

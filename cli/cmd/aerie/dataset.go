@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aerie-ml/aerie/cli/internal/ingest"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/repofile"
@@ -22,11 +24,92 @@ import (
 func datasetCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "dataset",
-		Short: "Ingest labelled images into a dataset in a store",
+		Short: "Ingest labelled images into a dataset in a store, and show one",
 	}
 	group(c)
-	c.AddCommand(ingestCmd(e))
+	c.AddCommand(ingestCmd(e), datasetShowCmd(e))
 	return c
+}
+
+func datasetShowCmd(e *env) *cobra.Command {
+	var out *outputFormat
+	c := &cobra.Command{
+		Use:   "show (RUN | URI)",
+		Short: "Show a dataset's shape, classes and splits: a run's (spec.dataset), or the one at URI",
+		Long: `Show reads a dataset's dataset.json and checks its digest: the run's
+spec.dataset.uri against spec.dataset.sha256, or, for a URI
+(…/datasets/<name>/<digest>/), against the digest the URI names.`,
+		Example:           "  aerie dataset show fmnist-cnn\n  aerie dataset show file:///var/lib/aerie/datasets/fashion-mnist/<digest>/ -o json",
+		Args:              exactArgs("RUN or URI"),
+		ValidArgsFunction: e.completeRuns,
+		RunE: e.do(func(ctx context.Context, args []string) error {
+			uri, digest := args[0], path.Base(strings.TrimSuffix(args[0], "/"))
+			if !strings.Contains(uri, "://") {
+				spec, err := e.runSpec(uri)
+				if err != nil {
+					return err
+				}
+				uri, digest = spec.Spec.Dataset.URI, spec.Spec.Dataset.SHA256
+			}
+			s, err := store.Open(ctx, uri)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			d, err := dataset.Open(ctx, s, digest)
+			if err != nil {
+				return err
+			}
+			info := datasetInfo{URI: s.URI(""), Digest: d.Digest, Classes: d.Manifest.Classes, Shape: d.Manifest.Shape.String()}
+			for _, sp := range d.Manifest.Splits {
+				info.Splits = append(info.Splits, splitInfo{Name: sp.Name, Samples: sp.Samples, Shards: len(sp.Shards), ClassCounts: sp.ClassCounts})
+			}
+			return out.print(e.stdout, info, func(w io.Writer) {
+				fmt.Fprintf(w, "URI:\t%s\nDigest:\t%s\nShape:\t%s (height x width x channels)\nClasses:\t%d\n\n", info.URI, info.Digest, info.Shape, len(info.Classes))
+				fmt.Fprint(w, "CLASS")
+				for _, sp := range info.Splits {
+					fmt.Fprintf(w, "\t%s", strings.ToUpper(sp.Name))
+				}
+				fmt.Fprintln(w)
+				for i, cl := range info.Classes {
+					fmt.Fprint(w, cl)
+					for _, sp := range info.Splits {
+						fmt.Fprintf(w, "\t%d", at(sp.ClassCounts, i))
+					}
+					fmt.Fprintln(w)
+				}
+				fmt.Fprint(w, "total")
+				for _, sp := range info.Splits {
+					fmt.Fprintf(w, "\t%d (%d shards)", sp.Samples, sp.Shards)
+				}
+				fmt.Fprintln(w)
+			})
+		}),
+	}
+	out = addOutput(c)
+	return c
+}
+
+type datasetInfo struct {
+	URI     string      `json:"uri"`
+	Digest  string      `json:"digest"`
+	Shape   string      `json:"shape"`
+	Classes []string    `json:"classes"`
+	Splits  []splitInfo `json:"splits"`
+}
+
+type splitInfo struct {
+	Name        string  `json:"name"`
+	Samples     int64   `json:"samples"`
+	Shards      int     `json:"shards"`
+	ClassCounts []int64 `json:"classCounts"`
+}
+
+func at(v []int64, i int) int64 {
+	if i < len(v) {
+		return v[i]
+	}
+	return 0
 }
 
 type ingestFlags struct {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -20,6 +21,13 @@ func main() {
 
 // execute runs the command line args and returns the process's exit code.
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr, getwd: os.Getwd}
+	return newEnv(stdout, stderr).run(ctx, args)
+}
+
+func newEnv(stdout, stderr io.Writer) *env {
+	return &env{stdout: stdout, stderr: stderr, getwd: os.Getwd, now: time.Now}
+}
+
+func (e *env) run(ctx context.Context, args []string) int {
 	return e.execute(ctx, newRoot(e), args)
 }

@@ -8,10 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
+
+	"github.com/aymanbagabas/go-udiff"
 
 	"github.com/spf13/cobra"
 
 	"github.com/aerie-ml/aerie/cli/internal/promote"
+	"github.com/aerie-ml/aerie/cli/internal/registry"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
 )
@@ -20,7 +24,7 @@ func promoteCmd(e *env) *cobra.Command {
 	var opts promote.Options
 	var signKey, description string
 	c := &cobra.Command{
-		Use:   "promote --run RUN --fleet FLEET [--version V | --model URI] [--canary PERCENT]",
+		Use:   "promote --run RUN --fleet FLEET (--version V | --version newest | --model URI) [--canary PERCENT] [--dry-run]",
 		Short: "Gate a trained model version and pin it for a fleet",
 		Long: `Promote finds the version under the run's spec.output.uri, checks the gates
 its manifest records (the run's when it trained), its lineage (git commit,
@@ -28,13 +32,41 @@ image and dataset digests) and that it is in a gs:// store (both waived by
 --local-fleet), self-tests the weights on the golden set and, if every gate
 passes, rewrites edge/fleets/<fleet>.yaml (comments kept) and prints a pull
 request description. A failed gate exits 1 with a report of every gate and
-its margin.`,
-		Example: `  aerie promote --run fmnist-cnn --fleet quadcopters --version 0123456789abcdef
-  aerie promote --run fmnist-cnn --fleet quadcopters --version 0123456789abcdef --canary 10`,
+its margin.
+
+--version names the version (aerie model list RUN lists them); "newest"
+takes the newest and says which. --dry-run prints the gate table and the
+pin file's diff, and changes nothing.`,
+		Example: `  aerie promote --run fmnist-cnn --fleet quadcopters --version 0123456789abcdef --dry-run
+  aerie promote --run fmnist-cnn --fleet quadcopters --version 0123456789abcdef --canary 10
+  aerie promote --run quick --fleet demo --version newest --store file:///var/lib/aerie --local-fleet`,
 		Args: cobra.NoArgs,
 		RunE: e.do(func(ctx context.Context, _ []string) error {
 			if opts.CanaryPercent < 0 || opts.CanaryPercent > 100 {
 				return exitcode.Errorf(exitcode.Config, "--canary %d: want a percent from 0 to 100", opts.CanaryPercent)
+			}
+			switch {
+			case opts.Model == "" && opts.Version == "":
+				return exitcode.Errorf(exitcode.Config, "missing --version: name the version to promote (aerie model list %s lists them), or pass --version newest or --model URI", opts.Run)
+			case opts.Model != "" && opts.Version != "":
+				return exitcode.Errorf(exitcode.Config, "--model and --version: pass one")
+			case opts.Version == "newest":
+				s, err := e.runStore(ctx, opts.Run, opts.Output)
+				if err != nil {
+					return err
+				}
+				versions, err := registry.List(ctx, s, opts.Run)
+				s.Close()
+				if err != nil {
+					return err
+				}
+				if len(versions) == 0 {
+					return fmt.Errorf("run %q has no model version under %s: train it first", opts.Run, s.URI("models/"+opts.Run+"/"))
+				}
+				newest := versions[0].Manifest
+				fmt.Fprintf(e.stderr, "aerie promote: the newest version of %s is %s (created %s, test accuracy %.4f)\n",
+					opts.Run, newest.Version, newest.CreatedAt.Format(time.RFC3339), newest.Metrics.TestAccuracy)
+				opts.Version = newest.Version
 			}
 			root, err := e.root()
 			if err != nil {
@@ -58,6 +90,12 @@ its margin.`,
 			if err != nil {
 				return err
 			}
+			if opts.DryRun {
+				fmt.Fprintf(e.stdout, "Gates of %s/%s (all pass):\n%s\n", res.Manifest.Run, res.Manifest.Version, manifest.Report(res.Gates))
+				fmt.Fprint(e.stdout, udiff.Unified("a/"+res.PinFile, "b/"+res.PinFile, string(res.PinBefore), string(res.PinAfter)))
+				fmt.Fprintln(e.stderr, "aerie promote: dry run: nothing written")
+				return nil
+			}
 			if description == "" {
 				_, err = fmt.Fprint(e.stdout, res.Description())
 				return err
@@ -68,15 +106,18 @@ its margin.`,
 	fl := c.Flags()
 	fl.StringVar(&opts.Run, "run", "", "run `name`: apps/jobs/runs/<run>.yaml (required)")
 	fl.StringVar(&opts.Fleet, "fleet", "", "fleet `name`: edge/fleets/<fleet>.yaml (required)")
-	fl.StringVar(&opts.Model, "model", "", "store `URI` of the version to promote (default: --version, else the run's newest)")
-	fl.StringVar(&opts.Version, "version", "", "`version` of the run to promote (16 hex digits, under --store)")
+	fl.StringVar(&opts.Model, "model", "", "store `URI` of a version directory to promote, instead of --version")
+	fl.StringVar(&opts.Version, "version", "", "`version` of the run to promote (16 hex digits, under --store), or newest")
 	fl.StringVar(&opts.Output, "store", "", "store root `URI` to look for versions in (default: the run's spec.output.uri)")
 	fl.BoolVar(&opts.LocalFleet, "local-fleet", false, "the fleet's devices are local demo devices: allow file:// URIs and versions without git commit, image and dataset digests")
 	fl.IntVar(&opts.CanaryPercent, "canary", 0, "pin as canary for this `percent` of the fleet (0: pin as stable)")
 	fl.StringVar(&signKey, "sign-key", "", "PEM ed25519 private key `file` to sign the manifest with")
 	fl.StringVar(&description, "description", "", "write the pull request description to this `file` (default: stdout)")
+	fl.BoolVar(&opts.DryRun, "dry-run", false, "print the gate table and the pin file's diff; write nothing")
 	c.MarkFlagRequired("run")
 	c.MarkFlagRequired("fleet")
+	c.RegisterFlagCompletionFunc("run", e.completeRuns)
+	c.RegisterFlagCompletionFunc("fleet", e.completeFleets)
 	c.MarkFlagFilename("sign-key")
 	c.MarkFlagFilename("description")
 	return c

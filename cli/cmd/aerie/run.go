@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"regexp"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +23,7 @@ type runFlags struct {
 
 func runCmd(e *env) *cobra.Command {
 	var f runFlags
+	var statusOut *outputFormat
 	c := &cobra.Command{
 		Use:   "run",
 		Short: "Render, check and diff the training runs under apps/jobs/runs, and show them on a cluster",
@@ -137,9 +138,14 @@ problem it exits 2 and prunes nothing.`,
 		Short: "List the runs on a cluster: phase, replicas (active/desired) and age",
 		Args:  cobra.NoArgs,
 		RunE: e.do(func(ctx context.Context, _ []string) error {
-			return status.Print(ctx, status.Options{Kubeconfig: f.kubeconfig, Namespace: f.namespace}, e.stdout, time.Now())
+			runs, err := status.Get(ctx, status.Options{Kubeconfig: f.kubeconfig, Namespace: f.namespace}, e.now())
+			if err != nil {
+				return err
+			}
+			return statusOut.print(e.stdout, runs, func(w io.Writer) { status.Write(w, runs) })
 		}),
 	}
+	statusOut = addOutput(statusCmd)
 	statusCmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig `path` (default $KUBECONFIG or ~/.kube/config)")
 	statusCmd.Flags().StringVar(&f.namespace, "namespace", "training", "`namespace` of the runs")
 

@@ -59,7 +59,10 @@ type Options struct {
 	CanaryPercent int
 	// SignKey, if set, signs the manifest (manifest.json.sig next to it).
 	SignKey ed25519.PrivateKey
-	Logger  *slog.Logger
+	// DryRun evaluates everything and computes the edited pin file, but
+	// writes nothing: neither the pin file nor a signature.
+	DryRun bool
+	Logger *slog.Logger
 }
 
 // Result is a successful promotion.
@@ -71,6 +74,8 @@ type Result struct {
 	Previous *manifest.Manifest // nil if the fleet had no real pin before
 	Gates    []manifest.GateResult
 	SelfTest golden.Result
+	// PinBefore and PinAfter are the pin file's content before and after.
+	PinBefore, PinAfter []byte
 }
 
 // GateError reports a version that failed one or more gates.
@@ -170,7 +175,7 @@ func Promote(ctx context.Context, opts Options) (*Result, error) {
 		return nil, &GateError{Model: versionURI, Gates: gates}
 	}
 
-	if opts.SignKey != nil {
+	if opts.SignKey != nil && !opts.DryRun {
 		if err := sign(ctx, v, opts.SignKey); err != nil {
 			return nil, err
 		}
@@ -184,16 +189,20 @@ func Promote(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := tree.WriteFile(pinFile, edited); err != nil {
-		return nil, err
+	if !opts.DryRun {
+		if err := tree.WriteFile(pinFile, edited); err != nil {
+			return nil, err
+		}
 	}
-	res := &Result{PinFile: pinFile, Pin: pin, Track: track, Manifest: v.manifest, Gates: gates, SelfTest: self}
+	res := &Result{PinFile: pinFile, Pin: pin, Track: track, Manifest: v.manifest, Gates: gates, SelfTest: self, PinBefore: pinData, PinAfter: edited}
 	if !current.Stable.Placeholder() {
 		if res.Previous, err = fetchManifest(ctx, current.Stable.URI); err != nil {
 			log.Warn("previous stable version unavailable for comparison", "model", current.Stable.URI, "err", err)
 		}
 	}
-	log.Info("pinned", "file", pinFile, "track", track, "digest", v.digest)
+	if !opts.DryRun {
+		log.Info("pinned", "file", pinFile, "track", track, "digest", v.digest)
+	}
 	return res, nil
 }
 

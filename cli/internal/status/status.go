@@ -24,17 +24,19 @@ var pytorchJobs = schema.GroupVersionResource{Group: kubeflowv1.GroupVersion.Gro
 
 // Run is one training run as the cluster reports it.
 type Run struct {
-	Name     string
-	Phase    string
-	Replicas []Replicas
-	Age      time.Duration
+	Name     string        `json:"name"`
+	Phase    string        `json:"phase"`
+	Replicas []Replicas    `json:"replicas"`
+	Age      time.Duration `json:"age"`
 }
 
 // Replicas counts the replicas of one type (Master, Worker).
 type Replicas struct {
-	Type                      string
-	Desired                   int32
-	Active, Succeeded, Failed int32
+	Type      string `json:"type"`
+	Desired   int32  `json:"desired"`
+	Active    int32  `json:"active"`
+	Succeeded int32  `json:"succeeded"`
+	Failed    int32  `json:"failed"`
 }
 
 // phases in precedence order: the operator keeps earlier conditions True
@@ -137,27 +139,23 @@ type Options struct {
 	Namespace string
 }
 
-// Print lists the runs of the cluster o names and writes them to w.
-func Print(ctx context.Context, o Options, w io.Writer, now time.Time) error {
+// Get lists the runs of the cluster o names.
+func Get(ctx context.Context, o Options, now time.Time) ([]Run, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if o.Kubeconfig != "" {
 		rules.ExplicitPath = o.Kubeconfig
 	}
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
-		return fmt.Errorf("kubeconfig: %w", err)
+		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	client, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ns := o.Namespace
 	if ns == "" {
 		ns = "training"
 	}
-	runs, err := List(ctx, client, ns, now)
-	if err != nil {
-		return err
-	}
-	return Write(w, runs)
+	return List(ctx, client, ns, now)
 }

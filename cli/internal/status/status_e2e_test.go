@@ -87,7 +87,9 @@ spec:
 	// Ages are measured from the server's creation timestamps; report as of
 	// an hour later so the column is stable.
 	var b bytes.Buffer
-	if err := Print(ctx, Options{Kubeconfig: cp.Kubeconfig}, &b, time.Now().Add(time.Hour)); err != nil {
+	if runs, err := Get(ctx, Options{Kubeconfig: cp.Kubeconfig}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	} else if err := Write(&b, runs); err != nil {
 		t.Fatal(err)
 	}
 	want := `NAME         PHASE       REPLICAS                            AGE

@@ -300,7 +300,7 @@ stable:
 
 func (d *demo) promote(ctx context.Context, clone *git.Repository) error {
 	desc := d.path("promotion.md")
-	if err := d.command(ctx, d.path("repo"), "aerie", "promote", "--run", runName, "--fleet", fleet, "--local-fleet", "--description", desc); err != nil {
+	if err := d.command(ctx, d.path("repo"), "aerie", "promote", "--run", runName, "--fleet", fleet, "--version", "newest", "--local-fleet", "--description", desc); err != nil {
 		return err
 	}
 	b, err := os.ReadFile(d.path("repo", "edge", "fleets", fleet+".yaml"))
