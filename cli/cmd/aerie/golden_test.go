@@ -107,9 +107,10 @@ func TestUsageErrors(t *testing.T) {
 	golden(t, "usage-errors.txt", all.String())
 }
 
-// scrub replaces the fixture's temporary paths, so the output is stable.
+// scrub replaces the fixture's temporary paths, and the manifest digests
+// that hash them, so the output is stable.
 func scrub(s string, w *fixture.World) string {
-	return strings.NewReplacer(w.StoreDir, "$STORE", w.Repo, "$REPO").Replace(s)
+	return strings.NewReplacer(w.StoreDir, "$STORE", w.Repo, "$REPO", w.OldDigest, "$OLD_DIGEST", w.NewDigest, "$NEW_DIGEST").Replace(s)
 }
 
 // TestUse: one real use of every data command against the fixture, in
