@@ -325,6 +325,13 @@ func padZeros(x *Node, p int) *Node {
 	return Concatenate([]*Node{zcol, x, zcol}, 3)
 }
 
+// reluOp is max(x, 0) as a Where, whose gradient is one more Where; the
+// gradient of Max takes five elementwise ops.
+func reluOp(x *Node) *Node {
+	zero := ScalarZero(x.Graph(), x.DType()) // broadcast by the backend, never materialized
+	return Where(GreaterThan(x, zero), x, zero)
+}
+
 // maxPool is a k×k max-pool with stride s of channel-first x, without
 // padding. A window that tiles (s = k) is a reshape and ReduceMax, after
 // dropping the rows and columns no window covers; overlapping or gapped
@@ -442,6 +449,14 @@ func batchNormTrain(x, scale, offset *Node, eps float64, ghost int) (y, meanSum,
 		ghostAxis = 0 // [ghosts, N]
 	}
 	return y, StopGradient(ReduceSum(mean, ghostAxis)), StopGradient(ReduceSum(unbiased, ghostAxis))
+}
+
+func size(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
 }
 
 // Normalize maps 8-bit pixels to [-1, 1], as training does, into dst.
