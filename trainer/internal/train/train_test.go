@@ -132,6 +132,57 @@ func TestResumeReproducesTrajectory(t *testing.T) {
 	}
 }
 
+// TestBatchNormResume interrupts and resumes a run of a small net with
+// batch norm: the running statistics travel in the checkpoint, so the
+// resumed run ends with the uninterrupted run's weights and statistics.
+func TestBatchNormResume(t *testing.T) {
+	spec, err := arch.Parse("bn.yaml", []byte(`apiVersion: aerie.dev/v1alpha1
+kind: Architecture
+metadata: {name: bn}
+layers:
+  - conv: {filters: 4, bias: false}
+  - batchnorm
+  - relu
+  - maxpool: {size: 4}
+  - flatten
+  - dense: {units: classes}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := spec.Plan(arch.Input{H: 28, W: 28, C: 1}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := synthetic(t, 200, 50)
+	ctx := context.Background()
+	cfg := smallConfig()
+	cfg.Plan, cfg.GhostBatch, cfg.CheckpointEvery = p, 4, 4
+	want, err := Run(ctx, cfg, sets, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps := &checkpoint.Checkpoints{Store: checkpoint.Dir(t.TempDir()), Run: "r"}
+	runUntil(t, ctx, cfg, sets, cps, 14)
+	got, err := Run(ctx, cfg, sets, Options{Checkpoints: cps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(got.ResumedFrom) != "000000000012" {
+		t.Errorf("resumed from %q, want step 12", got.ResumedFrom)
+	}
+	if diff := cmp.Diff(want.Weights, got.Weights); diff != "" {
+		t.Errorf("resumed run's weights and statistics differ from an uninterrupted run's:\n%.2000s", diff)
+	}
+	var names []string
+	for _, w := range got.Weights[len(p.Params):] {
+		names = append(names, w.Name)
+	}
+	if diff := cmp.Diff([]string{"bn1.mean", "bn1.variance"}, names); diff != "" {
+		t.Errorf("state in Weights (-want +got):\n%s", diff)
+	}
+}
+
 // runUntil trains with checkpoints in cps and cancels the run after step.
 func runUntil(t *testing.T, ctx context.Context, cfg Config, sets *data.Sets, cps *checkpoint.Checkpoints, step int64) {
 	t.Helper()
