@@ -80,7 +80,7 @@ golden: ## Rewrite the golden files under testdata/ (review the diff!).
 # never runs a stale aerie.
 .PHONY: $(BIN)/aerie
 $(BIN)/aerie:
-	go build -o $@ ./cli/cmd/aerie
+	go build -o $@ ./tools/aerie/cmd/aerie
 
 .PHONY: aerie
 aerie: $(BIN)/aerie ## Build the aerie CLI into bin/aerie (on PATH inside make).

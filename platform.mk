@@ -130,4 +130,4 @@ e2e-cluster: deps e2e-bins ## End-to-end: Flux syncs clusters/dev into a real ku
 	E2E_ETCD=$(ETCD) E2E_KUBE_APISERVER=$(KUBE_APISERVER) \
 	E2E_SOURCE_CONTROLLER=$(SOURCE_CONTROLLER) E2E_KUSTOMIZE_CONTROLLER=$(KUSTOMIZE_CONTROLLER) \
 	E2E_TRAINING_OPERATOR=$(TRAINING_OPERATOR) \
-	go test -tags e2e -count=1 -timeout 20m -v ./tools/e2e/... ./cli/internal/status/
+	go test -tags e2e -count=1 -timeout 20m -v ./tools/e2e/... ./tools/aerie/internal/status/

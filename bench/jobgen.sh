@@ -15,7 +15,7 @@ BIN=${BIN:-$PWD/bin}
 KUSTOMIZE_VERSION=${KUSTOMIZE_VERSION:-v5.8.2} # builds with kustomize/api v0.21.2, as go.mod
 
 mkdir -p "$BIN"
-go build -o "$BIN/aerie" ./cli/cmd/aerie
+go build -o "$BIN/aerie" ./tools/aerie/cmd/aerie
 if [[ "$("$BIN/kustomize" version 2>/dev/null)" != "$KUSTOMIZE_VERSION" ]]; then
 	GOBIN=$BIN go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
 fi

@@ -190,7 +190,7 @@ func (d *demo) run(ctx context.Context) (*Summary, error) {
 
 var binaries = map[string]string{
 	"trainer":    "./trainer/cmd/trainer",
-	"aerie":      "./cli/cmd/aerie",
+	"aerie":      "./tools/aerie/cmd/aerie",
 	"aerie-edge": "./edge/cmd/aerie-edge",
 }
 

@@ -1,6 +1,6 @@
 // Command aerie is the one CLI for aerie's users: render and check training
 // runs, ingest datasets, list and compare model versions, promote a version
-// to a fleet and see what the fleet runs. See cli/README.md.
+// to a fleet and see what the fleet runs. See tools/aerie/README.md.
 package main
 
 import (

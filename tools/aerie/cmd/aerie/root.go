@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aerie-ml/aerie/cli/internal/repo"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/repo"
 	"github.com/aerie-ml/aerie/internal/buildinfo"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 )

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aerie-ml/aerie/cli/internal/ingest"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/store"
 )
@@ -14,7 +14,7 @@ import (
 // into a file:// store: read and gunzip the IDX files, shuffle, shard,
 // hash, upload. MB/s counts the shard bytes written.
 //
-//	go test ./cli/internal/ingest -run '^$' -bench Ingest -benchtime 1x
+//	go test ./tools/aerie/internal/ingest -run '^$' -bench Ingest -benchtime 1x
 func BenchmarkIngestFashionMNIST(b *testing.B) {
 	if _, err := os.Stat(fmnist.DebianDir); err != nil {
 		b.Skip("Debian's dataset-fashion-mnist is not installed")

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/aerie-ml/aerie/cli/internal/render"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 )
 
 // renderTree does what jobgen render does: plan, then apply whatever the

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
 
-	"github.com/aerie-ml/aerie/cli/internal/fixture"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/fixture"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 )
 

@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aerie-ml/aerie/cli/internal/jobs"
-	"github.com/aerie-ml/aerie/cli/internal/render"
-	"github.com/aerie-ml/aerie/cli/internal/status"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/jobs"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/status"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 )
 

@@ -10,8 +10,8 @@ import (
 )
 
 // repoRoot is this checkout's root, as the tests' working directory is
-// cli/cmd/aerie.
-var repoRoot = filepath.Join("..", "..", "..")
+// tools/aerie/cmd/aerie.
+var repoRoot = filepath.Join("..", "..", "..", "..")
 
 func TestRun(t *testing.T) {
 	tests := []struct {

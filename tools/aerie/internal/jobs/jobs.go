@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/aerie-ml/aerie/cli/internal/render"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/runspec"
 )

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/duration"
 
-	"github.com/aerie-ml/aerie/cli/internal/fleet"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/fleet"
 	"github.com/aerie-ml/aerie/internal/store"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/aerie-ml/aerie/cli/internal/render"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 )
 
 const (
@@ -23,7 +23,7 @@ const (
 )
 
 // repoJobs is this repository's apps/jobs.
-var repoJobs = filepath.Join("..", "..", "..", "apps", "jobs")
+var repoJobs = filepath.Join("..", "..", "..", "..", "apps", "jobs")
 
 // newTree copies the committed declarations into a temporary jobs
 // directory and renders them with revision revA.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aerie-ml/aerie/cli/internal/registry"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/registry"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/repofile"

@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aerie-ml/aerie/cli/internal/promote"
-	"github.com/aerie-ml/aerie/cli/internal/registry"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/promote"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/registry"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
 )
