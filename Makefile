@@ -108,11 +108,22 @@ REFERENCE_OUT ?= $(CURDIR)/out/train-reference
 REFERENCE_FLAGS ?= --arch=cnn --epochs=30 --batch-size=64 --lr=1e-3 --schedule=cosine \
 	--rotation=0 --crop-padding=2 --label-smoothing=0 --seed=1 --checkpoint-every=200
 
+# Fashion-MNIST as ingest writes it from Debian's dataset-fashion-mnist: the
+# same digest on every machine (cli/internal/ingest's TestDebianPackage checks it).
+FMNIST_DIGEST := b0357547c5cfd67f4249e525e277519f0fd76294d93e0a14afb0208adf693b02
+DATA_STORE ?= $(CURDIR)/out/store
+
+.PHONY: fmnist
+fmnist: ## Ingest Debian's Fashion-MNIST into the local store DATA_STORE (out/store); a no-op when it is there.
+	go build -o $(BIN)/aerie ./cli/cmd/aerie
+	$(BIN)/aerie dataset ingest --to file://$(DATA_STORE) --sha256 $(FMNIST_DIGEST)
+
 .PHONY: train-reference
-train-reference: ## Train the cnn on the real dataset to full accuracy (about 1 h on 2 idle cores).
+train-reference: fmnist ## Train the cnn on the real dataset to full accuracy (about 1 h on 2 idle cores).
 	go build -o $(BIN)/trainer ./trainer/cmd/trainer
 	$(BIN)/trainer train --name=reference --output=$(REFERENCE_OUT) \
-		--dataset-sha256=f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370 $(REFERENCE_FLAGS)
+		--data=file://$(DATA_STORE)/datasets/fashion-mnist/$(FMNIST_DIGEST)/ \
+		--dataset-sha256=$(FMNIST_DIGEST) $(REFERENCE_FLAGS)
 
 .PHONY: jobs-render
 jobs-render: $(BIN)/aerie ## aerie run render: apps/jobs/runs/*.yaml into the overlays under apps/jobs (jobs-check and jobs-diff in platform.mk).

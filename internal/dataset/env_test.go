@@ -35,6 +35,9 @@ type backend struct {
 	file func(key string) string
 	// unavailable makes every request fail with 503 while set (gs:// only).
 	unavailable *atomic.Bool
+	// stalled makes every request hang until its client gives up (gs://
+	// only).
+	stalled *atomic.Bool
 }
 
 var backends = []struct {
@@ -65,9 +68,13 @@ func openGCS(t *testing.T) *backend {
 	}
 	t.Cleanup(srv.Stop)
 	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
-	down := new(atomic.Bool)
+	down, stall := new(atomic.Bool), new(atomic.Bool)
 	h := srv.HTTPHandler()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stall.Load() {
+			<-r.Context().Done()
+			return
+		}
 		if down.Load() {
 			io.Copy(io.Discard, r.Body)
 			w.Header().Set("Content-Type", "application/json")
@@ -94,7 +101,7 @@ func openGCS(t *testing.T) *backend {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return &backend{s: s, uri: "gs://" + bucket + "/dev", opts: opts, unavailable: down,
+	return &backend{s: s, uri: "gs://" + bucket + "/dev", opts: opts, unavailable: down, stalled: stall,
 		file: func(key string) string { return filepath.Join(root, bucket, "dev", filepath.FromSlash(key)) }}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/store"
@@ -28,6 +29,33 @@ type Dataset struct {
 // when the store fails.
 func Open(ctx context.Context, s store.Store, digest string) (*Dataset, error) {
 	uri := s.URI(ManifestFile)
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, ManifestTimeout)
+	defer cancel()
+	b, err := readManifest(ctx, s)
+	if err != nil {
+		return nil, timedOut(parent, err, "read "+uri, ManifestTimeout)
+	}
+	if got := Digest(b); got != digest {
+		return nil, exitcode.Errorf(exitcode.Data, "dataset %s: manifest sha256 is %s, the run declares %s", uri, got, digest)
+	}
+	m, err := Parse(b)
+	if err != nil {
+		return nil, exitcode.Errorf(exitcode.Data, "dataset %s: %w", uri, err)
+	}
+	return &Dataset{Manifest: m, Digest: digest, s: s, uri: s.URI("")}, nil
+}
+
+// timedOut turns err into a retryable StorageDown error when the call's own
+// deadline, not the parent context, ended it.
+func timedOut(parent context.Context, err error, what string, d time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+		return exitcode.Wrap(exitcode.StorageDown, fmt.Errorf("%s: no answer within %s: %w", what, d, err))
+	}
+	return err
+}
+
+func readManifest(ctx context.Context, s store.Store) ([]byte, error) {
 	r, err := s.Get(ctx, ManifestFile)
 	if err != nil {
 		if errors.Is(err, store.ErrNotExist) {
@@ -40,14 +68,40 @@ func Open(ctx context.Context, s store.Store, digest string) (*Dataset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", s.URI(""), err)
 	}
-	if got := Digest(b); got != digest {
-		return nil, exitcode.Errorf(exitcode.Data, "dataset %s: manifest sha256 is %s, the run declares %s", uri, got, digest)
+	return b, nil
+}
+
+// Deadlines of single store calls: a store that stops answering fails the
+// call (retryably) instead of hanging the replica.
+const (
+	// DefaultFetchTimeout is a shard's: 64 MiB at 1 MiB/s.
+	DefaultFetchTimeout = 64 * time.Second
+	// ManifestTimeout is Open's read of the manifest.
+	ManifestTimeout = 30 * time.Second
+)
+
+// CheckShards makes sure, without reading them, that every shard of the
+// dataset is in the store with the size the manifest gives, so that a run
+// that would meet a missing or truncated shard late fails before it
+// starts: an exitcode.Data error naming the shard. Each Stat has
+// ManifestTimeout.
+func (d *Dataset) CheckShards(ctx context.Context) error {
+	for _, sp := range d.Manifest.Splits {
+		for _, sh := range sp.Shards {
+			cctx, cancel := context.WithTimeout(ctx, ManifestTimeout)
+			o, err := d.s.Stat(cctx, sh.File)
+			cancel()
+			switch {
+			case errors.Is(err, store.ErrNotExist):
+				return exitcode.Wrap(exitcode.Data, fmt.Errorf("dataset %s is missing shard %s (re-run ingest): %w", d.uri, sh.File, err))
+			case err != nil:
+				return timedOut(ctx, err, "dataset "+d.uri+": stat "+sh.File, ManifestTimeout)
+			case o.Size != sh.Bytes:
+				return exitcode.Errorf(exitcode.Data, "dataset %s: shard %s is %d bytes, the manifest says %d (truncated or replaced; re-run ingest)", d.uri, sh.File, o.Size, sh.Bytes)
+			}
+		}
 	}
-	m, err := Parse(b)
-	if err != nil {
-		return nil, exitcode.Errorf(exitcode.Data, "dataset %s: %w", uri, err)
-	}
-	return &Dataset{Manifest: m, Digest: digest, s: s, uri: s.URI("")}, nil
+	return nil
 }
 
 // Config configures a Reader. Its zero value works.
@@ -60,6 +114,10 @@ type Config struct {
 	// recently used goes first); 0 means 2×DefaultWindow, enough for the
 	// two windows one batch can span.
 	CacheShards int
+	// FetchTimeout bounds one shard's fetch from the store, request and
+	// body (0: DefaultFetchTimeout); a fetch that runs out is a retryable
+	// exitcode.StorageDown error.
+	FetchTimeout time.Duration
 	// Mean and Std normalize each channel after scaling to [0, 1]:
 	// x = (p/255 - Mean[c]) / Std[c]. Empty means x = p/255.
 	Mean, Std []float32
@@ -110,6 +168,9 @@ func (d *Dataset) Reader(split string, cfg Config) (*Reader, error) {
 		}
 		// x = p*a + b
 		r.scale = append(r.scale, [2]float32{1 / (255 * std), -mean / std})
+	}
+	if r.cfg.FetchTimeout <= 0 {
+		r.cfg.FetchTimeout = DefaultFetchTimeout
 	}
 	if r.cfg.CacheShards < 1 {
 		r.cfg.CacheShards = 2 * DefaultWindow
@@ -282,6 +343,20 @@ func (r *Reader) load(ctx context.Context, sh int, j int64) (*cachedShard, error
 		os.Remove(path)
 	}
 	r.fetch++
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.FetchTimeout)
+	defer cancel()
+	c, err := r.download(ctx, sh, j, path)
+	if err != nil {
+		return nil, timedOut(parent, err, "dataset "+r.d.uri+": fetch "+s.File, r.cfg.FetchTimeout)
+	}
+	return c, nil
+}
+
+// download fetches shard sh from the store into the cache at path.
+func (r *Reader) download(ctx context.Context, sh int, j int64, path string) (*cachedShard, error) {
+	info := r.info(sh)
+	s := info.Shard
 	key := s.File
 	rc, err := r.d.s.Get(ctx, key)
 	if err != nil {

@@ -2,12 +2,14 @@ package dataset_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -183,6 +185,64 @@ func TestReaderErrors(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestCheckShards(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			b := be.open(t)
+			d, _, prefix := uploadTiny(t, b, 10, 4)
+			if err := d.CheckShards(t.Context()); err != nil {
+				t.Fatalf("CheckShards of an intact dataset: %v", err)
+			}
+			if err := os.Truncate(b.file(prefix+"test-000001.tar"), 100); err != nil {
+				t.Fatal(err)
+			}
+			// The emulator keeps sizes in its metadata: replace the object.
+			if be.name == "gs" {
+				short := mustRead(t, b.file(prefix+"test-000001.tar"))
+				b.s.Delete(t.Context(), prefix+"test-000001.tar")
+				b.s.Put(t.Context(), prefix+"test-000001.tar", bytes.NewReader(short), store.PutOptions{})
+			}
+			err := d.CheckShards(t.Context())
+			if err == nil || exitcode.Of(err) != exitcode.Data || !strings.Contains(err.Error(), "shard test-000001.tar is 100 bytes") {
+				t.Errorf("CheckShards with a truncated shard = %v, want a Data error naming it", err)
+			}
+			b.s.Delete(t.Context(), prefix+"test-000001.tar")
+			err = d.CheckShards(t.Context())
+			if err == nil || exitcode.Of(err) != exitcode.Data || !strings.Contains(err.Error(), "missing shard test-000001.tar") {
+				t.Errorf("CheckShards with a missing shard = %v, want a Data error naming it", err)
+			}
+		})
+	}
+}
+
+// TestFetchDeadline: a store that stops answering fails the shard's fetch
+// after Config.FetchTimeout with a retryable error naming the shard, and
+// the caller's own cancellation stays a cancellation.
+func TestFetchDeadline(t *testing.T) {
+	b := openGCS(t)
+	d, _, _ := uploadTiny(t, b, 10, 4)
+	r, err := d.Reader("train", dataset.Config{FetchTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b.stalled.Store(true)
+	buf := make([]byte, tinyShape.Bytes())
+	_, err = r.Sample(t.Context(), 5, buf)
+	if err == nil || !strings.Contains(err.Error(), "fetch train-000001.tar: no answer within 100ms") {
+		t.Fatalf("Sample from a stalled store = %v, want the shard and the deadline named", err)
+	}
+	if got := exitcode.Of(err); got != exitcode.StorageDown {
+		t.Errorf("exitcode.Of(%v) = %d, want StorageDown", err, got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err = r.Sample(ctx, 9, buf)
+	if !errors.Is(err, context.DeadlineExceeded) || exitcode.Of(err) == exitcode.StorageDown {
+		t.Errorf("Sample with the caller's deadline = %v (code %d), want the caller's DeadlineExceeded, not StorageDown", err, exitcode.Of(err))
 	}
 }
 

@@ -90,12 +90,16 @@ type Hyperparameters struct {
 	Seed            int64   `json:"seed"`
 	RotationDegrees float64 `json:"rotationDegrees"`
 	CropPadding     int     `json:"cropPadding"`
+	HorizontalFlip  bool    `json:"horizontalFlip,omitempty"`
+	Brightness      float64 `json:"brightness,omitempty"`
+	Contrast        float64 `json:"contrast,omitempty"`
+	Erasing         float64 `json:"erasing,omitempty"`
 	Dropout         bool    `json:"dropout"`
 	// LabelSmoothing of the training loss (0: none).
 	LabelSmoothing float64 `json:"labelSmoothing,omitempty"`
 	// EarlyStoppingPatience in epochs (0: off).
 	EarlyStoppingPatience int `json:"earlyStoppingPatience,omitempty"`
-	// ValidationFraction of the 60k training images held out.
+	// ValidationFraction of the train split held out.
 	ValidationFraction float64 `json:"validationFraction,omitempty"`
 }
 

@@ -39,7 +39,7 @@ const (
 	MaxCPU          = 16
 	MaxPatience     = 100
 	MaxRotation     = 180
-	MaxCropPadding  = 14
+	MaxCropPadding  = 64
 	MaxValidation   = 0.5
 	MaxEverySteps   = 1_000_000
 	MaxModelBytes   = 1 << 30
@@ -444,6 +444,10 @@ func (d *decoder) run(root *yaml.Node) *TrainingRun {
 							d.mapping(n, p,
 								field{"rotationDegrees", d.number(0, MaxRotation, false, &a.RotationDegrees)},
 								field{"cropPadding", d.intField(0, MaxCropPadding, &a.CropPadding)},
+								field{"horizontalFlip", d.boolean(&a.HorizontalFlip)},
+								field{"brightness", d.number(0, 1, false, &a.Brightness)},
+								field{"contrast", d.number(0, 1, false, &a.Contrast)},
+								field{"erasing", d.number(0, 1, false, &a.Erasing)},
 							)
 						}},
 					)

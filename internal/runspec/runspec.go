@@ -77,13 +77,29 @@ type Model struct {
 	Augmentation          Augmentation `yaml:"augmentation"`
 }
 
-// Augmentation is the random augmentation applied to training images.
+// Augmentation is the random augmentation applied to training images, in
+// this order: rotation and crop (one bilinear resampling), horizontal flip,
+// brightness and contrast, random erasing. Every draw is a function of the
+// seed, the epoch and the sample's index, so it does not depend on the world
+// size. The zero value (the default) turns all of it off.
 type Augmentation struct {
 	// RotationDegrees rotates each image by a uniform angle in ±RotationDegrees.
 	RotationDegrees float64 `yaml:"rotationDegrees"`
-	// CropPadding pads each image by this many pixels and crops a random
-	// 28×28 window back out of it.
+	// CropPadding pads each image by this many pixels (black) and crops a
+	// random window of the image's size back out of it; at most half the
+	// image's shorter side.
 	CropPadding int `yaml:"cropPadding"`
+	// HorizontalFlip mirrors each image left to right with probability 1/2.
+	HorizontalFlip bool `yaml:"horizontalFlip"`
+	// Brightness adds a uniform shift in ±Brightness of the full range to
+	// every pixel.
+	Brightness float64 `yaml:"brightness"`
+	// Contrast scales each image's deviation from its mean by a uniform
+	// factor in [1-Contrast, 1+Contrast].
+	Contrast float64 `yaml:"contrast"`
+	// Erasing is the probability of blanking a random rectangle (2–33% of
+	// the area, aspect ratio 0.3–3.3) to the middle of the range.
+	Erasing float64 `yaml:"erasing"`
 }
 
 // Dataset is where the training data is and what it must hash to.

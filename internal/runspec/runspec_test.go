@@ -106,7 +106,11 @@ func TestParseErrors(t *testing.T) {
 		{"rotation", []string{"rotationDegrees: 10", "rotationDegrees: 200"},
 			file + ":14: spec.model.augmentation.rotationDegrees: must be a number between 0 and 180, got 200"},
 		{"augmentation list", []string{"augmentation:\n      rotationDegrees: 10\n      cropPadding: 4", "augmentation: [rotate]"},
-			file + ":13: spec.model.augmentation: must be a mapping with fields rotationDegrees, cropPadding, got a list"},
+			file + ":13: spec.model.augmentation: must be a mapping with fields rotationDegrees, cropPadding, horizontalFlip, brightness, contrast, erasing, got a list"},
+		{"erasing", []string{"cropPadding: 4", "cropPadding: 4\n      erasing: 1.5"},
+			file + ":16: spec.model.augmentation.erasing: must be a number between 0 and 1, got 1.5"},
+		{"flip", []string{"cropPadding: 4", "cropPadding: 4\n      horizontalFlip: yes"},
+			file + `:16: spec.model.augmentation.horizontalFlip: must be true or false, got "yes"`},
 		{"dataset uri", []string{"uri: gs://aerie-dev-training/datasets", "uri: https://example.com/datasets"},
 			file + `:17: spec.dataset.uri: must be gs://<bucket>[/<path>] or file:///<absolute path> (unknown scheme "https"), got "https://example.com/datasets/fashion-mnist/"`},
 		// The store rejects these, so the run declaration must too.

@@ -17,7 +17,6 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/model"
-	"github.com/aerie-ml/aerie/trainer/internal/data"
 	"github.com/aerie-ml/aerie/trainer/internal/launch"
 )
 
@@ -108,19 +107,18 @@ func relDiff(t *testing.T, a, b map[string][]float32) float64 {
 	return worst
 }
 
+// distData ingests the training data of the distributed tests into a
+// file:// store (in the dataset format: shards of 32 samples, so a rank's
+// part of an epoch spans several shards and windows).
 func distData(t *testing.T, nTrain int) []string {
 	t.Helper()
-	dir := t.TempDir()
-	digest, err := data.WriteSynthetic(dir, nTrain, 60, 7)
-	if err != nil {
-		t.Fatal(err)
-	}
+	uri, digest := synthetic(t, nTrain, 60)
 	// Batch 24 splits evenly over 1, 2 and 3 ranks; dropout and the
-	// augmentation are on: both are functions of the seed and the
-	// example's index, so the ranks draw what one process would.
+	// augmentations are on: all are functions of the seed and the
+	// sample's index, so the ranks draw what one process would.
 	return []string{"--arch=small", "--batch-size=24", "--lr=0.01", "--seed=3", "--dropout=true",
-		"--rotation=10", "--crop-padding=4", "--val-fraction=0.2", "--name=t",
-		"--data=" + dir, "--dataset-sha256=" + digest}
+		"--rotation=10", "--crop-padding=4", "--flip", "--brightness=0.1", "--contrast=0.2", "--erasing=0.25",
+		"--val-fraction=0.2", "--name=t", "--data=" + uri, "--dataset-sha256=" + digest}
 }
 
 // TestWorkersEquivalent is issue 4 §3: K steps on 1, 2 and 3 worker

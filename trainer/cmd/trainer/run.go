@@ -14,7 +14,6 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/runspec"
@@ -61,9 +60,11 @@ type trainFlags struct {
 	runFile     string
 	name        string
 	arch        string
+	spec        *arch.Spec // planned on the dataset's shape and classes
 	cfg         train.Config
 	dataURI     string
 	digest      string
+	cacheDir    string
 	valFraction float64
 	output      string
 	maxSteps    int64
@@ -91,10 +92,15 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs.IntVar(&f.cfg.Patience, "patience", m.EarlyStoppingPatience, "early stopping patience in epochs (0: off)")
 	fs.Float64Var(&f.cfg.Augment.RotationDegrees, "rotation", m.Augmentation.RotationDegrees, "random rotation, ± degrees")
 	fs.IntVar(&f.cfg.Augment.CropPadding, "crop-padding", m.Augmentation.CropPadding, "random crop padding, pixels")
+	fs.BoolVar(&f.cfg.Augment.HorizontalFlip, "flip", m.Augmentation.HorizontalFlip, "random horizontal flip")
+	fs.Float64Var(&f.cfg.Augment.Brightness, "brightness", m.Augmentation.Brightness, "random brightness shift, ± fraction of the range")
+	fs.Float64Var(&f.cfg.Augment.Contrast, "contrast", m.Augmentation.Contrast, "random contrast factor, 1 ± this")
+	fs.Float64Var(&f.cfg.Augment.Erasing, "erasing", m.Augmentation.Erasing, "probability of random erasing")
 	fs.IntVar(&f.cfg.CheckpointEvery, "checkpoint-every", d.Spec.Checkpoint.EverySteps, "checkpoint every N steps besides every epoch (0: epochs only)")
-	fs.StringVar(&f.dataURI, "data", "", "dataset: a directory, file:///dir or a store URI (default: Debian's "+fmnist.DebianDir+")")
-	fs.StringVar(&f.digest, "dataset-sha256", "", "dataset digest to verify (fmnist.Digest); empty: not checked")
-	fs.Float64Var(&f.valFraction, "val-fraction", d.Spec.Dataset.ValidationFraction, "fraction of the 60k training images held out for validation")
+	fs.StringVar(&f.dataURI, "data", "", "dataset that ingest wrote: its URI (gs://…/datasets/<name>/<digest>/, file:///…) or directory (required without --run)")
+	fs.StringVar(&f.digest, "dataset-sha256", "", "the dataset's digest, which ingest printed (required without --run)")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "directory for the dataset's verified shards (default: a temporary one)")
+	fs.Float64Var(&f.valFraction, "val-fraction", d.Spec.Dataset.ValidationFraction, "fraction of the train split held out for validation")
 	fs.StringVar(&f.output, "output", "", "store root for checkpoints and the model: a directory or file:///dir (required)")
 	fs.Int64Var(&f.maxSteps, "max-steps", 0, "stop after N steps and write nothing but a throughput line (benchmarks)")
 	if err := fs.Parse(args); err != nil {
@@ -128,6 +134,10 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 			"patience":         func() { f.cfg.Patience = m.EarlyStoppingPatience },
 			"rotation":         func() { f.cfg.Augment.RotationDegrees = m.Augmentation.RotationDegrees },
 			"crop-padding":     func() { f.cfg.Augment.CropPadding = m.Augmentation.CropPadding },
+			"flip":             func() { f.cfg.Augment.HorizontalFlip = m.Augmentation.HorizontalFlip },
+			"brightness":       func() { f.cfg.Augment.Brightness = m.Augmentation.Brightness },
+			"contrast":         func() { f.cfg.Augment.Contrast = m.Augmentation.Contrast },
+			"erasing":          func() { f.cfg.Augment.Erasing = m.Augmentation.Erasing },
 			"checkpoint-every": func() { f.cfg.CheckpointEvery = r.Spec.Checkpoint.EverySteps },
 			"data":             func() { f.dataURI = r.Spec.Dataset.URI },
 			"dataset-sha256":   func() { f.digest = r.Spec.Dataset.SHA256 },
@@ -143,19 +153,29 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	if f.arch == "" {
 		return nil, exitcode.Errorf(exitcode.Config, "--arch (or spec.model.architecture) is required")
 	}
-	spec, err := arch.Builtin(f.arch)
-	if err != nil {
+	var err error
+	if f.spec, err = arch.Builtin(f.arch); err != nil {
 		return nil, exitcode.Wrap(exitcode.Config, err)
 	}
-	// Planned on Fashion-MNIST's shape until the trainer reads the
-	// dataset's manifest first.
-	if f.cfg.Plan, err = spec.Plan(arch.Input{H: 28, W: 28, C: 1}, fmnist.NumClasses); err != nil {
-		return nil, exitcode.Wrap(exitcode.Config, err)
+	if f.dataURI == "" || f.digest == "" {
+		return nil, exitcode.Errorf(exitcode.Config, "--data and --dataset-sha256 (or spec.dataset) are required: ingest the images first (aerie dataset ingest), which prints both")
 	}
 	if f.output == "" && f.maxSteps == 0 {
 		return nil, exitcode.Errorf(exitcode.Config, "--output (or spec.output.uri) is required")
 	}
-	return f, f.cfg.Validate()
+	return f, nil
+}
+
+// plan plans the architecture on src's image shape and classes, and checks
+// the training config (joinJob checks it again in the job).
+func (f *trainFlags) plan(src *data.Source) error {
+	sh := src.Shape()
+	p, err := f.spec.Plan(arch.Input{H: sh.Height, W: sh.Width, C: sh.Channels}, len(src.Classes()))
+	if err != nil {
+		return exitcode.Wrap(exitcode.Config, fmt.Errorf("dataset %s: %w", f.dataURI, err))
+	}
+	f.cfg.Plan = p
+	return f.cfg.Validate()
 }
 
 // readRunFile reads at most one byte more than runspec.MaxBytes, so that
@@ -173,28 +193,19 @@ func readRunFile(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, runspec.MaxBytes+1))
 }
 
-// loadData loads what --data names: a dataset that ingest wrote, or the
-// four IDX files (Debian's Fashion-MNIST when --data is empty).
-func loadData(ctx context.Context, f *trainFlags) (*data.Sets, string, error) {
-	if f.dataURI != "" {
-		s, err := openStore(ctx, f.dataURI)
-		if err != nil {
-			return nil, "", err
-		}
-		defer s.Close()
-		if ok, err := data.IsDataset(ctx, s); err != nil {
-			return nil, "", fmt.Errorf("dataset %s: %w", f.dataURI, err)
-		} else if ok {
-			sets, err := data.LoadDataset(ctx, s, f.digest, f.valFraction, f.cfg.Seed)
-			return sets, s.URI(""), err
-		}
-	}
-	fsys, where, err := data.Open(ctx, f.dataURI, data.OpenStore)
+// openData opens the dataset --data names, checked against
+// --dataset-sha256, for streaming.
+func openData(ctx context.Context, f *trainFlags) (*data.Source, error) {
+	s, err := openStore(ctx, f.dataURI)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	sets, err := data.Load(fsys, where, f.digest, f.valFraction, f.cfg.Seed)
-	return sets, where, err
+	src, err := data.Open(ctx, s, f.digest, data.Config{ValFraction: f.valFraction, Seed: f.cfg.Seed, CacheDir: f.cacheDir})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return src, nil
 }
 
 // openStore opens the store at uri (gs://bucket[/prefix], file:///dir or a
@@ -225,15 +236,22 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else {
 		logger = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
+	// The architecture is planned on the dataset's manifest before the job
+	// is joined, which checks the config against the world size.
+	src, err := openData(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := f.plan(src); err != nil {
+		return err
+	}
 	comm, ctx, logger, err := joinJob(ctx, f.name, &f.cfg, logger)
 	if err != nil {
 		return err
 	}
-	sets, where, err := loadData(ctx, f)
-	if err != nil {
-		return err
-	}
-	logger.Info("dataset", "source", where, "digest", sets.Digest, "train", sets.Train.Len(), "validation", sets.Val.Len(), "test", sets.Test.Len())
+	logger.Info("dataset", "source", f.dataURI, "digest", src.Dataset.Digest, "shape", src.Shape().String(), "classes", len(src.Classes()),
+		"train", src.TrainLen(), "validation", src.ValLen(), "test", src.TestLen())
 
 	opts := train.Options{Log: logger, MaxSteps: f.maxSteps, Reducer: comm}
 	var out store.Store
@@ -244,7 +262,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer out.Close()
 		opts.Checkpoints = &checkpoint.Checkpoints{Store: checkpoint.FromStore(out), Run: f.name, Log: logger}
 	}
-	steps := int64(data.StepsPerEpoch(sets.Train.Len(), f.cfg.BatchSize))
+	steps := int64(src.StepsPerEpoch(f.cfg.BatchSize))
 	total := steps * int64(f.cfg.Epochs)
 	if f.maxSteps > 0 {
 		total = min(total, f.maxSteps)
@@ -270,7 +288,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	res, err := train.Run(ctx, f.cfg, sets, opts)
+	res, err := train.Run(ctx, f.cfg, src, opts)
 	if err != nil {
 		return peerErr(comm, err)
 	}
@@ -286,7 +304,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Rank 0 alone writes the artifact; the others wait for it in Close.
 	if f.cfg.Rank == 0 {
-		v, err := writeModel(ctx, out, f, sets, res, usage)
+		v, err := writeModel(ctx, out, f, src, res, usage)
 		if err != nil {
 			return peerErr(comm, err)
 		}
@@ -303,7 +321,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // writeModel writes the model version (see trainer/internal/artifact): the
 // weights, metrics, pictures and model card, then manifest.json last.
-func writeModel(ctx context.Context, out store.Store, f *trainFlags, sets *data.Sets, res *train.Result, usage sysstat.Usage) (*artifact.Version, error) {
+func writeModel(ctx context.Context, out store.Store, f *trainFlags, src *data.Source, res *train.Result, usage sysstat.Usage) (*artifact.Version, error) {
 	plan := f.cfg.Plan
 	var weights bytes.Buffer
 	if err := model.Encode(&weights, res.Weights, model.Metadata(plan)); err != nil {
@@ -314,11 +332,12 @@ func writeModel(ctx context.Context, out store.Store, f *trainFlags, sets *data.
 		Architecture: plan.Name,
 		Parameters:   int(plan.NumParams),
 		Weights:      weights.Bytes(),
-		Dataset:      manifest.Dataset{URI: f.dataURI, Digest: sets.Digest, Files: sets.Files},
+		Dataset:      manifest.Dataset{URI: f.dataURI, Digest: src.Dataset.Digest, Files: src.Files},
 		Lineage:      artifact.LineageFromEnv(os.Getenv, f.cfg.WorldSize, res.ResumedFrom),
 		Hyperparameters: manifest.Hyperparameters{Epochs: f.cfg.Epochs, BatchSize: f.cfg.BatchSize, LearningRate: f.cfg.LearningRate,
 			Schedule: f.cfg.Schedule, Optimizer: "adam", Seed: f.cfg.Seed, RotationDegrees: f.cfg.Augment.RotationDegrees,
-			CropPadding: f.cfg.Augment.CropPadding, Dropout: f.cfg.Dropout, LabelSmoothing: f.cfg.LabelSmoothing,
+			CropPadding: f.cfg.Augment.CropPadding, HorizontalFlip: f.cfg.Augment.HorizontalFlip, Brightness: f.cfg.Augment.Brightness,
+			Contrast: f.cfg.Augment.Contrast, Erasing: f.cfg.Augment.Erasing, Dropout: f.cfg.Dropout, LabelSmoothing: f.cfg.LabelSmoothing,
 			EarlyStoppingPatience: f.cfg.Patience, ValidationFraction: f.valFraction},
 		Metrics: manifest.Metrics{Epochs: res.Epochs, TestLoss: res.TestLoss, TestAccuracy: res.TestAccuracy,
 			ClassAccuracy: res.ClassAccuracy, Confusion: res.Confusion,

@@ -11,26 +11,40 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
+	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/trainer/internal/data"
 )
 
-func smallArgs(dataDir, out string) []string {
-	return []string{"train", "--arch=small", "--epochs=2", "--batch-size=16", "--lr=0.01",
-		"--data=" + dataDir, "--output=file://" + out, "--name=t", "--val-fraction=0.2"}
-}
-
-func TestTrainWritesLoadableModel(t *testing.T) {
-	dataDir, out := t.TempDir(), t.TempDir()
-	digest, err := data.WriteSynthetic(dataDir, 160, 60, 1)
+// synthetic ingests a small learnable Fashion-MNIST-shaped dataset into a
+// temporary file:// store and returns its URI and digest.
+func synthetic(t *testing.T, nTrain, nTest int) (uri, digest string) {
+	t.Helper()
+	s, err := store.Open(t.Context(), "file://"+t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
+	uri, digest, err = data.Synthetic{Shape: dataset.Shape{Height: 28, Width: 28, Channels: 1}, Classes: 10, Train: nTrain, Test: nTest, Seed: 1}.Write(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uri, digest
+}
+
+func smallArgs(dataURI, digest, out string) []string {
+	return []string{"train", "--arch=small", "--epochs=2", "--batch-size=16", "--lr=0.01",
+		"--data=" + dataURI, "--dataset-sha256=" + digest, "--output=file://" + out, "--name=t", "--val-fraction=0.2"}
+}
+
+func TestTrainWritesLoadableModel(t *testing.T) {
+	dataURI, digest := synthetic(t, 160, 60)
+	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	args := append(smallArgs(dataDir, out), "--dataset-sha256="+digest)
+	args := smallArgs(dataURI, digest, out)
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -49,7 +63,7 @@ func TestTrainWritesLoadableModel(t *testing.T) {
 	if err := m.Verify(os.DirFS(versions[0])); err != nil {
 		t.Errorf("verify: %v", err)
 	}
-	if len(m.Metrics.Epochs) != 2 || m.Dataset.Digest != digest || m.Model.Parameters != 2010 || len(m.Metrics.ClassAccuracy) != fmnist.NumClasses {
+	if len(m.Metrics.Epochs) != 2 || m.Dataset.Digest != digest || m.Model.Parameters != 2010 || len(m.Metrics.ClassAccuracy) != 10 {
 		t.Errorf("manifest: %d epochs, digest %s, %d parameters, %d class accuracies", len(m.Metrics.Epochs), m.Dataset.Digest, m.Model.Parameters, len(m.Metrics.ClassAccuracy))
 	}
 	var files []string
@@ -81,13 +95,9 @@ func TestTrainWritesLoadableModel(t *testing.T) {
 }
 
 func TestTrainBadInput(t *testing.T) {
-	good := t.TempDir()
-	if _, err := data.WriteSynthetic(good, 100, 20, 1); err != nil {
-		t.Fatal(err)
-	}
-	truncated := t.TempDir()
-	data.WriteSynthetic(truncated, 100, 20, 1)
-	p := filepath.Join(truncated, fmnist.TestImages+".gz")
+	good, digest := synthetic(t, 100, 20)
+	truncated, tdigest := synthetic(t, 100, 20)
+	p := filepath.Join(strings.TrimPrefix(truncated, "file://"), "test-000000.tar")
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, b[:len(b)/2], 0o644)
 	for _, tc := range []struct {
@@ -97,12 +107,12 @@ func TestTrainBadInput(t *testing.T) {
 		contains string
 	}{
 		{"wrong digest", func(out string) []string {
-			return append(smallArgs(good, out), "--dataset-sha256="+strings.Repeat("ab", 32))
-		}, exitcode.Data, "digest mismatch"},
-		{"truncated file", func(out string) []string { return smallArgs(truncated, out) }, exitcode.Data, fmnist.TestImages},
-		{"bad schedule", func(out string) []string { return append(smallArgs(good, out), "--schedule=linear") }, exitcode.Config, "schedule"},
-		{"unknown arch", func(out string) []string { return append(smallArgs(good, out), "--arch=vgg") }, exitcode.Config, "vgg"},
-		{"missing run file", func(out string) []string { return append(smallArgs(good, out), "--run=/nonexistent/run.yaml") }, exitcode.Config, "/nonexistent/run.yaml"},
+			return smallArgs(good, strings.Repeat("ab", 32), out)
+		}, exitcode.Data, "manifest sha256 is " + digest},
+		{"truncated shard", func(out string) []string { return smallArgs(truncated, tdigest, out) }, exitcode.Data, "shard test-000000.tar is"},
+		{"bad schedule", func(out string) []string { return append(smallArgs(good, digest, out), "--schedule=linear") }, exitcode.Config, "schedule"},
+		{"unknown arch", func(out string) []string { return append(smallArgs(good, digest, out), "--arch=vgg") }, exitcode.Config, "vgg"},
+		{"missing run file", func(out string) []string { return append(smallArgs(good, digest, out), "--run=/nonexistent/run.yaml") }, exitcode.Config, "/nonexistent/run.yaml"},
 		{"no command", func(string) []string { return nil }, exitcode.Config, "no command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

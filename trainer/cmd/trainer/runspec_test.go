@@ -10,16 +10,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/aerie-ml/aerie/trainer/internal/data"
 )
 
 func TestTrainFromRunDeclaration(t *testing.T) {
-	dataDir, out := t.TempDir(), t.TempDir()
-	digest, err := data.WriteSynthetic(dataDir, 160, 40, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dataDir, digest := synthetic(t, 160, 40)
+	out := t.TempDir()
 	runFile := filepath.Join(t.TempDir(), "quick.yaml")
 	os.WriteFile(runFile, []byte(`apiVersion: aerie.dev/v1alpha1
 kind: TrainingRun
@@ -42,7 +37,7 @@ spec:
 `), 0o644)
 	// The declaration names gs:// locations; flags point them here.
 	var stdout, stderr bytes.Buffer
-	err = run(context.Background(), []string{"train", "--run=" + runFile, "--data=" + dataDir, "--output=" + out}, &stdout, &stderr)
+	err := run(context.Background(), []string{"train", "--run=" + runFile, "--data=" + dataDir, "--output=" + out}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -74,7 +69,8 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromFlags, err := parseTrainFlags([]string{"--arch=cnn", "--output=gs://bucket"}, io.Discard)
+	const digest = "f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370"
+	fromFlags, err := parseTrainFlags([]string{"--arch=cnn", "--output=gs://bucket", "--data=gs://bucket/datasets/fashion-mnist/" + digest + "/", "--dataset-sha256=" + digest}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +89,10 @@ func TestArchRequired(t *testing.T) {
 	_, err := parseTrainFlags([]string{"--output=gs://bucket"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--arch") {
 		t.Fatalf("parseTrainFlags without --arch = %v, want an error naming --arch", err)
+	}
+	_, err = parseTrainFlags([]string{"--arch=cnn", "--output=gs://bucket"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--data and --dataset-sha256") {
+		t.Fatalf("parseTrainFlags without --data = %v, want an error naming --data", err)
 	}
 }
 

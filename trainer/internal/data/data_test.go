@@ -1,164 +1,194 @@
 package data
 
 import (
-	"context"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
-	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/aerie-ml/aerie/internal/dataset"
 )
 
-func TestLoadSplit(t *testing.T) {
-	dir := t.TempDir()
-	digest, err := WriteSynthetic(dir, 100, 20, 1)
+var tinyRGB = dataset.Shape{Height: 12, Width: 10, Channels: 3}
+
+// open ingests a synthetic dataset of n train and n/2 test samples, 8 a
+// shard, into a temporary store and opens it.
+func open(t *testing.T, n int, cfg Config) *Source {
+	t.Helper()
+	src, err := Synthetic{Shape: tinyRGB, Classes: 4, Train: n, Test: n / 2, Seed: 1, SamplesAShard: 8}.Open(t.Context(), t.TempDir(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsys, where, err := Open(context.Background(), "file://"+dir, nil)
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
+func TestHoldout(t *testing.T) {
+	src := open(t, 400, Config{ValFraction: 0.25, Seed: 7, Window: 2})
+	val := evalSamples(t, src, src.Val(0, 1))
+	if got := int64(len(val)); got != src.ValLen() || got+src.TrainLen() != 400 {
+		t.Fatalf("%d validation samples, ValLen %d, TrainLen %d of 400", got, src.ValLen(), src.TrainLen())
 	}
-	a, err := Load(fsys, where, digest, 0.1, 7)
-	if err != nil {
-		t.Fatal(err)
+	// About a quarter: 100 ± 5 standard deviations (8.7).
+	if n := len(val); n < 57 || n > 143 {
+		t.Errorf("%d of 400 samples held out at 0.25", n)
 	}
-	if got := []int{a.Train.Len(), a.Val.Len(), a.Test.Len()}; !slices.Equal(got, []int{90, 10, 20}) {
-		t.Errorf("sizes = %v, want [90 10 20]", got)
+	// Training never sees a validation sample, and sees each other one
+	// at most once an epoch.
+	seen := map[int64]bool{}
+	ep := src.Epoch(0, 10, 0, 10)
+	for range src.StepsPerEpoch(10) {
+		for _, j := range ep.Next() {
+			if seen[j] || slices.Contains(val, j) {
+				t.Fatalf("train sample %d seen twice or held out", j)
+			}
+			seen[j] = true
+		}
 	}
-	b, _ := Load(fsys, where, "", 0.1, 7)
-	if diff := cmp.Diff(a, b); diff != "" {
-		t.Errorf("same seed, different split (-a +b):\n%s", diff)
+	other := open(t, 400, Config{ValFraction: 0.25, Seed: 8, Window: 2})
+	if slices.Equal(val, evalSamples(t, other, other.Val(0, 1))) {
+		t.Error("seeds 7 and 8 hold out the same samples")
 	}
-	c, _ := Load(fsys, where, "", 0.1, 8)
-	if cmp.Equal(a.Val, c.Val) {
-		t.Error("different seeds gave the same validation set")
-	}
-	if len(a.Files) != 4 || a.Digest != digest {
-		t.Errorf("Files = %v, Digest = %s, want 4 files and %s", a.Files, a.Digest, digest)
+	none := open(t, 40, Config{})
+	if none.ValLen() != 0 || none.TrainLen() != 40 {
+		t.Errorf("no validation fraction: %d held out of %d", none.ValLen(), none.TrainLen())
 	}
 }
 
-func TestLoadBadData(t *testing.T) {
-	files := Synthetic(50, 10, 1)
-	digest := fmnist.Digest(files)
-	for _, tc := range []struct {
-		name    string
-		edit    func(dir string)
-		digest  string
-		wantErr string
-	}{
-		{"wrong digest", func(string) {}, strings.Repeat("0", 64), "digest mismatch"},
-		{"truncated images", func(dir string) {
-			p := filepath.Join(dir, fmnist.TrainImages+".gz")
-			b, _ := os.ReadFile(p)
-			os.WriteFile(p, b[:len(b)/2], 0o644)
-		}, "", fmnist.TrainImages},
-		{"label count", func(dir string) {
-			other := Synthetic(49, 10, 1)
-			name := fmnist.TrainLabels + ".gz"
-			os.WriteFile(filepath.Join(dir, name), other[name], 0o644)
-		}, "", fmnist.TrainLabels},
-		{"missing file", func(dir string) { os.Remove(filepath.Join(dir, fmnist.TestLabels+".gz")) }, "", fmnist.TestLabels},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			for name, b := range files {
-				os.WriteFile(filepath.Join(dir, name), b, 0o644)
+// evalSamples reads an evaluation to its end and returns the first pixel
+// of each sample, which is unique enough to tell samples apart here, and
+// checks that the labels are the classes the images show.
+func evalSamples(t *testing.T, src *Source, e *Eval) []int64 {
+	t.Helper()
+	var out []int64
+	px := src.Shape().Bytes()
+	x := make([]float32, 5*px)
+	y := make([]int32, 5)
+	for {
+		n, err := e.Next(t.Context(), x, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		for i := range n {
+			out = append(out, fingerprint(x[i*px:(i+1)*px]))
+		}
+	}
+	if int64(len(out)) != e.Len() {
+		t.Fatalf("evaluation read %d samples, Len %d", len(out), e.Len())
+	}
+	return out
+}
+
+// fingerprint identifies a sample by its noisy pixels.
+func fingerprint(x []float32) int64 {
+	var h int64
+	for _, v := range x[:16] {
+		h = h*31 + int64((v+1)*127.5+0.5)
+	}
+	return h
+}
+
+// TestEpochIndependentOfWorldSize: the ranks of any world size together
+// take, batch by batch, the samples one rank takes; a resumed epoch
+// continues the same sequence.
+func TestEpochIndependentOfWorldSize(t *testing.T) {
+	src := open(t, 300, Config{ValFraction: 0.1, Seed: 3, Window: 3})
+	const batch = 12
+	steps := src.StepsPerEpoch(batch)
+	one := src.Epoch(4, batch, 0, batch)
+	var want [][]int64
+	for range steps {
+		want = append(want, one.Next())
+	}
+	for _, world := range []int{2, 3, 5, 12} {
+		eps := make([]*Epoch, world)
+		for r := range world {
+			lo, hi := dataset.Part(batch, r, world)
+			eps[r] = src.Epoch(4, batch, lo, hi)
+		}
+		for s := range steps {
+			var got []int64
+			for r := range world {
+				got = append(got, eps[r].Next()...)
 			}
-			tc.edit(dir)
-			_, err := Load(os.DirFS(dir), dir, tc.digest, 0.1, 1)
-			if err == nil {
-				t.Fatal("Load succeeded")
+			if diff := cmp.Diff(want[s], got); diff != "" {
+				t.Fatalf("world %d step %d (-one rank +ranks):\n%s", world, s, diff)
 			}
-			if !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), dir) {
-				t.Errorf("error %q does not name %q and the dataset", err, tc.wantErr)
+		}
+	}
+	lo, hi := dataset.Part(batch, 1, 2)
+	resumed := src.Epoch(4, batch, lo, hi)
+	resumed.Skip(5)
+	if diff := cmp.Diff(want[5][lo:hi], resumed.Next()); diff != "" {
+		t.Errorf("epoch resumed at step 5 (-uninterrupted +resumed):\n%s", diff)
+	}
+	if slices.Equal(want[0], src.Epoch(5, batch, 0, batch).Next()) {
+		t.Error("epochs 4 and 5 start alike")
+	}
+}
+
+// TestEvalParts: the ranks' parts of an evaluation are the one-rank
+// evaluation cut in rank order, and a rank fetches only the shards its part
+// is in.
+func TestEvalParts(t *testing.T) {
+	for _, set := range []string{"val", "test"} {
+		t.Run(set, func(t *testing.T) {
+			src := open(t, 160, Config{ValFraction: 0.3, Seed: 2})
+			start := func(s *Source, r, w int) *Eval {
+				if set == "val" {
+					return s.Val(r, w)
+				}
+				return s.Test(r, w)
 			}
-			if got := exitcode.Of(err); got != exitcode.Data {
-				t.Errorf("exit code %d, want %d", got, exitcode.Data)
+			want := evalSamples(t, src, start(src, 0, 1))
+			for _, world := range []int{2, 3, 7} {
+				var got []int64
+				for r := range world {
+					got = append(got, evalSamples(t, src, start(src, r, world))...)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("world %d (-one rank +ranks):\n%s", world, diff)
+				}
+			}
+			if set == "test" {
+				// 80 test samples, 8 a shard: rank 1 of 10 reads one shard.
+				fresh := open(t, 160, Config{})
+				evalSamples(t, fresh, fresh.Test(1, 10))
+				if got := fresh.Fetched(); got != 1 {
+					t.Errorf("rank 1 of 10 fetched %d shards for its 8 test samples, want 1", got)
+				}
 			}
 		})
 	}
-	_ = digest
 }
 
-func TestShard(t *testing.T) {
-	for _, tc := range []struct{ batch, world int }{{64, 1}, {64, 3}, {10, 4}, {3, 3}} {
-		next := 0
-		for r := range tc.world {
-			lo, hi := Shard(tc.batch, r, tc.world)
-			if lo != next || hi-lo < tc.batch/tc.world || hi-lo > tc.batch/tc.world+1 {
-				t.Errorf("Shard(%d, %d, %d) = [%d, %d)", tc.batch, r, tc.world, lo, hi)
-			}
-			next = hi
+// TestCacheBounded: an epoch over many shards keeps at most CacheShards of
+// them on disk.
+func TestCacheBounded(t *testing.T) {
+	dir := t.TempDir()
+	src := open(t, 400, Config{Window: 2, CacheShards: 4, CacheDir: dir})
+	ep := src.Epoch(0, 8, 0, 8)
+	x := make([]float32, 8*src.Shape().Bytes())
+	y := make([]int32, 8)
+	most := 0
+	for range src.StepsPerEpoch(8) {
+		if err := src.ReadTrain(t.Context(), ep.Next(), Augment{Shape: src.Shape()}, 0, x, y); err != nil {
+			t.Fatal(err)
 		}
-		if next != tc.batch {
-			t.Errorf("shards of %d over %d cover %d", tc.batch, tc.world, next)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
 		}
+		most = max(most, len(ents))
 	}
-}
-
-func TestOrderDeterministic(t *testing.T) {
-	if !slices.Equal(Order(100, 1, 3), Order(100, 1, 3)) {
-		t.Error("Order differs for equal arguments")
+	if most > 4 {
+		t.Errorf("%d shards in the cache at once, CacheShards is 4", most)
 	}
-	if slices.Equal(Order(100, 1, 3), Order(100, 1, 4)) {
-		t.Error("Order is the same for two epochs")
-	}
-}
-
-func TestAugment(t *testing.T) {
-	img := make([]byte, ImageSize)
-	for i := range img {
-		img[i] = byte(i)
-	}
-	plain := make([]float32, ImageSize)
-	Augment{}.Apply(plain, img, 1, 0, 0)
-	if plain[0] != -1 || plain[255] != 1 {
-		t.Errorf("normalization: %v, %v, want -1, 1", plain[0], plain[255])
-	}
-	// No rotation, no shift: identity.
-	id := make([]float32, ImageSize)
-	Augment{RotationDegrees: 1e-12}.Apply(id, img, 1, 0, 0)
-	if diff := cmp.Diff(plain, id, cmp.Comparer(func(a, b float32) bool { return a-b < 1e-4 && b-a < 1e-4 })); diff != "" {
-		t.Errorf("tiny rotation is not the identity:\n%s", diff)
-	}
-	a := Augment{RotationDegrees: 10, CropPadding: 4}
-	x, y := make([]float32, ImageSize), make([]float32, ImageSize)
-	a.Apply(x, img, 1, 2, 3)
-	a.Apply(y, img, 1, 2, 3)
-	if !slices.Equal(x, y) {
-		t.Error("augmentation is not deterministic")
-	}
-	a.Apply(y, img, 1, 3, 3)
-	if slices.Equal(x, y) {
-		t.Error("augmentation is the same in two epochs")
-	}
-	for _, v := range x {
-		if v < -1 || v > 1 {
-			t.Fatalf("augmented pixel %v outside [-1, 1]", v)
-		}
-	}
-	// Without rotation the crop is a whole-pixel shift, exactly what the
-	// bilinear path samples there.
-	crop := Augment{CropPadding: 4}
-	for index := range 20 {
-		crop.Apply(x, img, 1, 2, index)
-		rng := rand.New(rand.NewPCG(uint64(1)^augmentStream, uint64(2)<<32|uint64(index)))
-		rng.Float64()
-		dx, dy := rng.IntN(9)-4, rng.IntN(9)-4
-		for py := range 28 {
-			for px := range 28 {
-				want := float32(bilinear(img, float64(px+dx), float64(py+dy)))/127.5 - 1
-				if got := x[py*28+px]; got != want {
-					t.Fatalf("crop of example %d, pixel (%d, %d) = %v, bilinear %v", index, px, py, got, want)
-				}
-			}
-		}
+	if got := src.Fetched(); got < 50 {
+		t.Errorf("an epoch over 50 shards with a cache of 4 fetched %d", got)
 	}
 }

@@ -1,67 +1,107 @@
 package data
 
 import (
-	"bytes"
-	"compress/gzip"
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 
-	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/dataset"
+	"github.com/aerie-ml/aerie/internal/store"
 )
 
-// Synthetic returns the four IDX files (gzipped, by file name) of a tiny
-// learnable stand-in for Fashion-MNIST, for tests: class k is a bright bar
-// in row band k over noise, jittered by a pixel.
-func Synthetic(nTrain, nTest int, seed uint64) map[string][]byte {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	split := func(n int) ([]byte, []byte) {
-		imgs := make([]byte, n*ImageSize)
-		labels := make([]byte, n)
-		for i := range n {
-			k := rng.IntN(fmnist.NumClasses)
-			labels[i] = byte(k)
-			img := imgs[i*ImageSize : (i+1)*ImageSize]
-			for j := range img {
-				img[j] = byte(rng.IntN(60))
-			}
-			row := 2 + 2*k + rng.IntN(3) - 1
-			for x := 4; x < 24; x++ {
-				img[row*28+x] = 200 + byte(rng.IntN(56))
-			}
-		}
-		return imgs, labels
-	}
-	files := map[string][]byte{}
-	gz := func(name string, write func(*bytes.Buffer) error) {
-		var raw, z bytes.Buffer
-		if err := write(&raw); err != nil {
-			panic(err)
-		}
-		zw, _ := gzip.NewWriterLevel(&z, gzip.BestSpeed)
-		zw.Write(raw.Bytes())
-		zw.Close()
-		files[name+".gz"] = z.Bytes()
-	}
-	for _, sp := range []struct {
-		imgs, labels string
-		n            int
-	}{{fmnist.TrainImages, fmnist.TrainLabels, nTrain}, {fmnist.TestImages, fmnist.TestLabels, nTest}} {
-		imgs, labels := split(sp.n)
-		gz(sp.imgs, func(b *bytes.Buffer) error { return fmnist.WriteImages(b, imgs, 28, 28) })
-		gz(sp.labels, func(b *bytes.Buffer) error { return fmnist.WriteLabels(b, labels) })
-	}
-	return files
+// Synthetic describes a small learnable dataset for tests: class k is a
+// bright bar in row band k over noise, jittered by a pixel, in every
+// channel.
+type Synthetic struct {
+	Shape         dataset.Shape
+	Classes       int
+	Train, Test   int
+	Seed          uint64
+	SamplesAShard int // 0: 32, so that even a small set has several shards and windows
 }
 
-// WriteSynthetic writes Synthetic's files into dir and returns their
-// dataset digest.
-func WriteSynthetic(dir string, nTrain, nTest int, seed uint64) (string, error) {
-	files := Synthetic(nTrain, nTest, seed)
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return "", err
+// Write ingests the dataset into s under datasets/synthetic/<digest>/, as
+// ingest would, and returns its URI and digest.
+func (y Synthetic) Write(ctx context.Context, s store.Store) (uri, digest string, err error) {
+	h, w := y.Shape.Height, y.Shape.Width
+	if y.Classes < 1 || h < y.Classes+2 || w < 4 {
+		return "", "", fmt.Errorf("synthetic dataset: %d classes need at least %d rows", y.Classes, y.Classes+2)
+	}
+	per := y.SamplesAShard
+	if per < 1 {
+		per = 32
+	}
+	dir, err := os.MkdirTemp("", "aerie-synthetic-*")
+	if err != nil {
+		return "", "", err
+	}
+	defer os.RemoveAll(dir)
+	classes := make([]string, y.Classes)
+	for k := range classes {
+		classes[k] = fmt.Sprintf("class-%d", k)
+	}
+	wr, err := dataset.NewWriter(dir, classes, y.Shape, int64(per)*dataset.RecordBytes(y.Shape))
+	if err != nil {
+		return "", "", err
+	}
+	defer wr.Abort()
+	rng := rand.New(rand.NewPCG(y.Seed, 1))
+	img := make([]byte, y.Shape.Bytes())
+	c := y.Shape.Channels
+	for _, sp := range []struct {
+		name string
+		n    int
+	}{{TrainSplit, y.Train}, {TestSplit, y.Test}} {
+		for range sp.n {
+			k := rng.IntN(y.Classes)
+			for i := range img {
+				img[i] = byte(rng.IntN(60))
+			}
+			row := 1 + k*(h-2)/y.Classes + rng.IntN(3) - 1
+			row = min(max(row, 0), h-1)
+			for x := w / 7; x < w-w/7; x++ {
+				for ch := range c {
+					img[(row*w+x)*c+ch] = 200 + byte(rng.IntN(56))
+				}
+			}
+			if err := wr.Add(sp.name, k, img); err != nil {
+				return "", "", err
+			}
 		}
 	}
-	return fmnist.Digest(files), nil
+	_, manifest, err := wr.Finish()
+	if err != nil {
+		return "", "", err
+	}
+	prefix, _, err := dataset.Upload(ctx, s, "synthetic", dir, manifest)
+	if err != nil {
+		return "", "", err
+	}
+	return s.URI(prefix), dataset.Digest(manifest), nil
+}
+
+// Open writes the dataset into a new file:// store under dir and opens it
+// for training with cfg.
+func (y Synthetic) Open(ctx context.Context, dir string, cfg Config) (*Source, error) {
+	root, err := store.Open(ctx, "file://"+dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	uri, digest, err := y.Write(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	s, err := store.Open(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	src, err := Open(ctx, s, digest, cfg)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	src.closeStore = s
+	return src, nil
 }

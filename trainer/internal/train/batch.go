@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/trainer/internal/data"
 )
 
@@ -21,51 +22,50 @@ type batch struct {
 	lanes [][]any // per lane: images, labels, dropout masks…
 }
 
-// batcher builds training batches; every draw is a function of the seed,
-// the epoch and the example's index in the training set.
+// batcher builds one rank's training batches of an epoch; every draw is a
+// function of the seed, the epoch and the sample's index in the train
+// split.
 type batcher struct {
 	cfg      *Config
-	set      *data.Set
-	order    []int
+	src      *data.Source
+	ep       *data.Epoch
+	aug      data.Augment
 	epoch    int
-	lo, hi   int // this rank's positions within a global batch
 	lanes    int
 	unit     int // lanes hold whole multiples of it (Config.unit)
 	dropouts []arch.Mask
 }
 
-func (b *batcher) make(step int) *batch {
-	n := b.hi - b.lo
-	x := make([]float32, n*data.ImageSize)
+func (b *batcher) make(ctx context.Context, step int) (*batch, error) {
+	idx := b.ep.Next()
+	n := len(idx)
+	in0 := b.cfg.Plan.Input
+	px := in0.H * in0.W * in0.C
+	x := make([]float32, n*px)
 	y := make([]int32, n)
+	if err := b.src.ReadTrain(ctx, idx, b.aug, b.epoch, x, y); err != nil {
+		return nil, err
+	}
 	var masks [][]float32
 	if b.dropouts != nil {
 		masks = make([][]float32, len(b.dropouts))
 		for l, d := range b.dropouts {
 			masks[l] = make([]float32, n*size(d.Shape))
 		}
-	}
-	base := step * b.cfg.BatchSize
-	for i := range n {
-		idx := b.order[base+b.lo+i]
-		b.cfg.Augment.Apply(x[i*data.ImageSize:(i+1)*data.ImageSize], b.set.Image(idx), b.cfg.Seed, b.epoch, idx)
-		y[i] = int32(b.set.Labels[idx])
-		if masks != nil {
-			rng := rand.New(rand.NewPCG(uint64(b.cfg.Seed)^dropoutStream, uint64(b.epoch)<<32|uint64(idx)))
+		for i, j := range idx {
+			rng := rand.New(rand.NewPCG(uint64(b.cfg.Seed)^dropoutStream, uint64(b.epoch)<<32|uint64(j)))
 			for l, d := range b.dropouts {
-				m := masks[l][i*size(d.Shape) : (i+1)*size(d.Shape)]
-				fillMask(m, d.Rate, rng)
+				fillMask(masks[l][i*size(d.Shape):(i+1)*size(d.Shape)], d.Rate, rng)
 			}
 		}
 	}
 	bt := &batch{step: step, n: n}
 	units := n / b.unit
-	in0 := b.cfg.Plan.Input
 	for lane := range min(b.lanes, units) {
-		lo, hi := data.Shard(units, lane, min(b.lanes, units))
+		lo, hi := dataset.Part(units, lane, min(b.lanes, units))
 		lo, hi = lo*b.unit, hi*b.unit
 		in := []any{
-			tensors.FromFlatDataAndDimensions(x[lo*data.ImageSize:hi*data.ImageSize], hi-lo, in0.H, in0.W, in0.C),
+			tensors.FromFlatDataAndDimensions(x[lo*px:hi*px], hi-lo, in0.H, in0.W, in0.C),
 			tensors.FromFlatDataAndDimensions(y[lo:hi], hi-lo),
 		}
 		for l, d := range b.dropouts {
@@ -74,7 +74,7 @@ func (b *batcher) make(step int) *batch {
 		}
 		bt.lanes = append(bt.lanes, in)
 	}
-	return bt
+	return bt, nil
 }
 
 // fillMask sets each element to 0 with probability rate (in steps of
@@ -104,28 +104,35 @@ func size(shape []int) int {
 	return n
 }
 
-// prefetch builds batches from..to-1 on a goroutine, a little ahead of the
-// training steps. stop ends and waits for it.
-func prefetch(ctx context.Context, from, to int, mk func(int) *batch) (<-chan *batch, func()) {
-	ch := make(chan *batch, 2)
-	done := make(chan struct{})
+// prefetched is a batch, or the error that building it gave.
+type prefetched struct {
+	b   *batch
+	err error
+}
+
+// prefetch builds batches from..to-1 on a goroutine, two ahead of the
+// training steps, so that reading the data overlaps the steps. It stops at
+// the first error, which it delivers. stop ends and waits for it.
+func prefetch(ctx context.Context, from, to int, mk func(context.Context, int) (*batch, error)) (<-chan prefetched, func()) {
+	ch := make(chan prefetched, 2)
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(ch)
 		for s := from; s < to; s++ {
-			b := mk(s)
+			b, err := mk(ctx, s)
 			select {
-			case ch <- b:
-			case <-done:
-				return
+			case ch <- prefetched{b, err}:
 			case <-ctx.Done():
+				return
+			}
+			if err != nil {
 				return
 			}
 		}
 	})
-	var once sync.Once
 	return ch, func() {
-		once.Do(func() { close(done) })
+		cancel()
 		wg.Wait()
 	}
 }

@@ -20,11 +20,13 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 
 	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/trainer/internal/data"
+	"github.com/aerie-ml/aerie/internal/runspec"
 )
 
 // Config is what to train and how. The zero value of an optional field
@@ -44,7 +46,7 @@ type Config struct {
 	// Patience stops training after this many epochs without a lower
 	// validation loss; 0 never stops early.
 	Patience int
-	Augment  data.Augment
+	Augment  runspec.Augmentation
 	// CheckpointEvery saves a checkpoint every so many steps, besides the
 	// one at the end of every epoch; 0: epochs only.
 	CheckpointEvery int
@@ -124,8 +126,9 @@ func (c *Config) Validate() error {
 		return bad("label smoothing %v, want [0, 1)", c.LabelSmoothing)
 	case c.Patience < 0 || c.CheckpointEvery < 0 || c.EvalBatch < 1:
 		return bad("patience, checkpoint interval and eval batch must not be negative")
-	case c.Augment.RotationDegrees < 0 || c.Augment.RotationDegrees > 180 || c.Augment.CropPadding < 0 || c.Augment.CropPadding > 14:
-		return bad("augmentation rotation %v° (0–180) crop padding %d (0–14)", c.Augment.RotationDegrees, c.Augment.CropPadding)
+	}
+	if err := checkAugment(c.Augment); err != nil {
+		return bad("%v", err)
 	}
 	for _, s := range Schedules {
 		if s == c.Schedule {
@@ -133,6 +136,39 @@ func (c *Config) Validate() error {
 		}
 	}
 	return bad("schedule %q, want one of %v", c.Schedule, Schedules)
+}
+
+// checkAugment checks the ranges runspec.Parse checks in a declaration, for
+// flags.
+func checkAugment(a runspec.Augmentation) error {
+	switch {
+	case !(a.RotationDegrees >= 0 && a.RotationDegrees <= runspec.MaxRotation):
+		return fmt.Errorf("augmentation rotation %v°, want 0 to %d", a.RotationDegrees, runspec.MaxRotation)
+	case a.CropPadding < 0 || a.CropPadding > runspec.MaxCropPadding:
+		return fmt.Errorf("augmentation crop padding %d, want 0 to %d", a.CropPadding, runspec.MaxCropPadding)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"brightness", a.Brightness}, {"contrast", a.Contrast}, {"erasing", a.Erasing}} {
+		if !(f.v >= 0 && f.v <= 1) {
+			return fmt.Errorf("augmentation %s %v, want 0 to 1", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// checkInput checks that the plan is of the dataset's image shape and
+// classes, and that the augmentation fits the images.
+func (c *Config) checkInput(sh dataset.Shape, classes int) error {
+	if in := c.Plan.Input; in.H != sh.Height || in.W != sh.Width || in.C != sh.Channels || c.Plan.Classes != classes {
+		return exitcode.Errorf(exitcode.Config, "architecture %s is planned for %dx%dx%d images of %d classes; the dataset has %s images of %d classes",
+			c.Plan.Name, in.H, in.W, in.C, c.Plan.Classes, sh, classes)
+	}
+	if p := c.Augment.CropPadding; 2*p > min(sh.Height, sh.Width) {
+		return exitcode.Errorf(exitcode.Config, "training config: augmentation crop padding %d is more than half the %s images' shorter side", p, sh)
+	}
+	return nil
 }
 
 // learningRate returns the rate for global step (0-based) of total steps.

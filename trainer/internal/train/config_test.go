@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
@@ -40,7 +41,9 @@ func TestValidate(t *testing.T) {
 		"schedule":  func(c *Config) { c.Schedule = "linear" },
 		"rank":      func(c *Config) { c.Rank, c.WorldSize = 2, 2 },
 		"smoothing": func(c *Config) { c.LabelSmoothing = 1 },
-		"crop":      func(c *Config) { c.Augment.CropPadding = 20 },
+		"crop":      func(c *Config) { c.Augment.CropPadding = 65 },
+		"erasing":   func(c *Config) { c.Augment.Erasing = 1.5 },
+		"contrast":  func(c *Config) { c.Augment.Contrast = math.NaN() },
 	} {
 		c := smallConfig()
 		edit(&c)
@@ -55,6 +58,17 @@ func TestValidate(t *testing.T) {
 	c.BatchSize, c.GhostBatch, c.WorldSize = 15, 32, 3
 	if err := c.Validate(); err != nil {
 		t.Errorf("small, batch 15 over 3 workers: %v", err)
+	}
+}
+
+// TestCropPaddingFitsTheImages: the crop padding is checked against the
+// dataset's shape when training starts.
+func TestCropPaddingFitsTheImages(t *testing.T) {
+	cfg := smallConfig()
+	cfg.Augment.CropPadding = 15
+	_, err := Run(t.Context(), cfg, synthetic(t, 40, 10), Options{})
+	if exitcode.Of(err) != exitcode.Config || !strings.Contains(err.Error(), "crop padding 15 is more than half the 28x28x1 images' shorter side") {
+		t.Errorf("Run with crop padding 15 on 28×28 images = %v, want a Config error", err)
 	}
 }
 

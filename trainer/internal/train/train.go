@@ -21,6 +21,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
@@ -63,7 +64,10 @@ type Result struct {
 	// statistics), in plan order: a weights file's tensors.
 	Weights []model.Tensor
 	Epochs  []manifest.Epoch
-	// Test figures are on the official test set.
+	// Classes are the dataset's class names, the order of ClassAccuracy
+	// and Confusion.
+	Classes []string
+	// Test figures are on the dataset's test split.
 	TestLoss, TestAccuracy float64
 	ClassAccuracy          []float64
 	Confusion              [][]float64 // row-normalized [true][predicted]
@@ -125,8 +129,9 @@ type trainer struct {
 	compiled bool
 }
 
-// Run trains cfg.Plan on sets, resuming from the newest valid checkpoint.
-func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Result, error) {
+// Run trains cfg.Plan on src, resuming from the newest valid checkpoint.
+// Each rank reads only its part of every batch and evaluation from src.
+func Run(ctx context.Context, cfg Config, src *data.Source, opts Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -141,15 +146,15 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 		t.log = slog.Default()
 	}
 	t.net = model.New(cfg.Plan)
-	if in := cfg.Plan.Input; in.H*in.W*in.C != data.ImageSize {
-		return nil, exitcode.Errorf(exitcode.Config, "architecture %s is planned for %d×%d×%d images; the dataset's are 28×28×1", cfg.Plan.Name, in.H, in.W, in.C)
+	if err := cfg.checkInput(src.Shape(), len(src.Classes())); err != nil {
+		return nil, err
 	}
-	steps := data.StepsPerEpoch(sets.Train.Len(), cfg.BatchSize)
+	steps := src.StepsPerEpoch(cfg.BatchSize)
 	if steps < 1 {
-		return nil, exitcode.Errorf(exitcode.Config, "batch size %d is larger than the %d training images", cfg.BatchSize, sets.Train.Len())
+		return nil, exitcode.Errorf(exitcode.Config, "batch size %d is larger than the %d training images", cfg.BatchSize, src.TrainLen())
 	}
 	prog := progress{Arch: cfg.Plan.Name, Seed: cfg.Seed, BatchSize: cfg.BatchSize, BestVal: math.MaxFloat64}
-	res := &Result{}
+	res := &Result{Classes: src.Classes()}
 	var state *checkpoint.State
 	if opts.Checkpoints != nil {
 		var err error
@@ -174,18 +179,25 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 		epoch := prog.Epoch
 		start := time.Now().Add(-time.Duration(prog.EpochSecs * float64(time.Second)))
 		unit := t.cfg.unit()
-		lo, hi := data.Shard(cfg.BatchSize/unit, cfg.Rank, cfg.WorldSize)
-		bt := &batcher{cfg: &t.cfg, set: &sets.Train, order: data.Order(sets.Train.Len(), cfg.Seed, epoch), epoch: epoch,
-			lo: lo * unit, hi: hi * unit, lanes: t.lanes, unit: unit}
+		lo, hi := dataset.Part(cfg.BatchSize/unit, cfg.Rank, cfg.WorldSize)
+		seq := src.Epoch(epoch, cfg.BatchSize, lo*unit, hi*unit)
+		seq.Skip(prog.StepInEpoch)
+		bt := &batcher{cfg: &t.cfg, src: src, ep: seq, aug: data.Augment{Augmentation: cfg.Augment, Shape: src.Shape()},
+			epoch: epoch, lanes: t.lanes, unit: unit}
 		if cfg.Dropout {
 			bt.dropouts = cfg.Plan.Dropouts
 		}
 		batches, stop := prefetch(ctx, prog.StepInEpoch, steps, bt.make)
-		for b := range batches {
+		for pb := range batches {
 			if err := ctx.Err(); err != nil {
 				stop()
 				return nil, err
 			}
+			if pb.err != nil {
+				stop()
+				return nil, pb.err
+			}
+			b := pb.b
 			stepStart := time.Now()
 			lr := cfg.learningRate(prog.Step, total, steps)
 			s, err := t.step(ctx, b, lr)
@@ -226,7 +238,7 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		val, err := t.evaluate(ctx, &sets.Val)
+		val, err := t.evaluate(ctx, src.Val(cfg.Rank, cfg.WorldSize))
 		if err != nil {
 			return nil, err
 		}
@@ -254,7 +266,7 @@ func Run(ctx context.Context, cfg Config, sets *data.Sets, opts Options) (*Resul
 			return nil, err
 		}
 	}
-	test, err := t.evaluate(ctx, &sets.Test)
+	test, err := t.evaluate(ctx, src.Test(cfg.Rank, cfg.WorldSize))
 	if err != nil {
 		return nil, err
 	}
@@ -600,31 +612,35 @@ func (e *evalSums) perClass() ([]float64, [][]float64) {
 	return acc, conf
 }
 
-// evaluate computes the loss and confusion counts of set, each rank on its
-// contiguous shard, summed over ranks.
-func (t *trainer) evaluate(ctx context.Context, set *data.Set) (*evalSums, error) {
-	lo, hi := data.Shard(set.Len(), t.cfg.Rank, t.cfg.WorldSize)
+// evaluate computes the loss and confusion counts of a set, each rank on
+// its part, summed over ranks.
+func (t *trainer) evaluate(ctx context.Context, set *data.Eval) (*evalSums, error) {
 	bs := t.cfg.EvalBatch
-	x := make([]float32, bs*data.ImageSize)
+	in0 := t.cfg.Plan.Input
+	px := in0.H * in0.W * in0.C
+	x := make([]float32, bs*px)
 	y := make([]int32, bs)
 	w := make([]float32, bs)
 	var loss float64
 	classes := t.cfg.Plan.Classes
 	conf := make([]float64, classes*classes)
-	in0 := t.cfg.Plan.Input
-	for start := lo; start < hi; start += bs {
+	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		// The last batch is padded to the same size, with weight 0, so one
 		// compiled graph serves every batch.
-		n := min(bs, hi-start)
 		clear(x)
 		clear(y)
 		clear(w)
+		n, err := set.Next(ctx, x, y)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			break
+		}
 		for i := range n {
-			model.Normalize(x[i*data.ImageSize:(i+1)*data.ImageSize], set.Image(start+i))
-			y[i] = int32(set.Labels[start+i])
 			w[i] = 1
 		}
 		in := []*tensors.Tensor{
@@ -649,7 +665,7 @@ func (t *trainer) evaluate(ctx context.Context, set *data.Set) (*evalSums, error
 		}
 	}
 	buf := make([]float32, 2+len(conf))
-	buf[0], buf[1] = float32(loss), float32(hi-lo)
+	buf[0], buf[1] = float32(loss), float32(set.Len())
 	for i, c := range conf {
 		buf[2+i] = float32(c)
 	}

@@ -13,25 +13,28 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
+	"github.com/aerie-ml/aerie/internal/runspec"
 	"github.com/aerie-ml/aerie/trainer/internal/checkpoint"
 	"github.com/aerie-ml/aerie/trainer/internal/data"
 )
 
-func synthetic(t testing.TB, nTrain, nTest int) *data.Sets {
+// synthetic ingests a small learnable dataset into a temporary file://
+// store and opens it as the trainer does, holding out about a fifth for
+// validation. Its shards hold 32 samples and windows 2 shards, so an epoch
+// spans several shards and windows.
+func synthetic(t testing.TB, nTrain, nTest int) *data.Source {
 	t.Helper()
-	dir := t.TempDir()
-	digest, err := data.WriteSynthetic(dir, nTrain, nTest, 3)
+	src, err := data.Synthetic{Shape: dataset.Shape{Height: 28, Width: 28, Channels: 1}, Classes: 10, Train: nTrain, Test: nTest, Seed: 3}.
+		Open(t.Context(), t.TempDir(), data.Config{ValFraction: 0.2, Seed: 1, Window: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sets, err := data.Load(os.DirFS(dir), dir, digest, 0.2, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sets
+	t.Cleanup(func() { src.Close() })
+	return src
 }
 
 // plan plans the architecture file models/<name>.yaml (as built into the
@@ -57,7 +60,7 @@ var (
 func smallConfig() Config {
 	return Config{
 		Plan: smallPlan, Epochs: 3, BatchSize: 16, LearningRate: 0.01, Schedule: "cosine", Seed: 5,
-		Dropout: true, LabelSmoothing: 0.1, Augment: data.Augment{RotationDegrees: 5, CropPadding: 1},
+		Dropout: true, LabelSmoothing: 0.1, Augment: runspec.Augmentation{RotationDegrees: 5, CropPadding: 1, HorizontalFlip: true, Brightness: 0.1, Contrast: 0.2, Erasing: 0.3},
 		EvalBatch: 32,
 	}
 }
@@ -77,8 +80,11 @@ func TestTrainLearnsAndIsDeterministic(t *testing.T) {
 	if a.TestAccuracy < 0.5 {
 		t.Errorf("test accuracy %.3f after 3 epochs on a learnable set, want > 0.5", a.TestAccuracy)
 	}
-	if len(a.ClassAccuracy) != 10 || len(a.Confusion) != 10 || a.Steps != 30 {
-		t.Errorf("class accuracy %v, confusion rows %d, steps %d", a.ClassAccuracy, len(a.Confusion), a.Steps)
+	if steps := 3 * int64(sets.StepsPerEpoch(16)); len(a.ClassAccuracy) != 10 || len(a.Confusion) != 10 || a.Steps != steps {
+		t.Errorf("class accuracy %v, confusion rows %d, steps %d (want %d)", a.ClassAccuracy, len(a.Confusion), a.Steps, steps)
+	}
+	if diff := cmp.Diff(sets.Classes(), a.Classes); diff != "" {
+		t.Errorf("result's classes (-want +got):\n%s", diff)
 	}
 	b, err := Run(ctx, cfg, sets, Options{})
 	if err != nil {
@@ -184,7 +190,7 @@ layers:
 }
 
 // runUntil trains with checkpoints in cps and cancels the run after step.
-func runUntil(t *testing.T, ctx context.Context, cfg Config, sets *data.Sets, cps *checkpoint.Checkpoints, step int64) {
+func runUntil(t *testing.T, ctx context.Context, cfg Config, sets *data.Source, cps *checkpoint.Checkpoints, step int64) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -297,7 +303,7 @@ func TestBatchNormRanksMatchOneRank(t *testing.T) {
 	sets := synthetic(t, 100, 20) // 80 training images: 2 steps of 32
 	ctx := context.Background()
 	cfg := Config{Plan: resnetPlan, Epochs: 1, BatchSize: 32, GhostBatch: 8, LearningRate: 1e-3, Seed: 3, Dropout: true,
-		Augment: data.Augment{RotationDegrees: 5, CropPadding: 1}, EvalBatch: 20}
+		Augment: runspec.Augmentation{RotationDegrees: 5, CropPadding: 1}, EvalBatch: 20}
 	var oneLoss []float64
 	one, err := Run(ctx, cfg, sets, Options{Lanes: 1, OnStep: func(s Step) { oneLoss = append(oneLoss, s.Loss) }})
 	if err != nil {
@@ -441,7 +447,7 @@ func TestCNNDeterministic(t *testing.T) {
 	}
 	sets := synthetic(t, 64*4, 64)
 	cfg := Config{Plan: cnnPlan, Epochs: 1, BatchSize: 64, LearningRate: 1e-3, Seed: 9, Dropout: true,
-		Augment: data.Augment{RotationDegrees: 10, CropPadding: 4}}
+		Augment: runspec.Augmentation{RotationDegrees: 10, CropPadding: 4}}
 	a, err := Run(context.Background(), cfg, sets, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -186,41 +186,117 @@ func TestIDX(t *testing.T) {
 }
 
 // TestInterruptedIngestFinishes: shards without a manifest (an ingest cut
-// off mid-upload) are no dataset; running ingest again completes it.
+// off mid-upload) are no dataset; running ingest again completes it,
+// storing only what is missing.
 func TestInterruptedIngestFinishes(t *testing.T) {
 	src := writeIDX(t, 20, 10)
-	s, _ := backends[0].open(t)
-	o := ingest.Options{Name: "fashion-mnist", ShardBytes: 8 * 2560}
-	res, err := ingest.Dataset(t.Context(), quiet, s, src, o)
-	if err != nil {
-		t.Fatal(err)
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			s, opts := be.open(t)
+			o := ingest.Options{Name: "fashion-mnist", ShardBytes: 8 * 2560}
+			res, err := ingest.Dataset(t.Context(), quiet, s, src, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prefix := store.DatasetPrefix("fashion-mnist", res.Digest)
+			for _, k := range []string{"dataset.json", "train-000002.tar"} {
+				if err := s.Delete(t.Context(), prefix+k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ds, err := store.Open(t.Context(), res.URI, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ds.Close()
+			if _, err := dataset.Open(t.Context(), ds, res.Digest); err == nil || exitcode.Of(err) != exitcode.Data {
+				t.Fatalf("Open of a dataset without its manifest = %v, want a Data error", err)
+			}
+			again, err := ingest.Dataset(t.Context(), quiet, s, src, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stored []string
+			for _, f := range again.Files {
+				if !f.Present {
+					stored = append(stored, strings.TrimPrefix(f.Key, prefix))
+				}
+			}
+			if diff := cmp.Diff([]string{"train-000002.tar", "dataset.json"}, stored); diff != "" {
+				t.Errorf("second run stored (-want +got):\n%s", diff)
+			}
+			d, err := dataset.Open(t.Context(), ds, res.Digest)
+			if err != nil {
+				t.Fatalf("Open after the second run: %v", err)
+			}
+			if err := d.CheckShards(t.Context()); err != nil {
+				t.Errorf("shards after the second run: %v", err)
+			}
+			readAll(t, d, "train")
+		})
 	}
-	prefix := store.DatasetPrefix("fashion-mnist", res.Digest)
-	for _, k := range []string{"dataset.json", "train-000002.tar"} {
-		if err := s.Delete(t.Context(), prefix+k); err != nil {
-			t.Fatal(err)
+}
+
+// TestInterruptedUpload: an ingest whose context ends while it uploads
+// leaves shards but no manifest, so no dataset; a second run finishes it.
+func TestInterruptedUpload(t *testing.T) {
+	src := writeIDX(t, 40, 10)
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			s, opts := be.open(t)
+			o := ingest.Options{Name: "fashion-mnist", ShardBytes: 4 * 2560}
+			// Cancel after the third object is stored.
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			cut := &cancelAfter{Store: s, n: 3, cancel: cancel}
+			if _, err := ingest.Dataset(ctx, quiet, cut, src, o); !errors.Is(err, context.Canceled) {
+				t.Fatalf("interrupted ingest = %v, want context.Canceled", err)
+			}
+			objs, err := s.List(t.Context(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, obj := range objs {
+				if strings.HasSuffix(obj.Key, dataset.ManifestFile) {
+					t.Fatalf("an interrupted ingest stored %s", obj.Key)
+				}
+			}
+			if len(objs) < 3 {
+				t.Fatalf("the interrupted ingest stored %d objects, want the first 3 shards", len(objs))
+			}
+			res, err := ingest.Dataset(t.Context(), quiet, s, src, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			present := 0
+			for _, f := range res.Files {
+				if f.Present {
+					present++
+				}
+			}
+			if present < 3 {
+				t.Errorf("the second run found %d objects already stored, want at least 3", present)
+			}
+			openResult(t, res, opts)
+		})
+	}
+}
+
+// cancelAfter cancels its context once n Puts have succeeded.
+type cancelAfter struct {
+	store.Store
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Put(ctx context.Context, key string, r io.Reader, o store.PutOptions) error {
+	err := c.Store.Put(ctx, key, r, o)
+	if err == nil {
+		if c.n--; c.n == 0 {
+			c.cancel()
 		}
 	}
-	ds, _ := store.Open(t.Context(), res.URI)
-	if _, err := dataset.Open(t.Context(), ds, res.Digest); err == nil || exitcode.Of(err) != exitcode.Data {
-		t.Fatalf("Open of a dataset without its manifest = %v, want a Data error", err)
-	}
-	again, err := ingest.Dataset(t.Context(), quiet, s, src, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stored []string
-	for _, f := range again.Files {
-		if !f.Present {
-			stored = append(stored, strings.TrimPrefix(f.Key, prefix))
-		}
-	}
-	if diff := cmp.Diff([]string{"train-000002.tar", "dataset.json"}, stored); diff != "" {
-		t.Errorf("second run stored (-want +got):\n%s", diff)
-	}
-	if _, err := dataset.Open(t.Context(), ds, res.Digest); err != nil {
-		t.Errorf("Open after the second run: %v", err)
-	}
+	return err
 }
 
 func TestConflict(t *testing.T) {
@@ -464,7 +540,13 @@ func TestBadOptions(t *testing.T) {
 	}
 }
 
-// TestDebianPackage ingests the real Fashion-MNIST into a file:// store.
+// fashionMNISTDigest is the digest of Debian's Fashion-MNIST ingested with
+// the ingest command's defaults (seed 1): the same on every machine, and what the run files
+// under apps/jobs/runs and the Makefile's FMNIST_DIGEST pin.
+const fashionMNISTDigest = "b0357547c5cfd67f4249e525e277519f0fd76294d93e0a14afb0208adf693b02"
+
+// TestDebianPackage ingests the real Fashion-MNIST into a file:// store,
+// twice with different parallelism: the digest is the pinned one.
 func TestDebianPackage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("70,000 real images in -short mode")
@@ -472,23 +554,43 @@ func TestDebianPackage(t *testing.T) {
 	if _, err := os.Stat(fmnist.DebianDir); errors.Is(err, os.ErrNotExist) {
 		t.Skip("Debian's dataset-fashion-mnist is not installed (make deps)")
 	}
-	s, err := store.Open(context.Background(), "file://"+t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := ingest.Dataset(t.Context(), quiet, s, fmnist.DebianDir, ingest.Options{Name: "fashion-mnist"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	train, _ := res.Manifest.Split("train")
-	test, _ := res.Manifest.Split("test")
-	if train.Samples != 60000 || test.Samples != 10000 {
-		t.Errorf("%d train and %d test samples, want 60000 and 10000", train.Samples, test.Samples)
-	}
-	for c := range 10 {
-		if train.ClassCounts[c] != 6000 || test.ClassCounts[c] != 1000 {
-			t.Errorf("class %d: %d train and %d test, want 6000 and 1000", c, train.ClassCounts[c], test.ClassCounts[c])
+	for _, workers := range []int{1, 3} {
+		s, err := store.Open(context.Background(), "file://"+t.TempDir())
+		if err != nil {
+			t.Fatal(err)
 		}
+		res, err := ingest.Dataset(t.Context(), quiet, s, fmnist.DebianDir, ingest.Options{Name: "fashion-mnist", Seed: 1, Workers: workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Digest != fashionMNISTDigest {
+			t.Errorf("%d workers: digest %s, want %s (ingest is not reproducible, or its format changed: update the run files and FMNIST_DIGEST)", workers, res.Digest, fashionMNISTDigest)
+		}
+		train, _ := res.Manifest.Split("train")
+		test, _ := res.Manifest.Split("test")
+		if train.Samples != 60000 || test.Samples != 10000 {
+			t.Errorf("%d train and %d test samples, want 60000 and 10000", train.Samples, test.Samples)
+		}
+		for c := range 10 {
+			if train.ClassCounts[c] != 6000 || test.ClassCounts[c] != 1000 {
+				t.Errorf("class %d: %d train and %d test, want 6000 and 1000", c, train.ClassCounts[c], test.ClassCounts[c])
+			}
+		}
+		s.Close()
 	}
-	t.Logf("digest %s", res.Digest)
+}
+
+// TestCommittedManifest: the manifest committed for jobgen check is the one
+// ingest writes.
+func TestCommittedManifest(t *testing.T) {
+	if _, err := os.Stat(fmnist.DebianDir); errors.Is(err, os.ErrNotExist) {
+		t.Skip("Debian's dataset-fashion-mnist is not installed (make deps)")
+	}
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "apps", "jobs", "datasets", "fashion-mnist", fashionMNISTDigest+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dataset.Digest(b); got != fashionMNISTDigest {
+		t.Errorf("committed manifest hashes to %s, want %s", got, fashionMNISTDigest)
+	}
 }

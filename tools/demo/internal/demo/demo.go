@@ -30,6 +30,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
 
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
@@ -138,16 +139,9 @@ func (d *demo) progress(format string, args ...any) {
 func (d *demo) path(elem ...string) string { return filepath.Join(append([]string{d.out}, elem...)...) }
 
 func (d *demo) run(ctx context.Context) (*Summary, error) {
-	d.progress("dataset: Fashion-MNIST from %s", d.DataDir)
-	ds, err := fmnist.Load(os.DirFS(d.DataDir), "")
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("Fashion-MNIST not found in %s: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist; `make deps` does it): %w", d.DataDir, err)
-		}
-		return nil, err
+	if _, err := os.Stat(d.DataDir); err != nil {
+		return nil, fmt.Errorf("Fashion-MNIST not found in %s: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist; `make deps` does it): %w", d.DataDir, err)
 	}
-	fmt.Fprintf(d.Stdout, "    %d training and %d test images, digest %s\n", ds.Train.Len(), ds.Test.Len(), ds.Digest)
-
 	if err := os.RemoveAll(d.out); err != nil {
 		return nil, err
 	}
@@ -160,8 +154,15 @@ func (d *demo) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 
+	d.progress("dataset: ingest Fashion-MNIST from %s into the local store", d.DataDir)
+	uri, digest, err := d.ingest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(d.Stdout, "    %s\n    digest %s\n", uri, digest)
+
 	d.progress("declare and render run %q with aerie run render in a scratch clone", runName)
-	clone, err := d.declare(ctx, ds.Digest)
+	clone, err := d.declare(ctx, uri, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +232,30 @@ func (d *demo) cmd(ctx context.Context, dir, name string, args ...string) *exec.
 	return cmd
 }
 
-func (d *demo) declare(ctx context.Context, digest string) (*git.Repository, error) {
+// ingest writes Fashion-MNIST into the demo's store as the trainer reads
+// it, and returns the dataset's URI and digest from ingest's run snippet.
+func (d *demo) ingest(ctx context.Context) (uri, digest string, err error) {
+	var out bytes.Buffer
+	cmd := d.cmd(ctx, d.out, "aerie", "dataset", "ingest", "--from", d.DataDir, "--name", "fashion-mnist", "--to", fileURI(d.path("store")))
+	cmd.Stdout = &out
+	if err := cmd.Run(); err != nil {
+		return "", "", fmt.Errorf("aerie dataset ingest: %w", err)
+	}
+	var snippet struct {
+		Spec struct {
+			Dataset struct {
+				URI    string `yaml:"uri"`
+				SHA256 string `yaml:"sha256"`
+			} `yaml:"dataset"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(out.Bytes(), &snippet); err != nil || snippet.Spec.Dataset.SHA256 == "" {
+		return "", "", fmt.Errorf("ingest printed no run snippet (%v):\n%s", err, out.String())
+	}
+	return snippet.Spec.Dataset.URI, snippet.Spec.Dataset.SHA256, nil
+}
+
+func (d *demo) declare(ctx context.Context, dataURI, digest string) (*git.Repository, error) {
 	clone, err := git.PlainCloneContext(ctx, d.path("repo"), false, &git.CloneOptions{URL: d.repo})
 	if err != nil {
 		return nil, fmt.Errorf("clone %s: %w", d.repo, err)
@@ -265,7 +289,7 @@ spec:
   # The locally built trainer binary, by digest.
   image: ko.local/aerie/trainer@sha256:%s
   deadline: 1h
-`, runName, d.Arch, d.Epochs, fileURI(d.DataDir), digest, d.Workers, fileURI(d.path("store")), d.MinTestAccuracy, d.MinClassAccuracy, image)
+`, runName, d.Arch, d.Epochs, dataURI, digest, d.Workers, fileURI(d.path("store")), d.MinTestAccuracy, d.MinClassAccuracy, image)
 	pinFile := fmt.Sprintf(`# The demo fleet's pins: written by make demo, then set by promote.
 apiVersion: %s
 kind: %s
