@@ -109,13 +109,13 @@ REFERENCE_FLAGS ?= --arch=cnn --epochs=30 --batch-size=64 --lr=1e-3 --schedule=c
 	--rotation=0 --crop-padding=2 --label-smoothing=0 --seed=1 --checkpoint-every=200
 
 # Fashion-MNIST as ingest writes it from Debian's dataset-fashion-mnist: the
-# same digest on every machine (cli/internal/ingest's TestDebianPackage checks it).
+# same digest on every machine (tools/aerie/internal/ingest's TestDebianPackage checks it).
 FMNIST_DIGEST := b0357547c5cfd67f4249e525e277519f0fd76294d93e0a14afb0208adf693b02
 DATA_STORE ?= $(CURDIR)/out/store
 
 .PHONY: fmnist
 fmnist: ## Ingest Debian's Fashion-MNIST into the local store DATA_STORE (out/store); a no-op when it is there.
-	go build -o $(BIN)/aerie ./cli/cmd/aerie
+	go build -o $(BIN)/aerie ./tools/aerie/cmd/aerie
 	$(BIN)/aerie dataset ingest --to file://$(DATA_STORE) --sha256 $(FMNIST_DIGEST)
 
 .PHONY: train-reference

@@ -586,7 +586,7 @@ func TestCommittedManifest(t *testing.T) {
 	if _, err := os.Stat(fmnist.DebianDir); errors.Is(err, os.ErrNotExist) {
 		t.Skip("Debian's dataset-fashion-mnist is not installed (make deps)")
 	}
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "apps", "jobs", "datasets", "fashion-mnist", fashionMNISTDigest+".json"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "apps", "jobs", "datasets", "fashion-mnist", fashionMNISTDigest+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
