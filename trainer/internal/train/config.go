@@ -3,7 +3,8 @@
 // run can all-reduce gradients on the host:
 //
 //  1. an exec computes, on this rank's shard of the global batch, the
-//     gradients of the SUMMED loss, the loss sum and the correct count;
+//     gradients of the SUMMED loss, batch norm's ghost-batch statistics
+//     (summed), the loss sum and the correct count;
 //  2. the Reducer sums [gradients…, loss sum, correct, examples] over all
 //     ranks; dividing by the summed example count gives the exact mean
 //     gradient of the global batch however unevenly it is split;
