@@ -98,6 +98,10 @@ include platform.mk
 bench-train: ## Training throughput, Go trainer vs PyTorch, the cnn at batch 64 (BENCH_TRAIN_STEPS, BENCH_TRAIN_REPS).
 	bench/train.sh $(or $(BENCH_TRAIN_STEPS),200) $(or $(BENCH_TRAIN_REPS),3)
 
+.PHONY: bench-data
+bench-data: ## Dataset figures, A B A B, 5 runs: cnn new format vs old IDX trainer, peak RSS on Fashion-MNIST vs 10x, ingest s and MB/s (RUNS, MAX_STEPS).
+	bench/data.sh
+
 .PHONY: bench-dist
 bench-dist: ## Distributed figures beside their bounds: 2×1 vs 1×1 core scaling, all-reduce busbw over loopback and 1 Gbit/s veths between netns (root).
 	bench/dist.sh
