@@ -85,6 +85,10 @@ $(BIN)/aerie:
 .PHONY: aerie
 aerie: $(BIN)/aerie ## Build the aerie CLI into bin/aerie (on PATH inside make).
 
+.PHONY: site
+site: $(BIN)/aerie ## aerie site build: the web view into out/site (STORE overrides the runs' stores, STATUS_STORE shows devices).
+	aerie site build --out out/site $${STORE:+--store "$$STORE"} $${STATUS_STORE:+--status-store "$$STATUS_STORE"}
+
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 

@@ -130,17 +130,22 @@ func TestUse(t *testing.T) {
 		{"fleet_status_json", []string{"fleet", "status", fixture.Fleet, "--store", w.Store, "-o", "json"}},
 		{"dataset_show", []string{"dataset", "show", fixture.Run}},
 		{"dataset_show_uri_json", []string{"dataset", "show", w.DatasetURI, "-o", "json"}},
+		{"site_build", []string{"site", "build", "--out", "$OUT", "--status-store", w.Store}},
 		{"promote_dry_run", []string{"promote", "--run", fixture.Run, "--fleet", fixture.Fleet, "--version", "newest", "--local-fleet", "--dry-run"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errs bytes.Buffer
-			e := newEnv(&out, &errs)
+			var stdout, errs bytes.Buffer
+			e := newEnv(&stdout, &errs)
 			e.now = func() time.Time { return fixture.Now }
+			out := t.TempDir()
+			for i := range tt.args {
+				tt.args[i] = strings.ReplaceAll(tt.args[i], "$OUT", out)
+			}
 			if code := e.run(t.Context(), append([]string{"--repo", w.Repo}, tt.args...)); code != 0 {
 				t.Fatalf("aerie %q = exit %d\n%s", tt.args, code, errs.String())
 			}
-			golden(t, filepath.Join("use", tt.name+".txt"), scrub(out.String(), w))
+			golden(t, filepath.Join("use", tt.name+".txt"), strings.ReplaceAll(scrub(stdout.String(), w), out, "$OUT"))
 		})
 	}
 }

@@ -46,7 +46,7 @@ fleet runs. It works from any directory of the repository.`,
 	root.SetVersionTemplate("aerie {{.Version}}\n")
 	root.PersistentFlags().StringVar(&e.repoFlag, "repo", "", "repository `root` (default: the first directory above the working directory holding .git and apps/jobs/)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return err })
-	root.AddCommand(runCmd(e), datasetCmd(e), modelCmd(e), promoteCmd(e), fleetCmd(e), versionCmd(e))
+	root.AddCommand(runCmd(e), datasetCmd(e), modelCmd(e), promoteCmd(e), fleetCmd(e), siteCmd(e), versionCmd(e))
 	return root
 }
 
