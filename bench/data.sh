@@ -139,8 +139,9 @@ bench_memory() {
 			local out=$WORK/out-$which
 			rm -rf "$out"
 			local kb
-			kb=$( { /usr/bin/time -f '%M' "$BIN/trainer" train --arch=small --epochs=1 --batch-size=256 --name=rss \
-				--data="$d" --dataset-sha256="$dg" --output="file://$out" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+			/usr/bin/time -f '%M' -o "$WORK/rss" "$BIN/trainer" train --arch=small --epochs=1 --batch-size=256 --name=rss \
+				--data="$d" --dataset-sha256="$dg" --output="file://$out" >/dev/null 2>&1
+			kb=$(tail -1 "$WORK/rss")
 			echo "   run $i $which: peak RSS $((kb / 1024)) MiB"
 			if [[ $which == fmnist ]]; then small+=("$((kb / 1024))"); else large+=("$((kb / 1024))"); fi
 		done
