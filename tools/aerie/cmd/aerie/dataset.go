@@ -13,12 +13,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
 )
 
 func datasetCmd(e *env) *cobra.Command {

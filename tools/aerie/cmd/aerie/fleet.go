@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/duration"
 
-	"github.com/aerie-ml/aerie/tools/aerie/internal/fleet"
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/fleet"
 )
 
 func fleetCmd(e *env) *cobra.Command {

@@ -13,8 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
 
-	"github.com/aerie-ml/aerie/tools/aerie/internal/fixture"
 	"github.com/aerie-ml/aerie/internal/exitcode"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/fixture"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")

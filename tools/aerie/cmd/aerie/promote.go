@@ -14,10 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aerie-ml/aerie/tools/aerie/internal/promote"
-	"github.com/aerie-ml/aerie/tools/aerie/internal/registry"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/promote"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/registry"
 )
 
 func promoteCmd(e *env) *cobra.Command {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/aerie-ml/aerie/tools/aerie/internal/repo"
 	"github.com/aerie-ml/aerie/internal/buildinfo"
 	"github.com/aerie-ml/aerie/internal/exitcode"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/repo"
 )
 
 // env is what the commands share: their output, the flags of the root

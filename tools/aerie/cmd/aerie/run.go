@@ -10,10 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/jobs"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/status"
-	"github.com/aerie-ml/aerie/internal/exitcode"
 )
 
 type runFlags struct {

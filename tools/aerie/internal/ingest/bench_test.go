@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
 )
 
 // BenchmarkIngestFashionMNIST ingests Debian's 70,000 Fashion-MNIST images

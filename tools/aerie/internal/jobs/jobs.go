@@ -22,9 +22,9 @@ import (
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/runspec"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 )
 
 // RunsDir is the directory of declarations inside the jobs directory.

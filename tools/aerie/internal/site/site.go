@@ -21,13 +21,13 @@ import (
 
 	"github.com/google/renameio/v2"
 
-	"github.com/aerie-ml/aerie/tools/aerie/internal/fleet"
-	"github.com/aerie-ml/aerie/tools/aerie/internal/registry"
 	"github.com/aerie-ml/aerie/internal/chart"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/runspec"
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/fleet"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/registry"
 )
 
 //go:embed site.html.tmpl
