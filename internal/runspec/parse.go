@@ -33,6 +33,7 @@ const MaxErrors = strictyaml.MaxErrors
 // Limits of the fields; apps/jobs/README.md lists them with the defaults.
 const (
 	MaxNameLength   = 40
+	MaxTeamLength   = 30
 	MaxWorkers      = 64
 	MaxEpochs       = 1000
 	MaxBatchSize    = 8192
@@ -63,7 +64,9 @@ const (
 	DefaultMaxModelBytes      = 16 << 20
 	DefaultDeadline           = Duration(6 * time.Hour)
 	DefaultMaxRestarts        = 3
-	Auto                      = "auto"
+	// DefaultTeam owns the runs that name no team (apps/teams/platform).
+	DefaultTeam = "platform"
+	Auto        = "auto"
 )
 
 var (
@@ -324,6 +327,15 @@ func validName(s string) string {
 	return fmt.Sprintf("must be 1 to %d lowercase letters, digits and '-', starting with a letter and not ending with '-'", MaxNameLength)
 }
 
+// validTeam accepts a name that can prefix the team's namespace, queue and
+// service account names.
+func validTeam(s string) string {
+	if len(s) <= MaxTeamLength && len(validation.IsDNS1035Label(s)) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("must be a team of apps/teams/: 1 to %d lowercase letters, digits and '-', starting with a letter and not ending with '-'", MaxTeamLength)
+}
+
 func validSHA256(s string) string {
 	if hex64RE.MatchString(s) {
 		return ""
@@ -394,6 +406,7 @@ func (q *quantity) auto() bool {
 func Default() TrainingRun {
 	return TrainingRun{
 		Spec: Spec{
+			Team: DefaultTeam,
 			Model: Model{
 				Epochs:       DefaultEpochs,
 				LearningRate: DefaultLearningRate,
@@ -427,6 +440,7 @@ func (d *decoder) run(root *yaml.Node) *TrainingRun {
 		}},
 		field{"spec", func(n *yaml.Node, p string) {
 			d.mapping(n, p,
+				field{"team", d.str(&s.Team, validTeam)},
 				field{"model", func(n *yaml.Node, p string) {
 					m := &s.Model
 					d.mapping(n, p,

@@ -41,6 +41,10 @@ type Metadata struct {
 // Spec is what to train, on what, with which resources, and when it is good
 // enough.
 type Spec struct {
+	// Team owns the run: its Kueue LocalQueue (the PyTorchJob's
+	// kueue.x-k8s.io/queue-name), its share of the cluster's capacity and
+	// its store prefix. apps/teams/<team>/ declares each team.
+	Team       string     `yaml:"team"`
 	Model      Model      `yaml:"model"`
 	Dataset    Dataset    `yaml:"dataset"`
 	Workers    Workers    `yaml:"workers"`

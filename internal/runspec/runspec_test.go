@@ -91,6 +91,10 @@ func TestParseErrors(t *testing.T) {
 			file + `:1: apiVersion: must be "aerie.dev/v1alpha1", got "aerie.dev/v1"`},
 		{"wrong kind", []string{"kind: TrainingRun", "kind: Run"},
 			file + `:2: kind: must be "TrainingRun", got "Run"`},
+		{"bad team", []string{"spec:\n", "spec:\n  team: Vision_1\n"},
+			file + `:6: spec.team: must be a team of apps/teams/: 1 to 30 lowercase letters, digits and '-', starting with a letter and not ending with '-', got "Vision_1"`},
+		{"team too long", []string{"spec:\n", "spec:\n  team: " + strings.Repeat("a", 31) + "\n"},
+			file + `:6: spec.team: must be a team of apps/teams/: 1 to 30 lowercase letters, digits and '-', starting with a letter and not ending with '-', got "` + strings.Repeat("a", 31) + `"`},
 		{"bad name", []string{"name: fmnist", "name: FMNIST_1"},
 			file + `:4: metadata.name: must be 1 to 40 lowercase letters, digits and '-', starting with a letter and not ending with '-', got "FMNIST_1"`},
 		{"unknown architecture", []string{"architecture: cnn", "architecture: resnet"},
@@ -369,4 +373,22 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(Marshal(r)) differs (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestTeam: a run names its team, or belongs to DefaultTeam.
+func TestTeam(t *testing.T) {
+	for _, tt := range []struct{ name, doc, want string }{
+		{"default", base, DefaultTeam},
+		{"named", edit(t, "spec:\n", "spec:\n  team: research\n"), "research"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Parse(file, []byte(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Spec.Team != tt.want {
+				t.Errorf("Parse(...).Spec.Team = %q, want %q", r.Spec.Team, tt.want)
+			}
+		})
+	}
 }

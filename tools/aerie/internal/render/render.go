@@ -61,6 +61,11 @@ const (
 	LabelRun      = "aerie.dev/run"
 	LabelModel    = "aerie.dev/model"
 	LabelRevision = "aerie.dev/revision"
+	LabelTeam     = "aerie.dev/team"
+	// LabelQueue submits the job to Kueue: the value is the team's
+	// LocalQueue in the job's namespace (apps/teams/<team>/), named after
+	// the team. Only the job carries it; its pods are Kueue's through it.
+	LabelQueue = "kueue.x-k8s.io/queue-name"
 )
 
 // File names inside an overlay, in the order they are written.
@@ -185,6 +190,7 @@ func Labels(r *runspec.TrainingRun, revision string) map[string]string {
 		LabelRun:                       r.Metadata.Name,
 		LabelModel:                     r.Spec.Model.Architecture,
 		LabelRevision:                  revision,
+		LabelTeam:                      r.Spec.Team,
 	}
 }
 
@@ -192,6 +198,7 @@ func Labels(r *runspec.TrainingRun, revision string) map[string]string {
 func PyTorchJob(r *runspec.TrainingRun, revision string) *kubeflowv1.PyTorchJob {
 	s := r.Spec
 	labels := Labels(r, revision)
+	labels[LabelQueue] = r.Spec.Team
 	replicas := map[kubeflowv1.ReplicaType]*kubeflowv1.ReplicaSpec{
 		kubeflowv1.PyTorchJobReplicaTypeMaster: replica(r, revision, 1),
 	}
