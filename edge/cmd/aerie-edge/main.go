@@ -12,8 +12,11 @@ import (
 	"os/signal"
 	"syscall"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/aerie-ml/aerie/edge/internal/agent"
 	"github.com/aerie-ml/aerie/edge/internal/config"
+	"github.com/aerie-ml/aerie/internal/buildinfo"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 )
 
@@ -22,7 +25,16 @@ func main() {
 	once := flag.Bool("once", false, "restore, reconcile once and exit (non-zero if the pass should be retried)")
 	check := flag.Bool("check-config", false, "parse the configuration, print it with defaults and exit")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
+	version := flag.Bool("version", false, "print the version the agent was built from and exit")
 	flag.Parse()
+	if *version {
+		fmt.Println("aerie-edge", buildinfo.Read())
+		return
+	}
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "aerie-edge: unexpected arguments %q (every option is a flag; -h lists them)\n", flag.Args())
+		os.Exit(exitcode.Config)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, *configPath, *once, *check, *level)
@@ -48,8 +60,14 @@ func run(ctx context.Context, configPath string, once, check bool, level string)
 		return exitcode.Wrap(exitcode.Config, err)
 	}
 	if check {
-		fmt.Printf("%+v\n", *cfg)
-		return nil
+		// The configuration as the agent will run it: the file's values
+		// with every default filled in, in the file's own YAML schema.
+		enc := yaml.NewEncoder(os.Stdout)
+		enc.SetIndent(2)
+		if err := enc.Encode(cfg); err != nil {
+			return err
+		}
+		return enc.Close()
 	}
 	return agent.Run(ctx, cfg, agent.Options{Log: log, Once: once})
 }
