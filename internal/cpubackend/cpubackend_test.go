@@ -1,0 +1,142 @@
+//lint:file-ignore ST1001 gomlx graph-building code reads as math with graph dot-imported
+
+package cpubackend_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/gobackend"
+
+	"github.com/aerie-ml/aerie/internal/cpubackend"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	timage "github.com/gomlx/gomlx/core/tensors/images"
+)
+
+// run builds fn on backend and returns its outputs' values.
+func run(t *testing.T, backend compute.Backend, fn func(x, w *Node) []*Node, x, w []float32, xd, wd []int) [][]float32 {
+	t.Helper()
+	exec, err := NewExec(backend, func(x, w *Node) []*Node { return fn(x, w) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exec.Finalize()
+	outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(x, xd...), tensors.FromFlatDataAndDimensions(w, wd...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res [][]float32
+	for _, o := range outs {
+		res = append(res, tensors.MustCopyFlatData[float32](o))
+		o.MustFinalizeAll()
+	}
+	return res
+}
+
+func randoms(rng *rand.Rand, dims []int) []float32 {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
+func near(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) || math.IsNaN(float64(got[i])) {
+			t.Fatalf("%s: [%d] = %g, want %g (gobackend)", what, i, got[i], want[i])
+		}
+	}
+}
+
+// TestConvAndPoolGradients checks values and gradients of convolutions
+// and max-pools, as gomlx builds them (its gradients are more
+// convolutions, Reverse and SelectAndScatter), against gobackend's direct
+// implementations, on random shapes with odd sizes, strides, paddings,
+// dilations and groups, in both channel layouts.
+func TestConvAndPoolGradients(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	ours := cpubackend.Get()
+	ref := gobackend.GetBackend()
+	for range 40 {
+		batch, h, w := 1+rng.IntN(3), 3+rng.IntN(9), 3+rng.IntN(9)
+		groups := 1 + rng.IntN(2)
+		cin, cout := groups*(1+rng.IntN(4)), groups*(1+rng.IntN(6))
+		k, stride, dil := 1+rng.IntN(3), 1+rng.IntN(2), 1
+		if stride == 1 { // gomlx takes strides or dilations, not both
+			dil += rng.IntN(2)
+		}
+		h, w = max(h, (k-1)*dil+1), max(w, (k-1)*dil+1)
+		pad := rng.IntN(2) == 0
+		first := rng.IntN(2) == 0
+		pool := 1 + rng.IntN(2)
+		xd := []int{batch, h, w, cin}
+		if first {
+			xd = []int{batch, cin, h, w}
+		}
+		wd := []int{k, k, cin / groups, cout}
+		if first {
+			wd = []int{cout, cin / groups, k, k}
+		}
+		name := fmt.Sprintf("x%v_w%v_s%d_d%d_g%d_pad%v_first%v_pool%d", xd, wd, stride, dil, groups, pad, first, pool)
+		t.Run(name, func(t *testing.T) {
+			fn := func(x, kern *Node) []*Node {
+				c := Convolve(x, kern).Strides(stride).Dilations(dil).ChannelGroupCount(groups)
+				p := MaxPool(Tanh(x)).Window(pool)
+				if first {
+					c = c.ChannelsAxis(timage.ChannelsFirst)
+					p = p.ChannelsAxis(timage.ChannelsFirst)
+				}
+				if pad {
+					c = c.PadSame()
+				} else {
+					c = c.NoPadding()
+				}
+				y := c.Done()
+				pooled := p.Done()
+				// Weights make every output element's gradient distinct.
+				loss := Add(ReduceAllSum(Mul(y, Sin(y))), ReduceAllSum(Mul(pooled, pooled)))
+				g := Gradient(loss, x, kern)
+				return []*Node{y, pooled, g[0], g[1]}
+			}
+			x, kern := randoms(rng, xd), randoms(rng, wd)
+			want := run(t, ref, fn, x, kern, xd, wd)
+			got := run(t, ours, fn, x, kern, xd, wd)
+			for j, what := range []string{"conv", "pool", "d/dx", "d/dkernel"} {
+				near(t, what, got[j], want[j])
+			}
+		})
+	}
+}
+
+// TestSegmentsCarryValues checks a graph whose values cross several cuts,
+// with parameters and repeated values among the outputs.
+func TestSegmentsCarryValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	xd, wd := []int{2, 6, 5, 3}, []int{3, 3, 3, 4}
+	fn := func(x, kern *Node) []*Node {
+		a := Convolve(x, kern).PadSame().Done()
+		b := MulScalar(x, 2)
+		c := Convolve(Concatenate([]*Node{b, x}, -1), Concatenate([]*Node{kern, kern}, 2)).PadSame().Done()
+		d := MaxPool(Add(a, c)).Window(2).Done()
+		return []*Node{d, x, b, ReduceAllSum(a), d}
+	}
+	x, kern := randoms(rng, xd), randoms(rng, wd)
+	want := run(t, gobackend.GetBackend(), fn, x, kern, xd, wd)
+	got := run(t, cpubackend.Get(), fn, x, kern, xd, wd)
+	for j := range want {
+		near(t, fmt.Sprint("output ", j), got[j], want[j])
+	}
+}

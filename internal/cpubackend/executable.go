@@ -1,0 +1,166 @@
+package cpubackend
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
+)
+
+// Executable runs a Builder's steps in order. It is safe for concurrent
+// use: every call keeps its buffers in its own frame.
+type Executable struct {
+	be      *Backend
+	b       *Builder
+	lastUse []int // value id → last step reading it; -1 never
+	isOut   []bool
+	frames  sync.Pool // *frame
+}
+
+type frame struct {
+	bufs   []compute.Buffer
+	args   []compute.Buffer
+	donate []bool
+	flats  []any
+}
+
+var _ compute.Executable = (*Executable)(nil)
+
+func newExecutable(b *Builder) *Executable {
+	e := &Executable{be: b.be, b: b, lastUse: make([]int, len(b.values)), isOut: make([]bool, len(b.values))}
+	for i := range e.lastUse {
+		e.lastUse[i] = -1
+	}
+	for i, s := range b.steps {
+		for _, v := range s.imports {
+			e.lastUse[v.id] = i
+		}
+		for _, v := range s.args {
+			e.lastUse[v.id] = i
+		}
+	}
+	for _, v := range b.outputs {
+		e.isOut[v.id] = true
+	}
+	n := len(b.values)
+	e.frames.New = func() any { return &frame{bufs: make([]compute.Buffer, n)} }
+	return e
+}
+
+// Finalize implements compute.Executable.
+func (e *Executable) Finalize() {
+	for _, s := range e.b.steps {
+		if s.exe != nil {
+			s.exe.Finalize()
+		}
+	}
+}
+
+// Inputs implements compute.Executable.
+func (e *Executable) Inputs() ([]string, []shapes.Shape) {
+	ss := make([]shapes.Shape, len(e.b.inputs))
+	for i, v := range e.b.inputs {
+		ss[i] = v.shape
+	}
+	return e.b.inNames, ss
+}
+
+// Outputs implements compute.Executable.
+func (e *Executable) Outputs() []shapes.Shape {
+	ss := make([]shapes.Shape, len(e.b.outputs))
+	for i, v := range e.b.outputs {
+		ss[i] = v.shape
+	}
+	return ss
+}
+
+// Execute implements compute.Executable. Donated inputs are freed (or
+// donated on to a segment) after their last use, like intermediates.
+func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, device compute.DeviceNum) ([]compute.Buffer, error) {
+	if device != 0 {
+		return nil, fmt.Errorf("backend %s has only device 0, not %d", Name, device)
+	}
+	if len(inputs) != len(e.b.inputs) {
+		return nil, fmt.Errorf("backend %s: %q takes %d inputs, got %d", Name, e.b.name, len(e.b.inputs), len(inputs))
+	}
+	f := e.frames.Get().(*frame)
+	defer e.frames.Put(f)
+	owned := func(id int) bool {
+		return !e.isOut[id] && (e.b.values[id].step >= 0 || donateOf(donate, e.b.values[id].input))
+	}
+	for i, v := range e.b.inputs {
+		f.bufs[v.id] = inputs[i]
+	}
+	release := func(si int) {
+		for id, last := range e.lastUse {
+			if last == si && f.bufs[id] != nil && owned(id) {
+				_ = f.bufs[id].Finalize()
+				f.bufs[id] = nil
+			}
+		}
+	}
+	fail := func(err error) ([]compute.Buffer, error) {
+		for id, b := range f.bufs {
+			if b != nil && owned(id) {
+				_ = b.Finalize()
+			}
+			f.bufs[id] = nil
+		}
+		for _, v := range e.b.outputs {
+			if b := f.bufs[v.id]; b != nil {
+				_ = b.Finalize()
+			}
+		}
+		clear(f.bufs)
+		return nil, err
+	}
+	for si, s := range e.b.steps {
+		if s.fn != nil && s.exe == nil {
+			continue
+		}
+		if s.exe != nil {
+			f.args, f.donate = f.args[:0], f.donate[:0]
+			for _, v := range s.imports {
+				f.args = append(f.args, f.bufs[v.id])
+				// The segment may reuse a buffer nothing reads after it.
+				d := e.lastUse[v.id] == si && owned(v.id)
+				f.donate = append(f.donate, d)
+				if d {
+					f.bufs[v.id] = nil
+				}
+			}
+			outs, err := s.exe.Execute(f.args, f.donate, 0)
+			if err != nil {
+				return fail(fmt.Errorf("segment %d of %q: %w", si, e.b.name, err))
+			}
+			for j, v := range s.exports {
+				f.bufs[v.id] = outs[j]
+			}
+		} else {
+			f.flats = f.flats[:0]
+			for _, v := range s.args {
+				flat, err := f.bufs[v.id].Data()
+				if err != nil {
+					return fail(err)
+				}
+				f.flats = append(f.flats, flat)
+			}
+			out, flat, err := e.be.base.NewSharedBuffer(0, s.result.shape)
+			if err != nil {
+				return fail(err)
+			}
+			s.k.run(flat, f.flats)
+			f.bufs[s.result.id] = out
+		}
+		release(si)
+	}
+	res := make([]compute.Buffer, len(e.b.outputs))
+	for i, v := range e.b.outputs {
+		res[i] = f.bufs[v.id]
+	}
+	clear(f.bufs)
+	return res, nil
+}
+
+func donateOf(donate []bool, i int) bool { return i < len(donate) && donate[i] }

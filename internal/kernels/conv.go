@@ -1,0 +1,295 @@
+package kernels
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// ConvSpec describes a float32 convolution the way compute.ConvGeneral
+// does (XLA semantics): operand axes by role, strides, low/high paddings
+// per spatial axis, input (lhs) and kernel (rhs) dilations, and channel
+// groups. Empty Strides, Paddings or dilations mean 1, 0 and 1.
+type ConvSpec struct {
+	In, Kernel, Out []int // dimensions, row-major
+
+	InBatch, InChannels int
+	InSpatial           []int
+	KernelIn, KernelOut int
+	KernelSpatial       []int
+	OutBatch            int
+	OutChannels         int
+	OutSpatial          []int
+
+	Strides         []int
+	Paddings        [][2]int
+	InputDilations  []int
+	KernelDilations []int
+	Groups          int
+}
+
+// Conv is a planned convolution: NewConv checks a spec once, Run computes
+// it as an im2col matrix product in cache-sized blocks, with no
+// allocation in steady state.
+type Conv struct {
+	spec ConvSpec
+	// Per spatial axis (S of them).
+	inSize, kSize, stride, pad, idil, kdil []int
+	xs, ws, ys                             []int // strides of In, Kernel, Out per spatial axis
+	xsB, xsC, wsI, wsO, ysB, ysC           int
+	batch, groups, cg, og, m, ks, k, np    int
+	// kOff[kpos*S+d]: kernel position kpos's offset along axis d, dilated.
+	kOff    []int
+	wOff    []int // kernel position kpos's offset in Kernel
+	outPos  []int // output position m's coordinate along axis d: outPos[m*S+d]
+	scratch sync.Pool
+	packed  sync.Pool
+}
+
+// Blocking: kBlock inner-dimension elements of A and B per pass (B's
+// block, kBlock×np floats, stays in L2), mBlock rows of A per tile.
+const (
+	kBlock = 256
+	mBlock = 64
+)
+
+// NewConv validates spec and plans it.
+func NewConv(spec ConvSpec) (*Conv, error) {
+	s := len(spec.InSpatial)
+	if len(spec.KernelSpatial) != s || len(spec.OutSpatial) != s || len(spec.In) != s+2 || len(spec.Kernel) != s+2 || len(spec.Out) != s+2 {
+		return nil, fmt.Errorf("convolution: ranks in %v, kernel %v, out %v do not match %d spatial axes", spec.In, spec.Kernel, spec.Out, s)
+	}
+	opt := func(v []int, i, def int) int {
+		if len(v) == 0 {
+			return def
+		}
+		return v[i]
+	}
+	if (len(spec.Strides) != 0 && len(spec.Strides) != s) || (len(spec.Paddings) != 0 && len(spec.Paddings) != s) ||
+		(len(spec.InputDilations) != 0 && len(spec.InputDilations) != s) || (len(spec.KernelDilations) != 0 && len(spec.KernelDilations) != s) {
+		return nil, fmt.Errorf("convolution: strides %v, paddings %v or dilations %v %v are not per each of %d spatial axes",
+			spec.Strides, spec.Paddings, spec.InputDilations, spec.KernelDilations, s)
+	}
+	c := &Conv{spec: spec, groups: max(1, spec.Groups)}
+	xst, wst, yst := rowMajor(spec.In), rowMajor(spec.Kernel), rowMajor(spec.Out)
+	c.xsB, c.xsC = xst[spec.InBatch], xst[spec.InChannels]
+	c.wsI, c.wsO = wst[spec.KernelIn], wst[spec.KernelOut]
+	c.ysB, c.ysC = yst[spec.OutBatch], yst[spec.OutChannels]
+	c.batch = spec.In[spec.InBatch]
+	cin, cout := spec.In[spec.InChannels], spec.Kernel[spec.KernelOut]
+	if cin%c.groups != 0 || cout%c.groups != 0 {
+		return nil, fmt.Errorf("convolution: %d input and %d output channels do not split into %d groups", cin, cout, c.groups)
+	}
+	c.cg, c.og = cin/c.groups, cout/c.groups
+	if spec.Kernel[spec.KernelIn] != c.cg {
+		return nil, fmt.Errorf("convolution: kernel takes %d input channels, want %d (%d channels in %d groups)", spec.Kernel[spec.KernelIn], c.cg, cin, c.groups)
+	}
+	if spec.Out[spec.OutBatch] != c.batch || spec.Out[spec.OutChannels] != cout {
+		return nil, fmt.Errorf("convolution: output %v lacks batch %d or channels %d", spec.Out, c.batch, cout)
+	}
+	c.m, c.ks = 1, 1
+	for d := range s {
+		c.inSize = append(c.inSize, spec.In[spec.InSpatial[d]])
+		c.kSize = append(c.kSize, spec.Kernel[spec.KernelSpatial[d]])
+		c.stride = append(c.stride, opt(spec.Strides, d, 1))
+		p := 0
+		if len(spec.Paddings) > 0 {
+			p = spec.Paddings[d][0]
+		}
+		c.pad = append(c.pad, p)
+		c.idil = append(c.idil, opt(spec.InputDilations, d, 1))
+		c.kdil = append(c.kdil, opt(spec.KernelDilations, d, 1))
+		c.xs = append(c.xs, xst[spec.InSpatial[d]])
+		c.ws = append(c.ws, wst[spec.KernelSpatial[d]])
+		c.ys = append(c.ys, yst[spec.OutSpatial[d]])
+		if c.stride[d] < 1 || c.idil[d] < 1 || c.kdil[d] < 1 {
+			return nil, fmt.Errorf("convolution: axis %d: stride %d and dilations %d, %d must be at least 1", d, c.stride[d], c.idil[d], c.kdil[d])
+		}
+		c.m *= spec.Out[spec.OutSpatial[d]]
+		c.ks *= c.kSize[d]
+	}
+	c.k = c.ks * c.cg
+	c.np = (c.og + vecWidth - 1) / vecWidth * vecWidth
+	// Kernel positions, last spatial axis fastest.
+	c.kOff = make([]int, c.ks*s)
+	c.wOff = make([]int, c.ks)
+	for kp := range c.ks {
+		r, off := kp, 0
+		for d := s - 1; d >= 0; d-- {
+			kd := r % c.kSize[d]
+			r /= c.kSize[d]
+			c.kOff[kp*s+d] = kd * c.kdil[d]
+			off += kd * c.ws[d]
+		}
+		c.wOff[kp] = off
+	}
+	c.outPos = make([]int, c.m*s)
+	for m := range c.m {
+		r := m
+		for d := s - 1; d >= 0; d-- {
+			od := spec.Out[spec.OutSpatial[d]]
+			c.outPos[m*s+d] = r % od
+			r /= od
+		}
+	}
+	c.scratch.New = func() any { return newConvScratch(c) }
+	c.packed.New = func() any { v := make([]float32, c.groups*c.k*c.np); return &v }
+	return c, nil
+}
+
+func rowMajor(dims []int) []int {
+	st := make([]int, len(dims))
+	n := 1
+	for i := len(dims) - 1; i >= 0; i-- {
+		st[i] = n
+		n *= dims[i]
+	}
+	return st
+}
+
+// convScratch is one worker's memory.
+type convScratch struct {
+	a       []float32 // [mBlock][kBlock]
+	acc     []float32 // [mBlock][np]
+	rowBase []int     // [mBlock][ks]: input offset of (row, kernel position), -1 for padding
+}
+
+func newConvScratch(c *Conv) *convScratch {
+	return &convScratch{
+		a:       make([]float32, mBlock*min(kBlock, c.k)),
+		acc:     make([]float32, mBlock*c.np),
+		rowBase: make([]int, mBlock*c.ks),
+	}
+}
+
+// Run computes out (Out's shape) from in (In's) and kernel (Kernel's).
+// It writes every element of out.
+func (c *Conv) Run(out, in, kernel []float32) {
+	bp := c.packed.Get().(*[]float32)
+	defer c.packed.Put(bp)
+	b := *bp
+	// B[g][kk][o], kk = kpos*cg + ci, zero columns past og.
+	for g := range c.groups {
+		for kp := range c.ks {
+			for ci := range c.cg {
+				row := b[((g*c.ks+kp)*c.cg+ci)*c.np:][:c.np]
+				src := c.wOff[kp] + ci*c.wsI + g*c.og*c.wsO
+				if c.wsO == 1 {
+					copy(row, kernel[src:src+c.og])
+				} else {
+					for o := range c.og {
+						row[o] = kernel[src+o*c.wsO]
+					}
+				}
+				clear(row[c.og:])
+			}
+		}
+	}
+	tiles := (c.m + mBlock - 1) / mBlock
+	items := c.batch * c.groups * tiles
+	workers := min(runtime.GOMAXPROCS(0), items)
+	run := func(sc *convScratch, lo, hi int) {
+		for it := lo; it < hi; it++ {
+			t := it % tiles
+			bg := it / tiles
+			c.tile(sc, out, in, b, bg/c.groups, bg%c.groups, t*mBlock, min(mBlock, c.m-t*mBlock))
+		}
+	}
+	if workers <= 1 {
+		sc := c.scratch.Get().(*convScratch)
+		run(sc, 0, items)
+		c.scratch.Put(sc)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := items*w/workers, items*(w+1)/workers
+		wg.Go(func() {
+			sc := c.scratch.Get().(*convScratch)
+			run(sc, lo, hi)
+			c.scratch.Put(sc)
+		})
+	}
+	wg.Wait()
+}
+
+// tile computes rows [m0, m0+mt) of batch element bi, group g.
+func (c *Conv) tile(sc *convScratch, out, in, b []float32, bi, g, m0, mt int) {
+	s := len(c.inSize)
+	// Input offsets of every (row, kernel position).
+	base := bi*c.xsB + g*c.cg*c.xsC
+	for r := range mt {
+		op := c.outPos[(m0+r)*s:][:s]
+		rb := sc.rowBase[r*c.ks:][:c.ks]
+		for kp := range c.ks {
+			off, ok := base, true
+			ko := c.kOff[kp*s:][:s]
+			for d := range s {
+				p := op[d]*c.stride[d] + ko[d] - c.pad[d]
+				if p < 0 || p%c.idil[d] != 0 {
+					ok = false
+					break
+				}
+				p /= c.idil[d]
+				if p >= c.inSize[d] {
+					ok = false
+					break
+				}
+				off += p * c.xs[d]
+			}
+			if ok {
+				rb[kp] = off
+			} else {
+				rb[kp] = -1
+			}
+		}
+	}
+	acc := sc.acc[:mt*c.np]
+	clear(acc)
+	gb := b[g*c.k*c.np:][:c.k*c.np]
+	for k0 := 0; k0 < c.k; k0 += kBlock {
+		kc := min(kBlock, c.k-k0)
+		a := sc.a[:mt*kc]
+		// im2col of this block: A[r][kk-k0].
+		for r := range mt {
+			row := a[r*kc:][:kc]
+			rb := sc.rowBase[r*c.ks:][:c.ks]
+			kk := k0
+			for kk < k0+kc {
+				kp, ci := kk/c.cg, kk%c.cg
+				n := min(c.cg-ci, k0+kc-kk)
+				dst := row[kk-k0:][:n]
+				if off := rb[kp]; off < 0 {
+					clear(dst)
+				} else if c.xsC == 1 {
+					copy(dst, in[off+ci:off+ci+n])
+				} else {
+					src := off + ci*c.xsC
+					for i := range dst {
+						dst[i] = in[src]
+						src += c.xsC
+					}
+				}
+				kk += n
+			}
+		}
+		gemm(acc, a, gb[k0*c.np:][:kc*c.np], mt, kc, c.np)
+	}
+	// Scatter the tile into out.
+	ob := bi*c.ysB + g*c.og*c.ysC
+	for r := range mt {
+		op := c.outPos[(m0+r)*s:][:s]
+		off := ob
+		for d := range s {
+			off += op[d] * c.ys[d]
+		}
+		src := acc[r*c.np:][:c.og]
+		if c.ysC == 1 {
+			copy(out[off:off+c.og], src)
+		} else {
+			for o, v := range src {
+				out[off+o*c.ysC] = v
+			}
+		}
+	}
+}

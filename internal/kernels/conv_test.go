@@ -1,0 +1,198 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+)
+
+// refConv is the convolution of ConvSpec by its definition: every output
+// element summed directly over the input, element by element.
+func refConv(sp ConvSpec, in, kernel []float32) []float32 {
+	s := len(sp.InSpatial)
+	xst, wst := rowMajor(sp.In), rowMajor(sp.Kernel)
+	g := max(1, sp.Groups)
+	cin, cout := sp.In[sp.InChannels], sp.Kernel[sp.KernelOut]
+	cg, og := cin/g, cout/g
+	get := func(v []int, i, def int) int {
+		if len(v) == 0 {
+			return def
+		}
+		return v[i]
+	}
+	out := make([]float32, size(sp.Out))
+	oIdx := make([]int, len(sp.Out))
+	for flat := range out {
+		r := flat
+		for a := len(sp.Out) - 1; a >= 0; a-- {
+			oIdx[a] = r % sp.Out[a]
+			r /= sp.Out[a]
+		}
+		b, o := oIdx[sp.OutBatch], oIdx[sp.OutChannels]
+		grp := o / og
+		var sum float64
+		kIdx := make([]int, s)
+		ks := 1
+		for d := range s {
+			ks *= sp.Kernel[sp.KernelSpatial[d]]
+		}
+		for kp := range ks {
+			rem := kp
+			for d := s - 1; d >= 0; d-- {
+				kIdx[d] = rem % sp.Kernel[sp.KernelSpatial[d]]
+				rem /= sp.Kernel[sp.KernelSpatial[d]]
+			}
+			xOff, ok := b*xst[sp.InBatch], true
+			wOff := o * wst[sp.KernelOut]
+			for d := range s {
+				pad := 0
+				if len(sp.Paddings) > 0 {
+					pad = sp.Paddings[d][0]
+				}
+				p := oIdx[sp.OutSpatial[d]]*get(sp.Strides, d, 1) + kIdx[d]*get(sp.KernelDilations, d, 1) - pad
+				id := get(sp.InputDilations, d, 1)
+				if p < 0 || p%id != 0 || p/id >= sp.In[sp.InSpatial[d]] {
+					ok = false
+					break
+				}
+				xOff += p / id * xst[sp.InSpatial[d]]
+				wOff += kIdx[d] * wst[sp.KernelSpatial[d]]
+			}
+			if !ok {
+				continue
+			}
+			for c := range cg {
+				sum += float64(in[xOff+(grp*cg+c)*xst[sp.InChannels]]) * float64(kernel[wOff+c*wst[sp.KernelIn]])
+			}
+		}
+		out[flat] = float32(sum)
+	}
+	return out
+}
+
+func size(d []int) int {
+	n := 1
+	for _, v := range d {
+		n *= v
+	}
+	return n
+}
+
+// randomSpec draws a 1- or 2-d convolution with random layouts, sizes,
+// strides, paddings, dilations and groups.
+func randomSpec(rng *rand.Rand) ConvSpec {
+	s := 1 + rng.IntN(2)
+	g := 1 + rng.IntN(3)
+	batch, cg, og := 1+rng.IntN(3), 1+rng.IntN(5), 1+rng.IntN(20)
+	var sp ConvSpec
+	sp.Groups = g
+	perm := func(n int) []int { return rng.Perm(n) }
+	inAx, kAx, outAx := perm(s+2), perm(s+2), perm(s+2)
+	sp.InBatch, sp.InChannels, sp.InSpatial = inAx[0], inAx[1], inAx[2:]
+	sp.KernelIn, sp.KernelOut, sp.KernelSpatial = kAx[0], kAx[1], kAx[2:]
+	sp.OutBatch, sp.OutChannels, sp.OutSpatial = outAx[0], outAx[1], outAx[2:]
+	sp.In, sp.Kernel, sp.Out = make([]int, s+2), make([]int, s+2), make([]int, s+2)
+	sp.In[sp.InBatch], sp.In[sp.InChannels] = batch, cg*g
+	sp.Kernel[sp.KernelIn], sp.Kernel[sp.KernelOut] = cg, og*g
+	sp.Out[sp.OutBatch], sp.Out[sp.OutChannels] = batch, og*g
+	for d := range s {
+		n, k := 1+rng.IntN(9), 1+rng.IntN(4)
+		st, id, kd := 1+rng.IntN(3), 1+rng.IntN(2), 1+rng.IntN(2)
+		lo, hi := rng.IntN(3), rng.IntN(3)
+		eff := (k-1)*kd + 1
+		dil := (n-1)*id + 1
+		if dil+lo+hi < eff {
+			hi += eff - (dil + lo + hi)
+		}
+		sp.In[sp.InSpatial[d]], sp.Kernel[sp.KernelSpatial[d]] = n, k
+		sp.Out[sp.OutSpatial[d]] = (dil+lo+hi-eff)/st + 1
+		sp.Strides = append(sp.Strides, st)
+		sp.Paddings = append(sp.Paddings, [2]int{lo, hi})
+		sp.InputDilations = append(sp.InputDilations, id)
+		sp.KernelDilations = append(sp.KernelDilations, kd)
+	}
+	return sp
+}
+
+func randoms(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
+func near(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*(1+math.Abs(float64(want[i]))) || math.IsNaN(float64(got[i])) {
+			t.Fatalf("%s: [%d] = %g, want %g", what, i, got[i], want[i])
+		}
+	}
+}
+
+func TestConvMatchesDefinition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		sp := randomSpec(rng)
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			c, err := NewConv(sp)
+			if err != nil {
+				t.Fatalf("NewConv(%+v): %v", sp, err)
+			}
+			in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
+			out := randoms(rng, size(sp.Out)) // garbage: Run must overwrite all
+			c.Run(out, in, w)
+			near(t, fmt.Sprintf("%+v", sp), out, refConv(sp, in, w))
+		})
+	}
+}
+
+// TestConvLarge covers the blocked paths: several K blocks, M tiles,
+// panels of 64 columns and the four-row kernel, at 1 and 2 workers.
+func TestConvLarge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, procs := range []int{1, 2} {
+		for _, tc := range []struct{ n, h, w, cin, cout, k, stride int }{
+			{3, 15, 13, 33, 70, 3, 1},
+			{2, 14, 14, 64, 64, 3, 2},
+			{1, 9, 9, 300, 17, 1, 1},
+		} {
+			t.Run(fmt.Sprintf("procs%d/%+v", procs, tc), func(t *testing.T) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				p := tc.k / 2
+				oh, ow := (tc.h+2*p-tc.k)/tc.stride+1, (tc.w+2*p-tc.k)/tc.stride+1
+				sp := ConvSpec{
+					In: []int{tc.n, tc.h, tc.w, tc.cin}, Kernel: []int{tc.k, tc.k, tc.cin, tc.cout}, Out: []int{tc.n, oh, ow, tc.cout},
+					InBatch: 0, InChannels: 3, InSpatial: []int{1, 2}, KernelIn: 2, KernelOut: 3, KernelSpatial: []int{0, 1},
+					OutBatch: 0, OutChannels: 3, OutSpatial: []int{1, 2},
+					Strides: []int{tc.stride, tc.stride}, Paddings: [][2]int{{p, p}, {p, p}}, Groups: 1,
+				}
+				c, err := NewConv(sp)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
+				out := make([]float32, size(sp.Out))
+				c.Run(out, in, w)
+				near(t, "conv", out, refConv(sp, in, w))
+			})
+		}
+	}
+}
+
+func TestConvRejects(t *testing.T) {
+	for name, sp := range map[string]ConvSpec{
+		"groups": {In: []int{1, 3, 4}, Kernel: []int{3, 1, 4}, Out: []int{1, 4, 2}, InChannels: 1, InSpatial: []int{2}, KernelIn: 1, KernelOut: 0, KernelSpatial: []int{2}, OutChannels: 1, OutSpatial: []int{2}, Groups: 2},
+		"rank":   {In: []int{1, 3, 4}, Kernel: []int{3, 3}, Out: []int{1, 4, 2}, InChannels: 1, InSpatial: []int{2}},
+	} {
+		if _, err := NewConv(sp); err == nil {
+			t.Errorf("NewConv(%s) = nil error", name)
+		}
+	}
+}

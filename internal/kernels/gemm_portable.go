@@ -1,0 +1,13 @@
+//go:build !(goexperiment.simd && amd64)
+
+package kernels
+
+// vecWidth pads the columns of packed matrices.
+const vecWidth = 16
+
+// ISA names the instruction set the kernels use.
+func ISA() string { return "portable" }
+
+// gemm adds a·b to acc: acc is [m][n], a [m][k], b [k][n] row-major, n a
+// multiple of vecWidth.
+func gemm(acc, a, b []float32, m, k, n int) { gemmPortable(acc, a, b, m, k, n) }

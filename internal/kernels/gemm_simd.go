@@ -1,0 +1,157 @@
+//go:build goexperiment.simd && amd64
+
+package kernels
+
+import "simd/archsimd"
+
+// vecWidth pads the columns of packed matrices: one AVX-512 vector.
+const vecWidth = 16
+
+var (
+	hasAVX512 = archsimd.X86.AVX512()
+	hasAVX2   = archsimd.X86.AVX2() && archsimd.X86.FMA()
+)
+
+// ISA names the instruction set the kernels use.
+func ISA() string {
+	switch {
+	case hasAVX512:
+		return "avx512"
+	case hasAVX2:
+		return "avx2"
+	}
+	return "portable"
+}
+
+// gemm adds a·b to acc: acc is [m][n], a [m][k], b [k][n] row-major, n a
+// multiple of vecWidth. Four rows at a time, in column panels of 64 (four
+// vectors of accumulators per row).
+func gemm(acc, a, b []float32, m, k, n int) {
+	switch {
+	case hasAVX512:
+		gemm512(acc, a, b, m, k, n)
+	case hasAVX2:
+		gemm256(acc, a, b, m, k, n)
+	default:
+		gemmPortable(acc, a, b, m, k, n)
+	}
+}
+
+func gemm512(acc, a, b []float32, m, k, n int) {
+	r := 0
+	for ; r+4 <= m; r += 4 {
+		j := 0
+		for ; j+64 <= n; j += 64 {
+			kern4x64(acc[r*n+j:], a[r*k:], b[j:], k, n)
+		}
+		for ; j < n; j += 16 {
+			kern4x16(acc[r*n+j:], a[r*k:], b[j:], k, n)
+		}
+	}
+	for ; r < m; r++ {
+		for j := 0; j < n; j += 16 {
+			kern1x16(acc[r*n+j:], a[r*k:], b[j:], k, n)
+		}
+	}
+}
+
+func load16(s []float32) archsimd.Float32x16 { return archsimd.LoadFloat32x16((*[16]float32)(s[:16])) }
+
+func kern4x64(c, a, b []float32, k, n int) {
+	var c00, c01, c02, c03, c10, c11, c12, c13 archsimd.Float32x16
+	var c20, c21, c22, c23, c30, c31, c32, c33 archsimd.Float32x16
+	c00, c01, c02, c03 = load16(c[0:]), load16(c[16:]), load16(c[32:]), load16(c[48:])
+	c10, c11, c12, c13 = load16(c[n:]), load16(c[n+16:]), load16(c[n+32:]), load16(c[n+48:])
+	c20, c21, c22, c23 = load16(c[2*n:]), load16(c[2*n+16:]), load16(c[2*n+32:]), load16(c[2*n+48:])
+	c30, c31, c32, c33 = load16(c[3*n:]), load16(c[3*n+16:]), load16(c[3*n+32:]), load16(c[3*n+48:])
+	a0, a1, a2, a3 := a[:k], a[k:2*k], a[2*k:3*k], a[3*k:4*k]
+	for kk := range k {
+		br := b[kk*n:][:64]
+		b0, b1, b2, b3 := load16(br[0:]), load16(br[16:]), load16(br[32:]), load16(br[48:])
+		x := archsimd.BroadcastFloat32x16(a0[kk])
+		c00, c01, c02, c03 = b0.MulAdd(x, c00), b1.MulAdd(x, c01), b2.MulAdd(x, c02), b3.MulAdd(x, c03)
+		x = archsimd.BroadcastFloat32x16(a1[kk])
+		c10, c11, c12, c13 = b0.MulAdd(x, c10), b1.MulAdd(x, c11), b2.MulAdd(x, c12), b3.MulAdd(x, c13)
+		x = archsimd.BroadcastFloat32x16(a2[kk])
+		c20, c21, c22, c23 = b0.MulAdd(x, c20), b1.MulAdd(x, c21), b2.MulAdd(x, c22), b3.MulAdd(x, c23)
+		x = archsimd.BroadcastFloat32x16(a3[kk])
+		c30, c31, c32, c33 = b0.MulAdd(x, c30), b1.MulAdd(x, c31), b2.MulAdd(x, c32), b3.MulAdd(x, c33)
+	}
+	store16(c[0:], c00, c01, c02, c03)
+	store16(c[n:], c10, c11, c12, c13)
+	store16(c[2*n:], c20, c21, c22, c23)
+	store16(c[3*n:], c30, c31, c32, c33)
+}
+
+func store16(c []float32, v0, v1, v2, v3 archsimd.Float32x16) {
+	v0.Store((*[16]float32)(c[0:16]))
+	v1.Store((*[16]float32)(c[16:32]))
+	v2.Store((*[16]float32)(c[32:48]))
+	v3.Store((*[16]float32)(c[48:64]))
+}
+
+func kern4x16(c, a, b []float32, k, n int) {
+	c0, c1, c2, c3 := load16(c[0:]), load16(c[n:]), load16(c[2*n:]), load16(c[3*n:])
+	a0, a1, a2, a3 := a[:k], a[k:2*k], a[2*k:3*k], a[3*k:4*k]
+	for kk := range k {
+		bv := load16(b[kk*n:])
+		c0 = bv.MulAdd(archsimd.BroadcastFloat32x16(a0[kk]), c0)
+		c1 = bv.MulAdd(archsimd.BroadcastFloat32x16(a1[kk]), c1)
+		c2 = bv.MulAdd(archsimd.BroadcastFloat32x16(a2[kk]), c2)
+		c3 = bv.MulAdd(archsimd.BroadcastFloat32x16(a3[kk]), c3)
+	}
+	c0.Store((*[16]float32)(c[0:16]))
+	c1.Store((*[16]float32)(c[n : n+16]))
+	c2.Store((*[16]float32)(c[2*n : 2*n+16]))
+	c3.Store((*[16]float32)(c[3*n : 3*n+16]))
+}
+
+func kern1x16(c, a, b []float32, k, n int) {
+	c0 := load16(c)
+	a0 := a[:k]
+	for kk := range k {
+		c0 = load16(b[kk*n:]).MulAdd(archsimd.BroadcastFloat32x16(a0[kk]), c0)
+	}
+	c0.Store((*[16]float32)(c[0:16]))
+}
+
+func load8(s []float32) archsimd.Float32x8 { return archsimd.LoadFloat32x8((*[8]float32)(s[:8])) }
+
+// gemm256 is gemm with AVX2: four rows by 16 columns.
+func gemm256(acc, a, b []float32, m, k, n int) {
+	r := 0
+	for ; r+4 <= m; r += 4 {
+		for j := 0; j < n; j += 16 {
+			c := acc[r*n+j:]
+			c00, c01 := load8(c[0:]), load8(c[8:])
+			c10, c11 := load8(c[n:]), load8(c[n+8:])
+			c20, c21 := load8(c[2*n:]), load8(c[2*n+8:])
+			c30, c31 := load8(c[3*n:]), load8(c[3*n+8:])
+			a0, a1, a2, a3 := a[r*k:][:k], a[(r+1)*k:][:k], a[(r+2)*k:][:k], a[(r+3)*k:][:k]
+			for kk := range k {
+				br := b[kk*n+j:][:16]
+				b0, b1 := load8(br[0:]), load8(br[8:])
+				x := archsimd.BroadcastFloat32x8(a0[kk])
+				c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
+				x = archsimd.BroadcastFloat32x8(a1[kk])
+				c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
+				x = archsimd.BroadcastFloat32x8(a2[kk])
+				c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
+				x = archsimd.BroadcastFloat32x8(a3[kk])
+				c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
+			}
+			store8(c[0:], c00, c01)
+			store8(c[n:], c10, c11)
+			store8(c[2*n:], c20, c21)
+			store8(c[3*n:], c30, c31)
+		}
+	}
+	if r < m {
+		gemmPortable(acc[r*n:], a[r*k:], b, m-r, k, n)
+	}
+}
+
+func store8(c []float32, v0, v1 archsimd.Float32x8) {
+	v0.Store((*[8]float32)(c[0:8]))
+	v1.Store((*[8]float32)(c[8:16]))
+}

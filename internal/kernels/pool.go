@@ -1,0 +1,190 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// PoolOp is a window reduction.
+type PoolOp int
+
+// The reductions Pool computes. Padding counts as -Inf for PoolMax and 0
+// for PoolSum, as in XLA's ReduceWindow with those init values.
+const (
+	PoolMax PoolOp = iota
+	PoolSum
+)
+
+// Pool is a planned window reduction over a row-major float32 tensor,
+// and for PoolMax its gradient (SelectAndScatter). Axes whose window and
+// stride are 1 without padding at the end of the shape (the channels of
+// NHWC) run as contiguous vectors.
+type Pool struct {
+	op                       PoolOp
+	in, out, win, stride, lo []int
+	inSt, outSt              []int
+	rank                     int // leading axes iterated; the rest are the inner run
+	inner                    int // contiguous elements per window element
+	winOff                   []int
+	winPos                   []int // winPos[j*rank+d]
+	outerOut                 int
+}
+
+// NewPool plans op over input dims: window (default 1), strides (default
+// the window) and low/high paddings (default 0) per axis.
+func NewPool(op PoolOp, dims, window, strides []int, paddings [][2]int) (*Pool, error) {
+	r := len(dims)
+	if (len(window) != 0 && len(window) != r) || (len(strides) != 0 && len(strides) != r) || (len(paddings) != 0 && len(paddings) != r) {
+		return nil, fmt.Errorf("pool over %v: window %v, strides %v, paddings %v are not per axis", dims, window, strides, paddings)
+	}
+	p := &Pool{op: op, in: dims}
+	hi := make([]int, r)
+	for d := range r {
+		w := 1
+		if len(window) > 0 {
+			w = window[d]
+		}
+		s := w
+		if len(strides) > 0 {
+			s = strides[d]
+		}
+		lo, h := 0, 0
+		if len(paddings) > 0 {
+			lo, h = paddings[d][0], paddings[d][1]
+		}
+		if w < 1 || s < 1 || lo < 0 || h < 0 {
+			return nil, fmt.Errorf("pool over %v: axis %d: window %d, stride %d, padding %d,%d", dims, d, w, s, lo, h)
+		}
+		n := (dims[d]+lo+h-w)/s + 1
+		if dims[d]+lo+h < w {
+			n = 0
+		}
+		p.win, p.stride, p.lo, hi = append(p.win, w), append(p.stride, s), append(p.lo, lo), append(hi, 0)
+		p.out = append(p.out, n)
+		hi[d] = h
+	}
+	p.inSt, p.outSt = rowMajor(dims), rowMajor(p.out)
+	p.rank = r
+	p.inner = 1
+	for p.rank > 0 {
+		d := p.rank - 1
+		if p.win[d] != 1 || p.stride[d] != 1 || p.lo[d] != 0 || hi[d] != 0 {
+			break
+		}
+		p.inner *= dims[d]
+		p.rank--
+	}
+	nw := 1
+	for d := range p.rank {
+		nw *= p.win[d]
+	}
+	p.winPos = make([]int, nw*p.rank)
+	p.winOff = make([]int, nw)
+	for j := range nw {
+		rem, off := j, 0
+		for d := p.rank - 1; d >= 0; d-- {
+			k := rem % p.win[d]
+			rem /= p.win[d]
+			p.winPos[j*p.rank+d] = k
+			off += k * p.inSt[d]
+		}
+		p.winOff[j] = off
+	}
+	p.outerOut = 1
+	for d := range p.rank {
+		p.outerOut *= p.out[d]
+	}
+	return p, nil
+}
+
+// OutDims are the reduced tensor's dimensions.
+func (p *Pool) OutDims() []int { return p.out }
+
+// each calls fn for every outer output position with its output offset,
+// its input base offset and whether the window lies inside the input.
+func (p *Pool) each(fn func(o, base int, inside bool, start []int)) {
+	idx := make([]int, p.rank)
+	start := make([]int, p.rank)
+	for o := range p.outerOut {
+		base, inside := 0, true
+		for d := range p.rank {
+			start[d] = idx[d]*p.stride[d] - p.lo[d]
+			base += start[d] * p.inSt[d]
+			if start[d] < 0 || start[d]+p.win[d] > p.in[d] {
+				inside = false
+			}
+		}
+		fn(o*p.inner, base, inside, start)
+		for d := p.rank - 1; d >= 0; d-- {
+			if idx[d]++; idx[d] < p.out[d] {
+				break
+			}
+			idx[d] = 0
+		}
+	}
+}
+
+// valid reports whether window element j at start lies inside the input.
+func (p *Pool) valid(j int, start []int) bool {
+	for d := range p.rank {
+		c := start[d] + p.winPos[j*p.rank+d]
+		if c < 0 || c >= p.in[d] {
+			return false
+		}
+	}
+	return true
+}
+
+// Forward writes the reduction of in into out.
+func (p *Pool) Forward(out, in []float32) {
+	n := p.inner
+	init := float32(math.Inf(-1))
+	if p.op == PoolSum {
+		init = 0
+	}
+	p.each(func(o, base int, inside bool, start []int) {
+		dst := out[o : o+n]
+		for i := range dst {
+			dst[i] = init
+		}
+		for j, off := range p.winOff {
+			if !inside && !p.valid(j, start) {
+				continue
+			}
+			src := in[base+off : base+off+n]
+			if p.op == PoolMax {
+				for i, v := range src {
+					dst[i] = max(dst[i], v)
+				}
+			} else {
+				for i, v := range src {
+					dst[i] += v
+				}
+			}
+		}
+	})
+}
+
+// ScatterMax writes into grad (the input's shape) each element of src
+// (the output's shape) at the first maximum of its window in x, summed
+// where windows overlap: the gradient of PoolMax.
+func (p *Pool) ScatterMax(grad, x, src []float32) {
+	clear(grad)
+	n := p.inner
+	p.each(func(o, base int, inside bool, start []int) {
+		for i := range n {
+			best, at := float32(math.Inf(-1)), -1
+			for j, off := range p.winOff {
+				if !inside && !p.valid(j, start) {
+					continue
+				}
+				if v := x[base+off+i]; at < 0 || v > best {
+					best, at = v, base+off+i
+				}
+			}
+			if at >= 0 {
+				grad[at] += src[o+i]
+			}
+		}
+	})
+}
