@@ -99,8 +99,8 @@ $(BIN)/actionlint:
 include platform.mk
 
 .PHONY: bench-train
-bench-train: ## Training throughput, Go trainer vs PyTorch, the cnn at batch 64 (BENCH_TRAIN_STEPS, BENCH_TRAIN_REPS).
-	bench/train.sh $(or $(BENCH_TRAIN_STEPS),200) $(or $(BENCH_TRAIN_REPS),3)
+bench-train: ## Training throughput vs PyTorch, 1×2 and 2×1 (DDP), cnn and resnet-small at batch 64 (BENCH_TRAIN_STEPS, BENCH_TRAIN_REPS).
+	bench/train.sh $(or $(BENCH_TRAIN_STEPS),200) $(or $(BENCH_TRAIN_REPS),5)
 
 .PHONY: bench-data
 bench-data: ## Dataset figures, A B A B, 5 runs: cnn new format vs old IDX trainer, peak RSS on Fashion-MNIST vs 10x, ingest s and MB/s (RUNS, MAX_STEPS).

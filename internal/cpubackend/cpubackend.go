@@ -78,9 +78,47 @@ func (b *Backend) Finalize() {}
 // IsFinalized implements compute.Backend.
 func (b *Backend) IsFinalized() bool { return b.base.IsFinalized() }
 
+// buffer is a gobackend buffer that names this backend as its owner:
+// gomlx ties a tensor to the backend its buffer reports.
+type buffer struct {
+	compute.Buffer
+	be *Backend
+}
+
+// Backend implements compute.Buffer.
+func (b *buffer) Backend() compute.Backend { return b.be }
+
+// CopyToDevice implements compute.Buffer.
+func (b *buffer) CopyToDevice(d compute.DeviceNum) (compute.Buffer, error) {
+	c, err := b.Buffer.CopyToDevice(d)
+	if err != nil {
+		return nil, err
+	}
+	return b.be.wrap(c), nil
+}
+
+func (b *Backend) wrap(buf compute.Buffer) compute.Buffer {
+	if buf == nil {
+		return nil
+	}
+	return &buffer{Buffer: buf, be: b}
+}
+
+// unwrap returns the gobackend buffer of one of this backend's buffers.
+func unwrap(buf compute.Buffer) compute.Buffer {
+	if w, ok := buf.(*buffer); ok {
+		return w.Buffer
+	}
+	return buf
+}
+
 // BufferFromFlatData implements compute.DataInterface.
 func (b *Backend) BufferFromFlatData(d compute.DeviceNum, flat any, shape shapes.Shape) (compute.Buffer, error) {
-	return b.base.BufferFromFlatData(d, flat, shape)
+	buf, err := b.base.BufferFromFlatData(d, flat, shape)
+	if err != nil {
+		return nil, err
+	}
+	return b.wrap(buf), nil
 }
 
 // HasSharedBuffers implements compute.DataInterface.
@@ -88,7 +126,11 @@ func (b *Backend) HasSharedBuffers() bool { return b.base.HasSharedBuffers() }
 
 // NewSharedBuffer implements compute.DataInterface.
 func (b *Backend) NewSharedBuffer(d compute.DeviceNum, shape shapes.Shape) (compute.Buffer, any, error) {
-	return b.base.NewSharedBuffer(d, shape)
+	buf, flat, err := b.base.NewSharedBuffer(d, shape)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.wrap(buf), flat, nil
 }
 
 // Builder implements compute.Backend.
@@ -264,9 +306,16 @@ func (b *Builder) Compile() (compute.Executable, error) {
 		if s.fn == nil || len(s.exports) == 0 {
 			continue // a kernel, or a segment nothing reads
 		}
-		outs := make([]compute.Value, len(s.exports))
+		outs := make([]compute.Value, len(s.exports), len(s.exports)+1)
 		for j, v := range s.exports {
 			outs[j] = v.local
+		}
+		alive, err := keepAlive(s)
+		if err != nil {
+			return nil, fmt.Errorf("segment %d of %q: %w", i, b.name, err)
+		}
+		if alive != nil {
+			outs = append(outs, alive)
 		}
 		if err := s.fn.Return(outs, nil); err != nil {
 			return nil, fmt.Errorf("segment %d of %q: %w", i, b.name, err)
@@ -441,4 +490,46 @@ func isF32(ss ...shapes.Shape) bool {
 
 func errShape(what string, got shapes.Shape, want []int) error {
 	return fmt.Errorf("backend %s: %s is %s, want dimensions %v", Name, what, got, want)
+}
+
+// keepAlive returns a scalar output that reads one element of every
+// parameter of s: gobackend drops parameters no output depends on (a
+// segment may import a value only dead code reads) and then fails to bind
+// them.
+func keepAlive(s *step) (compute.Value, error) {
+	var sum compute.Value
+	for _, v := range s.imports {
+		p := s.params[v.id]
+		if v.shape.Size() == 0 {
+			continue
+		}
+		x := p
+		if r := v.shape.Rank(); r > 0 {
+			var err error
+			if x, err = s.fn.Slice(p, make([]int, r), ones(r), nil); err != nil {
+				return nil, err
+			}
+			if x, err = s.fn.Reshape(x); err != nil {
+				return nil, err
+			}
+		}
+		x, err := s.fn.ConvertDType(x, dtypes.Float32)
+		if err != nil {
+			return nil, err
+		}
+		if sum == nil {
+			sum = x
+		} else if sum, err = s.fn.Add(sum, x); err != nil {
+			return nil, err
+		}
+	}
+	return sum, nil
+}
+
+func ones(n int) []int {
+	v := make([]int, n)
+	for i := range v {
+		v[i] = 1
+	}
+	return v
 }

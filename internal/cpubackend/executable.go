@@ -90,7 +90,7 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, device comp
 		return !e.isOut[id] && (e.b.values[id].step >= 0 || donateOf(donate, e.b.values[id].input))
 	}
 	for i, v := range e.b.inputs {
-		f.bufs[v.id] = inputs[i]
+		f.bufs[v.id] = unwrap(inputs[i])
 	}
 	release := func(si int) {
 		for id, last := range e.lastUse {
@@ -137,6 +137,9 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, device comp
 			for j, v := range s.exports {
 				f.bufs[v.id] = outs[j]
 			}
+			for _, extra := range outs[len(s.exports):] { // keepAlive's
+				_ = extra.Finalize()
+			}
 		} else {
 			f.flats = f.flats[:0]
 			for _, v := range s.args {
@@ -157,7 +160,7 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, device comp
 	}
 	res := make([]compute.Buffer, len(e.b.outputs))
 	for i, v := range e.b.outputs {
-		res[i] = f.bufs[v.id]
+		res[i] = e.be.wrap(f.bufs[v.id])
 	}
 	clear(f.bufs)
 	return res, nil

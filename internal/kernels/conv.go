@@ -38,6 +38,14 @@ type Conv struct {
 	xs, ws, ys                             []int // strides of In, Kernel, Out per spatial axis
 	xsB, xsC, wsI, wsO, ysB, ysC           int
 	batch, groups, cg, og, m, ks, k, np    int
+	// cMajor orders the inner dimension channel-major, kk = ci*ks + kpos,
+	// when channels are not contiguous in In (channel-first layouts, and
+	// the weight gradient, whose "channels" are the batch): then a row of A
+	// reads runs along the spatial axes instead of one element per channel.
+	cMajor bool
+	// outSpatialFirst writes each output channel's run of positions when
+	// output channels are not contiguous.
+	outSpatialFirst bool
 	// kOff[kpos*S+d]: kernel position kpos's offset along axis d, dilated.
 	kOff    []int
 	wOff    []int // kernel position kpos's offset in Kernel
@@ -109,6 +117,8 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 		c.ks *= c.kSize[d]
 	}
 	c.k = c.ks * c.cg
+	c.cMajor = c.xsC != 1
+	c.outSpatialFirst = c.ysC != 1 && s > 0 && c.ys[s-1] == 1
 	c.np = (c.og + vecWidth - 1) / vecWidth * vecWidth
 	// Kernel positions, last spatial axis fastest.
 	c.kOff = make([]int, c.ks*s)
@@ -151,7 +161,8 @@ func rowMajor(dims []int) []int {
 type convScratch struct {
 	a       []float32 // [mBlock][kBlock]
 	acc     []float32 // [mBlock][np]
-	rowBase []int     // [mBlock][ks]: input offset of (row, kernel position), -1 for padding
+	rowBase []int     // [ks][mBlock]: input offset of (kernel position, row), -1 for padding
+	outOff  []int     // [mBlock]: output offset of each row
 }
 
 func newConvScratch(c *Conv) *convScratch {
@@ -159,6 +170,7 @@ func newConvScratch(c *Conv) *convScratch {
 		a:       make([]float32, mBlock*min(kBlock, c.k)),
 		acc:     make([]float32, mBlock*c.np),
 		rowBase: make([]int, mBlock*c.ks),
+		outOff:  make([]int, mBlock),
 	}
 }
 
@@ -168,23 +180,7 @@ func (c *Conv) Run(out, in, kernel []float32) {
 	bp := c.packed.Get().(*[]float32)
 	defer c.packed.Put(bp)
 	b := *bp
-	// B[g][kk][o], kk = kpos*cg + ci, zero columns past og.
-	for g := range c.groups {
-		for kp := range c.ks {
-			for ci := range c.cg {
-				row := b[((g*c.ks+kp)*c.cg+ci)*c.np:][:c.np]
-				src := c.wOff[kp] + ci*c.wsI + g*c.og*c.wsO
-				if c.wsO == 1 {
-					copy(row, kernel[src:src+c.og])
-				} else {
-					for o := range c.og {
-						row[o] = kernel[src+o*c.wsO]
-					}
-				}
-				clear(row[c.og:])
-			}
-		}
-	}
+	c.pack(b, kernel)
 	tiles := (c.m + mBlock - 1) / mBlock
 	items := c.batch * c.groups * tiles
 	workers := min(runtime.GOMAXPROCS(0), items)
@@ -220,28 +216,32 @@ func (c *Conv) tile(sc *convScratch, out, in, b []float32, bi, g, m0, mt int) {
 	base := bi*c.xsB + g*c.cg*c.xsC
 	for r := range mt {
 		op := c.outPos[(m0+r)*s:][:s]
-		rb := sc.rowBase[r*c.ks:][:c.ks]
 		for kp := range c.ks {
 			off, ok := base, true
 			ko := c.kOff[kp*s:][:s]
 			for d := range s {
 				p := op[d]*c.stride[d] + ko[d] - c.pad[d]
-				if p < 0 || p%c.idil[d] != 0 {
+				if p < 0 {
 					ok = false
 					break
 				}
-				p /= c.idil[d]
+				if id := c.idil[d]; id != 1 {
+					if p%id != 0 {
+						ok = false
+						break
+					}
+					p /= id
+				}
 				if p >= c.inSize[d] {
 					ok = false
 					break
 				}
 				off += p * c.xs[d]
 			}
-			if ok {
-				rb[kp] = off
-			} else {
-				rb[kp] = -1
+			if !ok {
+				off = -1
 			}
+			sc.rowBase[kp*mBlock+r] = off
 		}
 	}
 	acc := sc.acc[:mt*c.np]
@@ -250,29 +250,8 @@ func (c *Conv) tile(sc *convScratch, out, in, b []float32, bi, g, m0, mt int) {
 	for k0 := 0; k0 < c.k; k0 += kBlock {
 		kc := min(kBlock, c.k-k0)
 		a := sc.a[:mt*kc]
-		// im2col of this block: A[r][kk-k0].
-		for r := range mt {
-			row := a[r*kc:][:kc]
-			rb := sc.rowBase[r*c.ks:][:c.ks]
-			kk := k0
-			for kk < k0+kc {
-				kp, ci := kk/c.cg, kk%c.cg
-				n := min(c.cg-ci, k0+kc-kk)
-				dst := row[kk-k0:][:n]
-				if off := rb[kp]; off < 0 {
-					clear(dst)
-				} else if c.xsC == 1 {
-					copy(dst, in[off+ci:off+ci+n])
-				} else {
-					src := off + ci*c.xsC
-					for i := range dst {
-						dst[i] = in[src]
-						src += c.xsC
-					}
-				}
-				kk += n
-			}
-		}
+		// im2col of this block, k-major: A[kk-k0][r].
+		c.gather(a, sc.rowBase, in, k0, kc, mt)
 		gemm(acc, a, gb[k0*c.np:][:kc*c.np], mt, kc, c.np)
 	}
 	// Scatter the tile into out.
@@ -286,9 +265,75 @@ func (c *Conv) tile(sc *convScratch, out, in, b []float32, bi, g, m0, mt int) {
 		src := acc[r*c.np:][:c.og]
 		if c.ysC == 1 {
 			copy(out[off:off+c.og], src)
-		} else {
+		} else if !c.outSpatialFirst {
 			for o, v := range src {
 				out[off+o*c.ysC] = v
+			}
+		} else {
+			sc.outOff[r] = off
+		}
+	}
+	if c.outSpatialFirst {
+		for o := range c.og {
+			for r := range mt {
+				out[sc.outOff[r]+o*c.ysC] = acc[r*c.np+o]
+			}
+		}
+	}
+}
+
+// pack writes B[g][kk][o] from kernel, zero columns past og. With output
+// channels strided in kernel (weight gradients, whose "kernel" is the
+// output gradient), it reads 16 rows at a time so that each read is a
+// short contiguous run instead of one element per cache line.
+func (c *Conv) pack(b, kernel []float32) {
+	var src [16]int
+	for g := range c.groups {
+		gb := b[g*c.k*c.np:][:c.k*c.np]
+		base := g * c.og * c.wsO
+		for k0 := 0; k0 < c.k; k0 += len(src) {
+			n := min(len(src), c.k-k0)
+			for j := range n {
+				kp, ci := (k0+j)%c.ks, (k0+j)/c.ks
+				if !c.cMajor {
+					kp, ci = (k0+j)/c.cg, (k0+j)%c.cg
+				}
+				src[j] = base + c.wOff[kp] + ci*c.wsI
+				clear(gb[(k0+j)*c.np+c.og : (k0+j+1)*c.np])
+			}
+			if c.wsO == 1 {
+				for j := range n {
+					copy(gb[(k0+j)*c.np:][:c.og], kernel[src[j]:src[j]+c.og])
+				}
+				continue
+			}
+			for o := range c.og {
+				off := o * c.wsO
+				for j, s := range src[:n] {
+					gb[(k0+j)*c.np+o] = kernel[s+off]
+				}
+			}
+		}
+	}
+}
+
+// gather fills a, k-major [kc][mt], with columns [k0, k0+kc) of rows
+// [0, mt) of A from in: rb[kp*mBlock+r] is row r's input offset at kernel
+// position kp (-1: padding). Consecutive rows are neighbouring output
+// positions, so each column reads a run of nearby input elements.
+func (c *Conv) gather(a []float32, rb []int, in []float32, k0, kc, mt int) {
+	for j := range kc {
+		kp, ci := (k0+j)%c.ks, (k0+j)/c.ks
+		if !c.cMajor {
+			kp, ci = (k0+j)/c.cg, (k0+j)%c.cg
+		}
+		dst := a[j*mt:][:mt]
+		shift := ci * c.xsC
+		for r, off := range rb[kp*mBlock:][:mt] {
+			if off < 0 {
+				dst[r] = 0
+			} else {
+				dst[r] = in[off+shift]
 			}
 		}
 	}

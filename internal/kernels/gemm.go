@@ -1,12 +1,13 @@
 package kernels
 
-// gemmPortable is the reference order of gemm's sums, in plain Go: the
-// arm64 build's kernel and the fallback for CPUs without AVX2.
-func gemmPortable(acc, a, b []float32, m, k, n int) {
-	for r := range m {
+// gemmPortable is gemm in plain Go: the arm64 build's kernel and the
+// fallback for CPUs without AVX2. a is k-major: a[kk*lda+r] for rows r of
+// acc, from row r0.
+func gemmPortable(acc, a, b []float32, r0, m, k, n, lda int) {
+	for r := r0; r < m; r++ {
 		c := acc[r*n:][:n]
-		ar := a[r*k:][:k]
-		for kk, av := range ar {
+		for kk := range k {
+			av := a[kk*lda+r]
 			if av == 0 {
 				continue
 			}

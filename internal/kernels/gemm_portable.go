@@ -8,6 +8,6 @@ const vecWidth = 16
 // ISA names the instruction set the kernels use.
 func ISA() string { return "portable" }
 
-// gemm adds a·b to acc: acc is [m][n], a [m][k], b [k][n] row-major, n a
-// multiple of vecWidth.
-func gemm(acc, a, b []float32, m, k, n int) { gemmPortable(acc, a, b, m, k, n) }
+// gemm adds a·b to acc: acc is [m][n] and b [k][n] row-major, a is
+// k-major ([k][m]), n a multiple of vecWidth.
+func gemm(acc, a, b []float32, m, k, n int) { gemmPortable(acc, a, b, 0, m, k, n, m) }

@@ -23,7 +23,8 @@ func ISA() string {
 	return "portable"
 }
 
-// gemm adds a·b to acc: acc is [m][n], a [m][k], b [k][n] row-major, n a
+// gemm adds a·b to acc: acc is [m][n] and b [k][n] row-major, a is
+// k-major ([k][m], so the four rows a step reads are adjacent), n a
 // multiple of vecWidth. Four rows at a time, in column panels of 64 (four
 // vectors of accumulators per row).
 func gemm(acc, a, b []float32, m, k, n int) {
@@ -33,7 +34,7 @@ func gemm(acc, a, b []float32, m, k, n int) {
 	case hasAVX2:
 		gemm256(acc, a, b, m, k, n)
 	default:
-		gemmPortable(acc, a, b, m, k, n)
+		gemmPortable(acc, a, b, 0, m, k, n, m)
 	}
 }
 
@@ -42,39 +43,42 @@ func gemm512(acc, a, b []float32, m, k, n int) {
 	for ; r+4 <= m; r += 4 {
 		j := 0
 		for ; j+64 <= n; j += 64 {
-			kern4x64(acc[r*n+j:], a[r*k:], b[j:], k, n)
+			kern4x64(acc[r*n+j:], a[r:], b[j:], k, n, m)
+		}
+		for ; j+32 <= n; j += 32 {
+			kern4x32(acc[r*n+j:], a[r:], b[j:], k, n, m)
 		}
 		for ; j < n; j += 16 {
-			kern4x16(acc[r*n+j:], a[r*k:], b[j:], k, n)
+			kern4x16(acc[r*n+j:], a[r:], b[j:], k, n, m)
 		}
 	}
 	for ; r < m; r++ {
 		for j := 0; j < n; j += 16 {
-			kern1x16(acc[r*n+j:], a[r*k:], b[j:], k, n)
+			kern1x16(acc[r*n+j:], a[r:], b[j:], k, n, m)
 		}
 	}
 }
 
 func load16(s []float32) archsimd.Float32x16 { return archsimd.LoadFloat32x16((*[16]float32)(s[:16])) }
 
-func kern4x64(c, a, b []float32, k, n int) {
+func kern4x64(c, a, b []float32, k, n, lda int) {
 	var c00, c01, c02, c03, c10, c11, c12, c13 archsimd.Float32x16
 	var c20, c21, c22, c23, c30, c31, c32, c33 archsimd.Float32x16
 	c00, c01, c02, c03 = load16(c[0:]), load16(c[16:]), load16(c[32:]), load16(c[48:])
 	c10, c11, c12, c13 = load16(c[n:]), load16(c[n+16:]), load16(c[n+32:]), load16(c[n+48:])
 	c20, c21, c22, c23 = load16(c[2*n:]), load16(c[2*n+16:]), load16(c[2*n+32:]), load16(c[2*n+48:])
 	c30, c31, c32, c33 = load16(c[3*n:]), load16(c[3*n+16:]), load16(c[3*n+32:]), load16(c[3*n+48:])
-	a0, a1, a2, a3 := a[:k], a[k:2*k], a[2*k:3*k], a[3*k:4*k]
 	for kk := range k {
+		ak := a[kk*lda:][:4]
 		br := b[kk*n:][:64]
 		b0, b1, b2, b3 := load16(br[0:]), load16(br[16:]), load16(br[32:]), load16(br[48:])
-		x := archsimd.BroadcastFloat32x16(a0[kk])
+		x := archsimd.BroadcastFloat32x16(ak[0])
 		c00, c01, c02, c03 = b0.MulAdd(x, c00), b1.MulAdd(x, c01), b2.MulAdd(x, c02), b3.MulAdd(x, c03)
-		x = archsimd.BroadcastFloat32x16(a1[kk])
+		x = archsimd.BroadcastFloat32x16(ak[1])
 		c10, c11, c12, c13 = b0.MulAdd(x, c10), b1.MulAdd(x, c11), b2.MulAdd(x, c12), b3.MulAdd(x, c13)
-		x = archsimd.BroadcastFloat32x16(a2[kk])
+		x = archsimd.BroadcastFloat32x16(ak[2])
 		c20, c21, c22, c23 = b0.MulAdd(x, c20), b1.MulAdd(x, c21), b2.MulAdd(x, c22), b3.MulAdd(x, c23)
-		x = archsimd.BroadcastFloat32x16(a3[kk])
+		x = archsimd.BroadcastFloat32x16(ak[3])
 		c30, c31, c32, c33 = b0.MulAdd(x, c30), b1.MulAdd(x, c31), b2.MulAdd(x, c32), b3.MulAdd(x, c33)
 	}
 	store16(c[0:], c00, c01, c02, c03)
@@ -90,15 +94,43 @@ func store16(c []float32, v0, v1, v2, v3 archsimd.Float32x16) {
 	v3.Store((*[16]float32)(c[48:64]))
 }
 
-func kern4x16(c, a, b []float32, k, n int) {
-	c0, c1, c2, c3 := load16(c[0:]), load16(c[n:]), load16(c[2*n:]), load16(c[3*n:])
-	a0, a1, a2, a3 := a[:k], a[k:2*k], a[2*k:3*k], a[3*k:4*k]
+func kern4x32(c, a, b []float32, k, n, lda int) {
+	c00, c01 := load16(c[0:]), load16(c[16:])
+	c10, c11 := load16(c[n:]), load16(c[n+16:])
+	c20, c21 := load16(c[2*n:]), load16(c[2*n+16:])
+	c30, c31 := load16(c[3*n:]), load16(c[3*n+16:])
 	for kk := range k {
+		ak := a[kk*lda:][:4]
+		br := b[kk*n:][:32]
+		b0, b1 := load16(br[0:]), load16(br[16:])
+		x := archsimd.BroadcastFloat32x16(ak[0])
+		c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
+		x = archsimd.BroadcastFloat32x16(ak[1])
+		c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
+		x = archsimd.BroadcastFloat32x16(ak[2])
+		c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
+		x = archsimd.BroadcastFloat32x16(ak[3])
+		c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
+	}
+	c00.Store((*[16]float32)(c[0:16]))
+	c01.Store((*[16]float32)(c[16:32]))
+	c10.Store((*[16]float32)(c[n : n+16]))
+	c11.Store((*[16]float32)(c[n+16 : n+32]))
+	c20.Store((*[16]float32)(c[2*n : 2*n+16]))
+	c21.Store((*[16]float32)(c[2*n+16 : 2*n+32]))
+	c30.Store((*[16]float32)(c[3*n : 3*n+16]))
+	c31.Store((*[16]float32)(c[3*n+16 : 3*n+32]))
+}
+
+func kern4x16(c, a, b []float32, k, n, lda int) {
+	c0, c1, c2, c3 := load16(c[0:]), load16(c[n:]), load16(c[2*n:]), load16(c[3*n:])
+	for kk := range k {
+		ak := a[kk*lda:][:4]
 		bv := load16(b[kk*n:])
-		c0 = bv.MulAdd(archsimd.BroadcastFloat32x16(a0[kk]), c0)
-		c1 = bv.MulAdd(archsimd.BroadcastFloat32x16(a1[kk]), c1)
-		c2 = bv.MulAdd(archsimd.BroadcastFloat32x16(a2[kk]), c2)
-		c3 = bv.MulAdd(archsimd.BroadcastFloat32x16(a3[kk]), c3)
+		c0 = bv.MulAdd(archsimd.BroadcastFloat32x16(ak[0]), c0)
+		c1 = bv.MulAdd(archsimd.BroadcastFloat32x16(ak[1]), c1)
+		c2 = bv.MulAdd(archsimd.BroadcastFloat32x16(ak[2]), c2)
+		c3 = bv.MulAdd(archsimd.BroadcastFloat32x16(ak[3]), c3)
 	}
 	c0.Store((*[16]float32)(c[0:16]))
 	c1.Store((*[16]float32)(c[n : n+16]))
@@ -106,11 +138,10 @@ func kern4x16(c, a, b []float32, k, n int) {
 	c3.Store((*[16]float32)(c[3*n : 3*n+16]))
 }
 
-func kern1x16(c, a, b []float32, k, n int) {
+func kern1x16(c, a, b []float32, k, n, lda int) {
 	c0 := load16(c)
-	a0 := a[:k]
 	for kk := range k {
-		c0 = load16(b[kk*n:]).MulAdd(archsimd.BroadcastFloat32x16(a0[kk]), c0)
+		c0 = load16(b[kk*n:]).MulAdd(archsimd.BroadcastFloat32x16(a[kk*lda]), c0)
 	}
 	c0.Store((*[16]float32)(c[0:16]))
 }
@@ -127,17 +158,17 @@ func gemm256(acc, a, b []float32, m, k, n int) {
 			c10, c11 := load8(c[n:]), load8(c[n+8:])
 			c20, c21 := load8(c[2*n:]), load8(c[2*n+8:])
 			c30, c31 := load8(c[3*n:]), load8(c[3*n+8:])
-			a0, a1, a2, a3 := a[r*k:][:k], a[(r+1)*k:][:k], a[(r+2)*k:][:k], a[(r+3)*k:][:k]
 			for kk := range k {
+				ak := a[kk*m+r:][:4]
 				br := b[kk*n+j:][:16]
 				b0, b1 := load8(br[0:]), load8(br[8:])
-				x := archsimd.BroadcastFloat32x8(a0[kk])
+				x := archsimd.BroadcastFloat32x8(ak[0])
 				c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
-				x = archsimd.BroadcastFloat32x8(a1[kk])
+				x = archsimd.BroadcastFloat32x8(ak[1])
 				c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
-				x = archsimd.BroadcastFloat32x8(a2[kk])
+				x = archsimd.BroadcastFloat32x8(ak[2])
 				c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
-				x = archsimd.BroadcastFloat32x8(a3[kk])
+				x = archsimd.BroadcastFloat32x8(ak[3])
 				c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
 			}
 			store8(c[0:], c00, c01)
@@ -147,7 +178,7 @@ func gemm256(acc, a, b []float32, m, k, n int) {
 		}
 	}
 	if r < m {
-		gemmPortable(acc[r*n:], a[r*k:], b, m-r, k, n)
+		gemmPortable(acc, a, b, r, m, k, n, m)
 	}
 }
 

@@ -28,6 +28,10 @@ type Pool struct {
 	winOff                   []int
 	winPos                   []int // winPos[j*rank+d]
 	outerOut                 int
+	// plane2D: only the last two outer axes have windows (channel-first
+	// feature maps); the axes before them are independent planes.
+	plane2D bool
+	planes  int
 }
 
 // NewPool plans op over input dims: window (default 1), strides (default
@@ -94,6 +98,15 @@ func NewPool(op PoolOp, dims, window, strides []int, paddings [][2]int) (*Pool, 
 	for d := range p.rank {
 		p.outerOut *= p.out[d]
 	}
+	if p.inner == 1 && p.rank >= 2 {
+		p.plane2D, p.planes = true, 1
+		for d := range p.rank - 2 {
+			if p.win[d] != 1 || p.stride[d] != 1 || p.lo[d] != 0 || hi[d] != 0 {
+				p.plane2D = false
+			}
+			p.planes *= dims[d]
+		}
+	}
 	return p, nil
 }
 
@@ -137,6 +150,10 @@ func (p *Pool) valid(j int, start []int) bool {
 
 // Forward writes the reduction of in into out.
 func (p *Pool) Forward(out, in []float32) {
+	if p.plane2D {
+		p.forward2D(out, in)
+		return
+	}
 	n := p.inner
 	init := float32(math.Inf(-1))
 	if p.op == PoolSum {
@@ -170,6 +187,10 @@ func (p *Pool) Forward(out, in []float32) {
 // where windows overlap: the gradient of PoolMax.
 func (p *Pool) ScatterMax(grad, x, src []float32) {
 	clear(grad)
+	if p.plane2D {
+		p.scatter2D(grad, x, src)
+		return
+	}
 	n := p.inner
 	p.each(func(o, base int, inside bool, start []int) {
 		for i := range n {
@@ -187,4 +208,71 @@ func (p *Pool) ScatterMax(grad, x, src []float32) {
 			}
 		}
 	})
+}
+
+// window2D is one output position's window in a plane: rows [y0, y1),
+// columns [x0, x1), clipped to the input.
+func (p *Pool) window2D(oy, ox int) (y0, y1, x0, x1 int) {
+	d := p.rank - 2
+	y0 = oy*p.stride[d] - p.lo[d]
+	x0 = ox*p.stride[d+1] - p.lo[d+1]
+	y1, x1 = min(y0+p.win[d], p.in[d]), min(x0+p.win[d+1], p.in[d+1])
+	return max(y0, 0), y1, max(x0, 0), x1
+}
+
+func (p *Pool) forward2D(out, in []float32) {
+	d := p.rank - 2
+	h, w, oh, ow := p.in[d], p.in[d+1], p.out[d], p.out[d+1]
+	for pl := range p.planes {
+		src := in[pl*h*w:][:h*w]
+		dst := out[pl*oh*ow:][:oh*ow]
+		for oy := range oh {
+			for ox := range ow {
+				y0, y1, x0, x1 := p.window2D(oy, ox)
+				var acc float32
+				if p.op == PoolMax {
+					acc = float32(math.Inf(-1))
+					for y := y0; y < y1; y++ {
+						for _, v := range src[y*w+x0 : y*w+x1] {
+							acc = max(acc, v)
+						}
+					}
+				} else {
+					for y := y0; y < y1; y++ {
+						for _, v := range src[y*w+x0 : y*w+x1] {
+							acc += v
+						}
+					}
+				}
+				dst[oy*ow+ox] = acc
+			}
+		}
+	}
+}
+
+func (p *Pool) scatter2D(grad, x, src []float32) {
+	d := p.rank - 2
+	h, w, oh, ow := p.in[d], p.in[d+1], p.out[d], p.out[d+1]
+	for pl := range p.planes {
+		xs := x[pl*h*w:][:h*w]
+		gs := grad[pl*h*w:][:h*w]
+		ss := src[pl*oh*ow:][:oh*ow]
+		for oy := range oh {
+			for ox := range ow {
+				y0, y1, x0, x1 := p.window2D(oy, ox)
+				at := -1
+				var best float32
+				for y := y0; y < y1; y++ {
+					for i, v := range xs[y*w+x0 : y*w+x1] {
+						if at < 0 || v > best {
+							best, at = v, y*w+x0+i
+						}
+					}
+				}
+				if at >= 0 {
+					gs[at] += ss[oy*ow+ox]
+				}
+			}
+		}
+	}
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/gomlx/compute"
@@ -16,6 +18,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/cpubackend"
 )
 
 // MetadataArchitecture is the __metadata__ key naming the architecture of
@@ -41,8 +44,15 @@ type Classifier struct {
 	exec *Exec
 }
 
-// Backend returns the process-wide pure-Go gomlx backend.
-func Backend() compute.Backend { return gobackend.GetBackend() }
+// Backend returns the process-wide gomlx backend: the pure-Go backend,
+// or aerie's CPU kernels over it (internal/cpubackend) when GOMLX_BACKEND
+// (gomlx's variable) names them, "aerie".
+func Backend() compute.Backend {
+	if name, _, _ := strings.Cut(os.Getenv(compute.ConfigEnvVar), ":"); name == cpubackend.Name {
+		return cpubackend.Get()
+	}
+	return gobackend.GetBackend()
+}
 
 // Load reads safetensors weights of the architecture plan p. The file must
 // hold exactly the plan's Params and State, as F32 with their shapes, and

@@ -15,7 +15,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -40,12 +42,21 @@ type goldenNet struct {
 	dropouts [][]int   // per-example mask shapes
 	rates    []float64 // their rates
 	logits   func(params []*Node, x *Node, masks []*Node) *Node
+	// backend runs the steps; nil is gobackend, which the golden files
+	// were recorded with (another backend sums in another order).
+	backend compute.Backend
 }
 
 // goldenTrain runs goldenSteps SGD steps from n.init on a batch drawn from
 // a fixed seed and returns the sha256 of the resulting weights (float32
 // bits, little-endian, in parameter order) and each step's loss.
 func goldenTrain(t *testing.T, n goldenNet) (string, []float32) {
+	sum, losses, _ := goldenTrainWeights(t, n)
+	return sum, losses
+}
+
+// goldenTrainWeights is goldenTrain that also returns the weights.
+func goldenTrainWeights(t *testing.T, n goldenNet) (string, []float32, [][]float32) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(11, 12))
 	x := make([]float32, goldenBatch*28*28)
@@ -68,7 +79,11 @@ func goldenTrain(t *testing.T, n goldenNet) (string, []float32) {
 		masks = append(masks, tensors.FromFlatDataAndDimensions(m, append([]int{goldenBatch}, shape...)...))
 	}
 	np, nm := len(n.shapes), len(n.dropouts)
-	exec, err := NewExec(Backend(), func(in []*Node) []*Node {
+	backend := n.backend
+	if backend == nil {
+		backend = gobackend.GetBackend()
+	}
+	exec, err := NewExec(backend, func(in []*Node) []*Node {
 		params, xs, ys, ms := in[:np], in[np], in[np+1], in[np+2:np+2+nm]
 		logits := n.logits(params, xs, ms)
 		loss := ReduceAllMean(Neg(ReduceSum(Mul(OneHot(ys, 10, dtypes.Float32), LogSoftmax(logits, -1)), 1)))
@@ -112,7 +127,7 @@ func goldenTrain(t *testing.T, n goldenNet) (string, []float32) {
 			h.Write(b[:])
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), losses
+	return hex.EncodeToString(h.Sum(nil)), losses, vals
 }
 
 // TestTrainGolden checks that models/cnn.yaml and models/small.yaml train to

@@ -268,6 +268,13 @@ func conv2d(x, kernel, bias *Node, g convGeom) *Node {
 	c, b := dims[0], dims[1]
 	k, s := g.kernel, g.stride
 	f := kernel.Shape().Dimensions[3]
+	if convAccelerated(x.Graph(), k, s, g.padding, g.groups) {
+		y := convGeneral(x, kernel, s, g.padding, g.groups)
+		if bias != nil {
+			y = Add(y, Reshape(bias, f, 1, 1, 1))
+		}
+		return y
+	}
 	if g.padding > 0 {
 		x = padZeros(x, g.padding)
 	}
@@ -337,6 +344,9 @@ func reluOp(x *Node) *Node {
 // dropping the rows and columns no window covers; overlapping or gapped
 // windows are the elementwise Max of k² strided slices.
 func maxPool(x *Node, k, s int) *Node {
+	if accelerated(x.Graph()) {
+		return maxPoolWindow(x, k, s)
+	}
 	if k == s {
 		return ReduceMax(tiles(x, k), 3, 5)
 	}

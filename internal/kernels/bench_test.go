@@ -1,0 +1,62 @@
+package kernels
+
+import (
+	"math/rand/v2"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cpuTime is the process's CPU time: on a shared machine a rate per CPU
+// second is steadier than one per wall second.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cnnConvs are the convolutions of one cnn training step at batch 64 in
+// internal/model's channel-first layout, [C, batch, H, W], as gomlx
+// builds them: both forward passes, conv2's input gradient and both
+// weight gradients.
+func cnnConvs() map[string]ConvSpec {
+	cf := func(in, kernel, out []int, ia, ka, oa [4]int, pad int) ConvSpec {
+		return ConvSpec{In: in, Kernel: kernel, Out: out,
+			InBatch: ia[0], InChannels: ia[1], InSpatial: []int{ia[2], ia[3]},
+			KernelIn: ka[0], KernelOut: ka[1], KernelSpatial: []int{ka[2], ka[3]},
+			OutBatch: oa[0], OutChannels: oa[1], OutSpatial: []int{oa[2], oa[3]},
+			Paddings: [][2]int{{pad, pad}, {pad, pad}}, Groups: 1}
+	}
+	fwd := [4]int{1, 0, 2, 3}
+	hwio := [4]int{2, 3, 0, 1}
+	return map[string]ConvSpec{
+		"conv1":    cf([]int{1, 64, 28, 28}, []int{3, 3, 1, 32}, []int{32, 64, 28, 28}, fwd, hwio, fwd, 1),
+		"conv2":    cf([]int{32, 64, 14, 14}, []int{3, 3, 32, 64}, []int{64, 64, 14, 14}, fwd, hwio, fwd, 1),
+		"conv2.dx": cf([]int{64, 64, 14, 14}, []int{3, 3, 32, 64}, []int{32, 64, 14, 14}, fwd, [4]int{3, 2, 0, 1}, fwd, 1),
+		// Weight gradients: the batch is the contracted "channel" axis.
+		"conv1.dw": cf([]int{1, 64, 28, 28}, []int{32, 64, 28, 28}, []int{3, 3, 1, 32}, [4]int{0, 1, 2, 3}, [4]int{1, 0, 2, 3}, [4]int{2, 3, 0, 1}, 1),
+		"conv2.dw": cf([]int{32, 64, 14, 14}, []int{64, 64, 14, 14}, []int{3, 3, 32, 64}, [4]int{0, 1, 2, 3}, [4]int{1, 0, 2, 3}, [4]int{2, 3, 0, 1}, 1),
+	}
+}
+
+// BenchmarkConvCNN reports each cnn convolution's rate in GFLOP per CPU second.
+//
+//	GOEXPERIMENT=simd go test ./internal/kernels -run XXX -bench ConvCNN
+func BenchmarkConvCNN(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for name, sp := range cnnConvs() {
+		b.Run(name, func(b *testing.B) {
+			c, err := NewConv(sp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			in, w, out := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel)), make([]float32, size(sp.Out))
+			flops := 2 * float64(size(sp.Out)) * float64(c.k)
+			cpu := cpuTime()
+			for b.Loop() {
+				c.Run(out, in, w)
+			}
+			b.ReportMetric(flops*float64(b.N)/(cpuTime()-cpu).Seconds()/1e9, "GFLOP/cpu-s")
+		})
+	}
+}

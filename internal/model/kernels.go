@@ -1,0 +1,52 @@
+//lint:file-ignore ST1001 gomlx graph-building code reads as math with graph dot-imported
+
+package model
+
+import (
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph"
+
+	"github.com/aerie-ml/aerie/internal/cpubackend"
+)
+
+// The one place that picks how convolutions and max-pools are expressed.
+// On aerie's backend (internal/cpubackend) a convolution is one
+// ConvGeneral and a max-pool one ReduceWindow: the backend runs them, and
+// the ConvGeneral, Reverse and SelectAndScatter ops gomlx builds for
+// their gradients, with its own kernels. Any other backend gets the
+// im2col and reshape formulations, which gobackend runs fastest.
+
+// accelerated reports whether g's backend runs aerie's kernels.
+func accelerated(g *Graph) bool {
+	_, ok := g.Backend().(*cpubackend.Backend)
+	return ok
+}
+
+// channelFirst is the axes of a channel-first [C, batch, H, W] feature
+// map convolved by an HWIO kernel [k, k, C/groups, F].
+var channelFirst = ConvolveAxesConfig{
+	InputBatch: 1, InputChannels: 0, InputSpatial: []int{2, 3},
+	KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
+	OutputBatch: 1, OutputChannels: 0, OutputSpatial: []int{2, 3},
+}
+
+// convAccelerated reports whether a convolution of g's with kernel k,
+// stride s, padding p and groups runs as one ConvGeneral. gomlx v0.28.2
+// builds wrong gradients for strided or grouped ConvGeneral and cannot
+// build them for even kernels, so those keep im2col.
+func convAccelerated(g *Graph, k, s, p, groups int) bool {
+	return accelerated(g) && s == 1 && groups == 1 && k%2 == 1 && p <= k-1
+}
+
+// convGeneral convolves channel-first x with kernel: stride s and p zeros
+// on each side of both spatial axes, in groups.
+func convGeneral(x, kernel *Node, s, p, groups int) *Node {
+	return Convolve(x, kernel).AxesConfig(channelFirst).StridePerDim(s, s).
+		PaddingPerDim([][2]int{{p, p}, {p, p}}).ChannelGroupCount(groups).Done()
+}
+
+// maxPoolWindow is a k×k max-pool with stride s of channel-first x,
+// without padding, as one ReduceWindow.
+func maxPoolWindow(x *Node, k, s int) *Node {
+	return BackendReduceWindow(x, compute.ReduceOpMax, []int{1, 1, k, k}, []int{1, 1, s, s}, nil, nil, nil)
+}
