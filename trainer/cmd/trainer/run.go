@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/buildinfo"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
@@ -32,9 +34,18 @@ commands:
   train   train a model (trainer train -h for flags)
   launch  run a data-parallel job on this machine (trainer launch -h)
   bench-allreduce  time the ring all-reduce between the ranks of the environment
+  version  print the version the trainer was built from (also --version)
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // -h printed the command's flags: asked for, so not an error
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitcode.Errorf(exitcode.Config, "no command given")
@@ -49,6 +60,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "--version", "-version", "version":
+		_, err := fmt.Fprintln(stdout, "trainer", buildinfo.Read())
+		return err
 	}
 	fmt.Fprint(stderr, usage)
 	return exitcode.Errorf(exitcode.Config, "unknown command %q", args[0])

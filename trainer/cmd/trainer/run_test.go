@@ -131,3 +131,22 @@ func TestTrainBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpAndVersion: -h of every command and --version exit 0, as the
+// aerie CLI's do.
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"train", "-h"}, {"train", "--help"}, {"launch", "-h"}, {"bench-allreduce", "-h"}, {"--version"}} {
+		var out, errs bytes.Buffer
+		if err := run(t.Context(), args, &out, &errs); err != nil {
+			t.Errorf("trainer %q = %v, want nil (exit 0)", args, err)
+		}
+		if out.Len()+errs.Len() == 0 {
+			t.Errorf("trainer %q printed nothing", args)
+		}
+	}
+	var out bytes.Buffer
+	run(t.Context(), []string{"--version"}, &out, &out)
+	if !strings.HasPrefix(out.String(), "trainer ") {
+		t.Errorf("trainer --version = %q, want trainer <version>", out.String())
+	}
+}
