@@ -43,14 +43,14 @@ promote: $(BIN)/aerie ## aerie promote: RUN, FLEET, VERSION (or newest), CANARY 
 
 .PHONY: test-edge
 test-edge: ## Run the edge agent's tests and the packages it shares.
-	go test ./edge/... ./internal/pins/... ./internal/golden/...
+	go test ./edge/... ./internal/pins/... ./internal/selftest/... ./internal/manifest/...
 
 # GOEXPERIMENT= : the SIMD experiment is for amd64. Tests that start child
 # processes skip themselves under emulation (a fork inside qemu-user can hang
 # under load) and run natively in `go test ./...`.
 .PHONY: test-edge-arm64
 test-edge-arm64: ## Run the edge tests as linux/arm64 binaries under qemu-aarch64-static (pure code; process tests run natively).
-	GOARCH=arm64 CGO_ENABLED=0 GOEXPERIMENT= go test -timeout 10m -exec qemu-aarch64-static ./edge/... ./internal/pins/... ./internal/golden/...
+	GOARCH=arm64 CGO_ENABLED=0 GOEXPERIMENT= go test -timeout 10m -exec qemu-aarch64-static ./edge/... ./internal/pins/... ./internal/selftest/... ./internal/manifest/...
 
 .PHONY: edge-arm64
 edge-arm64: ## Build the static linux/arm64 edge agent: bin/aerie-edge-linux-arm64.

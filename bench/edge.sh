@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # edge.sh measures the edge agent's footprint: the static aerie-edge binary
 # runs the cnn (421,642 parameters, seeded weights: the same compute as a
-# trained model) on golden frames at batch 1 after installing and
+# trained model) on synthetic frames at batch 1 after installing and
 # self-testing it; the script reports its peak RSS (VmHWM), the mean
 # per-frame classify latency and the latency histogram from /metrics.
 #

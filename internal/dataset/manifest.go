@@ -187,18 +187,8 @@ func (m *Manifest) check() error {
 	if m.Schema != Schema {
 		return bad("schema %q, want %q", short(m.Schema), Schema)
 	}
-	if n := len(m.Classes); n < 1 || n > MaxClasses {
-		return bad("%d classes, want 1 to %d", n, MaxClasses)
-	}
-	seen := make(map[string]int, len(m.Classes))
-	for i, c := range m.Classes {
-		if err := checkClassName(c); err != nil {
-			return bad("classes[%d] %q: %v", i, short(c), err)
-		}
-		if j, dup := seen[c]; dup {
-			return bad("classes[%d] %q repeats classes[%d]", i, c, j)
-		}
-		seen[c] = i
+	if err := CheckClasses(m.Classes); err != nil {
+		return bad("%v", err)
 	}
 	sh := m.Shape
 	if sh.Height < 1 || sh.Height > MaxSide || sh.Width < 1 || sh.Width > MaxSide {

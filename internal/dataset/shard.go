@@ -265,3 +265,31 @@ func allZero(b []byte) bool {
 }
 
 func bufioReader(r io.Reader) io.Reader { return bufio.NewReaderSize(r, 1<<20) }
+
+// ShardWriter writes a single shard to a stream: a split's samples from
+// First on, in the layout ReadShard checks. Writer writes whole datasets;
+// this is for one file of samples kept elsewhere, such as a model
+// version's self-test set.
+type ShardWriter struct{ w *shardWriter }
+
+// NewShardWriter writes samples of shape sh to w, numbering them from 0.
+func NewShardWriter(w io.Writer, sh Shape) *ShardWriter {
+	return &ShardWriter{newShardWriter(w, sh, 0)}
+}
+
+// Add writes one sample; pixels must be sh.Bytes() long.
+func (s *ShardWriter) Add(class int, pixels []byte) error {
+	if len(pixels) != s.w.sh.Bytes() {
+		return fmt.Errorf("sample %d: %d bytes of pixels, want %d for %s", s.w.n, len(pixels), s.w.sh.Bytes(), s.w.sh)
+	}
+	if class < 0 || class >= MaxClasses {
+		return fmt.Errorf("sample %d: class %d is not below %d", s.w.n, class, MaxClasses)
+	}
+	return s.w.add(class, pixels)
+}
+
+// Samples is the number of samples written so far.
+func (s *ShardWriter) Samples() int { return s.w.n }
+
+// Close ends the archive; it does not close the stream.
+func (s *ShardWriter) Close() error { return s.w.close() }

@@ -14,8 +14,8 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/aerie-ml/aerie/internal/golden"
 	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/selftest"
 )
 
 // Reasons of the agent's conditions, beyond meta's generic ones.
@@ -34,8 +34,10 @@ const (
 	VerificationFailedReason = "VerificationFailed"
 	// Stalled: the weights did not load.
 	LoadFailedReason = "LoadFailed"
-	// Stalled: the version failed its self-test on the golden set.
+	// Stalled: the version failed its self-test on the set it ships with.
 	SelfTestFailedReason = "SelfTestFailed"
+	// Stalled: the version's classes lack a class a GPIO output names.
+	ClassesMissingReason = "ClassesMissing"
 	// Ready=False: verified, activation deferred until the mission ends.
 	MissionActiveReason = "MissionActive"
 	// Ready=True: the active model is a rollback after a failed load.
@@ -44,15 +46,17 @@ const (
 
 // Model is an installed version as the status reports it.
 type Model struct {
-	ManifestDigest string         `json:"manifestDigest"`
-	URI            string         `json:"uri,omitempty"`
-	Run            string         `json:"run,omitempty"`
-	Version        string         `json:"version,omitempty"`
-	Architecture   string         `json:"architecture,omitempty"`
-	Canary         bool           `json:"canary,omitempty"`
-	SignedBy       string         `json:"signedBy,omitempty"`
-	SelfTest       *golden.Result `json:"selfTest,omitempty"`
-	ActivatedAt    *metav1.Time   `json:"activatedAt,omitempty"`
+	ManifestDigest string `json:"manifestDigest"`
+	URI            string `json:"uri,omitempty"`
+	Run            string `json:"run,omitempty"`
+	Version        string `json:"version,omitempty"`
+	Architecture   string `json:"architecture,omitempty"`
+	// Classes are the model's class names, in output order.
+	Classes     []string         `json:"classes,omitempty"`
+	Canary      bool             `json:"canary,omitempty"`
+	SignedBy    string           `json:"signedBy,omitempty"`
+	SelfTest    *selftest.Result `json:"selfTest,omitempty"`
+	ActivatedAt *metav1.Time     `json:"activatedAt,omitempty"`
 }
 
 // Status is the device's status document (status/devices/<id>.json).
@@ -71,7 +75,7 @@ type Status struct {
 	Pending *Model `json:"pending,omitempty"`
 	Mission bool   `json:"mission"`
 	// SelfTests remembers each installed version's self-test, for rollback.
-	SelfTests map[string]golden.Result `json:"selfTests,omitempty"`
+	SelfTests map[string]selftest.Result `json:"selfTests,omitempty"`
 	// Trust is the pins' signature policy and keys last fetched, applied
 	// again at startup before the remote is reachable.
 	Trust *Trust `json:"trust,omitempty"`

@@ -13,13 +13,28 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 )
 
-// SchemaVersion identifies this manifest format.
-const SchemaVersion = "aerie.dev/model-manifest/v1"
+// SchemaVersion identifies this manifest format. v2 added what a device
+// needs to run any architecture: model.spec, the input's normalization and
+// the self-test set.
+const SchemaVersion = "aerie.dev/model-manifest/v2"
+
+// SchemaV1 is the previous format. Parse refuses it with ErrOldSchema: a v1
+// version names its architecture only (the Go table it pointed into is
+// gone) and carries no self-test set (the devices' embedded Fashion-MNIST
+// images are gone), so no device or promotion could check it.
+const SchemaV1 = "aerie.dev/model-manifest/v1"
+
+// ErrOldSchema is wrapped by Parse for a SchemaV1 manifest.
+var ErrOldSchema = errors.New("model version written by an older trainer")
 
 // FileName is the manifest's name inside a model version directory.
 const FileName = "manifest.json"
@@ -43,18 +58,72 @@ type Manifest struct {
 	DeclaredGates *Gates `json:"declaredGates,omitempty"`
 	// Gates are DeclaredGates evaluated when the version was written.
 	Gates []GateResult `json:"gates"`
+	// SelfTest is the set of test images a device and promotion classify
+	// before they trust the version.
+	SelfTest SelfTest `json:"selfTest"`
 }
 
-// Model says how to load the weights.
+// Model says how to build the model, load its weights and feed it.
 type Model struct {
+	// Architecture is the name of Spec (its metadata.name).
 	Architecture string `json:"architecture"`
-	Parameters   int    `json:"parameters"`
+	// Spec is the architecture file the trainer built the model from, in
+	// internal/arch's canonical form (arch.Marshal: every field and default
+	// spelled out), which arch.Parse reads back.
+	Spec       string `json:"spec"`
+	Parameters int    `json:"parameters"`
 	// Weights names the weights file among Files.
 	Weights string `json:"weights"`
-	// Input is the shape of one input image: height, width, channels.
-	Input   []int    `json:"input"`
+	Input   Input  `json:"input"`
+	// Classes names the model's outputs, in order: the dataset's classes.
 	Classes []string `json:"classes"`
 }
+
+// Input is what the model takes: images of Height×Width×Channels uint8
+// pixels (grey, or R, G, B), resized as ingest resizes (shorter side to
+// the target, then the centre crop), each channel c normalized to
+// (p/255 - Mean[c]) / Std[c].
+type Input struct {
+	Height   int       `json:"height"`
+	Width    int       `json:"width"`
+	Channels int       `json:"channels"`
+	Mean     []float64 `json:"mean"`
+	Std      []float64 `json:"std"`
+}
+
+func (in Input) String() string {
+	return fmt.Sprintf("%d×%d×%d, mean %v std %v", in.Height, in.Width, in.Channels, in.Mean, in.Std)
+}
+
+// Shape is the input's shape as internal/dataset describes samples.
+func (in Input) Shape() dataset.Shape {
+	return dataset.Shape{Height: in.Height, Width: in.Width, Channels: in.Channels}
+}
+
+// SelfTest describes the version's self-test set: PerClass test images of
+// each class (fewer when the split has fewer), chosen by Seed from the
+// dataset's Split, stored in File (among Files) as one internal/dataset
+// shard of Input's shape, with their labels.
+type SelfTest struct {
+	File     string `json:"file"`
+	Split    string `json:"split"`
+	Seed     int64  `json:"seed"`
+	PerClass int    `json:"perClass"`
+	// ClassCounts[c] is the number of images of class c in the set.
+	ClassCounts []int `json:"classCounts"`
+}
+
+// Samples is the number of images in the set.
+func (s SelfTest) Samples() int {
+	n := 0
+	for _, c := range s.ClassCounts {
+		n += c
+	}
+	return n
+}
+
+// MaxSelfTestBytes bounds the self-test file, which devices read.
+const MaxSelfTestBytes = 64 << 20
 
 // File is one file of the version.
 type File struct {
@@ -148,6 +217,22 @@ func Parse(data []byte) (*Manifest, error) {
 	if len(data) > MaxBytes {
 		return nil, fmt.Errorf("%s: more than %d bytes: %w", FileName, MaxBytes, ErrTooLarge)
 	}
+	// The schema first, so that an older or newer manifest says so rather
+	// than failing on its fields.
+	var head struct {
+		SchemaVersion string `json:"schemaVersion"`
+	}
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&head); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", FileName, err)
+	}
+	switch head.SchemaVersion {
+	case SchemaVersion:
+	case SchemaV1:
+		return nil, fmt.Errorf("%s: schemaVersion %q: %w: it records no architecture spec and no self-test set, "+
+			"so no device or promotion can check it; train the run again to write a %s version", FileName, SchemaV1, ErrOldSchema, SchemaVersion)
+	default:
+		return nil, fmt.Errorf("%s: schemaVersion %q, want %q", FileName, shorten(head.SchemaVersion), SchemaVersion)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var m Manifest
@@ -156,9 +241,6 @@ func Parse(data []byte) (*Manifest, error) {
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("decode %s: trailing data after the manifest", FileName)
-	}
-	if m.SchemaVersion != SchemaVersion {
-		return nil, fmt.Errorf("%s: schemaVersion %q, want %q", FileName, m.SchemaVersion, SchemaVersion)
 	}
 	if err := m.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", FileName, err)
@@ -189,7 +271,118 @@ func (m *Manifest) validate() error {
 	if !seen[m.Model.Weights] {
 		return fmt.Errorf("model.weights %q is not among files", m.Model.Weights)
 	}
+	if !hex64RE.MatchString(m.Dataset.Digest) {
+		return fmt.Errorf("dataset.digest %q is not 64 hex digits", shorten(m.Dataset.Digest))
+	}
+	if err := m.Model.Input.check(); err != nil {
+		return fmt.Errorf("model.input: %w", err)
+	}
+	if err := dataset.CheckClasses(m.Model.Classes); err != nil {
+		return fmt.Errorf("model.classes: %w", err)
+	}
+	plan, err := m.Model.Plan()
+	if err != nil {
+		return err
+	}
+	if m.Model.Architecture != plan.Name {
+		return fmt.Errorf("model.architecture %q, but model.spec is %q", shorten(m.Model.Architecture), plan.Name)
+	}
+	if int64(m.Model.Parameters) != plan.NumParams {
+		return fmt.Errorf("model.parameters %d, but model.spec has %d for this input and these classes", m.Model.Parameters, plan.NumParams)
+	}
+	return m.checkSelfTest()
+}
+
+func (in Input) check() error {
+	sh := in.Shape()
+	if sh.Height < 1 || sh.Height > dataset.MaxSide || sh.Width < 1 || sh.Width > dataset.MaxSide {
+		return fmt.Errorf("%dx%d: sides must be 1 to %d", sh.Height, sh.Width, dataset.MaxSide)
+	}
+	if sh.Channels != 1 && sh.Channels != 3 {
+		return fmt.Errorf("channels %d, want 1 or 3", sh.Channels)
+	}
+	if sh.Bytes() > dataset.MaxSampleBytes {
+		return fmt.Errorf("%s: %d bytes an image, more than %d", sh, sh.Bytes(), dataset.MaxSampleBytes)
+	}
+	if len(in.Mean) != sh.Channels || len(in.Std) != sh.Channels {
+		return fmt.Errorf("%d means and %d deviations for %d channels", len(in.Mean), len(in.Std), sh.Channels)
+	}
+	for c := range sh.Channels {
+		if math.IsNaN(in.Mean[c]) || math.IsInf(in.Mean[c], 0) || !(in.Std[c] > 0) || math.IsInf(in.Std[c], 0) {
+			return fmt.Errorf("channel %d: mean %v and deviation %v, want a finite mean and a deviation above 0", c, in.Mean[c], in.Std[c])
+		}
+	}
 	return nil
+}
+
+// ParseSpec parses Spec.
+func (m *Model) ParseSpec() (*arch.Spec, error) {
+	if len(m.Spec) == 0 {
+		return nil, errors.New("model.spec is missing")
+	}
+	s, err := arch.Parse(FileName+" model.spec", []byte(m.Spec))
+	if err != nil {
+		return nil, fmt.Errorf("model.spec: %w", err)
+	}
+	return s, nil
+}
+
+// Plan is Spec applied to Input and Classes: the model a device builds.
+func (m *Model) Plan() (*arch.Plan, error) {
+	s, err := m.ParseSpec()
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.Plan(arch.Input{H: m.Input.Height, W: m.Input.Width, C: m.Input.Channels}, len(m.Classes))
+	if err != nil {
+		return nil, fmt.Errorf("model.spec on %s images of %d classes: %w", m.Input.Shape(), len(m.Classes), err)
+	}
+	return p, nil
+}
+
+func (m *Manifest) checkSelfTest() error {
+	st := m.SelfTest
+	var file *File
+	for i := range m.Files {
+		if m.Files[i].Name == st.File {
+			file = &m.Files[i]
+		}
+	}
+	switch {
+	case file == nil:
+		return fmt.Errorf("selfTest.file %q is not among files", shorten(st.File))
+	case st.File == m.Model.Weights:
+		return fmt.Errorf("selfTest.file %q is the weights", st.File)
+	case st.Split == "" || len(st.Split) > 32:
+		return fmt.Errorf("selfTest.split %q: want the name of the dataset's split", shorten(st.Split))
+	case st.PerClass < 1:
+		return fmt.Errorf("selfTest.perClass %d, want at least 1", st.PerClass)
+	case len(st.ClassCounts) != len(m.Model.Classes):
+		return fmt.Errorf("selfTest.classCounts has %d entries for %d classes", len(st.ClassCounts), len(m.Model.Classes))
+	}
+	for c, n := range st.ClassCounts {
+		if n < 0 || n > st.PerClass {
+			return fmt.Errorf("selfTest.classCounts[%d] is %d, want 0 to perClass (%d)", c, n, st.PerClass)
+		}
+	}
+	n := st.Samples()
+	if n < 1 {
+		return errors.New("selfTest.classCounts: the set is empty")
+	}
+	if want := dataset.ShardBytes(m.Model.Input.Shape(), n); file.Size != want {
+		return fmt.Errorf("selfTest.file %s is %d bytes, but %d images of %s take %d", st.File, file.Size, n, m.Model.Input.Shape(), want)
+	}
+	if file.Size > MaxSelfTestBytes {
+		return fmt.Errorf("selfTest.file %s is %d bytes, more than %d", st.File, file.Size, MaxSelfTestBytes)
+	}
+	return nil
+}
+
+func shorten(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 // Marshal encodes m as indented JSON with a trailing newline.

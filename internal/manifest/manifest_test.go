@@ -1,14 +1,38 @@
 package manifest
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 )
+
+// smallSpec is models/small.yaml in canonical form.
+func smallSpec(t testing.TB) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", arch.Dir, "small.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := arch.Parse("small.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := arch.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(enc)
+}
 
 func sample(t testing.TB, fsys fstest.MapFS) *Manifest {
 	t.Helper()
@@ -17,11 +41,15 @@ func sample(t testing.TB, fsys fstest.MapFS) *Manifest {
 		Run:           "fmnist",
 		Version:       "0123456789abcdef",
 		CreatedAt:     time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC),
-		Model:         Model{Architecture: "cnn", Parameters: 421642, Weights: "model.safetensors", Input: []int{28, 28, 1}},
+		Model: Model{Architecture: "small", Spec: smallSpec(t), Parameters: 196*2 + 2 + 40, Weights: "model.safetensors",
+			Input:   Input{Height: 28, Width: 28, Channels: 1, Mean: []float64{0.5}, Std: []float64{0.5}},
+			Classes: []string{"cat", "dog"}},
+		Dataset:       Dataset{URI: "file:///data", Digest: strings.Repeat("c", 64)},
 		Metrics:       Metrics{TestAccuracy: 0.9, ClassAccuracy: []float64{0.9, 0.7}, ModelBytes: 1000},
 		DeclaredGates: &Gates{MinTestAccuracy: 0.85, MaxModelBytes: 4096},
+		SelfTest:      SelfTest{File: "selftest.tar", Split: "test", Seed: 1, PerClass: 2, ClassCounts: []int{2, 1}},
 	}
-	for _, name := range []string{"model.safetensors", "metrics.jsonl"} {
+	for _, name := range []string{"model.safetensors", "metrics.jsonl", "selftest.tar"} {
 		f, err := Describe(name, strings.NewReader(string(fsys[name].Data)))
 		if err != nil {
 			t.Fatal(err)
@@ -32,9 +60,16 @@ func sample(t testing.TB, fsys fstest.MapFS) *Manifest {
 }
 
 func files() fstest.MapFS {
+	var set bytes.Buffer
+	w := dataset.NewShardWriter(&set, dataset.Shape{Height: 28, Width: 28, Channels: 1})
+	for _, c := range []int{0, 0, 1} {
+		w.Add(c, make([]byte, 28*28))
+	}
+	w.Close()
 	return fstest.MapFS{
 		"model.safetensors": {Data: []byte("weights")},
 		"metrics.jsonl":     {Data: []byte("{}\n")},
+		"selftest.tar":      {Data: set.Bytes()},
 	}
 }
 
@@ -71,6 +106,24 @@ func TestParseErrors(t *testing.T) {
 		{"bad digest", strings.Replace(string(good), `"sha256": "`, `"sha256": "zz`, 1), "files[0].sha256"},
 		{"weights missing", strings.Replace(string(good), `"weights": "model.safetensors"`, `"weights": "w.bin"`, 1), `model.weights "w.bin" is not among files`},
 		{"not json", "<html>", "decode manifest.json"},
+		{"v1", strings.Replace(string(good), SchemaVersion, SchemaV1, 1), "train the run again"},
+		{"no spec", strings.Replace(string(good), `"spec": "`, `"spez": "`, 1), `unknown field "spez"`},
+		{"spec of another name", strings.Replace(string(good), `"architecture": "small"`, `"architecture": "cnn"`, 1), `model.architecture "cnn", but model.spec is "small"`},
+		{"bad spec", strings.Replace(string(good), `filters: 4,`, `filters: 0,`, 1), "layers[0].conv.filters: must be an integer between 1 and 4096, got 0"},
+		{"parameters", strings.Replace(string(good), `"parameters": 434`, `"parameters": 435`, 1), "model.parameters 435, but model.spec has 434"},
+		{"channels", strings.Replace(string(good), `"channels": 1`, `"channels": 2`, 1), "model.input: channels 2, want 1 or 3"},
+		{"std 0", strings.Replace(string(good), `"std": [
+        0.5`, `"std": [
+        0`, 1), "model.input: channel 0: mean 0.5 and deviation 0"},
+		{"repeated class", strings.Replace(string(good), `"dog"`, `"cat"`, 1), `model.classes: classes[1] "cat" repeats classes[0]`},
+		{"no dataset digest", strings.Replace(string(good), strings.Repeat("c", 64), "", 1), `dataset.digest "" is not 64 hex digits`},
+		{"self-test file", strings.Replace(string(good), `"file": "selftest.tar"`, `"file": "other.tar"`, 1), `selfTest.file "other.tar" is not among files`},
+		{"self-test counts", strings.Replace(string(good), `"classCounts": [
+      2,
+      1`, `"classCounts": [
+      2,
+      2`, 1), "selfTest.file selftest.tar is 8704 bytes, but 4 images of 28x28x1 take 11264"},
+		{"self-test over perClass", strings.Replace(string(good), `"perClass": 2`, `"perClass": 1`, 1), "selfTest.classCounts[0] is 2, want 0 to perClass (1)"},
 		{"too large", strings.Replace(string(good), `"run":`, `"run": "`+strings.Repeat("x", MaxBytes)+`", "run":`, 1), "manifest.json: more than 1048576 bytes: manifest too large"},
 	}
 	for _, tt := range tests {
@@ -164,6 +217,7 @@ func TestEvaluateFailsClosed(t *testing.T) {
 
 func TestCheckLineage(t *testing.T) {
 	m := sample(t, files())
+	m.Dataset.Digest = ""
 	var le *LineageError
 	if err := m.CheckLineage(); !errors.As(err, &le) {
 		t.Fatalf("CheckLineage() of a manifest without lineage = %v, want a *LineageError", err)

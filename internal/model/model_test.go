@@ -410,7 +410,19 @@ func TestClassifyManySizes(t *testing.T) {
 
 func TestVersionPlan(t *testing.T) {
 	classes := []string{"a", "b", "c"}
-	p, err := VersionPlan(manifest.Model{Architecture: "resnet-small", Input: []int{32, 30, 3}, Classes: classes})
+	spec := func(name string) string {
+		s, err := arch.Builtin(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := arch.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	input := func(h, w, c int) manifest.Input { return manifest.Input{Height: h, Width: w, Channels: c} }
+	p, err := VersionPlan(manifest.Model{Spec: spec("resnet-small"), Input: input(32, 30, 3), Classes: classes})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,9 +430,9 @@ func TestVersionPlan(t *testing.T) {
 		t.Errorf("VersionPlan = %s on %+v, %d classes", p.Name, p.Input, p.Classes)
 	}
 	for _, m := range []manifest.Model{
-		{Architecture: "resnet", Input: []int{28, 28, 1}, Classes: classes},
-		{Architecture: "cnn", Input: []int{28, 28}, Classes: classes},
-		{Architecture: "cnn", Input: []int{2, 2, 1}, Classes: classes},
+		{Architecture: "cnn", Input: input(28, 28, 1), Classes: classes},
+		{Spec: "{}", Input: input(28, 28, 1), Classes: classes},
+		{Spec: spec("cnn"), Input: input(2, 2, 1), Classes: classes},
 	} {
 		if _, err := VersionPlan(m); err == nil {
 			t.Errorf("VersionPlan(%+v) succeeded", m)

@@ -55,7 +55,7 @@ type Version struct {
 	// ManifestDigest is "sha256:<hex>" of the version's manifest.json bytes.
 	ManifestDigest string `yaml:"manifestDigest"`
 	// MinSelfTestAccuracy is the accuracy, in [0,1], the version must reach
-	// on the golden set on the device before it is activated.
+	// on its self-test set on the device before it is activated.
 	MinSelfTestAccuracy float64 `yaml:"minSelfTestAccuracy"`
 }
 

@@ -85,7 +85,9 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		chip = c
 	}
 	var rules []infer.Rule
+	outputs := map[string][]string{}
 	for _, o := range cfg.GPIO.Outputs {
+		outputs[o.Name] = o.Classes
 		r := infer.Rule{Name: o.Name, Classes: o.Classes, MinConfidence: float32(o.MinConfidence), Debounce: o.DebounceFrames}
 		if chip != nil {
 			out, err := chip.Output(o.Line, o.ActiveLow)
@@ -122,6 +124,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		Installer:        &install.Installer{Dir: cfg.DataDir, Log: log},
 		Keep:             cfg.KeepVersions,
 		Slot:             slot,
+		Outputs:          outputs,
 		Mission:          lock,
 		Status:           rec,
 		Log:              log,

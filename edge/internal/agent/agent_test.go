@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,7 +26,6 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
 	"github.com/aerie-ml/aerie/edge/internal/reconcile"
 	"github.com/aerie-ml/aerie/edge/internal/status"
-	"github.com/aerie-ml/aerie/internal/golden"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/store"
 )
@@ -319,9 +319,9 @@ func TestKillDuringDownload(t *testing.T) {
 // status server, the mission endpoint, GPIO through the in-memory chip and
 // status uploaded to the store.
 func TestServe(t *testing.T) {
-	set, _ := golden.Set()
+	images, _ := modeltest.Images(300, 6)
 	frames := filepath.Join(t.TempDir(), "frames.raw")
-	os.WriteFile(frames, set.Images, 0o644)
+	os.WriteFile(frames, bytes.Join(images, nil), 0o644)
 	f := newFixture(t, fmt.Sprintf(`frames: {source: raw, path: %s, loop: true, interval: 5ms}
 mission: {http: true}
 gpio:

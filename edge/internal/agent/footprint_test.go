@@ -14,9 +14,6 @@ import (
 	"testing"
 
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
-	"github.com/aerie-ml/aerie/internal/fmnist"
-	"github.com/aerie-ml/aerie/internal/golden"
-	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 )
 
@@ -35,9 +32,9 @@ func TestFootprint(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("AERIE_EDGE_FRAMES")); err == nil {
 		frames = n
 	}
-	set, _ := golden.Set()
+	images, _ := modeltest.Images(300, 6)
 	raw := filepath.Join(t.TempDir(), "frames.raw")
-	os.WriteFile(raw, set.Images, 0o644)
+	os.WriteFile(raw, bytes.Join(images, nil), 0o644)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,10 +46,7 @@ func TestFootprint(t *testing.T) {
 
 	// The cnn with seeded random weights: the same compute and memory as a
 	// trained one. Its self-test threshold is set below chance.
-	plan, err := model.VersionPlan(manifest.Model{Architecture: "cnn", Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := modeltest.Plan(t, "cnn")
 	net := model.New(plan)
 	var w bytes.Buffer
 	if err := model.Encode(&w, net.Tensors(net.Init(1), net.InitState()), model.Metadata(plan)); err != nil {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/strictyaml"
 
-	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/store"
 )
@@ -342,9 +342,13 @@ func (v *validator) gpio(g *GPIO) {
 		if len(o.Classes) == 0 {
 			v.Fail(f+".classes", "is empty")
 		}
-		for _, class := range o.Classes {
-			if !slices.Contains(fmnist.Classes[:], class) {
-				v.Fail(f+".classes", "%q is not a class (one of %s)", class, strings.Join(fmnist.Classes[:], ", "))
+		// Which classes exist is the model's to say: the reconciler refuses
+		// a version that lacks one of these.
+		for j, class := range o.Classes {
+			if err := dataset.CheckClass(class); err != nil {
+				v.Fail(fmt.Sprintf("%s.classes[%d]", f, j), "%q is not a class name: %v", class, err)
+			} else if slices.Contains(o.Classes[:j], class) {
+				v.Fail(fmt.Sprintf("%s.classes[%d]", f, j), "%q is listed twice", class)
 			}
 		}
 		if o.MinConfidence < 0 || o.MinConfidence > 1 {

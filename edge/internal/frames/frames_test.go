@@ -17,19 +17,27 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/aerie-ml/aerie/edge/internal/modeltest"
 	"github.com/aerie-ml/aerie/internal/fmnist"
-	"github.com/aerie-ml/aerie/internal/golden"
 )
+
+// imageSet holds 28×28 grey test images.
+type imageSet [][]byte
+
+func (s imageSet) Image(i int) []byte { return s[i] }
+
+// testImages are 120 synthetic labelled images, 12 of each class in turn.
+func testImages() imageSet {
+	images, _ := modeltest.Images(120, 5)
+	return images
+}
 
 func grayOf(px []byte, w, h int) *image.Gray {
 	return &image.Gray{Pix: px, Stride: w, Rect: image.Rect(0, 0, w, h)}
 }
 
 func TestPreprocess(t *testing.T) {
-	set, err := golden.Set()
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := testImages()
 	img := set.Image(0)
 	// 28×28 passes through unchanged, inverted when asked.
 	if diff := cmp.Diff(img, Preprocess(grayOf(img, 28, 28), false)); diff != "" {
@@ -77,7 +85,7 @@ func collect(t *testing.T, s Source) []Frame {
 }
 
 func TestFileSources(t *testing.T) {
-	set, _ := golden.Set()
+	set := testImages()
 	dir := t.TempDir()
 	var raw []byte
 	for i := range 3 {
@@ -165,7 +173,7 @@ func withThumbnail(t testing.TB, j, thumb []byte) []byte {
 }
 
 func TestMJPEG(t *testing.T) {
-	set, _ := golden.Set()
+	set := testImages()
 	var stream bytes.Buffer
 	stream.WriteString("junk before the first frame")
 	var want [][]byte
@@ -212,7 +220,7 @@ func TestMJPEG(t *testing.T) {
 }
 
 func FuzzSplitter(f *testing.F) {
-	set, _ := golden.Set()
+	set := testImages()
 	j := jpegOf(f, grayOf(set.Image(0), 28, 28))
 	f.Add(j)
 	f.Add(append(append([]byte("xx"), j...), j...))

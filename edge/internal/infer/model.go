@@ -38,7 +38,7 @@ func Load(ctx context.Context, p *arch.Plan, weights io.Reader, digest string, c
 
 // Labels classifies images one at a time (batch 1: one compiled graph, the
 // smallest working set) and returns the predicted classes, as
-// golden.SelfTest wants them.
+// selftest.Run wants them.
 func (m *Model) Labels(ctx context.Context, images [][]byte) ([]int, error) {
 	out := make([]int, len(images))
 	for i, img := range images {

@@ -79,6 +79,11 @@ func (v *Version) Weights() (*os.File, error) {
 	return os.Open(filepath.Join(v.Dir, v.Manifest.Model.Weights))
 }
 
+// SelfTestSet opens the version's self-test set.
+func (v *Version) SelfTestSet() (*os.File, error) {
+	return os.Open(filepath.Join(v.Dir, v.Manifest.SelfTest.File))
+}
+
 func (in *Installer) log() *slog.Logger {
 	if in.Log == nil {
 		return slog.New(slog.DiscardHandler)

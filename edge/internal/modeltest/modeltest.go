@@ -1,8 +1,9 @@
 // Package modeltest makes real model versions for the edge agent's tests:
-// safetensors weights of the "small" architecture that classify
-// Fashion-MNIST by nearest class centroid (no training needed, about 60%
-// on the golden set), a manifest listing every file, and an optional
-// ed25519 signature, written into a store the way the trainer writes them.
+// synthetic labelled images, safetensors weights of the "small"
+// architecture that classify them by nearest class centroid (no training
+// needed), a self-test set packed from them, a manifest listing every file,
+// and an optional ed25519 signature, written into a store the way the
+// trainer writes them.
 package modeltest
 
 import (
@@ -11,6 +12,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,39 +20,96 @@ import (
 	"time"
 
 	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/fmnist"
-	"github.com/aerie-ml/aerie/internal/golden"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/selftest"
 )
 
-// SmallPlan is the plan CentroidWeights are for: models/small.yaml on
-// Fashion-MNIST, as a version's manifest records it.
-func SmallPlan(t testing.TB) *arch.Plan {
+// Classes are the classes of the versions Write makes: the reference
+// dataset's names, which the tests' GPIO configurations use.
+var Classes = fmnist.Classes[:]
+
+// Side is the side of the images, grey: the reference dataset's shape.
+const Side = 28
+
+// Images returns n synthetic 28×28 grey images and their labels, drawn
+// from seed: class c lights 4×4 cells c, c+10, c+20 and c+30 of the 7×7
+// grid over dim noise, so a nearest-centroid classifier gets them right.
+func Images(n int, seed uint64) (images [][]byte, labels []int) {
+	rng := rand.New(rand.NewPCG(seed, 0x1ae5))
+	for i := range n {
+		c := i % len(Classes)
+		img := make([]byte, Side*Side)
+		for p := range img {
+			img[p] = byte(rng.IntN(48))
+		}
+		for k := range 4 {
+			cell := c + 10*k
+			cy, cx := cell/7, cell%7
+			for y := cy * 4; y < cy*4+4; y++ {
+				for x := cx * 4; x < cx*4+4; x++ {
+					img[y*Side+x] = byte(190 + rng.IntN(66))
+				}
+			}
+		}
+		images, labels = append(images, img), append(labels, c)
+	}
+	return images, labels
+}
+
+// SelfTestSet packs perClass images of each class (from a seed of their
+// own) as a trainer packs a version's self-test set.
+func SelfTestSet(t testing.TB, perClass int) *selftest.Packed {
 	t.Helper()
-	p, err := model.VersionPlan(manifest.Model{Architecture: "small", Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]})
+	images, labels := Images(perClass*len(Classes), 2)
+	var b bytes.Buffer
+	w := dataset.NewShardWriter(&b, dataset.Shape{Height: Side, Width: Side, Channels: 1})
+	counts := make([]int, len(Classes))
+	for i, img := range images {
+		if err := w.Add(labels[i], img); err != nil {
+			t.Fatal(err)
+		}
+		counts[labels[i]]++
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &selftest.Packed{Data: b.Bytes(), Entry: manifest.SelfTest{
+		File: selftest.FileName, Split: selftest.Split, Seed: 2, PerClass: perClass, ClassCounts: counts}}
+}
+
+// Plan is the built-in architecture name on Images' shape and Classes.
+func Plan(t testing.TB, name string) *arch.Plan {
+	t.Helper()
+	spec, err := arch.Builtin(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := spec.Plan(arch.Input{H: Side, W: Side, C: 1}, len(Classes))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
+// SmallPlan is the plan CentroidWeights are for.
+func SmallPlan(t testing.TB) *arch.Plan { return Plan(t, "small") }
+
 // CentroidWeights returns "small" weights that act as a nearest-centroid
-// classifier on 4×4 max-pooled images. The centroids come from the golden
-// set itself: good enough to pass a self-test, which is all tests need.
-// With scale 0 every image gets class 0 (a model that fails its self-test).
+// classifier on 4×4 max-pooled images, the centroids of Images. With scale
+// 0 every image gets class 0 (a model that fails its self-test).
 func CentroidWeights(t testing.TB, scale float32) []byte {
 	t.Helper()
-	set, err := golden.Set()
-	if err != nil {
-		t.Fatal(err)
-	}
+	images, labels := Images(20*len(Classes), 1)
 	const cells = 7 * 7
-	var centroids [fmnist.NumClasses][cells]float32
-	var count [fmnist.NumClasses]float32
-	for i := range set.Len() {
-		img, c := set.Image(i), set.Labels[i]
+	n := len(Classes)
+	centroids := make([][cells]float32, n)
+	count := make([]float32, n)
+	for i, img := range images {
+		c := labels[i]
 		count[c]++
 		for cell := range cells {
 			centroids[c][cell] += pooled(img, cell)
@@ -59,23 +118,23 @@ func CentroidWeights(t testing.TB, scale float32) []byte {
 	kernel := make([]float32, 3*3*1*4)
 	kernel[(1*3+1)*4+0] = 1 // centre tap, channel 0: the pixel itself
 	bias := []float32{1, 0, 0, 0}
-	fcw := make([]float32, cells*4*fmnist.NumClasses)
-	fcb := make([]float32, fmnist.NumClasses)
-	for c := range fmnist.NumClasses {
+	fcw := make([]float32, cells*4*n)
+	fcb := make([]float32, n)
+	for c := range n {
 		var norm float32
 		for cell := range cells {
 			m := centroids[c][cell] / count[c]
-			fcw[(cell*4+0)*fmnist.NumClasses+c] = m * scale
+			fcw[(cell*4+0)*n+c] = m * scale
 			norm += m * m
 		}
 		fcb[c] = -norm / 2 * scale
 	}
 	var b bytes.Buffer
-	err = model.Encode(&b, []model.Tensor{
+	err := model.Encode(&b, []model.Tensor{
 		model.FromFloat32s("conv1.weight", []int{3, 3, 1, 4}, kernel),
 		model.FromFloat32s("conv1.bias", []int{4}, bias),
-		model.FromFloat32s("fc1.weight", []int{cells * 4, fmnist.NumClasses}, fcw),
-		model.FromFloat32s("fc1.bias", []int{fmnist.NumClasses}, fcb),
+		model.FromFloat32s("fc1.weight", []int{cells * 4, n}, fcw),
+		model.FromFloat32s("fc1.bias", []int{n}, fcb),
 	}, map[string]string{model.MetadataArchitecture: "small"})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +149,7 @@ func pooled(img []byte, cell int) float32 {
 	var m byte
 	for y := cy * 4; y < cy*4+4; y++ {
 		for x := cx * 4; x < cx*4+4; x++ {
-			m = max(m, img[y*28+x])
+			m = max(m, img[y*Side+x])
 		}
 	}
 	return float32(m) / 127.5
@@ -109,23 +168,49 @@ type Version struct {
 	Weights  []byte
 }
 
-// Write stores a model version of arch with weights under
-// models/<run>/<version>/ in st: model.safetensors, a report file,
-// manifest.json last and, with key, manifest.json.sig.
+// Write stores a model version of the built-in architecture arch with
+// weights under models/<run>/<version>/ in st: model.safetensors, a report
+// file, the self-test set (SelfTestSet(t, 10)), manifest.json last and,
+// with key, manifest.json.sig.
 func Write(t testing.TB, st Putter, run, arch string, weights []byte, key ed25519.PrivateKey) Version {
+	return WriteClasses(t, st, run, arch, weights, key, Classes)
+}
+
+// WriteClasses is Write for a model whose outputs are named classes (as
+// many as Classes).
+func WriteClasses(t testing.TB, st Putter, run, archName string, weights []byte, key ed25519.PrivateKey, classes []string) Version {
 	t.Helper()
 	ctx := context.Background()
+	spec, err := arch.Builtin(archName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := spec.Plan(arch.Input{H: Side, W: Side, C: 1}, len(classes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := arch.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := SelfTestSet(t, 10)
 	files := map[string][]byte{
 		"model.safetensors": weights,
 		"report.html":       []byte("<!doctype html><title>report</title>\n"),
+		selftest.FileName:   set.Data,
 	}
+	names := []string{"model.safetensors", "report.html", selftest.FileName}
 	m := &manifest.Manifest{
 		SchemaVersion: manifest.SchemaVersion,
 		Run:           run,
 		CreatedAt:     time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		Model:         manifest.Model{Architecture: arch, Weights: "model.safetensors", Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]},
+		Model: manifest.Model{Architecture: spec.Name, Spec: string(enc), Parameters: int(plan.NumParams), Weights: "model.safetensors",
+			Input:   manifest.Input{Height: Side, Width: Side, Channels: 1, Mean: []float64{0.5}, Std: []float64{0.5}},
+			Classes: classes},
+		Dataset:  manifest.Dataset{URI: "file:///synthetic", Digest: fmt.Sprintf("%064x", 1)},
+		SelfTest: set.Entry,
 	}
-	for _, name := range []string{"model.safetensors", "report.html"} {
+	for _, name := range names {
 		f, err := manifest.Describe(name, bytes.NewReader(files[name]))
 		if err != nil {
 			t.Fatal(err)
@@ -137,8 +222,11 @@ func Write(t testing.TB, st Putter, run, arch string, weights []byte, key ed2551
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := manifest.Parse(mb); err != nil {
+		t.Fatalf("modeltest wrote a manifest that does not parse: %v", err)
+	}
 	prefix := path.Join("models", run, m.Version) + "/"
-	for _, name := range []string{"model.safetensors", "report.html"} {
+	for _, name := range names {
 		if err := st.Put(ctx, prefix+name, bytes.NewReader(files[name])); err != nil {
 			t.Fatal(err)
 		}

@@ -1,18 +1,21 @@
 // Package reconcile is the edge agent's reconciler, modelled on Flux's
 // source-controller: observe the Git head (skip when unchanged), fetch the
 // pins shallowly, choose this device's version (stable or canary by a
-// stable hash), download and verify it into staging, self-test it on the
-// golden set, and only then activate it, unless a mission holds the lock.
+// stable hash), download and verify it into staging, check that it has the
+// classes the GPIO outputs name, self-test it on the set it ships with,
+// and only then activate it, unless a mission holds the lock.
 // Status is written from a defer on every pass.
 package reconcile
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -26,9 +29,9 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/infer"
 	"github.com/aerie-ml/aerie/edge/internal/install"
 	"github.com/aerie-ml/aerie/edge/internal/status"
-	"github.com/aerie-ml/aerie/internal/golden"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
 )
 
@@ -67,8 +70,11 @@ type Reconciler struct {
 	Installer                *install.Installer
 	Keep                     int
 	// Load loads an installed version; infer.Load of its weights by default.
-	Load    func(ctx context.Context, v *install.Version) (*infer.Model, error)
-	Slot    *infer.Slot
+	Load func(ctx context.Context, v *install.Version) (*infer.Model, error)
+	Slot *infer.Slot
+	// Outputs maps each GPIO output to the classes it names; a version
+	// whose classes lack one of them is refused.
+	Outputs map[string][]string
 	Mission Mission
 	Status  *status.Recorder
 	Log     *slog.Logger
@@ -175,9 +181,12 @@ func (r *Reconciler) enforce(ctx context.Context, pol install.Policy, when strin
 		v, err := r.Installer.Open(h, pol)
 		if err == nil {
 			var m *infer.Model
-			if m, err = r.load(ctx, v); err == nil {
+			if err = r.checkClasses(v); err == nil {
+				m, err = r.load(ctx, v)
+			}
+			if err == nil {
 				if res, ok := st.SelfTests[h]; ok {
-					_, err = golden.SelfTest(ctx, m.Labels, res.MinAccuracy)
+					_, err = r.selfTest(ctx, v, m, res.MinAccuracy)
 				}
 				if err == nil {
 					if h != cur {
@@ -254,10 +263,51 @@ func (r *Reconciler) load(ctx context.Context, v *install.Version) (*infer.Model
 	return infer.Load(ctx, p, f, v.ManifestDigest, v.Manifest.Model.Classes)
 }
 
-func describe(v *install.Version, m *infer.Model, res golden.Result) *status.Model {
+// ErrClassesMissing is wrapped by checkClasses's error.
+var ErrClassesMissing = errors.New("the model lacks classes the GPIO outputs name")
+
+// checkClasses refuses a version without a class that a GPIO output names:
+// the output could never switch, silently.
+func (r *Reconciler) checkClasses(v *install.Version) error {
+	have := v.Manifest.Model.Classes
+	var missing []string
+	for _, out := range slices.Sorted(maps.Keys(r.Outputs)) {
+		for _, c := range r.Outputs[out] {
+			if !slices.Contains(have, c) {
+				missing = append(missing, fmt.Sprintf("%q (gpio output %s)", c, out))
+			}
+		}
+	}
+	if missing == nil {
+		return nil
+	}
+	return fmt.Errorf("version %s: %w: it has no class %s; its classes are %s: fix gpio.outputs in the device configuration or pin a model with these classes",
+		v.ManifestDigest, ErrClassesMissing, strings.Join(missing, ", "), quoteAll(have))
+}
+
+func quoteAll(s []string) string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, ", ")
+}
+
+// selfTest classifies the self-test set the version ships with, checking
+// the set's bytes against the manifest as it reads them.
+func (r *Reconciler) selfTest(ctx context.Context, v *install.Version, m *infer.Model, minAccuracy float64) (selftest.Result, error) {
+	f, err := v.SelfTestSet()
+	if err != nil {
+		return selftest.Result{}, fmt.Errorf("self-test: %w: %w", selftest.ErrBadSet, err)
+	}
+	defer f.Close()
+	return selftest.Run(ctx, v.Manifest, bufio.NewReaderSize(f, 64<<10), m.Labels, minAccuracy)
+}
+
+func describe(v *install.Version, m *infer.Model, res selftest.Result) *status.Model {
 	sm := &status.Model{
 		ManifestDigest: v.ManifestDigest, Run: v.Manifest.Run, Version: v.Manifest.Version,
-		Architecture: v.Manifest.Model.Architecture, SignedBy: v.SignedBy,
+		Architecture: v.Manifest.Model.Architecture, Classes: v.Manifest.Model.Classes, SignedBy: v.SignedBy,
 	}
 	if res.Total > 0 {
 		sm.SelfTest = &res
@@ -370,7 +420,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 		return nil
 	}
 	if s, ok := r.stalled[attempted]; ok {
-		st.MarkStalled(s.reason, "%s", s.msg)
+		st.MarkStalled(s.reason, "%s; %s", s.msg, r.keeping())
 		return nil
 	}
 	v, res, err := r.prepare(ctx, want)
@@ -391,7 +441,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 	}
 	st.SelfTests = r.Status.Get().SelfTests
 	if st.SelfTests == nil {
-		st.SelfTests = map[string]golden.Result{}
+		st.SelfTests = map[string]selftest.Result{}
 	}
 	st.SelfTests[wantHex] = res.result
 	sm := describe(v, res.model, res.result)
@@ -453,7 +503,7 @@ func (r *Reconciler) readPins(snap *gitsync.Snapshot) (*pins.Pins, []pins.Key, e
 
 type prepared struct {
 	model  *infer.Model
-	result golden.Result
+	result selftest.Result
 }
 
 // prepare installs, verifies, loads and self-tests a version.
@@ -488,18 +538,26 @@ func (r *Reconciler) prepare(ctx context.Context, want pins.Version) (*install.V
 	case err != nil:
 		return nil, prepared{}, err
 	}
+	if err := r.checkClasses(v); err != nil {
+		// Kept on disk: a new device configuration may take it.
+		return nil, prepared{}, &stallError{status.ClassesMissingReason, true, err}
+	}
 	m, err := r.load(ctx, v)
 	if err != nil {
 		r.Installer.Remove(v.Hex)
 		return nil, prepared{}, &stallError{status.LoadFailedReason, true, err}
 	}
-	res, err := golden.SelfTest(ctx, m.Labels, want.MinSelfTestAccuracy)
+	res, err := r.selfTest(ctx, v, m, want.MinSelfTestAccuracy)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, prepared{}, ctx.Err()
 		}
 		r.Installer.Remove(v.Hex)
-		return nil, prepared{}, &stallError{status.SelfTestFailedReason, true, fmt.Errorf("version %s: %w", want.ManifestDigest, err)}
+		reason := status.SelfTestFailedReason
+		if errors.Is(err, selftest.ErrBadSet) {
+			reason = status.VerificationFailedReason
+		}
+		return nil, prepared{}, &stallError{reason, true, fmt.Errorf("version %s: %w", want.ManifestDigest, err)}
 	}
 	return v, prepared{m, res}, nil
 }

@@ -25,8 +25,8 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/install"
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
 	"github.com/aerie-ml/aerie/edge/internal/status"
-	"github.com/aerie-ml/aerie/internal/golden"
 	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
 )
 
@@ -293,6 +293,113 @@ func testLifecycle(t *testing.T, e *env) {
 	}
 }
 
+// TestClassesMissing pins a version whose classes lack one that a GPIO
+// output names: it is refused with ClassesMissing, not retried, and the
+// active model keeps running; a tampered self-test set is refused too.
+func TestClassesMissing(t *testing.T) {
+	repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
+	e := newEnv(t, repo.URL(), repo)
+	e.r.Outputs = map[string][]string{"footwear": {"Sandal", "Sneaker"}, "bags": {"Bag"}}
+	v1 := e.version(1, false)
+	e.pin(v1, "")
+	if s, err := e.reconcile(); err != nil || e.active() != v1.Digest {
+		t.Fatalf("reconcile v1 = %v, active %s; conditions %+v", err, e.active(), s.Conditions)
+	}
+
+	renamed := append([]string(nil), modeltest.Classes...)
+	renamed[7] = "Trainer" // was Sneaker
+	v2 := modeltest.WriteClasses(t, e.store, "renamed", "small", modeltest.CentroidWeights(t, 2), nil, renamed)
+	commit := e.pin(v2, "")
+	for range 2 {
+		s, err := e.reconcile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.wantCondition(s, meta.StalledCondition, status.ClassesMissingReason)
+		msg := s.Condition(meta.StalledCondition).Message
+		if !strings.Contains(msg, `no class "Sneaker" (gpio output footwear)`) || !strings.Contains(msg, `"Trainer"`) || !strings.Contains(msg, "keeping the active model") {
+			t.Errorf("stalled message = %q, want it to name the missing class, its output, the version's classes and say the model keeps running", msg)
+		}
+		if want := "main@sha1:" + commit + "/" + v2.Digest; s.LastAttemptedRevision != want || s.LastAppliedRevision == want {
+			t.Errorf("revisions applied %q attempted %q, want attempted %q only", s.LastAppliedRevision, s.LastAttemptedRevision, want)
+		}
+		if got := e.active(); got != v1.Digest || s.Active == nil || s.Active.ManifestDigest != v1.Digest {
+			t.Fatalf("active = %s (status %+v), want v1 still", got, s.Active)
+		}
+	}
+	images, _ := modeltest.Images(1, 9)
+	if _, err := e.r.Slot.Load().Classifier.Classify(context.Background(), images); err != nil {
+		t.Errorf("Classify with the kept model: %v", err)
+	}
+
+	// The same classes in another order are fine: outputs go by name.
+	reordered := append([]string(nil), modeltest.Classes...)
+	reordered[0], reordered[9] = reordered[9], reordered[0]
+	v3 := modeltest.WriteClasses(t, e.store, "reordered", "small", modeltest.CentroidWeights(t, 3), nil, reordered)
+	e.pin(v3, "")
+	s, err := e.reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wantCondition(s, meta.ReadyCondition, meta.SucceededReason)
+	if got := e.active(); got != v3.Digest || s.Active.Classes[0] != "Ankle boot" {
+		t.Fatalf("active = %s with classes %v, want v3", got, s.Active.Classes)
+	}
+
+	// A self-test set changed in the store fails verification; v3 stays.
+	v4 := e.version(4, false)
+	set := filepath.Join(string(e.store), v4.Key, selftest.FileName)
+	b, err := os.ReadFile(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[3*512] ^= 0xff
+	os.WriteFile(set, b, 0o644)
+	e.pin(v4, "")
+	s, _ = e.reconcile()
+	e.wantCondition(s, meta.StalledCondition, status.VerificationFailedReason)
+	if msg := s.Condition(meta.StalledCondition).Message; !strings.Contains(msg, selftest.FileName) {
+		t.Errorf("stalled message = %q, want it to name %s", msg, selftest.FileName)
+	}
+	if got := e.active(); got != v3.Digest {
+		t.Fatalf("active after a tampered self-test set = %s, want v3", got)
+	}
+}
+
+// TestSelfTestSetTamperedOnDisk changes an installed version's self-test
+// set behind the installer's back: the self-test fails closed at startup
+// and the agent rolls back.
+func TestSelfTestSetTamperedOnDisk(t *testing.T) {
+	repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
+	e := newEnv(t, repo.URL(), repo)
+	v1, v2 := e.version(1, false), e.version(2, false)
+	for _, v := range []modeltest.Version{v1, v2} {
+		e.pin(v, "")
+		if _, err := e.reconcile(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	iv, err := e.r.Installer.Open(pins.DigestHex(v2.Digest), install.Policy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := iv.SelfTestSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b, _ := os.ReadFile(f.Name())
+	b[3*512] ^= 0xff
+	os.WriteFile(f.Name(), b, 0o644)
+	e.r.Slot.Swap(nil)
+	if err := e.r.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.active(); got != v1.Digest {
+		t.Fatalf("active after restore with v2's set tampered = %s, want v1", got)
+	}
+}
+
 func (e *env) pinText(v modeltest.Version) string {
 	return fmt.Sprintf("apiVersion: aerie.dev/v1alpha1\nkind: FleetPins\nfleet: quadcopters\nstable:\n  uri: file://%s/%s\n  manifestDigest: %s\n  minSelfTestAccuracy: 0.5\n", e.store, v.Key, v.Digest)
 }
@@ -324,8 +431,8 @@ func TestNetworkGone(t *testing.T) {
 		t.Fatalf("model after network loss = %v, want v1", m)
 	}
 	// Inference still works with the kept model.
-	set, _ := golden.Set()
-	if _, err := m.Classifier.Classify(context.Background(), [][]byte{set.Image(0)}); err != nil {
+	images, _ := modeltest.Images(1, 9)
+	if _, err := m.Classifier.Classify(context.Background(), images); err != nil {
 		t.Errorf("Classify with the network gone: %v", err)
 	}
 }

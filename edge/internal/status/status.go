@@ -39,6 +39,7 @@ const (
 	VerificationFailedReason = devicestatus.VerificationFailedReason
 	LoadFailedReason         = devicestatus.LoadFailedReason
 	SelfTestFailedReason     = devicestatus.SelfTestFailedReason
+	ClassesMissingReason     = devicestatus.ClassesMissingReason
 	MissionActiveReason      = devicestatus.MissionActiveReason
 	RolledBackReason         = devicestatus.RolledBackReason
 )

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/aerie-ml/aerie/internal/arch"
@@ -337,17 +338,29 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // weights, metrics, pictures and model card, then manifest.json last.
 func writeModel(ctx context.Context, out store.Store, f *trainFlags, src *data.Source, res *train.Result, usage sysstat.Usage) (*artifact.Version, error) {
 	plan := f.cfg.Plan
+	spec, err := arch.Marshal(f.spec)
+	if err != nil {
+		return nil, exitcode.Wrap(exitcode.Internal, err)
+	}
 	var weights bytes.Buffer
 	if err := model.Encode(&weights, res.Weights, model.Metadata(plan)); err != nil {
 		return nil, err
 	}
+	set, err := packSelfTest(ctx, src, f.cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
 	return artifact.Write(ctx, out, artifact.Model{
-		Run:          f.name,
-		Architecture: plan.Name,
-		Parameters:   int(plan.NumParams),
-		Weights:      weights.Bytes(),
-		Dataset:      manifest.Dataset{URI: f.dataURI, Digest: src.Dataset.Digest, Files: src.Files},
-		Lineage:      artifact.LineageFromEnv(os.Getenv, f.cfg.WorldSize, res.ResumedFrom),
+		Run:        f.name,
+		Spec:       string(spec),
+		Parameters: int(plan.NumParams),
+		Weights:    weights.Bytes(),
+		Classes:    src.Classes(),
+		Input: manifest.Input{Height: plan.Input.H, Width: plan.Input.W, Channels: plan.Input.C,
+			Mean: slices.Repeat([]float64{data.Mean}, plan.Input.C), Std: slices.Repeat([]float64{data.Std}, plan.Input.C)},
+		SelfTest: set,
+		Dataset:  manifest.Dataset{URI: f.dataURI, Digest: src.Dataset.Digest, Files: src.Files},
+		Lineage:  artifact.LineageFromEnv(os.Getenv, f.cfg.WorldSize, res.ResumedFrom),
 		Hyperparameters: manifest.Hyperparameters{Epochs: f.cfg.Epochs, BatchSize: f.cfg.BatchSize, LearningRate: f.cfg.LearningRate,
 			Schedule: f.cfg.Schedule, Optimizer: "adam", Seed: f.cfg.Seed, RotationDegrees: f.cfg.Augment.RotationDegrees,
 			CropPadding: f.cfg.Augment.CropPadding, HorizontalFlip: f.cfg.Augment.HorizontalFlip, Brightness: f.cfg.Augment.Brightness,

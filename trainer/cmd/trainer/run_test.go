@@ -15,6 +15,7 @@ import (
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
+	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/trainer/internal/data"
 )
@@ -71,7 +72,7 @@ func TestTrainWritesLoadableModel(t *testing.T) {
 		files = append(files, file.Name)
 	}
 	slices.Sort(files)
-	want := []string{"confusion.png", "curves.png", "metrics.jsonl", "model.safetensors", "report.html"}
+	want := []string{"confusion.png", "curves.png", "metrics.jsonl", "model.safetensors", "report.html", "selftest.tar"}
 	if diff := cmp.Diff(want, files); diff != "" {
 		t.Errorf("manifest files diff (-want +got):\n%s", diff)
 	}
@@ -91,6 +92,27 @@ func TestTrainWritesLoadableModel(t *testing.T) {
 	defer c.Close()
 	if _, err := c.Classify(context.Background(), [][]byte{make([]byte, 784)}); err != nil {
 		t.Error(err)
+	}
+	// The version carries its self-test set, which the model it ships with
+	// classifies as promotion and the devices do.
+	if m.SelfTest.PerClass != selftest.DefaultPerClass || m.SelfTest.Split != "test" || m.Model.Input.Channels != 1 {
+		t.Errorf("self-test %+v, input %+v", m.SelfTest, m.Model.Input)
+	}
+	set, err := os.Open(filepath.Join(versions[0], m.SelfTest.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	res, err := selftest.Run(context.Background(), m, set, func(ctx context.Context, images [][]byte) ([]int, error) {
+		preds, err := c.Classify(ctx, images)
+		labels := make([]int, len(preds))
+		for i, p := range preds {
+			labels[i] = p.Class
+		}
+		return labels, err
+	}, 0)
+	if err != nil || res.Total != m.SelfTest.Samples() || len(res.Classes) != len(m.Model.Classes) || res.Classes[0].Class != m.Model.Classes[0] {
+		t.Errorf("self-test of the written version = %+v, %v", res, err)
 	}
 }
 

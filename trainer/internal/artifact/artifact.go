@@ -5,6 +5,7 @@
 //	models/<run>/<version>/curves.png         loss and accuracy per epoch
 //	models/<run>/<version>/confusion.png      the test set's normalized confusion matrix
 //	models/<run>/<version>/report.html        the model card, embedding both pictures
+//	models/<run>/<version>/selftest.tar       the self-test set (internal/selftest)
 //	models/<run>/<version>/manifest.json      written last: a version without it is incomplete
 //
 // Every file is created with IfNotExists, so a version is never overwritten.
@@ -21,9 +22,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
+	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/trainer/internal/report"
 )
@@ -48,9 +50,11 @@ var _ Store = store.Store(nil)
 
 // Model is a trained model and everything the manifest records about it.
 type Model struct {
-	Run          string
-	Architecture string
-	Parameters   int
+	Run string
+	// Spec is the architecture the weights are of, in its canonical form
+	// (arch.Marshal).
+	Spec       string
+	Parameters int
 	// Weights is the content of model.safetensors.
 	Weights []byte
 	// Metrics are the run's figures; ModelBytes and Parameters are filled
@@ -62,10 +66,13 @@ type Model struct {
 	// Gates are evaluated against Metrics; the results go into the
 	// manifest whether they pass or not (promotion reads them).
 	Gates manifest.Gates
-	// Classes names the labels (default: Fashion-MNIST's).
+	// Classes names the labels, the dataset's classes.
 	Classes []string
-	// Input is the shape of one image (default 28×28×1).
-	Input []int
+	// Input is what the model takes: the dataset's shape and the
+	// normalization training applied.
+	Input manifest.Input
+	// SelfTest is the self-test set packed from the test split.
+	SelfTest *selftest.Packed
 	// CreatedAt defaults to now.
 	CreatedAt time.Time
 }
@@ -181,14 +188,14 @@ type file struct {
 // order they are written: weights first, so that an interrupted write
 // leaves the most valuable part.
 func build(m Model, version string) (*manifest.Manifest, []file, error) {
+	if m.SelfTest == nil {
+		return nil, nil, exitcode.Errorf(exitcode.Internal, "model version of run %q: no self-test set", m.Run)
+	}
+	spec, err := arch.Parse("spec", []byte(m.Spec))
+	if err != nil {
+		return nil, nil, exitcode.Wrap(exitcode.Internal, fmt.Errorf("model version of run %q: %w", m.Run, err))
+	}
 	classes := m.Classes
-	if len(classes) == 0 {
-		classes = fmnist.Classes[:]
-	}
-	input := m.Input
-	if len(input) == 0 {
-		input = []int{28, 28, 1}
-	}
 	created := m.CreatedAt
 	if created.IsZero() {
 		created = time.Now()
@@ -203,8 +210,8 @@ func build(m Model, version string) (*manifest.Manifest, []file, error) {
 		Version:       version,
 		CreatedAt:     created.UTC(),
 		Model: manifest.Model{
-			Architecture: m.Architecture, Parameters: m.Parameters, Weights: WeightsFile,
-			Input: input, Classes: classes,
+			Architecture: spec.Name, Spec: m.Spec, Parameters: m.Parameters, Weights: WeightsFile,
+			Input: m.Input, Classes: classes,
 		},
 		Dataset:         m.Dataset,
 		Lineage:         m.Lineage,
@@ -214,6 +221,7 @@ func build(m Model, version string) (*manifest.Manifest, []file, error) {
 		// the time of promotion.
 		DeclaredGates: &declared,
 		Gates:         manifest.Evaluate(metrics, classes, m.Gates),
+		SelfTest:      m.SelfTest.Entry,
 	}
 
 	var jsonl bytes.Buffer
@@ -233,8 +241,9 @@ func build(m Model, version string) (*manifest.Manifest, []file, error) {
 	}
 	// The card shows the weights' digest, so it sees them among the files.
 	weights, _ := manifest.Describe(WeightsFile, bytes.NewReader(m.Weights))
+	set, _ := manifest.Describe(m.SelfTest.Entry.File, bytes.NewReader(m.SelfTest.Data))
 	card := *man
-	card.Files = []manifest.File{weights}
+	card.Files = []manifest.File{weights, set}
 	html, err := report.HTML(&card, curves, confusion)
 	if err != nil {
 		return nil, nil, exitcode.Wrap(exitcode.Internal, err)
@@ -245,6 +254,7 @@ func build(m Model, version string) (*manifest.Manifest, []file, error) {
 		{CurvesFile, curves},
 		{ConfusionFile, confusion},
 		{ReportFile, html},
+		{m.SelfTest.Entry.File, m.SelfTest.Data},
 	}, nil
 }
 

@@ -15,9 +15,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
+	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
 )
 
@@ -68,10 +71,13 @@ func model(weights string) Model {
 		confusion[i][(i+1)%fmnist.NumClasses] = 1 - classAcc[i]
 	}
 	return Model{
-		Run:          "fmnist-small",
-		Architecture: "small",
-		Parameters:   1234,
-		Weights:      []byte(weights),
+		Run:        "fmnist-small",
+		Spec:       smallSpec,
+		Parameters: 2010,
+		Weights:    []byte(weights),
+		Classes:    fmnist.Classes[:],
+		Input:      manifest.Input{Height: 28, Width: 28, Channels: 1, Mean: []float64{0.5}, Std: []float64{0.5}},
+		SelfTest:   selfTestSet(),
 		Metrics: manifest.Metrics{
 			Epochs: epochs, TestLoss: 0.66, TestAccuracy: 0.81,
 			ClassAccuracy: classAcc, Confusion: confusion,
@@ -83,6 +89,36 @@ func model(weights string) Model {
 		Gates:           manifest.Gates{MinTestAccuracy: 0.8, MinClassAccuracy: 0.73, MaxModelBytes: 1 << 20},
 		CreatedAt:       time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC),
 	}
+}
+
+// smallSpec is models/small.yaml in canonical form.
+var smallSpec = func() string {
+	data, err := os.ReadFile(filepath.Join("..", "..", "..", arch.Dir, "small.yaml"))
+	if err != nil {
+		panic(err)
+	}
+	s, err := arch.Parse("small.yaml", data)
+	if err != nil {
+		panic(err)
+	}
+	enc, err := arch.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return string(enc)
+}()
+
+// selfTestSet is a set of one blank image of each class.
+func selfTestSet() *selftest.Packed {
+	var b bytes.Buffer
+	w := dataset.NewShardWriter(&b, dataset.Shape{Height: 28, Width: 28, Channels: 1})
+	counts := make([]int, fmnist.NumClasses)
+	for c := range counts {
+		w.Add(c, make([]byte, 28*28))
+		counts[c] = 1
+	}
+	w.Close()
+	return &selftest.Packed{Data: b.Bytes(), Entry: manifest.SelfTest{File: selftest.FileName, Split: "test", Seed: 7, PerClass: 1, ClassCounts: counts}}
 }
 
 type env map[string]string
@@ -105,7 +141,7 @@ func TestWrite(t *testing.T) {
 		t.Errorf("URI = %q, want %q", v.URI, want)
 	}
 
-	wantPuts := []string{WeightsFile, MetricsFile, CurvesFile, ConfusionFile, ReportFile, manifest.FileName}
+	wantPuts := []string{WeightsFile, MetricsFile, CurvesFile, ConfusionFile, ReportFile, selftest.FileName, manifest.FileName}
 	for i := range wantPuts {
 		wantPuts[i] = v.Prefix + wantPuts[i]
 	}
@@ -136,13 +172,16 @@ func TestWrite(t *testing.T) {
 	for _, f := range got.Files {
 		names = append(names, f.Name)
 	}
-	if diff := cmp.Diff([]string{WeightsFile, MetricsFile, CurvesFile, ConfusionFile, ReportFile}, names); diff != "" {
+	if diff := cmp.Diff([]string{WeightsFile, MetricsFile, CurvesFile, ConfusionFile, ReportFile, selftest.FileName}, names); diff != "" {
 		t.Errorf("manifest files diff (-want +got):\n%s", diff)
 	}
 
 	// The manifest's figures.
-	if got.Metrics.ModelBytes != int64(len("weights v1")) || got.Metrics.Parameters != 1234 || got.Model.Parameters != 1234 {
-		t.Errorf("model bytes %d, parameters %d/%d, want %d, 1234", got.Metrics.ModelBytes, got.Metrics.Parameters, got.Model.Parameters, len("weights v1"))
+	if got.Metrics.ModelBytes != int64(len("weights v1")) || got.Metrics.Parameters != 2010 || got.Model.Parameters != 2010 || got.Model.Architecture != "small" {
+		t.Errorf("model bytes %d, parameters %d/%d, architecture %q, want %d, 2010, small", got.Metrics.ModelBytes, got.Metrics.Parameters, got.Model.Parameters, got.Model.Architecture, len("weights v1"))
+	}
+	if string(got.Model.Spec) != string(smallSpec) || got.SelfTest.Samples() != fmnist.NumClasses {
+		t.Errorf("spec %s, self-test %+v; want small's canonical spec and one image a class", got.Model.Spec, got.SelfTest)
 	}
 	if diff := cmp.Diff(fmnist.Classes[:], got.Model.Classes); diff != "" {
 		t.Errorf("classes diff (-want +got):\n%s", diff)

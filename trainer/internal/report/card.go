@@ -9,7 +9,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
 )
 
@@ -71,9 +70,6 @@ func HTML(m *manifest.Manifest, curves, confusion []byte) ([]byte, error) {
 		d.Confusion = dataURI(confusion)
 	}
 	classes := m.Model.Classes
-	if len(classes) == 0 {
-		classes = fmnist.Classes[:]
-	}
 	for i, acc := range m.Metrics.ClassAccuracy {
 		row := classRow{Name: fmt.Sprint(i), Accuracy: acc, Width: fmt.Sprintf("%.1f%%", 100*math.Max(0, math.Min(1, acc)))}
 		if i < len(classes) {

@@ -41,7 +41,6 @@ func TestHTMLGolden(t *testing.T) {
 	failing := sample()
 	failing.Gates = manifest.Evaluate(failing.Metrics, failing.Model.Classes, manifest.Gates{MinTestAccuracy: 0.925, MinClassAccuracy: 0.85})
 	failing.Lineage = manifest.Lineage{WorldSize: 3, ResumedFrom: "checkpoints/fmnist-cnn/4220/"}
-	failing.Model.Classes = nil // falls back to the Fashion-MNIST names
 	tests := []struct {
 		name string
 		m    *manifest.Manifest

@@ -49,9 +49,11 @@ func sample() *manifest.Manifest {
 		CreatedAt:     time.Date(2026, 11, 29, 14, 3, 0, 0, time.UTC),
 		Model: manifest.Model{
 			Architecture: "cnn", Parameters: 421642, Weights: "model.safetensors",
-			Input: []int{28, 28, 1}, Classes: fmnist.Classes[:],
+			Input:   manifest.Input{Height: 28, Width: 28, Channels: 1, Mean: []float64{0.5}, Std: []float64{0.5}},
+			Classes: fmnist.Classes[:],
 		},
-		Files: []manifest.File{{Name: "model.safetensors", Size: 1686784, SHA256: "3f2a9c0d1e4b5a67" + "89abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
+		SelfTest: manifest.SelfTest{File: "selftest.tar", Split: "test", Seed: 1, PerClass: 30, ClassCounts: []int{30, 30, 30, 30, 30, 30, 30, 30, 30, 30}},
+		Files:    []manifest.File{{Name: "model.safetensors", Size: 1686784, SHA256: "3f2a9c0d1e4b5a67" + "89abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}},
 		Dataset: manifest.Dataset{
 			URI:    "file:///usr/share/datasets/fashion-mnist",
 			Digest: "f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370",

@@ -29,7 +29,7 @@ func promoteCmd(e *env) *cobra.Command {
 		Long: `Promote finds the version under the run's spec.output.uri, checks the gates
 its manifest records (the run's when it trained), its lineage (git commit,
 image and dataset digests) and that it is in a gs:// store (both waived by
---local-fleet), self-tests the weights on the golden set and, if every gate
+--local-fleet), self-tests the weights on the version's self-test set and, if every gate
 passes, rewrites edge/fleets/<fleet>.yaml (comments kept) and prints a pull
 request description. A failed gate exits 1 with a report of every gate and
 its margin.

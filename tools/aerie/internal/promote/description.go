@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
 )
 
@@ -22,7 +21,8 @@ func (r *Result) Description() string {
 		fmt.Fprintf(&b, "- trained from commit `%s` with image `%s`\n", m.Lineage.GitCommit, m.Lineage.ImageDigest)
 	}
 	fmt.Fprintf(&b, "- dataset: `%s` (digest `%s`)\n", m.Dataset.URI, m.Dataset.Digest)
-	fmt.Fprintf(&b, "- devices require a self-test accuracy of %.3f on the golden set (%d images; here %.3f)\n\n",
+	fmt.Fprintf(&b, "- input: %s; %d classes: %s\n", m.Model.Input, len(m.Model.Classes), strings.Join(m.Model.Classes, ", "))
+	fmt.Fprintf(&b, "- devices require a self-test accuracy of %.3f on the version's self-test set (%d test images; here %.3f)\n\n",
 		r.Pin.MinSelfTestAccuracy, r.SelfTest.Total, r.SelfTest.Accuracy)
 
 	b.WriteString("### Gates\n\n| gate | value | threshold | margin | |\n|---|---:|---:|---:|---|\n")
@@ -78,9 +78,6 @@ func (r *Result) Description() string {
 func className(m *manifest.Manifest, i int) string {
 	if i < len(m.Model.Classes) {
 		return m.Model.Classes[i]
-	}
-	if i < fmnist.NumClasses {
-		return fmnist.Classes[i]
 	}
 	return fmt.Sprint(i)
 }

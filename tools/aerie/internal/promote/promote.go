@@ -13,22 +13,21 @@ import (
 	"log/slog"
 	"math"
 	"path"
-	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/aerie-ml/aerie/internal/golden"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/runspec"
+	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
 )
 
 // SelfTestTolerance is how far below the run's minimum test accuracy the
-// golden-set accuracy may be. The golden set is a few hundred test images,
+// self-test accuracy may be. The self-test set is a few hundred test images,
 // so its accuracy carries a sampling error of one to two points; a model
 // that reaches its test gate clears this one unless its weights are broken.
 const SelfTestTolerance = 0.05
@@ -73,7 +72,7 @@ type Result struct {
 	Manifest *manifest.Manifest
 	Previous *manifest.Manifest // nil if the fleet had no real pin before
 	Gates    []manifest.GateResult
-	SelfTest golden.Result
+	SelfTest selftest.Result
 	// PinBefore and PinAfter are the pin file's content before and after.
 	PinBefore, PinAfter []byte
 }
@@ -300,7 +299,8 @@ type version struct {
 	raw      []byte
 	digest   string
 	manifest *manifest.Manifest
-	weights  []byte
+	// files holds the content of every file the manifest lists, verified.
+	files map[string][]byte
 }
 
 func (v *version) close() { v.store.Close() }
@@ -311,7 +311,7 @@ func fetch(ctx context.Context, uri string) (*version, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &version{store: s}
+	v := &version{store: s, files: map[string][]byte{}}
 	if v.raw, err = get(ctx, s, manifest.FileName, manifest.MaxBytes); err != nil {
 		s.Close()
 		return nil, err
@@ -332,9 +332,7 @@ func fetch(ctx context.Context, uri string) (*version, error) {
 			s.Close()
 			return nil, fmt.Errorf("%s: %w", s.URI(""), &manifest.MismatchError{File: f.Name, Want: f, Got: got})
 		}
-		if f.Name == v.manifest.Model.Weights {
-			v.weights = b
-		}
+		v.files[f.Name] = b
 	}
 	return v, nil
 }
@@ -369,33 +367,32 @@ func get(ctx context.Context, s store.Store, key string, limit int64) ([]byte, e
 	return b, nil
 }
 
-// selfTest classifies the golden set with the version's weights, loaded by
-// the same inference-only package the edge agent uses.
-func selfTest(ctx context.Context, v *version, minAccuracy float64) (golden.Result, error) {
+// selfTest classifies the self-test set the version ships with, with its
+// weights loaded by the same inference-only package the edge agent uses.
+func selfTest(ctx context.Context, v *version, minAccuracy float64) (selftest.Result, error) {
 	p, err := model.VersionPlan(v.manifest.Model)
 	if err != nil {
-		return golden.Result{}, fmt.Errorf("model of %s: %w", v.store.URI(manifest.FileName), err)
+		return selftest.Result{}, fmt.Errorf("model of %s: %w", v.store.URI(manifest.FileName), err)
 	}
-	c, err := model.Load(ctx, p, bytes.NewReader(v.weights))
+	c, err := model.Load(ctx, p, bytes.NewReader(v.files[v.manifest.Model.Weights]))
 	if err != nil {
-		return golden.Result{}, fmt.Errorf("load %s: %w", v.store.URI(v.manifest.Model.Weights), err)
+		return selftest.Result{}, fmt.Errorf("load %s: %w", v.store.URI(v.manifest.Model.Weights), err)
 	}
 	defer c.Close()
-	res, err := golden.SelfTest(ctx, func(ctx context.Context, images [][]byte) ([]int, error) {
-		labels := make([]int, 0, len(images))
-		for batch := range slices.Chunk(images, 64) {
-			preds, err := c.Classify(ctx, batch)
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range preds {
-				labels = append(labels, p.Class)
-			}
+	set := v.files[v.manifest.SelfTest.File]
+	res, err := selftest.Run(ctx, v.manifest, bytes.NewReader(set), func(ctx context.Context, images [][]byte) ([]int, error) {
+		preds, err := c.Classify(ctx, images)
+		if err != nil {
+			return nil, err
+		}
+		labels := make([]int, len(preds))
+		for i, p := range preds {
+			labels[i] = p.Class
 		}
 		return labels, nil
 	}, minAccuracy)
-	if err != nil && !errors.Is(err, golden.ErrBelowMinimum) {
-		return golden.Result{}, err
+	if err != nil && !errors.Is(err, selftest.ErrBelowMinimum) {
+		return selftest.Result{}, fmt.Errorf("%s: %w", v.store.URI(v.manifest.SelfTest.File), err)
 	}
 	return res, nil
 }

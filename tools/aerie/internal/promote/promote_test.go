@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"flag"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,10 +17,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
 )
 
@@ -88,9 +91,56 @@ func newFixture(t *testing.T, minTestAccuracy string, metrics manifest.Metrics, 
 	return f
 }
 
+// classes are the test versions' classes: not Fashion-MNIST's, to show
+// that promotion takes them from the model.
+var classes = []string{"red cube", "blue cube", "red ball", "blue ball", "green cone"}
+
+// input is the test versions' input.
+var input = manifest.Input{Height: 28, Width: 28, Channels: 1, Mean: []float64{0.5}, Std: []float64{0.5}}
+
+// selfTestSet packs perClass noise images of each class, as the trainer
+// packs a version's self-test set.
+func selfTestSet(t *testing.T, perClass int) *selftest.Packed {
+	t.Helper()
+	var b bytes.Buffer
+	w := dataset.NewShardWriter(&b, input.Shape())
+	rng := rand.New(rand.NewPCG(1, 2))
+	counts := make([]int, len(classes))
+	for c := range classes {
+		for range perClass {
+			img := make([]byte, input.Shape().Bytes())
+			for i := range img {
+				img[i] = byte(rng.IntN(256))
+			}
+			if err := w.Add(c, img); err != nil {
+				t.Fatal(err)
+			}
+		}
+		counts[c] = perClass
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &selftest.Packed{Data: b.Bytes(), Entry: manifest.SelfTest{File: selftest.FileName, Split: "test", Seed: 1, PerClass: perClass, ClassCounts: counts}}
+}
+
+func smallSpec(t *testing.T) string {
+	t.Helper()
+	s, err := arch.Builtin("small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := arch.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func addVersion(t *testing.T, ctx context.Context, storeURI string, metrics manifest.Metrics, created time.Time, edits ...func(*manifest.Manifest)) (*manifest.Manifest, string) {
 	t.Helper()
-	plan, err := model.VersionPlan(manifest.Model{Architecture: "small", Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]})
+	mm := manifest.Model{Architecture: "small", Spec: smallSpec(t), Input: input, Classes: classes}
+	plan, err := model.VersionPlan(mm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,13 +150,18 @@ func addVersion(t *testing.T, ctx context.Context, storeURI string, metrics mani
 		t.Fatal(err)
 	}
 	file, _ := manifest.Describe("model.safetensors", bytes.NewReader(weights.Bytes()))
+	set := selfTestSet(t, 20)
+	setFile, _ := manifest.Describe(selftest.FileName, bytes.NewReader(set.Data))
 	version := file.SHA256[:16]
 	metrics.ModelBytes = file.Size
+	mm.Parameters, mm.Weights = int(plan.NumParams), file.Name
 	m := &manifest.Manifest{
 		SchemaVersion: manifest.SchemaVersion, Run: "quick", Version: version, CreatedAt: created,
-		Model:   manifest.Model{Architecture: "small", Parameters: int(plan.NumParams), Weights: file.Name, Input: []int{28, 28, 1}, Classes: fmnist.Classes[:]},
-		Files:   []manifest.File{file},
-		Metrics: metrics,
+		Model:    mm,
+		Files:    []manifest.File{file, setFile},
+		Dataset:  manifest.Dataset{URI: "file:///data", Digest: strings.Repeat("d", 64)},
+		Metrics:  metrics,
+		SelfTest: set.Entry,
 	}
 	for _, edit := range edits {
 		edit(m)
@@ -121,7 +176,7 @@ func addVersion(t *testing.T, ctx context.Context, storeURI string, metrics mani
 	}
 	defer s.Close()
 	prefix := store.ModelPrefix("quick", version)
-	for key, b := range map[string][]byte{prefix + file.Name: weights.Bytes(), prefix + manifest.FileName: raw} {
+	for key, b := range map[string][]byte{prefix + file.Name: weights.Bytes(), prefix + setFile.Name: set.Data, prefix + manifest.FileName: raw} {
 		if err := s.Put(ctx, key, bytes.NewReader(b), store.PutOptions{IfNotExists: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +197,7 @@ func writeFile(t *testing.T, path, content string) {
 // uniform is a model's metrics: every class at acc.
 func uniform(acc float64) manifest.Metrics {
 	m := manifest.Metrics{TestAccuracy: acc}
-	for range fmnist.NumClasses {
+	for range classes {
 		m.ClassAccuracy = append(m.ClassAccuracy, acc)
 	}
 	return m
@@ -244,6 +299,40 @@ func TestPromoteNewest(t *testing.T) {
 	}
 }
 
+// TestPromoteSelfTestsPackedSet: promotion classifies the self-test set the
+// version ships with, by the model's class names, and refuses a version
+// whose set does not match its manifest.
+func TestPromoteSelfTestsPackedSet(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "0.1", uniform(0.6), created)
+	res, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Fleet: "quadcopters", LocalFleet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SelfTest.Total != 20*len(classes) || len(res.SelfTest.Classes) != len(classes) || res.SelfTest.Classes[4].Class != "green cone" || res.SelfTest.Classes[4].Total != 20 {
+		t.Errorf("self-test = %+v, want 20 images of each of %v", res.SelfTest, classes)
+	}
+
+	f = newFixture(t, "0.1", uniform(0.6), created)
+	u, _ := url.Parse(f.versionURI)
+	set := filepath.Join(u.Path, selftest.FileName)
+	b, err := os.ReadFile(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[3*512] ^= 1
+	if err := os.WriteFile(set, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Fleet: "quadcopters", LocalFleet: true})
+	if err == nil || !strings.Contains(err.Error(), selftest.FileName) {
+		t.Errorf("Promote() of a version with a tampered self-test set = %v, want an error naming %s", err, selftest.FileName)
+	}
+	if got, _ := os.ReadFile(filepath.Join(f.repo, "edge/fleets/quadcopters.yaml")); string(got) != pinFile {
+		t.Errorf("pin file changed by a refused promotion:\n%s", got)
+	}
+}
+
 func TestPromoteRefusesFailedGates(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
@@ -257,10 +346,10 @@ func TestPromoteRefusesFailedGates(t *testing.T) {
 			minTestAcc: "0.1",
 			metrics: func() manifest.Metrics {
 				m := uniform(0.6)
-				m.TestAccuracy, m.ClassAccuracy[6] = 0.09, 0.41
+				m.TestAccuracy, m.ClassAccuracy[2] = 0.09, 0.41
 				return m
 			}(),
-			wantFailed: []string{"testAccuracy", "classAccuracy[Shirt]"},
+			wantFailed: []string{"testAccuracy", "classAccuracy[red ball]"},
 		},
 		{
 			name:       "self-test of broken weights",
@@ -341,7 +430,7 @@ func TestGoldenDescription(t *testing.T) {
 	m := func(version string, acc float64) *manifest.Manifest {
 		return &manifest.Manifest{
 			Run: "quick", Version: version,
-			Model:   manifest.Model{Architecture: "small", Parameters: 2010, Classes: fmnist.Classes[:]},
+			Model:   manifest.Model{Architecture: "small", Parameters: 2010, Input: input, Classes: classes},
 			Dataset: manifest.Dataset{URI: "gs://b/datasets/fashion-mnist/d/", Digest: "d"},
 			Lineage: manifest.Lineage{GitCommit: "abc123", ImageDigest: "sha256:ff"},
 			Metrics: func() manifest.Metrics { x := uniform(acc); x.ModelBytes = 8400; return x }(),
@@ -355,8 +444,8 @@ func TestGoldenDescription(t *testing.T) {
 		Track:    "stable",
 		Manifest: m("new", 0.8),
 		Previous: m("old", 0.75),
-		Gates: append(manifest.Evaluate(newMetrics, fmnist.Classes[:2], manifest.Gates{MinTestAccuracy: 0.7, MaxModelBytes: 10000}),
-			manifest.Evaluate(manifest.Metrics{}, fmnist.Classes[:2], manifest.Gates{MaxModelBytes: 10000})...),
+		Gates: append(manifest.Evaluate(newMetrics, classes[:2], manifest.Gates{MinTestAccuracy: 0.7, MaxModelBytes: 10000}),
+			manifest.Evaluate(manifest.Metrics{}, classes[:2], manifest.Gates{MaxModelBytes: 10000})...),
 	}
 	res.SelfTest.Total, res.SelfTest.Accuracy = 500, 0.79
 	got := res.Description()
@@ -420,9 +509,9 @@ func TestPromoteFailsClosed(t *testing.T) {
 		want []string
 	}{
 		{"no classAccuracy", func(m *manifest.Manifest) { m.Metrics.ClassAccuracy = nil },
-			[]string{"classAccuracy metrics.classAccuracy has 0 entries for 10 classes in model.classes"}},
-		{"2 of 10 classes", func(m *manifest.Manifest) { m.Metrics.ClassAccuracy = m.Metrics.ClassAccuracy[:2] },
-			[]string{"classAccuracy metrics.classAccuracy has 2 entries for 10 classes in model.classes"}},
+			[]string{"classAccuracy metrics.classAccuracy has 0 entries for 5 classes in model.classes"}},
+		{"2 of 5 classes", func(m *manifest.Manifest) { m.Metrics.ClassAccuracy = m.Metrics.ClassAccuracy[:2] },
+			[]string{"classAccuracy metrics.classAccuracy has 2 entries for 5 classes in model.classes"}},
 		{"no modelBytes", func(m *manifest.Manifest) { m.Metrics.ModelBytes = 0 },
 			[]string{"modelBytes metrics.modelBytes is missing"}},
 		{"trained before gates were recorded", func(m *manifest.Manifest) { m.DeclaredGates = nil },
@@ -444,11 +533,11 @@ func TestPromoteFailsClosed(t *testing.T) {
 // when it trained, not the run file's at HEAD.
 func TestPromoteGatesFromManifest(t *testing.T) {
 	m := uniform(0.6)
-	m.ClassAccuracy[6] = 0.41 // below the declared 0.5
+	m.ClassAccuracy[2] = 0.41 // below the declared 0.5
 	f := newFixture(t, "0.1", m, created)
 	// After training, someone relaxes the run's gates at HEAD.
 	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), strings.Replace(runFile("0.1"), "minClassAccuracy: 0.5", "minClassAccuracy: 0.1", 1))
-	if diff := cmp.Diff([]string{"classAccuracy[Shirt]"}, failedGates(t, f)); diff != "" {
+	if diff := cmp.Diff([]string{"classAccuracy[red ball]"}, failedGates(t, f)); diff != "" {
 		t.Errorf("failed gates (-want +got):\n%s", diff)
 	}
 
@@ -479,7 +568,7 @@ func TestPromoteRequiresLineage(t *testing.T) {
 		{"trained from flags", []func(*manifest.Manifest){func(m *manifest.Manifest) {
 			m.Lineage.GitCommit, m.Lineage.ImageDigest = "unknown", "unknown"
 		}}, []string{`lineage.gitCommit "unknown" is not a commit hash`, `lineage.imageDigest "unknown" is not sha256:<64 hex>`,
-			`dataset.digest "" is not 64 hex digits`, "is not in a gs:// store that devices can reach", "--local-fleet"}},
+			"is not in a gs:// store that devices can reach", "--local-fleet"}},
 		{"traced but on local disk", []func(*manifest.Manifest){withLineage}, []string{"is not in a gs:// store that devices can reach"}},
 	}
 	for _, tt := range tests {

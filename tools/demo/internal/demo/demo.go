@@ -85,16 +85,18 @@ type Summary struct {
 	ManifestDigest string
 	TestAccuracy   float64
 	ClassAccuracy  []float64
-	PinCommit      string
-	Conditions     []Condition
-	Active         string
-	SelfTest       float64
-	Frames         int64
-	FramesPerSec   float64
-	MeanLatency    time.Duration
-	GPIOChanges    map[string]int64
-	AgentPeakRSS   int64
-	TrainWall      time.Duration
+	// Classes names ClassAccuracy's entries: the model's classes.
+	Classes      []string
+	PinCommit    string
+	Conditions   []Condition
+	Active       string
+	SelfTest     float64
+	Frames       int64
+	FramesPerSec float64
+	MeanLatency  time.Duration
+	GPIOChanges  map[string]int64
+	AgentPeakRSS int64
+	TrainWall    time.Duration
 }
 
 // Condition is a status condition as the agent reports it.
@@ -367,7 +369,7 @@ func (d *demo) readManifest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.sum.TestAccuracy, d.sum.ClassAccuracy = m.Metrics.TestAccuracy, m.Metrics.ClassAccuracy
+	d.sum.TestAccuracy, d.sum.ClassAccuracy, d.sum.Classes = m.Metrics.TestAccuracy, m.Metrics.ClassAccuracy, m.Model.Classes
 	return nil
 }
 
@@ -685,7 +687,11 @@ func (d *demo) print() {
 	fmt.Fprintf(w, "  trained in   %s with %d workers\n", s.TrainWall.Round(time.Second), d.Workers)
 	fmt.Fprintf(w, "  test acc.    %.2f%% (official 10k test set)\n", 100*s.TestAccuracy)
 	for i, acc := range s.ClassAccuracy {
-		fmt.Fprintf(w, "    %-12s %.2f%%\n", fmnist.Classes[i], 100*acc)
+		name := fmt.Sprint(i)
+		if i < len(s.Classes) {
+			name = s.Classes[i]
+		}
+		fmt.Fprintf(w, "    %-12s %.2f%%\n", name, 100*acc)
 	}
 	fmt.Fprintf(w, "  pin commit   %s (edge/fleets/%s.yaml in %s)\n", s.PinCommit, fleet, d.path("repo"))
 	fmt.Fprintf(w, "  device       %s runs %s, self-test %.2f%%\n", deviceID, s.Active, 100*s.SelfTest)
