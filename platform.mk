@@ -99,11 +99,13 @@ KUBE_VERSION := v1.37.2
 FLUX_SOURCE_VERSION := v1.9.6
 FLUX_KUSTOMIZE_VERSION := v1.9.6
 TRAINING_OPERATOR_VERSION := v1.8.1
+KUEUE_VERSION := v0.19.2
 
 KUBE_APISERVER := $(E2E_CACHE)/kube-apiserver-$(KUBE_VERSION)/kube-apiserver
 SOURCE_CONTROLLER := $(E2E_CACHE)/source-controller-$(FLUX_SOURCE_VERSION)/source-controller
 KUSTOMIZE_CONTROLLER := $(E2E_CACHE)/kustomize-controller-$(FLUX_KUSTOMIZE_VERSION)/kustomize-controller
 TRAINING_OPERATOR := $(E2E_CACHE)/training-operator-$(TRAINING_OPERATOR_VERSION)/training-operator
+KUEUE := $(E2E_CACHE)/kueue-$(KUEUE_VERSION)/kueue
 ETCD ?= /usr/bin/etcd
 
 # GOEXPERIMENT= : the binaries are not ours; build them as upstream does.
@@ -120,6 +122,14 @@ $(KUSTOMIZE_CONTROLLER):
 
 $(TRAINING_OPERATOR):
 	$(call E2E_BUILD,training-operator,github.com/kubeflow/training-operator/cmd/training-operator.v1)
+
+# Kueue's controller (about 40 min cold on a loaded machine): no test runs
+# it yet, so e2e-bins does not build it; make e2e-kueue does.
+$(KUEUE):
+	$(call E2E_BUILD,kueue,sigs.k8s.io/kueue/cmd/kueue)
+
+.PHONY: e2e-kueue
+e2e-kueue: $(KUEUE) ## Build Kueue's controller manager (tools/e2e/recipes/kueue) into the e2e cache.
 
 .PHONY: e2e-bins
 e2e-bins: $(TRAINING_OPERATOR) $(SOURCE_CONTROLLER) $(KUSTOMIZE_CONTROLLER) $(KUBE_APISERVER) ## Build the e2e tier's binaries into .cache/bin/<name>-<version>/ (once per version).

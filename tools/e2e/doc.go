@@ -9,6 +9,12 @@
 // from binaries their images map to, with ConfigMap/emptyDir volumes as
 // per-pod directories, MASTER_ADDR/MASTER_PORT mapped onto loopback, CPU and
 // memory limits enforced, and exit codes reported as a kubelet would. Its
-// own e2e test, TestNodeRunsPods, runs it against the real API server; the
-// Flux test does not use it yet.
+// own e2e test, TestNodeRunsPods, runs it against the real API server.
+//
+// TestLifecycle runs a declared run through all of it with real trainer
+// processes (built once per test run): Flux applies the rendered job, the
+// operator creates the pods, the node runs them against a gs:// bucket in
+// fake-gcs-server, a SIGKILLed replica is restarted and resumes from its
+// checkpoint, a dataset digest mismatch fails its job without a restart,
+// and the TTL removes the finished job.
 package e2e

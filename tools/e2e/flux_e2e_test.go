@@ -8,13 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fluxcd/pkg/gittestserver"
 	gogit "github.com/go-git/go-git/v5"
 	kubeflowv1 "github.com/kubeflow/training-operator/pkg/apis/kubeflow.org/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -39,22 +37,12 @@ var (
 	pytorchJobs    = schema.GroupVersionResource{Group: "kubeflow.org", Version: "v1", Resource: "pytorchjobs"}
 )
 
-// TestFluxSyncsClusterDev is the whole GitOps path on one machine:
-//
-//  1. etcd and kube-apiserver on loopback; Flux's CRDs from the controllers'
-//     own modules;
-//  2. this repository (the working tree's clusters/ and apps/) and a mirror
-//     of the training operator's v1.8.1 manifests (from the Go module
-//     cache: the same files as the upstream tag) served by gittestserver;
-//  3. the real source-controller and kustomize-controller, pointed at
-//     clusters/dev exactly as bootstrap would, except that the optional
-//     ConfigMap flux-system/cluster-vars sends the operator's GitRepository
-//     to the mirror, and the Secret Terraform would write is created here;
-//  4. Flux applies infrastructure, the operator and then the jobs; the test
-//     checks what landed;
-//  5. the real training operator controller, with the arguments Flux
-//     applied to its Deployment, creates each job's pods and services with
-//     the trainer's env contract.
+// TestFluxSyncsClusterDev is the whole GitOps path on one machine
+// (startGitOps) with this repository's working tree: Flux applies
+// infrastructure, the operator and then the jobs, the test checks what
+// landed, and the real training operator controller creates each job's pods
+// and services with the trainer's env contract. No node runs here: the pods
+// stay Pending (TestLifecycle runs them).
 //
 // Without kubelet and kube-controller-manager, the test writes what they
 // would: the operator Deployment's status (the operator runs out of cluster
@@ -62,119 +50,17 @@ var (
 func TestFluxSyncsClusterDev(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	began := time.Now()
-	step := func(format string, args ...any) {
-		t.Logf("[%6.1fs] %s", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
-	}
+	step := stepper(t)
 
-	cp := cluster.Start(t)
-	step("kube-apiserver ready")
-
-	for _, m := range []string{"source-controller", "kustomize-controller"} {
-		dir := moduleDir(t, filepath.Join("recipes", m), "github.com/fluxcd/"+m)
-		files, _ := filepath.Glob(filepath.Join(dir, "config", "crd", "bases", "*.yaml"))
-		if len(files) == 0 {
-			t.Fatalf("no CRDs in %s/config/crd/bases", dir)
-		}
-		for _, f := range files {
-			applyFile(t, ctx, cp, f)
-		}
-	}
-	waitCRDs(t, ctx, cp, "gitrepositories.source.toolkit.fluxcd.io", "kustomizations.kustomize.toolkit.fluxcd.io")
-	step("Flux CRDs established")
-
-	// Git: this repository and the operator's manifests at tag v1.8.1.
-	git, err := gittestserver.NewTempGitServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(git.Root()) })
-	if err := git.StartHTTP(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(git.StopHTTP)
 	repo := t.TempDir()
 	for _, top := range []string{"clusters", "apps"} {
 		if err := os.CopyFS(filepath.Join(repo, top), os.DirFS(filepath.Join(repoRoot, top))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := git.InitRepo(repo, "main", "aerie.git"); err != nil {
-		t.Fatal(err)
-	}
-	opDir, opVersion := operatorModule(t)
-	mirror := t.TempDir()
-	if err := os.CopyFS(filepath.Join(mirror, "manifests"), os.DirFS(filepath.Join(opDir, "manifests"))); err != nil {
-		t.Fatal(err)
-	}
-	if err := git.InitRepo(mirror, "master", "kubeflow/training-operator.git"); err != nil {
-		t.Fatal(err)
-	}
-	tagHead(t, filepath.Join(git.Root(), "kubeflow/training-operator.git"), opVersion)
-	step("git server: aerie.git, kubeflow/training-operator.git@%s", opVersion)
-
-	// The controllers, out of cluster.
-	scBin := cluster.Binary(t, "E2E_SOURCE_CONTROLLER")
-	kcBin := cluster.Binary(t, "E2E_KUSTOMIZE_CONTROLLER")
-	env := []string{"KUBECONFIG=" + cp.Kubeconfig, "RUNTIME_NAMESPACE=flux-system"}
-	storage := "127.0.0.1:" + strconv.Itoa(cluster.FreePort(t))
-	// source-controller refuses a storage path that does not exist.
-	if err := os.MkdirAll(filepath.Join(cp.Dir, "artifacts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cluster.RunEnv(t, ctx, cp.Dir, "source-controller", env, scBin,
-		"--storage-path="+filepath.Join(cp.Dir, "artifacts"),
-		"--storage-addr="+storage, "--storage-adv-addr="+storage,
-		"--metrics-addr=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
-		"--health-addr=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
-		"--log-level=debug")
-	cluster.RunEnv(t, ctx, cp.Dir, "kustomize-controller", env, kcBin,
-		"--metrics-addr=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
-		"--health-addr=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
-		"--log-level=debug")
-	step("source-controller and kustomize-controller started")
-
-	// What bootstrap and Terraform put in the cluster, then the root sync.
-	const token = "e2e-rendezvous-token"
-	apply(t, ctx, cp, fmt.Sprintf(`
-apiVersion: v1
-kind: Namespace
-metadata: {name: flux-system}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: cluster-secrets, namespace: flux-system}
-stringData: {rendezvous_token: %s}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: cluster-vars, namespace: flux-system}
-data: {training_operator_git_url: %s/kubeflow/training-operator.git}
----
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: GitRepository
-metadata: {name: flux-system, namespace: flux-system}
-spec:
-  interval: 1m
-  url: %s/aerie.git
-  ref: {branch: main}
-  # Bootstrap's own sync objects point at GitHub; the test's replace them.
-  ignore: /clusters/*/flux-system/
----
-apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata: {name: flux-system, namespace: flux-system}
-spec:
-  interval: 10m
-  path: ./clusters/dev
-  prune: true
-  sourceRef: {kind: GitRepository, name: flux-system}
-`, token, git.HTTPAddress(), git.HTTPAddress()))
-
-	stopStandIns := standIns(t, ctx, cp)
-	defer stopStandIns()
-
-	for _, name := range []string{"flux-system", "infrastructure", "training-operator", "jobs"} {
+	p := startGitOps(t, ctx, repo, step)
+	cp := p.cp
+	for _, name := range platformKustomizations {
 		waitReady(t, ctx, cp, kustomizations, "flux-system", name, 5*time.Minute)
 		step("Kustomization %s Ready", name)
 	}
@@ -205,8 +91,8 @@ spec:
 	if err != nil {
 		t.Fatalf("Secret training/aerie-rendezvous: %v", err)
 	}
-	if got := string(sec.Data["token"]); got != token {
-		t.Errorf("Secret aerie-rendezvous token = %q, want the substituted %q", got, token)
+	if got := string(sec.Data["token"]); got != rendezvousToken {
+		t.Errorf("Secret aerie-rendezvous token = %q, want the substituted %q", got, rendezvousToken)
 	}
 
 	want := renderedJobs(t)
@@ -228,25 +114,7 @@ spec:
 		return
 	}
 
-	// The training operator, as its Deployment would run it.
-	dep, err := cp.Client.AppsV1().Deployments("kubeflow").Get(ctx, "training-operator", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := slices.Clone(dep.Spec.Template.Spec.Containers[0].Args)
-	args = append(args,
-		"--metrics-bind-address=0",
-		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
-		"--webhook-server-port="+strconv.Itoa(cluster.FreePort(t)))
-	certDir := "/tmp/k8s-webhook-server/serving-certs" // fixed in the operator (pkg/cert)
-	go mountWebhookCert(ctx, t, cp, certDir)
-	t.Cleanup(func() { os.RemoveAll(certDir) })
-	// It acts as its ServiceAccount: the RBAC that Flux applied
-	// (apps/training-operator/base/rbac.yaml) must be enough.
-	asOperator := cp.KubeconfigAs(t, "system:serviceaccount:kubeflow:training-operator")
-	cluster.RunEnv(t, ctx, cp.Dir, "training-operator",
-		[]string{"KUBECONFIG=" + asOperator, "MY_POD_NAMESPACE=kubeflow"},
-		cluster.Binary(t, "E2E_TRAINING_OPERATOR"), args...)
+	_, args := startOperator(t, ctx, cp)
 	step("training operator started: %s", strings.Join(args, " "))
 
 	for _, j := range want {
@@ -278,8 +146,8 @@ func checkOperatorScope(t *testing.T, ctx context.Context, cp *cluster.ControlPl
 // standIns writes what the missing node components would: the quota
 // controller's first ResourceQuota status (quota admission refuses every
 // pod and PyTorchJob until it exists) and, only after that, the
-// training-operator Deployment's available status (its pod is the operator
-// process this test runs). It returns a function that stops them.
+// training-operator's and Kueue's Deployments' available status (their pods
+// are the processes the tests run, or nothing). It returns a function that stops them.
 func standIns(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -305,27 +173,39 @@ func standIns(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) func(
 				}
 				quotaReady = true
 			}
-			d, err := cp.Client.AppsV1().Deployments("kubeflow").Get(ctx, "training-operator", metav1.GetOptions{})
-			if err != nil || d.Status.ObservedGeneration == d.Generation {
-				continue
+			for _, dep := range standInDeployments {
+				markAvailable(ctx, cp, dep[0], dep[1])
 			}
-			n := int32(1)
-			if d.Spec.Replicas != nil {
-				n = *d.Spec.Replicas
-			}
-			now := metav1.Now()
-			d.Status = appsv1.DeploymentStatus{
-				ObservedGeneration: d.Generation,
-				Replicas:           n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
-				Conditions: []appsv1.DeploymentCondition{
-					{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
-					{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
-				},
-			}
-			_, _ = cp.Client.AppsV1().Deployments("kubeflow").UpdateStatus(ctx, d, metav1.UpdateOptions{})
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// standInDeployments are the controllers that run out of cluster, or not
+// at all, in the tier: namespace, name.
+var standInDeployments = [][2]string{{"kubeflow", "training-operator"}, {"kueue-system", "kueue-controller-manager"}}
+
+// markAvailable writes the available status a Deployment's controller and
+// kubelet would, once per generation.
+func markAvailable(ctx context.Context, cp *cluster.ControlPlane, ns, name string) {
+	d, err := cp.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || d.Status.ObservedGeneration == d.Generation {
+		return
+	}
+	n := int32(1)
+	if d.Spec.Replicas != nil {
+		n = *d.Spec.Replicas
+	}
+	now := metav1.Now()
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation,
+		Replicas:           n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+		Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
+		},
+	}
+	_, _ = cp.Client.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{})
 }
 
 // mountWebhookCert does what the Deployment's secret volume would: copy the
@@ -560,6 +440,19 @@ func moduleDir(t *testing.T, dir, module string) string {
 		t.Fatalf("go list -m %s in %s: %v %s: run make e2e-bins", module, dir, err, out)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// moduleVersion is moduleDir with the module's version.
+func moduleVersion(t *testing.T, dir, module string) (string, string) {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Version}}", module)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) != 2 {
+		t.Fatalf("go list -m %s in %s: %v %s: run make e2e-bins", module, dir, err, out)
+	}
+	return f[0], f[1]
 }
 
 // operatorModule is the training-operator module the main module requires:

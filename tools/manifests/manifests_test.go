@@ -16,6 +16,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 )
 
 const repoRoot = "../.."
@@ -44,8 +45,23 @@ func operatorModule(t testing.TB) (dir, version string) {
 	return f[0], f[1]
 }
 
+// kueueModule returns the directory and version of the Kueue module the
+// e2e tier's recipe builds (tools/e2e/recipes/kueue): as for the operator,
+// its config/ is what Flux fetches from the upstream tag.
+func kueueModule(t testing.TB) (dir, version string) {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}} {{.Version}}", "sigs.k8s.io/kueue")
+	cmd.Dir = filepath.Join(repoRoot, "tools", "e2e", "recipes", "kueue")
+	out, err := cmd.Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) != 2 || f[0] == "" {
+		t.Fatalf("go list -m sigs.k8s.io/kueue in tools/e2e/recipes/kueue = %q, %v; run go mod download there", out, err)
+	}
+	return f[0], f[1]
+}
+
 // newValidator knows the built-in and Flux kinds and the training
-// operator's CRDs. Compiling the CRD schemas takes seconds, so tests share
+// operator's and Kueue's CRDs. Compiling the CRD schemas takes seconds, so tests share
 // one.
 func newValidator(t testing.TB) *Validator {
 	t.Helper()
@@ -71,6 +87,12 @@ func loadValidator(t testing.TB) *Validator {
 	if err != nil || len(crds) == 0 {
 		t.Fatalf("no CRDs under %s/manifests/base/crds: %v", dir, err)
 	}
+	kdir, _ := kueueModule(t)
+	kcrds, err := filepath.Glob(filepath.Join(kdir, "config", "components", "crd", "bases", "kueue.x-k8s.io_*.yaml"))
+	if err != nil || len(kcrds) == 0 {
+		t.Fatalf("no CRDs under %s/config/components/crd/bases: %v", kdir, err)
+	}
+	crds = append(crds, kcrds...)
 	for _, f := range crds {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -133,10 +155,12 @@ func fluxFor(t *testing.T, env string, configVars map[string]string) []Object {
 		}
 	}
 	opDir, _ := operatorModule(t)
+	kueueDir, _ := kueueModule(t)
 	f := &Flux{
 		Sources: map[string]string{
 			"flux-system/flux-system":       repo,
 			"flux-system/training-operator": opDir,
+			"flux-system/kueue":             kueueDir,
 		},
 		Vars: map[string]map[string]string{
 			// What infra/terraform/modules/flux writes.
@@ -221,9 +245,12 @@ func TestClusters(t *testing.T) {
 			if jobs.Spec.Path != "./apps/jobs" {
 				t.Errorf("jobs path = %q, want ./apps/jobs", jobs.Spec.Path)
 			}
-			if !slices.ContainsFunc(jobs.Spec.DependsOn, func(d kustomizev1.DependencyReference) bool { return d.Name == "infrastructure" }) {
-				t.Errorf("jobs dependsOn = %+v, want infrastructure", jobs.Spec.DependsOn)
+			for _, dep := range []string{"infrastructure", "teams"} {
+				if !slices.ContainsFunc(jobs.Spec.DependsOn, func(d kustomizev1.DependencyReference) bool { return d.Name == dep }) {
+					t.Errorf("jobs dependsOn = %+v, want %s", jobs.Spec.DependsOn, dep)
+				}
 			}
+			checkKueue(t, objs)
 			for _, k := range []*kustomizev1.Kustomization{&infra, &jobs} {
 				if !k.Spec.Prune || !k.Spec.Wait || k.Spec.Timeout == nil {
 					t.Errorf("Kustomization %s: prune=%v wait=%v timeout=%v, want prune, wait and a timeout", k.Name, k.Spec.Prune, k.Spec.Wait, k.Spec.Timeout)
@@ -287,6 +314,98 @@ func TestClusters(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkKueue checks the queueing layer: Kueue at the recipe's version with
+// PyTorchJobs enabled, each team's ClusterQueue in the cohort and its
+// LocalQueue, and a LocalQueue for every rendered job's queue-name.
+func checkKueue(t *testing.T, objs []Object) {
+	t.Helper()
+	_, kueueVersion := kueueModule(t)
+	var repo sourcev1.GitRepository
+	if err := mustFind(t, objs, "GitRepository", "flux-system", "kueue").Decode(&repo); err != nil {
+		t.Fatal(err)
+	}
+	if repo.Spec.URL != "https://github.com/kubernetes-sigs/kueue" || repo.Spec.Reference == nil || repo.Spec.Reference.Tag != kueueVersion {
+		t.Errorf("GitRepository kueue = %s %+v, want https://github.com/kubernetes-sigs/kueue at tag %s (tools/e2e/recipes/kueue's version)", repo.Spec.URL, repo.Spec.Reference, kueueVersion)
+	}
+	for _, want := range []struct{ kind, ns, name, by string }{
+		{"CustomResourceDefinition", "", "clusterqueues.kueue.x-k8s.io", "flux-system/kueue"},
+		{"Deployment", "kueue-system", "kueue-controller-manager", "flux-system/kueue"},
+		{"Kustomization", "flux-system", "kueue", "flux-system/queueing"},
+		{"ResourceFlavor", "", "default", "flux-system/teams"},
+	} {
+		if o := mustFind(t, objs, want.kind, want.ns, want.name); o.AppliedBy != want.by {
+			t.Errorf("%s applied by %s, want %s", o.ID(), o.AppliedBy, want.by)
+		}
+	}
+	if o, ok := find(objs, "APIService", "", "v1beta1.visibility.kueue.x-k8s.io"); ok {
+		t.Errorf("%s applied by %s: nothing serves it", o.ID(), o.AppliedBy)
+	}
+	var cm corev1.ConfigMap
+	if err := mustFind(t, objs, "ConfigMap", "kueue-system", "kueue-manager-config").Decode(&cm); err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Integrations struct{ Frameworks []string } `json:"integrations"`
+		FairSharing  *struct{}                     `json:"fairSharing"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["controller_manager_config.yaml"]), &cfg); err != nil {
+		t.Fatalf("kueue-manager-config: %v", err)
+	}
+	if !slices.Equal(cfg.Integrations.Frameworks, []string{"kubeflow.org/pytorchjob"}) || cfg.FairSharing == nil {
+		t.Errorf("Kueue configuration: frameworks %q, fairSharing %v; want only kubeflow.org/pytorchjob, with fair sharing", cfg.Integrations.Frameworks, cfg.FairSharing)
+	}
+
+	queues := map[string]bool{}
+	for _, o := range objs {
+		switch o.Kind {
+		case "ClusterQueue":
+			var cq struct {
+				Spec struct {
+					CohortName string `json:"cohortName"`
+				} `json:"spec"`
+			}
+			if err := yaml.Unmarshal(o.YAML, &cq); err != nil {
+				t.Fatal(err)
+			}
+			if cq.Spec.CohortName != "aerie" || o.AppliedBy != "flux-system/teams" {
+				t.Errorf("%s: cohort %q applied by %s, want the cohort aerie, by flux-system/teams", o.ID(), cq.Spec.CohortName, o.AppliedBy)
+			}
+		case "LocalQueue":
+			var lq struct {
+				Spec struct {
+					ClusterQueue string `json:"clusterQueue"`
+				} `json:"spec"`
+			}
+			if err := yaml.Unmarshal(o.YAML, &lq); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := find(objs, "ClusterQueue", "", lq.Spec.ClusterQueue); !ok || o.Namespace != "training" {
+				t.Errorf("%s: clusterQueue %q; want a ClusterQueue applied here, and the namespace training", o.ID(), lq.Spec.ClusterQueue)
+			}
+			queues[o.Name] = true
+		}
+	}
+	for _, team := range []string{"platform", "research"} {
+		if !queues[team] {
+			t.Errorf("no LocalQueue %s in training", team)
+		}
+	}
+	for _, o := range objs {
+		if o.Kind != "PyTorchJob" {
+			continue
+		}
+		var job struct {
+			Metadata metav1.ObjectMeta `json:"metadata"`
+		}
+		if err := yaml.Unmarshal(o.YAML, &job); err != nil {
+			t.Fatal(err)
+		}
+		if q := job.Metadata.Labels["kueue.x-k8s.io/queue-name"]; !queues[q] {
+			t.Errorf("%s: kueue.x-k8s.io/queue-name %q names no LocalQueue in training", o.ID(), q)
+		}
 	}
 }
 
