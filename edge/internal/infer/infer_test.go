@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -105,6 +106,14 @@ func TestLoopSwapsModelWithoutStopping(t *testing.T) {
 	h := chip.History(22)
 	if len(h) < 2 || h[len(h)-1] != false || h[len(h)-2] != true {
 		t.Errorf("bag line history ends %v, want …, true, false (reset at end)", h)
+	}
+	// The metrics count predictions by the model's class names.
+	rec := status.NewRecorder(filepath.Join(t.TempDir(), "status.json"), "pi", "fleet", nil)
+	rec.Metrics.Prediction("Bag")
+	var text bytes.Buffer
+	rec.WriteMetrics(&text)
+	if !bytes.Contains(text.Bytes(), []byte(`aerie_edge_predictions_total{class="Bag"} 1`)) {
+		t.Errorf("metrics lack the Bag predictions:\n%s", text.String())
 	}
 	if !bytes.Contains(logs.Bytes(), []byte("model=sha256:bag")) {
 		t.Errorf("no log of the swap:\n%s", logs.String())

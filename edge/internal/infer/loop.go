@@ -161,6 +161,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			class = m.Classes[p.Class]
 		}
 		l.Log.Debug("frame", "frame", f.Name, "class", class, "confidence", p.Confidence)
+		l.Metrics.Prediction(class)
 		if err := l.Actuator.Observe(f.Name, class, p, m.ManifestDigest); err != nil {
 			l.Log.Error("gpio", "err", err)
 		}

@@ -3,9 +3,11 @@ package status
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"runtime/metrics"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +28,19 @@ type Metrics struct {
 	mu        sync.Mutex
 	latency   histogram
 	decisions map[[2]string]int64 // output, state → count
+	// predictions counts frames by predicted class, named by the model.
+	predictions map[string]int64
+}
+
+// Prediction counts one frame classified as class (a name of the active
+// model's classes).
+func (m *Metrics) Prediction(class string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.predictions == nil {
+		m.predictions = map[string]int64{}
+	}
+	m.predictions[class]++
 }
 
 // latencyBuckets are classify latencies in seconds.
@@ -94,6 +109,11 @@ func (r *Recorder) WriteMetrics(w io.Writer) {
 			p("# HELP aerie_edge_selftest_accuracy Golden-set accuracy of the active model on this device.")
 			p("# TYPE aerie_edge_selftest_accuracy gauge")
 			p("aerie_edge_selftest_accuracy %g", s.Active.SelfTest.Accuracy)
+			p("# HELP aerie_edge_selftest_class_accuracy Self-test accuracy of each of the active model's classes.")
+			p("# TYPE aerie_edge_selftest_class_accuracy gauge")
+			for _, c := range s.Active.SelfTest.Classes {
+				p(`aerie_edge_selftest_class_accuracy{class="%s"} %g`, lbl(c.Class), c.Accuracy)
+			}
 		}
 	}
 	mission := 0
@@ -137,7 +157,16 @@ func (r *Recorder) WriteMetrics(w io.Writer) {
 	for k, v := range m.decisions {
 		decs = append(decs, dec{k, v})
 	}
+	preds := make(map[string]int64, len(m.predictions))
+	for k, v := range m.predictions {
+		preds[k] = v
+	}
 	m.mu.Unlock()
+	p("# HELP aerie_edge_predictions_total Frames by predicted class (the model's class names).")
+	p("# TYPE aerie_edge_predictions_total counter")
+	for _, c := range slices.Sorted(maps.Keys(preds)) {
+		p(`aerie_edge_predictions_total{class="%s"} %d`, lbl(c), preds[c])
+	}
 	p("# HELP aerie_edge_classify_seconds Per-frame classify latency.")
 	p("# TYPE aerie_edge_classify_seconds histogram")
 	for i, b := range latencyBuckets {
