@@ -1,13 +1,16 @@
 package arch
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/strictyaml"
 	embedded "github.com/aerie-ml/aerie/models"
 )
@@ -43,4 +46,28 @@ func BuiltinNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// Open reads the architecture arg names on a command line: a file
+// (<dir>/<name>.yaml, any path with a slash or ending in .yaml), whose
+// metadata.name must be <name>, or else a built-in name (Builtin).
+func Open(arg string) (*Spec, error) {
+	if !strings.Contains(arg, "/") && !strings.HasSuffix(arg, ".yaml") {
+		return Builtin(arg)
+	}
+	dir, file := filepath.Split(arg)
+	name, ok := strings.CutSuffix(file, ".yaml")
+	if !ok {
+		return nil, fmt.Errorf("architecture %s: want a file <name>.yaml or a built-in name (%s)", strictyaml.Quote(arg), strings.Join(BuiltinNames(), ", "))
+	}
+	t, err := repofile.Open(cmp.Or(dir, "."))
+	if err != nil {
+		return nil, fmt.Errorf("architecture %s: %w", arg, err)
+	}
+	defer t.Close()
+	data, err := t.ReadFile(file, MaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("architecture %s: %w", arg, err)
+	}
+	return parse(arg, data, name)
 }

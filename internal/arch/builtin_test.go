@@ -1,6 +1,8 @@
 package arch
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -41,4 +43,31 @@ func sortedCopy(s []string) []string {
 		}
 	}
 	return c
+}
+
+func TestOpen(t *testing.T) {
+	file, err := Open("../../models/cnn.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	builtin, err := Builtin("cnn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !file.Equal(builtin) {
+		t.Error("Open(models/cnn.yaml) differs from Builtin(cnn)")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "mine.yaml"), []byte("apiVersion: aerie.dev/v1alpha1\nkind: Architecture\nmetadata: {name: other}\nlayers: [flatten, {dense: {units: classes}}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for arg, want := range map[string]string{
+		filepath.Join(dir, "mine.yaml"): filepath.Join(dir, "mine.yaml") + `:3: metadata.name: must be "mine", the file's name without .yaml, got "other"`,
+		"vgg":                           "architecture vgg: no file models/vgg.yaml (built in: cnn, resnet-small, small)",
+		"./nets/vgg.yml":                `architecture "./nets/vgg.yml": want a file <name>.yaml or a built-in name (cnn, resnet-small, small)`,
+	} {
+		if _, err := Open(arg); err == nil || err.Error() != want {
+			t.Errorf("Open(%s) = %v, want %s", arg, err, want)
+		}
+	}
 }

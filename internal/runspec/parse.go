@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/internal/strictyaml"
 )
@@ -92,25 +93,42 @@ var format = strictyaml.Format{Kind: Kind, Noun: "a declaration", MaxBytes: MaxB
 // Parse decodes, defaults and validates the declaration data read from
 // filename (used in errors only). Problems are reported as Errors, in line
 // order, at most MaxErrors of them; values are quoted shortened to
-// strictyaml.MaxQuote bytes.
+// strictyaml.MaxQuote bytes. A named architecture stays a name and memory:
+// auto stays auto (zero): Resolve reads what they need.
 func Parse(filename string, data []byte) (*TrainingRun, error) {
+	r, _, err := parse(filename, data)
+	return r, err
+}
+
+// parse is Parse, returning the decoder too: its lines locate the fields
+// Resolve reports on.
+func parse(filename string, data []byte) (*TrainingRun, *decoder, error) {
 	root, errs := format.Document(filename, data)
 	if root == nil {
-		return nil, errs
+		return nil, nil, errs
 	}
 	d := &decoder{file: filename, lines: map[string]int{"": 1}, errs: errs}
 	var r *TrainingRun
 	if len(d.errs) == 0 {
 		r = d.run(root)
 	}
-	if len(d.errs) > 0 {
-		slices.SortStableFunc(d.errs, func(a, b *Error) int { return cmp.Or(a.Line-b.Line, a.Column-b.Column) })
-		if d.dropped > 0 {
-			d.errs = append(d.errs, &Error{File: d.file, Msg: fmt.Sprintf("and %d more problems not shown", d.dropped)})
-		}
-		return nil, d.errs
+	if err := d.err(); err != nil {
+		return nil, nil, err
 	}
-	return r, nil
+	return r, d, nil
+}
+
+// err returns the problems recorded, sorted, with the count of those past
+// MaxErrors; nil if there are none.
+func (d *decoder) err() error {
+	if len(d.errs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(d.errs, func(a, b *Error) int { return cmp.Or(a.Line-b.Line, a.Column-b.Column) })
+	if d.dropped > 0 {
+		d.errs = append(d.errs, &Error{File: d.file, Msg: fmt.Sprintf("and %d more problems not shown", d.dropped)})
+	}
+	return d.errs
 }
 
 // Marshal writes r with every field, in the canonical layout Parse reads.
@@ -444,7 +462,7 @@ func (d *decoder) run(root *yaml.Node) *TrainingRun {
 				field{"model", func(n *yaml.Node, p string) {
 					m := &s.Model
 					d.mapping(n, p,
-						field{"architecture", d.str(&m.Architecture, oneOf(ArchitectureNames()...))},
+						field{"architecture", d.architecture(&m.Architecture)},
 						field{"epochs", d.intField(1, MaxEpochs, &m.Epochs)},
 						field{"batchSize", d.intField(1, MaxBatchSize, &m.BatchSize)},
 						field{"learningRate", d.number(0, 1, true, &m.LearningRate)},
@@ -507,7 +525,7 @@ func (d *decoder) run(root *yaml.Node) *TrainingRun {
 		"apiVersion":              fmt.Sprintf("%q", APIVersion),
 		"kind":                    fmt.Sprintf("%q", Kind),
 		"metadata.name":           "the run's name",
-		"spec.model.architecture": "one of " + strings.Join(ArchitectureNames(), ", "),
+		"spec.model.architecture": "the name of a file " + arch.Dir + "/<name>.yaml, or the architecture inline",
 		"spec.dataset.uri":        "gs://<bucket>/<path> or file:///<path>",
 		"spec.dataset.sha256":     "the dataset digest",
 		"spec.output.uri":         "the store root, gs://<bucket>[/<prefix>] or file:///<path>",
@@ -573,9 +591,6 @@ func (d *decoder) derive(s *Spec, cpu, memory *quantity) {
 		d.errorAt(d.line("spec.model.earlyStoppingPatience"), "spec.model.earlyStoppingPatience",
 			"must be 0 when spec.dataset.validationFraction is 0 (there is no validation set to watch), got %d", m.EarlyStoppingPatience)
 	}
-	if _, ok := Architectures[m.Architecture]; !ok {
-		return // sizing needs the architecture; its error is reported
-	}
 
 	const cpuWant = "must be auto or whole cores between 1 and %d, got %s"
 	switch {
@@ -592,19 +607,11 @@ func (d *decoder) derive(s *Spec, cpu, memory *quantity) {
 		d.errorf(cpu.node, cpu.path, cpuWant, MaxCPU, got(cpu.node))
 		return
 	}
-
-	lo := max(s.WorkingSet(), int64(s.Resources.CPU)*MinBytesPerCPU)
-	lo = (lo + 1<<20 - 1) >> 20 << 20
-	hi := int64(s.Resources.CPU) * MaxBytesPerCPU
-	path, line := "spec.resources.memory", d.line("spec.resources")
 	if memory.auto() {
-		s.Resources.Memory = s.autoMemory(s.Resources.CPU)
-		if int64(s.Resources.Memory) > hi {
-			d.errorAt(line, path, "auto needs %s for this model and per-worker batch, above %s for %d cpu (GKE Autopilot's 6.5Gi per core): lower spec.model.batchSize, or raise spec.workers.count or spec.resources.cpu",
-				s.Resources.Memory, Bytes(hi), s.Resources.CPU)
-		}
-		return
+		return // Resolve sizes it
 	}
+	// Resolve checks the quantity against the architecture's working set.
+	lo, hi := int64(s.Resources.CPU)*MinBytesPerCPU, int64(s.Resources.CPU)*MaxBytesPerCPU
 	n := memory.node
 	q, err := resource.ParseQuantity(n.Value)
 	if !isScalar(n, "!!str", "!!int") || err != nil || q.Sign() <= 0 || q.Value() < lo || q.Value() > hi || q.MilliValue()%1000 != 0 {
@@ -613,4 +620,35 @@ func (d *decoder) derive(s *Spec, cpu, memory *quantity) {
 		return
 	}
 	s.Resources.Memory = Bytes(q.Value())
+}
+
+// architecture decodes spec.model.architecture: a name, or the
+// architecture inline, which internal/arch parses.
+func (d *decoder) architecture(dst *Architecture) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		if n.Kind == yaml.MappingNode {
+			spec, err := arch.ParseNode(d.file, n, path)
+			if errs, ok := err.(arch.Errors); ok {
+				for _, e := range errs {
+					if len(d.errs) >= MaxErrors {
+						d.dropped++
+						continue
+					}
+					d.errs = append(d.errs, e)
+				}
+				return
+			} else if err != nil {
+				d.errorf(n, path, "%v", err)
+				return
+			}
+			*dst = Architecture{Name: spec.Name, Spec: spec}
+			return
+		}
+		d.str(&dst.Name, func(v string) string {
+			if validName(v) == "" {
+				return ""
+			}
+			return fmt.Sprintf("must be the name of a file %s/<name>.yaml (a DNS label of at most %d characters) or the architecture inline, a mapping", arch.Dir, MaxNameLength)
+		})(n, path)
+	}
 }

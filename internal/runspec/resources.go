@@ -1,54 +1,25 @@
 package runspec
 
 import (
-	"slices"
 	"strconv"
+
+	"github.com/aerie-ml/aerie/internal/arch"
 )
-
-// Architecture is what runspec knows of a model architecture: enough to
-// validate a name and size a replica, without importing the model code.
-type Architecture struct {
-	// Params is the number of trainable parameters (float32).
-	Params int64
-	// ActivationBytes is the training memory per image of a batch: the
-	// forward values kept for the backward pass, their gradients and the
-	// backend's temporaries.
-	ActivationBytes int64
-}
-
-// Architectures is the registry of architecture names the trainer builds
-// (internal/model). Keep the parameter counts in sync with it.
-var Architectures = map[string]Architecture{
-	// The prototype's CNN: conv 3×3 1→32, ReLU, max-pool, dropout, conv
-	// 3×3 32→64, ReLU, max-pool, dropout, dense 3136→128, ReLU, dropout,
-	// dense 128→10. Per image it holds 158,762 float32 forward values (the
-	// input, both im2col matrices and every layer's output); ×4 bytes ×3
-	// (values, gradients, temporaries).
-	"cnn": {Params: 421_642, ActivationBytes: 158_762 * 4 * 3},
-	// A tiny model for tests and quick runs: conv 3×3 1→4, ReLU, max-pool,
-	// dropout, max-pool, dense 196→10; 15,886 forward values per image.
-	"small": {Params: 2_010, ActivationBytes: 15_886 * 4 * 3},
-}
-
-// ArchitectureNames returns the registered names, sorted.
-func ArchitectureNames() []string {
-	names := make([]string, 0, len(Architectures))
-	for n := range Architectures {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
 
 // The memory formula's terms; apps/jobs/README.md explains them.
 const (
 	// RuntimeBytes is the Go runtime, the gomlx backend with its compiled
 	// train and eval graphs, and the store client.
 	RuntimeBytes = 256 << 20
-	// DatasetBytes is Fashion-MNIST held twice (the compressed download
-	// and the decoded images and labels of all 70,000 examples, 785 bytes
-	// each): every replica decodes the files, then keeps its shard.
-	DatasetBytes = 2 * 70_000 * 785
+	// DataBytes is the training data a replica holds besides the batch:
+	// Fashion-MNIST held twice (the compressed download and the decoded
+	// images and labels of all 70,000 examples, 785 bytes each).
+	DataBytes = 2 * 70_000 * 785
+	// ActivationCopies is how many times an image's activation bytes
+	// (arch.Plan.ActivationBytes: the forward values kept for the backward
+	// pass) a replica holds at its peak: the values, their gradients and
+	// the backend's temporaries.
+	ActivationCopies = 3
 	// ParamCopies is how many float32 copies of the parameters a replica
 	// holds: weights, gradients, Adam's two moments, the host copy of the
 	// gradients for the all-reduce and the checkpoint buffer.
@@ -68,12 +39,21 @@ const (
 	maxAutoCPU    = 4
 )
 
-// WorkingSet estimates a replica's peak live memory in bytes for the run's
-// architecture, per-worker batch and parameter count.
-func (s *Spec) WorkingSet() int64 {
-	a := Architectures[s.Model.Architecture]
-	perWorker := int64(s.Model.BatchSize / max(s.Workers.Count, 1))
-	return RuntimeBytes + DatasetBytes + a.Params*4*ParamCopies + perWorker*a.ActivationBytes
+// WorkingSet estimates a replica's peak live memory in bytes when it
+// trains plan with the run's per-replica batch:
+//
+//	RuntimeBytes + DataBytes
+//	  + 4 × (ParamCopies × parameters + state values)
+//	  + per-replica batch × ActivationCopies × plan.ActivationBytes
+//
+// apps/jobs/README.md explains the terms and how they were measured.
+func (s *Spec) WorkingSet(plan *arch.Plan) int64 {
+	perReplica := int64(s.Model.BatchSize / max(s.Workers.Count, 1))
+	var state int64
+	for _, p := range plan.State {
+		state += arch.Shape(p.Shape).Size()
+	}
+	return RuntimeBytes + DataBytes + 4*(ParamCopies*plan.NumParams+state) + perReplica*ActivationCopies*plan.ActivationBytes
 }
 
 // autoCPU is one core per imagesPerCore images of the per-worker batch,
@@ -85,8 +65,8 @@ func (s *Spec) autoCPU() int {
 
 // autoMemory sizes the request so the working set is TargetUse of it,
 // rounded up to 64Mi, and not below Autopilot's floor for cpu cores.
-func (s *Spec) autoMemory(cpu int) Bytes {
-	need := int64(float64(s.WorkingSet()) / TargetUse)
+func (s *Spec) autoMemory(cpu int, plan *arch.Plan) Bytes {
+	need := int64(float64(s.WorkingSet(plan)) / TargetUse)
 	need = (need + memoryStep - 1) / memoryStep * memoryStep
 	return Bytes(max(need, int64(cpu)*MinBytesPerCPU))
 }

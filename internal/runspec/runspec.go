@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aerie-ml/aerie/internal/arch"
 )
 
 // APIVersion and Kind identify a run declaration.
@@ -62,9 +64,10 @@ type Spec struct {
 
 // Model is the architecture and its training hyperparameters.
 type Model struct {
-	// Architecture is a name from Architectures.
-	Architecture string `yaml:"architecture"`
-	Epochs       int    `yaml:"epochs"`
+	// Architecture is the network: a models/<name>.yaml file, or given
+	// inline. Resolve reads a named one and keeps it inline.
+	Architecture Architecture `yaml:"architecture"`
+	Epochs       int          `yaml:"epochs"`
 	// BatchSize is the GLOBAL batch across all workers; each of the
 	// Workers.Count replicas takes BatchSize/Count images per step.
 	BatchSize    int     `yaml:"batchSize"`
@@ -131,7 +134,8 @@ func (w Workers) Elastic() bool { return w.Min != w.Max }
 type Resources struct {
 	// CPU is in whole cores; it is also the replica's GOMAXPROCS.
 	CPU int `yaml:"cpu"`
-	// Memory in bytes; declared as a Kubernetes quantity or "auto".
+	// Memory in bytes; declared as a Kubernetes quantity or "auto". Zero
+	// is auto until Resolve sizes it from the architecture's plan.
 	Memory Bytes `yaml:"memory"`
 }
 
@@ -155,6 +159,26 @@ type Gates struct {
 	MaxModelBytes    int64   `yaml:"maxModelBytes"`
 }
 
+// Architecture is spec.model.architecture: the name of an architecture
+// file (models/<name>.yaml at the repository root), or the architecture
+// itself.
+type Architecture struct {
+	// Name is the file's name, or the inline architecture's metadata.name.
+	Name string
+	// Spec is the architecture given inline, or the named file once
+	// Resolve has read it; nil for a name not yet read.
+	Spec *arch.Spec
+}
+
+// MarshalYAML writes the architecture inline, in arch's canonical form,
+// when it is known, else its name.
+func (a Architecture) MarshalYAML() (any, error) {
+	if a.Spec != nil {
+		return a.Spec.Node(), nil
+	}
+	return a.Name, nil
+}
+
 // Duration is a time.Duration written as "6h" or "90m".
 type Duration time.Duration
 
@@ -175,8 +199,14 @@ func (d Duration) String() string {
 // Bytes is a memory size written as a Kubernetes quantity ("1Gi").
 type Bytes int64
 
-// MarshalYAML writes the size as a binary-suffixed quantity.
-func (b Bytes) MarshalYAML() (any, error) { return b.String(), nil }
+// MarshalYAML writes the size as a binary-suffixed quantity, and zero as
+// auto.
+func (b Bytes) MarshalYAML() (any, error) {
+	if b == 0 {
+		return Auto, nil
+	}
+	return b.String(), nil
+}
 
 func (b Bytes) String() string {
 	n := int64(b)

@@ -97,8 +97,14 @@ func TestParseErrors(t *testing.T) {
 			file + `:6: spec.team: must be a team of apps/teams/: 1 to 30 lowercase letters, digits and '-', starting with a letter and not ending with '-', got "` + strings.Repeat("a", 31) + `"`},
 		{"bad name", []string{"name: fmnist", "name: FMNIST_1"},
 			file + `:4: metadata.name: must be 1 to 40 lowercase letters, digits and '-', starting with a letter and not ending with '-', got "FMNIST_1"`},
-		{"unknown architecture", []string{"architecture: cnn", "architecture: resnet"},
-			file + `:9: spec.model.architecture: must be one of cnn, small, got "resnet"`},
+		{"architecture not a name", []string{"architecture: cnn", "architecture: Res_Net"},
+			file + `:9: spec.model.architecture: must be the name of a file models/<name>.yaml (a DNS label of at most 40 characters) or the architecture inline, a mapping, got "Res_Net"`},
+		{"architecture a list", []string{"architecture: cnn", "architecture: [conv]"},
+			file + `:9: spec.model.architecture: must be the name of a file models/<name>.yaml (a DNS label of at most 40 characters) or the architecture inline, a mapping, got a list`},
+		{"inline architecture", []string{"architecture: cnn", "architecture:\n      metadata: {name: tiny}\n      layers:\n        - conv: {filters: 0}\n        - dense: {units: classes}"},
+			file + `:12: spec.model.architecture.layers[0].conv.filters: must be an integer between 1 and 4096, got 0`},
+		{"inline architecture without a name", []string{"architecture: cnn", "architecture:\n      layers: [flatten, {dense: {units: classes}}]"},
+			file + `:10: spec.model.architecture.metadata: is required: a mapping with the name`},
 		{"batch not a multiple", []string{"batchSize: 128", "batchSize: 130"},
 			file + ":10: spec.model.batchSize: must be a multiple of spec.workers.count (4): it is the global batch, split evenly, got 130"},
 		{"learning rate zero", []string{"learningRate: 0.001", "learningRate: 0"},
@@ -132,8 +138,6 @@ func TestParseErrors(t *testing.T) {
 			file + `:20: spec.resources.cpu: must be auto or whole cores between 1 and 16, got "500m"`},
 		{"memory too small", []string{"cpu: auto", "cpu: 2", "memory: auto", "memory: 512Mi"},
 			file + `:21: spec.resources.memory: must be auto or a quantity between 2Gi and 13Gi for 2 cpu and this model and batch (see apps/jobs/README.md), got "512Mi"`},
-		{"auto memory too big", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 4096", "cpu: auto", "cpu: 1"},
-			file + ":19: spec.resources.memory: auto needs 10432Mi for this model and per-worker batch, above 6656Mi for 1 cpu (GKE Autopilot's 6.5Gi per core): lower spec.model.batchSize, or raise spec.workers.count or spec.resources.cpu"},
 		{"output file relative", []string{"uri: gs://aerie-dev-training\n", "uri: file://out\n"},
 			file + `:23: spec.output.uri: must be gs://<bucket>[/<path>] or file:///<absolute path> (host "out": only local paths are supported), got "file://out"`},
 		{"gate above one", []string{"minTestAccuracy: 0.85", "minTestAccuracy: 85"},
@@ -304,11 +308,12 @@ func TestSizing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := Parse(file, []byte(edit(t, tt.edits...)))
+			res, err := Resolve(t.Context(), file, []byte(edit(t, tt.edits...)), testSources(t))
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := []any{r.Spec.Resources.CPU, r.Spec.Resources.Memory.String(), r.Spec.WorkingSet() >> 20}
+			s := res.Run.Spec
+			got := []any{s.Resources.CPU, s.Resources.Memory.String(), s.WorkingSet(res.Plan) >> 20}
 			want := []any{tt.cpu, tt.memory, tt.workingSetMiB}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("cpu, memory, working set MiB (-want +got):\n%s", diff)

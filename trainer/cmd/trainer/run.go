@@ -76,6 +76,7 @@ type trainFlags struct {
 	name        string
 	arch        string
 	spec        *arch.Spec // planned on the dataset's shape and classes
+	inline      *arch.Spec // the run's architecture, when it holds it
 	cfg         train.Config
 	dataURI     string
 	digest      string
@@ -96,7 +97,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.runFile, "run", "", "TrainingRun declaration (YAML); flags below override it")
 	fs.StringVar(&f.name, "name", "local", "run name (the store prefix models/<name>/)")
-	fs.StringVar(&f.arch, "arch", "", "architecture: "+strings.Join(arch.BuiltinNames(), ", ")+" (required without --run)")
+	fs.StringVar(&f.arch, "arch", "", "architecture: a models file (path/<name>.yaml) or a built-in name: "+strings.Join(arch.BuiltinNames(), ", ")+" (required without --run)")
 	fs.IntVar(&f.cfg.Epochs, "epochs", m.Epochs, "epochs")
 	fs.IntVar(&f.cfg.BatchSize, "batch-size", runspec.DefaultBatchPerWorker*d.Spec.Workers.Count, "global batch size across all workers")
 	fs.Float64Var(&f.cfg.LearningRate, "lr", m.LearningRate, "peak learning rate (Adam)")
@@ -139,7 +140,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 		// The declaration sets what no flag overrides.
 		for name, apply := range map[string]func(){
 			"name":             func() { f.name = r.Metadata.Name },
-			"arch":             func() { f.arch = m.Architecture },
+			"arch":             func() { f.arch, f.inline = m.Architecture.Name, m.Architecture.Spec },
 			"epochs":           func() { f.cfg.Epochs = m.Epochs },
 			"batch-size":       func() { f.cfg.BatchSize = m.BatchSize },
 			"lr":               func() { f.cfg.LearningRate = m.LearningRate },
@@ -168,9 +169,12 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	if f.arch == "" {
 		return nil, exitcode.Errorf(exitcode.Config, "--arch (or spec.model.architecture) is required")
 	}
-	var err error
-	if f.spec, err = arch.Builtin(f.arch); err != nil {
-		return nil, exitcode.Wrap(exitcode.Config, err)
+	f.spec = f.inline
+	if f.spec == nil {
+		var err error
+		if f.spec, err = arch.Open(f.arch); err != nil {
+			return nil, exitcode.Wrap(exitcode.Config, err)
+		}
 	}
 	if f.dataURI == "" || f.digest == "" {
 		return nil, exitcode.Errorf(exitcode.Config, "--data and --dataset-sha256 (or spec.dataset) are required: ingest the images first (aerie dataset ingest), which prints both")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -170,5 +171,29 @@ func TestHelpAndVersion(t *testing.T) {
 	run(t.Context(), []string{"--version"}, &out, &out)
 	if !strings.HasPrefix(out.String(), "trainer ") {
 		t.Errorf("trainer --version = %q, want trainer <version>", out.String())
+	}
+}
+
+// TestTrainArchitecture: --arch takes a models file or a built-in name,
+// and a rendered run.yaml carries its architecture inline.
+func TestTrainArchitecture(t *testing.T) {
+	tests := []struct {
+		args []string
+		name string
+	}{
+		{[]string{"--arch", "small", "--output", t.TempDir(), "--data", t.TempDir(), "--dataset-sha256", strings.Repeat("0", 64)}, "small"},
+		{[]string{"--arch", "../../../models/resnet-small.yaml", "--output", t.TempDir(), "--data", t.TempDir(), "--dataset-sha256", strings.Repeat("0", 64)}, "resnet-small"},
+		{[]string{"--run", "../../../apps/jobs/quick/run.yaml"}, "small"},
+		{[]string{"--run", "../../../apps/jobs/quick/run.yaml", "--arch", "cnn"}, "cnn"},
+	}
+	for _, tt := range tests {
+		f, err := parseTrainFlags(tt.args, io.Discard)
+		if err != nil {
+			t.Errorf("parseTrainFlags(%q): %v", tt.args, err)
+			continue
+		}
+		if f.spec.Name != tt.name {
+			t.Errorf("parseTrainFlags(%q) trains %s, want %s", tt.args, f.spec.Name, tt.name)
+		}
 	}
 }

@@ -38,8 +38,16 @@ func runCmd(e *env) *cobra.Command {
 		if err != nil {
 			return nil, err
 		}
+		// The architectures are models/ at the repository's root; an
+		// absolute --jobs outside a repository takes the one two levels
+		// above it.
+		repo, err := e.inRepo(".")
+		if err != nil && !filepath.IsAbs(f.jobs) {
+			return nil, err
+		}
 		return &jobs.Tree{
 			Dir:     dir,
+			Repo:    repo,
 			Options: render.Options{GCPServiceAccount: f.gsa},
 			Revision: func() (string, error) {
 				if f.revision != "" {
@@ -98,6 +106,9 @@ problem it exits 2 and prunes nothing.`,
 			t.Revision = nil // a stale overlay is reported, not rendered
 			plan, err := t.Plan(ctx)
 			if err != nil {
+				return err
+			}
+			if err := t.PrintPlans(plan, e.stdout); err != nil {
 				return err
 			}
 			if err := t.Check(plan, e.stderr); err != nil {

@@ -74,6 +74,9 @@ func TestRenderInvalidTreeExits2(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := os.CopyFS(filepath.Join(dir, "datasets"), os.DirFS(filepath.Join(repoRoot, "apps", "jobs", "datasets"))); err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"--repo", repoRoot, "run", "render", "--jobs", dir, "--revision", "0123456"}
 	var out, errs bytes.Buffer
 	if got := execute(t.Context(), args, &out, &errs); got != exitcode.OK {

@@ -26,7 +26,8 @@ func BenchmarkCheck(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	tr := &Tree{Dir: dir, Revision: func() (string, error) { return revA, nil }}
+	copyInputs(b, dir, filepath.Dir(dir))
+	tr := &Tree{Dir: dir, Repo: filepath.Dir(dir), Revision: func() (string, error) { return revA, nil }}
 	p, err := tr.Plan(context.Background())
 	if err != nil {
 		b.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -17,13 +18,17 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
+	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/runspec"
+	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 )
 
@@ -47,6 +52,31 @@ type Tree struct {
 	Revision func() (string, error)
 	// Build also builds every overlay with krusty.
 	Build bool
+	// Repo is the repository root, whose models/<name>.yaml files are the
+	// architectures runs name; "" means two levels above Dir (apps/jobs).
+	Repo string
+	// OpenStore opens a dataset's store when DatasetsDir lacks the copy of
+	// its manifest; nil means store.Open.
+	OpenStore func(ctx context.Context, uri string) (store.Store, error)
+}
+
+// manifests are the dataset manifests one Plan has read, by "<uri>
+// <digest>": the runs of a tree mostly share a few datasets.
+type manifests struct{ sync.Map }
+
+// DatasetsDir is the directory, inside the jobs directory, of the committed
+// copies of the manifests of the datasets runs declare:
+// datasets/<name>/<digest>.json (dataset.CopyPath). It is not a run's
+// overlay, so no run may be called so.
+const DatasetsDir = "datasets"
+
+// StoreTimeout bounds reading a dataset's manifest from the store.
+const StoreTimeout = 30 * time.Second
+
+type manifestResult struct {
+	once sync.Once
+	m    *dataset.Manifest
+	err  error
 }
 
 // Change is one file that rendering would create, rewrite or delete.
@@ -60,6 +90,15 @@ type Plan struct {
 	Changes []Change
 	// Problems are invalid declarations and overlays that do not build.
 	Problems []error
+	// Runs are the runs that resolved, by name: their architecture's plan
+	// on their dataset and their sizing.
+	Runs []Run
+}
+
+// Run is one resolved run of a Plan.
+type Run struct {
+	Source string // runs/<name>.yaml, under Tree.Dir
+	*runspec.Resolved
 }
 
 // Err returns the plan's problems as one error, or nil.
@@ -73,6 +112,7 @@ type result struct {
 	name     string
 	changes  []Change
 	problems []error
+	resolved *runspec.Resolved
 }
 
 // maxOverlayFile bounds a file jobgen reads back from an overlay or the
@@ -101,6 +141,12 @@ func (t *Tree) Plan(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	defer root.Close()
+	repo, err := repofile.Open(t.repo())
+	if err != nil {
+		return nil, fmt.Errorf("open the repository's %s/: %w", arch.Dir, err)
+	}
+	defer repo.Close()
+	seen := &manifests{}
 	entries, err := root.ReadDir(RunsDir)
 	if err != nil {
 		return nil, fmt.Errorf("read run declarations: %w", err)
@@ -136,7 +182,7 @@ func (t *Tree) Plan(ctx context.Context) (*Plan, error) {
 		wg.Go(func() {
 			k := newKustomizer()
 			for i := range jobs {
-				results[i] = t.run(root, names[i], rev, k)
+				results[i] = t.run(ctx, root, repo, seen, names[i], rev, k)
 			}
 		})
 	}
@@ -158,6 +204,9 @@ feed:
 	for _, r := range results {
 		plan.Changes = append(plan.Changes, r.changes...)
 		plan.Problems = append(plan.Problems, r.problems...)
+		if r.resolved != nil {
+			plan.Runs = append(plan.Runs, Run{Source: RunsDir + "/" + r.name + ".yaml", Resolved: r.resolved})
+		}
 		// An invalid declaration keeps its committed overlay listed, so
 		// that render does not delete a running job over a typo.
 		if !isDeclError(r.problems) || t.exists(root, r.name, render.Kustomization) {
@@ -215,7 +264,7 @@ func readOptional(root *repofile.Tree, elem ...string) ([]byte, error) {
 }
 
 // run parses, renders, compares and (if asked) builds one run.
-func (t *Tree) run(root *repofile.Tree, name string, rev func() (string, error), k *krusty.Kustomizer) result {
+func (t *Tree) run(ctx context.Context, root, repo *repofile.Tree, seen *manifests, name string, rev func() (string, error), k *krusty.Kustomizer) result {
 	res := result{name: name}
 	source := RunsDir + "/" + name + ".yaml"
 	file := t.path(RunsDir, name+".yaml")
@@ -224,14 +273,20 @@ func (t *Tree) run(root *repofile.Tree, name string, rev func() (string, error),
 		res.problems = append(res.problems, declError{err})
 		return res
 	}
-	r, err := runspec.Parse(file, data)
+	resolved, err := runspec.Resolve(ctx, file, data, runspec.Sources{
+		Architecture: func(name string) (*arch.Spec, error) { return arch.Load(repo, name) },
+		Dataset: func(ctx context.Context, d runspec.Dataset) (*dataset.Manifest, error) {
+			return t.manifest(ctx, root, seen, d)
+		},
+	})
 	if err != nil {
 		res.problems = append(res.problems, declError{err})
 		return res
 	}
-	if name == RunsDir {
-		res.problems = append(res.problems, declError{fmt.Errorf("%s:%d: metadata.name: %q is reserved for the declarations' directory, choose another name",
-			file, nameLine(data), name)})
+	r := resolved.Run
+	if name == RunsDir || name == DatasetsDir {
+		res.problems = append(res.problems, declError{fmt.Errorf("%s:%d: metadata.name: %q is reserved for the %s directory, choose another name",
+			file, nameLine(data), name, name)})
 		return res
 	}
 	if r.Metadata.Name != name {
@@ -275,6 +330,7 @@ func (t *Tree) run(root *repofile.Tree, name string, rev func() (string, error),
 			res.changes = append(res.changes, Change{Path: name + "/" + f, Old: old[f], New: files[f]})
 		}
 	}
+	res.resolved = resolved
 	if t.Build {
 		if err := build(k, name, files); err != nil {
 			res.problems = append(res.problems, fmt.Errorf("%s: kustomize build: %w", t.path(name), err))
@@ -290,6 +346,75 @@ func sameFiles(a, b map[string][]byte) bool {
 		}
 	}
 	return true
+}
+
+func (t *Tree) repo() string {
+	if t.Repo != "" {
+		return t.Repo
+	}
+	return filepath.Join(t.Dir, "..", "..")
+}
+
+// manifest reads the manifest of the dataset d declares, once per Plan:
+// the committed copy DatasetsDir/<name>/<digest>.json, or else the store's
+// dataset.json, within StoreTimeout. Either is checked against the digest.
+// With neither it fails, naming both places and how to commit the copy.
+func (t *Tree) manifest(ctx context.Context, root *repofile.Tree, seen *manifests, d runspec.Dataset) (*dataset.Manifest, error) {
+	v, _ := seen.LoadOrStore(d.URI+" "+d.SHA256, &manifestResult{})
+	mr := v.(*manifestResult)
+	mr.once.Do(func() { mr.m, mr.err = t.readManifest(ctx, root, d) })
+	return mr.m, mr.err
+}
+
+func (t *Tree) readManifest(ctx context.Context, root *repofile.Tree, d runspec.Dataset) (*dataset.Manifest, error) {
+	name, uri, err := dataset.Locate(d.URI, d.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	rel := DatasetsDir + "/" + dataset.CopyPath(name, d.SHA256)
+	copyPath := t.path(filepath.FromSlash(rel))
+	b, err := root.ReadFile(rel, dataset.MaxManifestBytes)
+	if err == nil {
+		m, err := dataset.Check(b, d.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", copyPath, err)
+		}
+		return m, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	m, storeErr := t.storeManifest(ctx, uri, d.SHA256)
+	if storeErr == nil {
+		return m, nil
+	}
+	return nil, fmt.Errorf("dataset %s: no copy of its manifest at %s, and the store's %s%s: %w; "+
+		"commit the copy: aerie dataset ingest --manifest-copy %s writes it, or copy %s%s to %s",
+		name, copyPath, uri, dataset.ManifestFile, storeErr,
+		t.path(DatasetsDir), uri, dataset.ManifestFile, copyPath)
+}
+
+func (t *Tree) storeManifest(ctx context.Context, uri, digest string) (*dataset.Manifest, error) {
+	ctx, cancel := context.WithTimeout(ctx, StoreTimeout)
+	defer cancel()
+	open := t.OpenStore
+	if open == nil {
+		open = func(ctx context.Context, uri string) (store.Store, error) { return store.Open(ctx, uri) }
+	}
+	s, err := open(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	r, err := s.Get(ctx, dataset.ManifestFile)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, dataset.MaxManifestBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	return dataset.Check(b, digest)
 }
 
 // nameLine finds the line of metadata.name, for the error message.
@@ -371,7 +496,7 @@ func (t *Tree) orphans(root *repofile.Tree, names []string) (dirs []string, prun
 	for _, e := range entries {
 		n := e.Name()
 		// A symlink is not an overlay jobgen wrote: it writes none.
-		if !e.IsDir() || n == RunsDir || slices.Contains(names, n) {
+		if !e.IsDir() || n == RunsDir || n == DatasetsDir || slices.Contains(names, n) {
 			continue
 		}
 		k, err := readOptional(root, n, render.Kustomization)

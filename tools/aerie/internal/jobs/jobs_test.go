@@ -40,9 +40,25 @@ func newTree(t *testing.T) *Tree {
 		}
 		write(t, filepath.Join(dir, RunsDir, name), b)
 	}
+	copyInputs(t, dir, filepath.Dir(filepath.Dir(dir)))
 	tr := &Tree{Dir: dir, Revision: func() (string, error) { return revA, nil }}
 	apply(t, tr)
 	return tr
+}
+
+// copyInputs copies what the committed runs read besides their
+// declarations: the repository's models/ into repo, and apps/jobs/datasets
+// into the jobs directory dir.
+func copyInputs(t testing.TB, dir, repo string) {
+	t.Helper()
+	for from, to := range map[string]string{
+		filepath.Join(repoJobs, "..", "..", "models"): filepath.Join(repo, "models"),
+		filepath.Join(repoJobs, DatasetsDir):          filepath.Join(dir, DatasetsDir),
+	} {
+		if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func write(t *testing.T, path string, b []byte) {

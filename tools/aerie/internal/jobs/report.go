@@ -10,6 +10,8 @@ import (
 
 	"github.com/aymanbagabas/go-udiff"
 	"github.com/go-git/go-git/v5"
+
+	"github.com/aerie-ml/aerie/internal/runspec"
 )
 
 // ErrCheck is returned by Check when the tree is not as render would leave
@@ -35,6 +37,25 @@ func (t *Tree) Check(plan *Plan, w io.Writer) error {
 	}
 	if len(plan.Changes) > 0 || len(plan.Problems) > 0 {
 		return ErrCheck
+	}
+	return nil
+}
+
+// PrintPlans writes, for every run that resolved, its architecture's plan
+// on its dataset (per layer: output shape, parameters, FLOPs and
+// activation KiB per image; then the totals) and the resources it gets.
+func (t *Tree) PrintPlans(plan *Plan, w io.Writer) error {
+	for i, r := range plan.Runs {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		s := r.Run.Spec
+		perReplica := s.Model.BatchSize / s.Workers.Count
+		if _, err := fmt.Fprintf(w, "%s: layers of %s\n%sper replica: %d cpu, memory %s (working set %s at %d images a step)\n",
+			filepath.Join(t.Dir, r.Source), s.Model.Architecture.Spec.File, r.Plan, s.Resources.CPU, s.Resources.Memory,
+			runspec.Bytes(s.WorkingSet(r.Plan)>>20<<20), perReplica); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -96,6 +96,11 @@ func (o Options) gsa() string {
 // declaration's path relative to apps/jobs (runs/<name>.yaml), for the
 // generated-file headers; revision is the git revision to label it with.
 func Overlay(r *runspec.TrainingRun, source, revision string) (map[string][]byte, error) {
+	// The trainer in the cluster gets the exact architecture and a sized
+	// pod: runspec.Resolve does both.
+	if r.Spec.Model.Architecture.Spec == nil || r.Spec.Resources.Memory == 0 {
+		return nil, fmt.Errorf("render %s: the run is not resolved (runspec.Resolve): its architecture or memory is unknown", source)
+	}
 	spec, err := runspec.Marshal(r)
 	if err != nil {
 		return nil, err
@@ -113,7 +118,7 @@ func Overlay(r *runspec.TrainingRun, source, revision string) (map[string][]byte
 		Kustomization: append([]byte(header), kust...),
 		Config:        []byte(header + kustomizeConfig),
 		Job:           append([]byte(header), job...),
-		RunFile: append([]byte(header+"# The run with every default applied; the trainer reads it from "+RunDir+"/"+RunFile+".\n"),
+		RunFile: append([]byte(header+"# The run with every default applied and its architecture inline; the trainer reads it from "+RunDir+"/"+RunFile+".\n"),
 			spec...),
 	}, nil
 }
@@ -188,7 +193,7 @@ func Labels(r *runspec.TrainingRun, revision string) map[string]string {
 		"app.kubernetes.io/part-of":    "aerie",
 		"app.kubernetes.io/managed-by": "jobgen",
 		LabelRun:                       r.Metadata.Name,
-		LabelModel:                     r.Spec.Model.Architecture,
+		LabelModel:                     r.Spec.Model.Architecture.Name,
 		LabelRevision:                  revision,
 		LabelTeam:                      r.Spec.Team,
 	}

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"flag"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	kubeflowv1 "github.com/kubeflow/training-operator/pkg/apis/kubeflow.org/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/runspec"
 )
 
@@ -29,12 +32,25 @@ func parse(t *testing.T, file string) *runspec.TrainingRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := runspec.Parse(file, data)
+	// Every test run trains on Fashion-MNIST: the repository's committed
+	// copy of its manifest gives the shape and classes.
+	man, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "apps", "jobs", "datasets", "fashion-mnist", fmnistDigest+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	res, err := runspec.Resolve(t.Context(), file, data, runspec.Sources{
+		Architecture: arch.Builtin,
+		Dataset: func(context.Context, runspec.Dataset) (*dataset.Manifest, error) {
+			return dataset.Check(man, fmnistDigest)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Run
 }
+
+const fmnistDigest = "b0357547c5cfd67f4249e525e277519f0fd76294d93e0a14afb0208adf693b02"
 
 // TestOverlayGolden renders each testdata/<run>.yaml and compares every
 // file of the overlay with testdata/golden/<run>/.
