@@ -114,6 +114,7 @@ func at(v []int64, i int) int64 {
 
 type ingestFlags struct {
 	from, to, size, classes, classesFile string
+	manifestCopy                         string // datasets directory of a repo
 	opts                                 ingest.Options
 }
 
@@ -151,10 +152,12 @@ Re-ingesting the same data is a no-op, and finishes an interrupted ingest.`,
 	fl.Uint64Var(&f.opts.Seed, "seed", 1, "`seed` of the sample shuffle and the test split")
 	fl.Int64Var(&f.opts.ShardBytes, "shard-bytes", 0, "target shard `size` in bytes (default 64 MiB)")
 	fl.Int64Var(&f.opts.MaxImageBytes, "max-image-bytes", ingest.DefaultMaxImageBytes, "refuse source images over `n` bytes")
+	fl.StringVar(&f.manifestCopy, "manifest-copy", "", "also write the manifest's committed copy under this datasets `directory` (apps/jobs/datasets), as <name>/<digest>.json")
 	fl.StringVar(&f.opts.WorkDir, "work-dir", "", "`directory` for the staging copy of the dataset (default: $TMPDIR)")
 	c.MarkFlagRequired("to")
 	c.MarkFlagDirname("from")
 	c.MarkFlagDirname("work-dir")
+	c.MarkFlagDirname("manifest-copy")
 	c.MarkFlagFilename("classes-file")
 	return c
 }
@@ -222,8 +225,40 @@ func runIngest(ctx context.Context, stdout io.Writer, log *slog.Logger, f ingest
 		}
 	}
 	fmt.Fprintf(stdout, "# %s from %s: %d files stored, %d already present.\n", o.Name, f.from, stored, len(res.Files)-stored)
+	if f.manifestCopy != "" {
+		path, err := writeManifestCopy(f.manifestCopy, o.Name, res)
+		if err != nil {
+			return exitcode.Wrap(exitcode.Config, fmt.Errorf("--manifest-copy: %w", err))
+		}
+		fmt.Fprintf(stdout, "# Commit the manifest's copy: %s\n", path)
+	}
 	fmt.Fprintf(stdout, "# Paste into the run declaration:\nspec:\n  dataset:\n    uri: %s\n    sha256: %s\n", res.URI, res.Digest)
 	return nil
+}
+
+// writeManifestCopy writes the committed copy of res's manifest that
+// `aerie run check` reads, atomically and only inside dir.
+func writeManifestCopy(dir, name string, res *ingest.Result) (string, error) {
+	b, err := res.Manifest.Encode()
+	if err != nil {
+		return "", err
+	}
+	if _, err := dataset.Check(b, res.Digest); err != nil {
+		return "", err
+	}
+	t, err := repofile.Open(dir)
+	if err != nil {
+		return "", err
+	}
+	defer t.Close()
+	rel := dataset.CopyPath(name, res.Digest)
+	if err := t.MkdirAll(filepath.Dir(rel)); err != nil {
+		return "", err
+	}
+	if err := t.WriteFile(rel, b); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, rel), nil
 }
 
 // readClassesFile reads one class name a line, ignoring a final newline.

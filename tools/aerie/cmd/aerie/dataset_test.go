@@ -157,3 +157,47 @@ func TestClassesFile(t *testing.T) {
 		t.Errorf("classes (-want +got):\n%s", diff)
 	}
 }
+
+func TestIngestManifestCopy(t *testing.T) {
+	src := t.TempDir()
+	writeIDX(t, src)
+	root, datasets := t.TempDir(), t.TempDir()
+	var out bytes.Buffer
+	f := ingestFlags{from: src, to: "file://" + root, manifestCopy: datasets, opts: opts("fashion-mnist")}
+	if err := runIngest(t.Context(), &out, quiet, f); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Join(root, "datasets", "fashion-mnist"))
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("stored datasets: %v, %v", entries, err)
+	}
+	digest := entries[0].Name()
+	copyPath := filepath.Join(datasets, dataset.CopyPath("fashion-mnist", digest))
+	if !strings.Contains(out.String(), "# Commit the manifest's copy: "+copyPath+"\n") {
+		t.Errorf("output %q does not name the copy %s", out.String(), copyPath)
+	}
+	b, err := os.ReadFile(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := os.ReadFile(filepath.Join(root, "datasets", "fashion-mnist", digest, dataset.ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(stored), string(b)); diff != "" {
+		t.Errorf("copy differs from the stored manifest (-stored +copy):\n%s", diff)
+	}
+
+	// A symlink where the copy's directory belongs is refused, nothing written through it.
+	elsewhere, linked := t.TempDir(), t.TempDir()
+	if err := os.Symlink(elsewhere, filepath.Join(linked, "fashion-mnist")); err != nil {
+		t.Fatal(err)
+	}
+	f.manifestCopy = linked
+	if err := runIngest(t.Context(), io.Discard, quiet, f); err == nil {
+		t.Error("ingest wrote the copy through a symlink")
+	}
+	if left, _ := os.ReadDir(elsewhere); len(left) != 0 {
+		t.Errorf("wrote %v through the symlink", left)
+	}
+}
