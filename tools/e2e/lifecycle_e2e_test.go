@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -58,7 +59,8 @@ const trainerImage = "europe-west4-docker.pkg.dev/aerie-dev/aerie/trainer"
 //  1. two runs are declared under apps/jobs/runs/ of a copy of this
 //     repository, rendered by aerie run render, and committed to the git server:
 //     "lifecycle" (a master and a worker) and "baddata" (one replica whose
-//     declared dataset digest does not match the dataset);
+//     dataset's manifest checks out, so the run renders, but one of whose
+//     shards was truncated in the store after ingest);
 //  2. Flux applies them (startGitOps); the training operator creates the
 //     pods; the node (tools/e2e/node) runs them as trainer processes that
 //     read the dataset from and write checkpoints and the model to a gs://
@@ -109,10 +111,10 @@ func TestLifecycle(t *testing.T) {
 	dataURI, digest := writeDataset(t, ctx, out, 80)
 	step("dataset %s in the emulator", dataURI)
 
-	// The repository: this one's clusters/ and apps/, with the test's runs
+	// The repository: this one's clusters/, apps/ and models/, with the test's runs
 	// in place of apps/jobs/runs/, rendered by aerie run render.
 	repo := t.TempDir()
-	for _, top := range []string{"clusters", "apps"} {
+	for _, top := range []string{"clusters", "apps", "models"} {
 		if err := os.CopyFS(filepath.Join(repo, top), os.DirFS(filepath.Join(repoRoot, top))); err != nil {
 			t.Fatal(err)
 		}
@@ -126,9 +128,10 @@ func TestLifecycle(t *testing.T) {
 	}
 	sum := sha256.Sum256([]byte("aerie e2e trainer"))
 	image := trainerImage + "@sha256:" + hex.EncodeToString(sum[:])
-	wrong := sha256.Sum256([]byte("not the dataset"))
+	badURI, badDigest := writeDataset(t, ctx, out, 40)
+	truncateShard(t, ctx, out, badDigest)
 	writeRun(t, runs, "lifecycle", 2, dataURI, digest, image)
-	writeRun(t, runs, "baddata", 1, dataURI, hex.EncodeToString(wrong[:]), image)
+	writeRun(t, runs, "baddata", 1, badURI, badDigest, image)
 	run(t, repo, aerie, "run", "render", "--repo", repo, "--revision", strings.Repeat("e2", 20))
 	shortTTL(t, filepath.Join(repo, "clusters", "dev", "jobs.yaml"), 5)
 	step("runs lifecycle and baddata declared and rendered")
@@ -339,6 +342,25 @@ func writeDataset(t *testing.T, ctx context.Context, s store.Store, perClass int
 		t.Fatal(err)
 	}
 	return s.URI(prefix), dataset.Digest(m)
+}
+
+// truncateShard cuts the first train shard of dataset digest to half its
+// size, as a damaged upload would leave it.
+func truncateShard(t *testing.T, ctx context.Context, s store.Store, digest string) {
+	t.Helper()
+	key := path.Join(store.DatasetPrefix("e2e", digest), dataset.ShardFile("train", 0))
+	r, err := s.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, key, bytes.NewReader(b[:len(b)/2]), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // writeRun declares a run of workers replicas of the small model that
