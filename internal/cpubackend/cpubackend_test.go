@@ -25,7 +25,7 @@ func run(t *testing.T, backend compute.Backend, fn func(x, w *Node) []*Node, x, 
 		t.Fatal(err)
 	}
 	defer exec.Finalize()
-	outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(x, xd...), tensors.FromFlatDataAndDimensions(w, wd...))
+	outs, err := exec.Call(tensors.FromFlatDataAndDimensions(x, xd...), tensors.FromFlatDataAndDimensions(w, wd...))
 	if err != nil {
 		t.Fatal(err)
 	}

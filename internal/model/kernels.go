@@ -41,7 +41,7 @@ func convAccelerated(g *Graph, k, s, p, groups int) bool {
 // convGeneral convolves channel-first x with kernel: stride s and p zeros
 // on each side of both spatial axes, in groups.
 func convGeneral(x, kernel *Node, s, p, groups int) *Node {
-	return Convolve(x, kernel).AxesConfig(channelFirst).StridePerDim(s, s).
+	return Convolve(x, kernel).AxesConfig(channelFirst).StridePerAxis(s, s).
 		PaddingPerDim([][2]int{{p, p}, {p, p}}).ChannelGroupCount(groups).Done()
 }
 
