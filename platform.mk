@@ -82,7 +82,7 @@ pr-comment: ## Post FILE as a PR comment titled TITLE (needs gh, GH_TOKEN and PR
 
 .PHONY: promote-pr
 promote-pr: ## Commit the changed fleet pins on a branch and open a PR (after make promote).
-	hack/open-pr.sh "promote/$${GITHUB_RUN_ID:-local}" "edge/fleets: promote model" edge/fleets
+	hack/open-pr.sh "promote/$${GITHUB_RUN_ID:-local}" "fleets: promote model" fleets
 
 # --- end-to-end cluster tier --------------------------------------------------
 # Real binaries built from their Go modules (recipes: tools/e2e/recipes/*/

@@ -1,4 +1,4 @@
-// Package pins defines a fleet's pin file, edge/fleets/<fleet>.yaml: which
+// Package pins defines a fleet's pin file, fleets/<fleet>.yaml: which
 // model version the devices of a fleet run (stable) and, optionally, which
 // version a stable hash-selected share of them tries first (canary).
 // Promotion writes these files; the edge agent reads them.
@@ -23,6 +23,17 @@ import (
 	"github.com/aerie-ml/aerie/internal/strictyaml"
 )
 
+// Dir is the repository's desired-state folder for device fleets, next to
+// apps/ and clusters/: the pin files Dir/<fleet>.yaml and the trusted keys
+// in KeysDir. Devices read it; no image build watches it.
+const Dir = "fleets"
+
+// KeysDir is where the repository keeps the public keys devices trust.
+const KeysDir = Dir + "/keys"
+
+// File is the repository path of fleet's pin file.
+func File(fleet string) string { return Dir + "/" + fleet + ".yaml" }
+
 // APIVersion and Kind identify a pin file.
 const (
 	APIVersion = "aerie.dev/v1alpha1"
@@ -41,7 +52,7 @@ type Pins struct {
 	Fleet      string `yaml:"fleet"`
 	// RequireSignature makes devices reject a version whose manifest.json
 	// has no valid ed25519 signature (manifest.json.sig) by a key in
-	// edge/keys/.
+	// fleets/keys/.
 	RequireSignature bool    `yaml:"requireSignature"`
 	Stable           Version `yaml:"stable"`
 	Canary           *Canary `yaml:"canary,omitempty"`

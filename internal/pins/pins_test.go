@@ -157,9 +157,9 @@ func TestSignature(t *testing.T) {
 	}
 	otherPub, _, _ := ed25519.GenerateKey(nil)
 	fsys := fstest.MapFS{
-		"edge/keys/release.pub": {Data: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})},
-		"edge/keys/old.pub":     {Data: []byte(base64.StdEncoding.EncodeToString(otherPub) + "\n")},
-		"edge/keys/README.md":   {Data: []byte("not a key")},
+		"fleets/keys/release.pub": {Data: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})},
+		"fleets/keys/old.pub":     {Data: []byte(base64.StdEncoding.EncodeToString(otherPub) + "\n")},
+		"fleets/keys/README.md":   {Data: []byte("not a key")},
 	}
 	keys, err := LoadKeys(fsys, KeysDir)
 	if err != nil {
@@ -171,8 +171,8 @@ func TestSignature(t *testing.T) {
 	manifest := []byte(`{"schemaVersion":"x"}`)
 	sig := Sign(priv, manifest)
 	name, err := VerifySignature(keys, manifest, sig)
-	if err != nil || name != "edge/keys/release.pub" {
-		t.Errorf("VerifySignature = %q, %v; want edge/keys/release.pub", name, err)
+	if err != nil || name != "fleets/keys/release.pub" {
+		t.Errorf("VerifySignature = %q, %v; want fleets/keys/release.pub", name, err)
 	}
 	if _, err := VerifySignature(keys, append(manifest, ' '), sig); err == nil {
 		t.Error("VerifySignature of altered manifest = nil error")
@@ -213,7 +213,7 @@ func FuzzParse(f *testing.F) {
 
 // TestFleetFiles parses every committed pin file.
 func TestFleetFiles(t *testing.T) {
-	files, err := filepath.Glob("../../edge/fleets/*.yaml")
+	files, err := filepath.Glob("../../fleets/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no fleet files: %v", err)
 	}

@@ -19,9 +19,6 @@ import (
 // encoding) of ed25519.Sign(key, manifest.json bytes), plus a newline.
 const SignatureFile = "manifest.json.sig"
 
-// KeysDir is where the repository keeps the public keys devices trust.
-const KeysDir = "edge/keys"
-
 // ErrNoSignature reports a version without manifest.json.sig.
 var ErrNoSignature = errors.New("no " + SignatureFile)
 

@@ -165,7 +165,7 @@ func (f *fixture) version(scale float32) modeltest.Version {
 }
 
 func (f *fixture) pin(v modeltest.Version) {
-	f.repo.Commit(f.t, map[string]string{"edge/fleets/quadcopters.yaml": fmt.Sprintf(`apiVersion: aerie.dev/v1alpha1
+	f.repo.Commit(f.t, map[string]string{"fleets/quadcopters.yaml": fmt.Sprintf(`apiVersion: aerie.dev/v1alpha1
 kind: FleetPins
 fleet: quadcopters
 stable:

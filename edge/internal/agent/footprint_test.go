@@ -53,7 +53,7 @@ func TestFootprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := modeltest.Write(t, putter{f.st}, "footprint", "cnn", w.Bytes(), nil)
-	f.repo.Commit(t, map[string]string{"edge/fleets/quadcopters.yaml": fmt.Sprintf(`apiVersion: aerie.dev/v1alpha1
+	f.repo.Commit(t, map[string]string{"fleets/quadcopters.yaml": fmt.Sprintf(`apiVersion: aerie.dev/v1alpha1
 kind: FleetPins
 fleet: quadcopters
 stable: {uri: %q, manifestDigest: %q, minSelfTestAccuracy: 0.01}

@@ -62,9 +62,9 @@ type Device struct {
 type Repo struct {
 	URL    string `yaml:"url"`
 	Branch string `yaml:"branch"`
-	// Path of the pin file in the repo; default edge/fleets/<fleet>.yaml.
+	// Path of the pin file in the repo; default fleets/<fleet>.yaml.
 	Path string `yaml:"path"`
-	// KeysDir holds the trusted *.pub keys; default edge/keys.
+	// KeysDir holds the trusted *.pub keys; default fleets/keys.
 	KeysDir      string        `yaml:"keysDir"`
 	PollInterval time.Duration `yaml:"pollInterval"`
 	// Timeout bounds each ls-remote and each fetch; default 1m.
@@ -185,7 +185,7 @@ func (c *Config) Default() {
 		c.Repo.Branch = "main"
 	}
 	if c.Repo.Path == "" && c.Device.Fleet != "" {
-		c.Repo.Path = "edge/fleets/" + c.Device.Fleet + ".yaml"
+		c.Repo.Path = pins.File(c.Device.Fleet)
 	}
 	if c.Repo.KeysDir == "" {
 		c.Repo.KeysDir = pins.KeysDir

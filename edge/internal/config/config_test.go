@@ -22,7 +22,7 @@ func TestParseDeployExample(t *testing.T) {
 	want := &Config{
 		APIVersion: APIVersion, Kind: Kind,
 		Device:           Device{ID: "pi-0001", Fleet: "quadcopters"},
-		Repo:             Repo{URL: "https://github.com/aerie-ml/aerie.git", Branch: "main", Path: "edge/fleets/quadcopters.yaml", KeysDir: "edge/keys", PollInterval: time.Minute, Timeout: time.Minute},
+		Repo:             Repo{URL: "https://github.com/aerie-ml/aerie.git", Branch: "main", Path: "fleets/quadcopters.yaml", KeysDir: "fleets/keys", PollInterval: time.Minute, Timeout: time.Minute},
 		Store:            Store{StatusURI: "gs://aerie-models", Timeout: 5 * time.Minute},
 		DataDir:          "/var/lib/aerie",
 		KeepVersions:     3,
@@ -52,7 +52,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Repo.Path != "edge/fleets/rovers.yaml" || c.Repo.Branch != "main" || c.Repo.PollInterval != time.Minute ||
+	if c.Repo.Path != "fleets/rovers.yaml" || c.Repo.Branch != "main" || c.Repo.PollInterval != time.Minute ||
 		c.KeepVersions != 3 || c.Frames.Source != SourceNone || c.Status.Listen != "127.0.0.1:9100" {
 		t.Errorf("defaults = %+v", c)
 	}

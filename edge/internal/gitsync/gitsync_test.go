@@ -50,15 +50,15 @@ func TestFileAndHTTP(t *testing.T) {
 			repo, url := tt.repo(t)
 			src := &Source{URL: url, Branch: "main"}
 			c1 := repo.Commit(t, map[string]string{
-				"edge/fleets/quadcopters.yaml": "fleet: quadcopters\n",
-				"edge/keys/a.pub":              "key-a\n",
-				"README.md":                    "not wanted\n",
+				"fleets/quadcopters.yaml": "fleet: quadcopters\n",
+				"fleets/keys/a.pub":       "key-a\n",
+				"README.md":               "not wanted\n",
 			})
 			head, err := src.Head(ctx)
 			if err != nil || head != c1 {
 				t.Fatalf("Head() = %q, %v; want %q", head, err, c1)
 			}
-			snap, err := src.Fetch(ctx, "edge/fleets/quadcopters.yaml", "edge/keys")
+			snap, err := src.Fetch(ctx, "fleets/quadcopters.yaml", "fleets/keys")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,18 +72,18 @@ func TestFileAndHTTP(t *testing.T) {
 				}
 				return err
 			})
-			if diff := cmp.Diff([]string{"edge/fleets/quadcopters.yaml", "edge/keys/a.pub"}, got); diff != "" {
+			if diff := cmp.Diff([]string{"fleets/keys/a.pub", "fleets/quadcopters.yaml"}, got); diff != "" {
 				t.Errorf("snapshot files diff (-want +got):\n%s", diff)
 			}
-			c2 := repo.Commit(t, map[string]string{"edge/fleets/quadcopters.yaml": "fleet: quadcopters # 2\n"})
+			c2 := repo.Commit(t, map[string]string{"fleets/quadcopters.yaml": "fleet: quadcopters # 2\n"})
 			if head, _ := src.Head(ctx); head != c2 {
 				t.Errorf("Head() after push = %s, want %s", head, c2)
 			}
-			snap, err = src.Fetch(ctx, "edge/fleets/quadcopters.yaml")
+			snap, err = src.Fetch(ctx, "fleets/quadcopters.yaml")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if b, _ := fs.ReadFile(snap.FS, "edge/fleets/quadcopters.yaml"); string(b) != "fleet: quadcopters # 2\n" {
+			if b, _ := fs.ReadFile(snap.FS, "fleets/quadcopters.yaml"); string(b) != "fleet: quadcopters # 2\n" {
 				t.Errorf("pin after push = %q", b)
 			}
 			if _, err := (&Source{URL: url, Branch: "nope"}).Head(ctx); !errors.Is(err, ErrBranchNotFound) {
@@ -165,9 +165,9 @@ func TestFetchLeavesBigBlobsOnDisk(t *testing.T) {
 	rand.NewChaCha8([32]byte{1}).Read(big) // incompressible
 	bigHash := plumbing.ComputeHash(plumbing.BlobObject, big)
 	repo.Commit(t, map[string]string{
-		"edge/fleets/quadcopters.yaml": "fleet: quadcopters\n",
-		"edge/keys/a.pub":              "key-a\n",
-		"data/blob.bin":                string(big),
+		"fleets/quadcopters.yaml": "fleet: quadcopters\n",
+		"fleets/keys/a.pub":       "key-a\n",
+		"data/blob.bin":           string(big),
 	})
 	tmp := t.TempDir()
 	var obs *observed
@@ -175,14 +175,14 @@ func TestFetchLeavesBigBlobsOnDisk(t *testing.T) {
 		obs = &observed{Storage: s, probe: bigHash}
 		return obs
 	}}
-	snap, err := src.Fetch(context.Background(), "edge/fleets/quadcopters.yaml", "edge/keys")
+	snap, err := src.Fetch(context.Background(), "fleets/quadcopters.yaml", "fleets/keys")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !obs.inStore || obs.packBytes < 8<<20 {
 		t.Errorf("without filter support the big blob should be fetched: in store %v, pack of %d bytes", obs.inStore, obs.packBytes)
 	}
-	if b, _ := fs.ReadFile(snap.FS, "edge/fleets/quadcopters.yaml"); string(b) != "fleet: quadcopters\n" {
+	if b, _ := fs.ReadFile(snap.FS, "fleets/quadcopters.yaml"); string(b) != "fleet: quadcopters\n" {
 		t.Errorf("pin file = %q", b)
 	}
 	for _, n := range obs.stored {
@@ -217,18 +217,18 @@ func TestFetchFilteredLeavesBigBlobsOnServer(t *testing.T) {
 	rand.NewChaCha8([32]byte{2}).Read(big)
 	bigHash := plumbing.ComputeHash(plumbing.BlobObject, big)
 	c := repo.Commit(t, map[string]string{
-		"edge/fleets/quadcopters.yaml": "fleet: quadcopters\n",
-		"edge/keys/a.pub":              "key-a\n",
-		"edge/keys/b.pub":              "key-b\n",
-		"data/blob.bin":                string(big),
-		"edge/fleets/huge.yaml":        strings.Repeat("#", 2048),
+		"fleets/quadcopters.yaml": "fleet: quadcopters\n",
+		"fleets/keys/a.pub":       "key-a\n",
+		"fleets/keys/b.pub":       "key-b\n",
+		"data/blob.bin":           string(big),
+		"fleets/huge.yaml":        strings.Repeat("#", 2048),
 	})
 	var obs *observed
 	src := &Source{URL: repo.URL(), Branch: "main", TempDir: t.TempDir(), MaxFileSize: 1024, wrap: func(s *filesystem.Storage) storage.Storer {
 		obs = &observed{Storage: s, probe: bigHash}
 		return obs
 	}}
-	snap, err := src.Fetch(context.Background(), "edge/fleets/quadcopters.yaml", "edge/keys")
+	snap, err := src.Fetch(context.Background(), "fleets/quadcopters.yaml", "fleets/keys")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,18 +239,18 @@ func TestFetchFilteredLeavesBigBlobsOnServer(t *testing.T) {
 		t.Errorf("Fetch().Commit = %s, want %s", snap.Commit, c)
 	}
 	got := map[string]string{}
-	for _, p := range []string{"edge/fleets/quadcopters.yaml", "edge/keys/a.pub", "edge/keys/b.pub"} {
+	for _, p := range []string{"fleets/quadcopters.yaml", "fleets/keys/a.pub", "fleets/keys/b.pub"} {
 		b, err := fs.ReadFile(snap.FS, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got[p] = string(b)
 	}
-	want := map[string]string{"edge/fleets/quadcopters.yaml": "fleet: quadcopters\n", "edge/keys/a.pub": "key-a\n", "edge/keys/b.pub": "key-b\n"}
+	want := map[string]string{"fleets/quadcopters.yaml": "fleet: quadcopters\n", "fleets/keys/a.pub": "key-a\n", "fleets/keys/b.pub": "key-b\n"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("snapshot diff (-want +got):\n%s", diff)
 	}
-	if _, err := src.Fetch(context.Background(), "edge/fleets/huge.yaml"); !errors.Is(err, ErrTooLarge) {
+	if _, err := src.Fetch(context.Background(), "fleets/huge.yaml"); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Fetch of a filtered-out 2 KiB file = %v, want ErrTooLarge", err)
 	}
 }
@@ -259,9 +259,9 @@ func TestFetchFilteredLeavesBigBlobsOnServer(t *testing.T) {
 // the object header.
 func TestFetchTooLarge(t *testing.T) {
 	repo := gittest.New(t, filepath.Join(t.TempDir(), "aerie.git"))
-	repo.Commit(t, map[string]string{"edge/fleets/quadcopters.yaml": strings.Repeat("#", 2048) + "\n"})
+	repo.Commit(t, map[string]string{"fleets/quadcopters.yaml": strings.Repeat("#", 2048) + "\n"})
 	src := &Source{URL: repo.URL(), Branch: "main", TempDir: t.TempDir(), MaxFileSize: 1024}
-	if _, err := src.Fetch(context.Background(), "edge/fleets/quadcopters.yaml"); !errors.Is(err, ErrTooLarge) {
+	if _, err := src.Fetch(context.Background(), "fleets/quadcopters.yaml"); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Fetch of a 2 KiB pin file with a 1 KiB limit = %v, want ErrTooLarge", err)
 	}
 }

@@ -72,7 +72,7 @@ func TestInstallRejects(t *testing.T) {
 	ctx := context.Background()
 	pub, key, _ := ed25519.GenerateKey(nil)
 	_, otherKey, _ := ed25519.GenerateKey(nil)
-	keys := []pins.Key{{Name: "edge/keys/release.pub", Key: pub}}
+	keys := []pins.Key{{Name: "fleets/keys/release.pub", Key: pub}}
 	tests := []struct {
 		name    string
 		key     ed25519.PrivateKey

@@ -30,7 +30,7 @@ import (
 	"github.com/aerie-ml/aerie/internal/store"
 )
 
-const pinPath = "edge/fleets/quadcopters.yaml"
+const pinPath = "fleets/quadcopters.yaml"
 
 // countingGit counts fetches, to see the reconciler skip unchanged heads.
 type countingGit struct {
@@ -85,7 +85,7 @@ func newEnv(t *testing.T, gitURL string, repo *gittest.Repo) *env {
 	if err := e.r.Restore(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	repo.Commit(t, map[string]string{"edge/keys/release.pub": base64.StdEncoding.EncodeToString(pub) + "\n"})
+	repo.Commit(t, map[string]string{"fleets/keys/release.pub": base64.StdEncoding.EncodeToString(pub) + "\n"})
 	return e
 }
 
@@ -240,7 +240,7 @@ func testLifecycle(t *testing.T, e *env) {
 	e.repo.Commit(t, map[string]string{pinPath: strings.Replace(e.pinText(v4), "fleet: quadcopters\n", "fleet: quadcopters\nrequireSignature: true\n", 1)})
 	s, _ = e.reconcile()
 	e.wantCondition(s, meta.ReadyCondition, meta.SucceededReason)
-	if got := e.active(); got != v4.Digest || s.Active.SignedBy != "edge/keys/release.pub" {
+	if got := e.active(); got != v4.Digest || s.Active.SignedBy != "fleets/keys/release.pub" {
 		t.Fatalf("active = %s signed by %q, want v4 signed by release.pub", got, s.Active.SignedBy)
 	}
 

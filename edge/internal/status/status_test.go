@@ -18,7 +18,7 @@ func TestRecorderPersistsAndExposes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "status.json")
 	r := NewRecorder(path, "pi-1", "quadcopters", nil)
 	r.Update(func(s *Status) {
-		s.MarkStalled(InvalidPinsReason, "edge/fleets/q.yaml:3: fleet: bad")
+		s.MarkStalled(InvalidPinsReason, "fleets/q.yaml:3: fleet: bad")
 		s.LastAttemptedRevision = "main@sha1:abc/sha256:def"
 		s.Active = &Model{ManifestDigest: "sha256:def", Run: "r", Version: "v"}
 	})

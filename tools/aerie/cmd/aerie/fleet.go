@@ -24,7 +24,7 @@ func fleetCmd(e *env) *cobra.Command {
 	status := &cobra.Command{
 		Use:   "status FLEET --store URI",
 		Short: "Per device: the version it runs, its conditions and when it was last seen",
-		Long: `Status joins the fleet's pins (edge/fleets/<fleet>.yaml) with the status
+		Long: `Status joins the fleet's pins (fleets/<fleet>.yaml) with the status
 documents its devices upload (status/devices/<id>.json under --store, the
 agents' store.statusURI): per device the version it runs against the one
 the pins want, its Ready condition and when it last reconciled, then the
@@ -91,7 +91,7 @@ func orDash(s string) string {
 	return s
 }
 
-// completeFleets completes fleet names from edge/fleets.
+// completeFleets completes fleet names from fleets.
 func (e *env) completeFleets(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 	root, err := e.root()
 	if err != nil {

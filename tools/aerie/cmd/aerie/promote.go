@@ -30,7 +30,7 @@ func promoteCmd(e *env) *cobra.Command {
 its manifest records (the run's when it trained), its lineage (git commit,
 image and dataset digests) and that it is in a gs:// store (both waived by
 --local-fleet), self-tests the weights on the version's self-test set and, if every gate
-passes, rewrites edge/fleets/<fleet>.yaml (comments kept) and prints a pull
+passes, rewrites fleets/<fleet>.yaml (comments kept) and prints a pull
 request description. A failed gate exits 1 with a report of every gate and
 its margin.
 
@@ -105,7 +105,7 @@ pin file's diff, and changes nothing.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&opts.Run, "run", "", "run `name`: apps/jobs/runs/<run>.yaml (required)")
-	fl.StringVar(&opts.Fleet, "fleet", "", "fleet `name`: edge/fleets/<fleet>.yaml (required)")
+	fl.StringVar(&opts.Fleet, "fleet", "", "fleet `name`: fleets/<fleet>.yaml (required)")
 	fl.StringVar(&opts.Model, "model", "", "store `URI` of a version directory to promote, instead of --version")
 	fl.StringVar(&opts.Version, "version", "", "`version` of the run to promote (16 hex digits, under --store), or newest")
 	fl.StringVar(&opts.Output, "store", "", "store root `URI` to look for versions in (default: the run's spec.output.uri)")

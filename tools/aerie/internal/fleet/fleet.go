@@ -1,5 +1,5 @@
 // Package fleet reports a fleet's state: its pins from the repository
-// (edge/fleets/<fleet>.yaml) and its devices' status documents from the
+// (fleets/<fleet>.yaml) and its devices' status documents from the
 // store (status/devices/<id>.json), joined into what each device runs
 // against what it should, and how far a rollout has come.
 package fleet
@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -78,14 +77,14 @@ type Rollout struct {
 	WantCanary int `json:"wantCanary"`
 }
 
-// ReadPins reads edge/fleets/<fleet>.yaml from the repository at root.
+// ReadPins reads fleets/<fleet>.yaml from the repository at root.
 func ReadPins(root, fleet string) (*pins.Pins, error) {
 	t, err := repofile.Open(root)
 	if err != nil {
 		return nil, err
 	}
 	defer t.Close()
-	name := path.Join("edge", "fleets", fleet+".yaml")
+	name := pins.File(fleet)
 	b, err := t.ReadFile(name, pins.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("fleet %q: %w", fleet, err)
@@ -100,7 +99,7 @@ func Fleets(root string) ([]string, error) {
 		return nil, err
 	}
 	defer t.Close()
-	entries, err := t.ReadDir(path.Join("edge", "fleets"))
+	entries, err := t.ReadDir(pins.Dir)
 	if err != nil {
 		return nil, err
 	}

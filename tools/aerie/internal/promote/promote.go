@@ -1,5 +1,5 @@
 // Package promote turns a trained model version that passes its run's gates
-// into a pin in edge/fleets/<fleet>.yaml, ready to commit in a pull request.
+// into a pin in fleets/<fleet>.yaml, ready to commit in a pull request.
 package promote
 
 import (
@@ -34,7 +34,7 @@ const SelfTestTolerance = 0.05
 
 // Options says what to promote where.
 type Options struct {
-	// RepoDir is the repository root (apps/jobs/runs/, edge/fleets/).
+	// RepoDir is the repository root (apps/jobs/runs/, fleets/).
 	RepoDir string
 	// Run names apps/jobs/runs/<Run>.yaml, whose output is searched for
 	// versions. The gates that apply are those the version's manifest
@@ -47,7 +47,7 @@ type Options struct {
 	Version string
 	// Output overrides the run's spec.output.uri when looking up versions.
 	Output string
-	// Fleet names edge/fleets/<Fleet>.yaml: a DNS label.
+	// Fleet names fleets/<Fleet>.yaml: a DNS label.
 	Fleet string
 	// LocalFleet says the fleet's devices are local (a demo on one
 	// machine): they may pin file:// URIs and versions trained from flags,
@@ -105,7 +105,7 @@ func Promote(ctx context.Context, opts Options) (*Result, error) {
 	// Both names become paths: only plain labels, so neither leaves its
 	// directory.
 	if len(validation.IsDNS1123Label(opts.Fleet)) > 0 {
-		return nil, fmt.Errorf("fleet %q is not a DNS label (lowercase letters, digits and '-', at most 63): it names edge/fleets/<fleet>.yaml", opts.Fleet)
+		return nil, fmt.Errorf("fleet %q is not a DNS label (lowercase letters, digits and '-', at most 63): it names fleets/<fleet>.yaml", opts.Fleet)
 	}
 	if len(validation.IsDNS1123Label(opts.Run)) > 0 {
 		return nil, fmt.Errorf("run %q is not a DNS label (lowercase letters, digits and '-', at most 63): it names apps/jobs/runs/<run>.yaml", opts.Run)
@@ -124,7 +124,7 @@ func Promote(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	pinFile := path.Join("edge", "fleets", opts.Fleet+".yaml")
+	pinFile := pins.File(opts.Fleet)
 	pinData, err := tree.ReadFile(pinFile, pins.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read pin file: %w", err)

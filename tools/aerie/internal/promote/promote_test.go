@@ -76,7 +76,7 @@ func newFixture(t *testing.T, minTestAccuracy string, metrics manifest.Metrics, 
 	ctx := context.Background()
 	f := &fixture{repo: t.TempDir()}
 	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), runFile(minTestAccuracy))
-	writeFile(t, filepath.Join(f.repo, "edge/fleets/quadcopters.yaml"), pinFile)
+	writeFile(t, filepath.Join(f.repo, "fleets/quadcopters.yaml"), pinFile)
 
 	minTest, err := strconv.ParseFloat(minTestAccuracy, 64)
 	if err != nil {
@@ -219,7 +219,7 @@ func TestPromoteStable(t *testing.T) {
 	if res.Pin.URI != f.versionURI {
 		t.Errorf("pinned %s, want the only version %s", res.Pin.URI, f.versionURI)
 	}
-	got, err := os.ReadFile(filepath.Join(f.repo, "edge/fleets/quadcopters.yaml"))
+	got, err := os.ReadFile(filepath.Join(f.repo, "fleets/quadcopters.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestPromoteCanaryThenStable(t *testing.T) {
 
 func readPins(t *testing.T, repo string) *pins.Pins {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repo, "edge/fleets/quadcopters.yaml"))
+	b, err := os.ReadFile(filepath.Join(repo, "fleets/quadcopters.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestPromoteSelfTestsPackedSet(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), selftest.FileName) {
 		t.Errorf("Promote() of a version with a tampered self-test set = %v, want an error naming %s", err, selftest.FileName)
 	}
-	if got, _ := os.ReadFile(filepath.Join(f.repo, "edge/fleets/quadcopters.yaml")); string(got) != pinFile {
+	if got, _ := os.ReadFile(filepath.Join(f.repo, "fleets/quadcopters.yaml")); string(got) != pinFile {
 		t.Errorf("pin file changed by a refused promotion:\n%s", got)
 	}
 }
@@ -376,7 +376,7 @@ func TestPromoteRefusesFailedGates(t *testing.T) {
 			if !strings.Contains(err.Error(), "short by") {
 				t.Errorf("error %q does not say by how much", err)
 			}
-			if got, _ := os.ReadFile(filepath.Join(f.repo, "edge/fleets/quadcopters.yaml")); string(got) != pinFile {
+			if got, _ := os.ReadFile(filepath.Join(f.repo, "fleets/quadcopters.yaml")); string(got) != pinFile {
 				t.Errorf("pin file changed by a refused promotion:\n%s", got)
 			}
 		})
@@ -439,7 +439,7 @@ func TestGoldenDescription(t *testing.T) {
 	newMetrics := uniform(0.8)
 	newMetrics.ModelBytes = 8400
 	res := &Result{
-		PinFile:  "edge/fleets/quadcopters.yaml",
+		PinFile:  "fleets/quadcopters.yaml",
 		Pin:      pins.Version{URI: "gs://b/models/quick/new/", ManifestDigest: "sha256:00", MinSelfTestAccuracy: 0.65},
 		Track:    "stable",
 		Manifest: m("new", 0.8),
@@ -494,7 +494,7 @@ func failedGates(t *testing.T, f *fixture) []string {
 	for _, g := range manifest.Failed(gateErr.Gates) {
 		failed = append(failed, strings.TrimSpace(g.Name+" "+g.Missing))
 	}
-	if got, _ := os.ReadFile(filepath.Join(f.repo, "edge/fleets/quadcopters.yaml")); string(got) != pinFile {
+	if got, _ := os.ReadFile(filepath.Join(f.repo, "fleets/quadcopters.yaml")); string(got) != pinFile {
 		t.Errorf("pin file changed by a refused promotion:\n%s", got)
 	}
 	return failed
@@ -583,7 +583,7 @@ func TestPromoteRequiresLineage(t *testing.T) {
 					t.Errorf("Promote() error %q does not say %q", err, want)
 				}
 			}
-			if got, _ := os.ReadFile(filepath.Join(f.repo, "edge/fleets/quadcopters.yaml")); string(got) != pinFile {
+			if got, _ := os.ReadFile(filepath.Join(f.repo, "fleets/quadcopters.yaml")); string(got) != pinFile {
 				t.Errorf("pin file changed by a refused promotion:\n%s", got)
 			}
 			if _, err := Promote(context.Background(), Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true}); err != nil {
@@ -607,18 +607,18 @@ func TestPromoteFleetFile(t *testing.T) {
 		{"path in the name", "../../../x", nil, `fleet "../../../x" is not a DNS label`},
 		{"uppercase", "Quadcopters", nil, `fleet "Quadcopters" is not a DNS label`},
 		{"another fleet inside", "quadcopters", func(t *testing.T, repo string) {
-			writeFile(t, filepath.Join(repo, "edge/fleets/quadcopters.yaml"), strings.Replace(pinFile, "fleet: quadcopters", "fleet: drones", 1))
-		}, `edge/fleets/quadcopters.yaml:4: fleet: "drones", but the file is quadcopters.yaml`},
+			writeFile(t, filepath.Join(repo, "fleets/quadcopters.yaml"), strings.Replace(pinFile, "fleet: quadcopters", "fleet: drones", 1))
+		}, `fleets/quadcopters.yaml:4: fleet: "drones", but the file is quadcopters.yaml`},
 		{"unknown field", "quadcopters", func(t *testing.T, repo string) {
-			writeFile(t, filepath.Join(repo, "edge/fleets/quadcopters.yaml"), pinFile+"colour: red\n")
-		}, "edge/fleets/quadcopters.yaml:11: colour: unknown field"},
+			writeFile(t, filepath.Join(repo, "fleets/quadcopters.yaml"), pinFile+"colour: red\n")
+		}, "fleets/quadcopters.yaml:11: colour: unknown field"},
 		{"too large", "quadcopters", func(t *testing.T, repo string) {
-			writeFile(t, filepath.Join(repo, "edge/fleets/quadcopters.yaml"), pinFile+"# "+strings.Repeat("x", pins.MaxBytes)+"\n")
+			writeFile(t, filepath.Join(repo, "fleets/quadcopters.yaml"), pinFile+"# "+strings.Repeat("x", pins.MaxBytes)+"\n")
 		}, "more than the limit of 65536"},
 		{"symlink out of the repo", "quadcopters", func(t *testing.T, repo string) {
 			target := filepath.Join(outside, "quadcopters.yaml")
 			writeFile(t, target, pinFile)
-			p := filepath.Join(repo, "edge/fleets/quadcopters.yaml")
+			p := filepath.Join(repo, "fleets/quadcopters.yaml")
 			os.Remove(p)
 			if err := os.Symlink(target, p); err != nil {
 				t.Fatal(err)

@@ -176,7 +176,7 @@ func (d *demo) run(ctx context.Context) (*Summary, error) {
 	}
 	d.sum.TrainWall = time.Since(start)
 
-	d.progress("promote the newest model of %q into edge/fleets/%s.yaml", runName, fleet)
+	d.progress("promote the newest model of %q into %s", runName, pins.File(fleet))
 	if err := d.promote(ctx, clone); err != nil {
 		return nil, err
 	}
@@ -304,7 +304,7 @@ stable:
 `, pins.APIVersion, pins.Kind, fleet, fileURI(d.path("store", "models", runName, "none")), pins.PlaceholderDigest)
 	files := map[string]string{
 		filepath.Join("apps", "jobs", "runs", runName+".yaml"): run,
-		filepath.Join("edge", "fleets", fleet+".yaml"):         pinFile,
+		filepath.FromSlash(pins.File(fleet)):                   pinFile,
 	}
 	for name, content := range files {
 		if err := writeFile(d.path("repo", name), content); err != nil {
@@ -329,7 +329,7 @@ func (d *demo) promote(ctx context.Context, clone *git.Repository) error {
 	if err := d.command(ctx, d.path("repo"), "aerie", "promote", "--run", runName, "--fleet", fleet, "--version", "newest", "--local-fleet", "--description", desc); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(d.path("repo", "edge", "fleets", fleet+".yaml"))
+	b, err := os.ReadFile(d.path("repo", filepath.FromSlash(pins.File(fleet))))
 	if err != nil {
 		return err
 	}
@@ -341,7 +341,7 @@ func (d *demo) promote(ctx context.Context, clone *git.Repository) error {
 	if err := d.readManifest(ctx); err != nil {
 		return err
 	}
-	hash, err := commit(clone, "edge/fleets: promote "+runName+" to stable")
+	hash, err := commit(clone, pins.Dir+": promote "+runName+" to stable")
 	if err != nil {
 		return err
 	}
@@ -693,7 +693,7 @@ func (d *demo) print() {
 		}
 		fmt.Fprintf(w, "    %-12s %.2f%%\n", name, 100*acc)
 	}
-	fmt.Fprintf(w, "  pin commit   %s (edge/fleets/%s.yaml in %s)\n", s.PinCommit, fleet, d.path("repo"))
+	fmt.Fprintf(w, "  pin commit   %s (%s in %s)\n", s.PinCommit, pins.File(fleet), d.path("repo"))
 	fmt.Fprintf(w, "  device       %s runs %s, self-test %.2f%%\n", deviceID, s.Active, 100*s.SelfTest)
 	for _, c := range s.Conditions {
 		fmt.Fprintf(w, "    %s=%s %s: %s\n", c.Type, c.Status, c.Reason, c.Message)

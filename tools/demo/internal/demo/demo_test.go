@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/pins"
 )
 
 // TestDemo runs the whole loop with tiny settings: the small model for one
@@ -60,7 +61,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("no summary in stdout:\n%s", stdout.String())
 	}
 	// The pin is committed in the scratch clone, the model in the store.
-	b, err := os.ReadFile(filepath.Join(out, "repo", "edge", "fleets", "demo.yaml"))
+	b, err := os.ReadFile(filepath.Join(out, "repo", filepath.FromSlash(pins.File("demo"))))
 	if err != nil || !strings.Contains(string(b), sum.ManifestDigest) {
 		t.Errorf("pin file does not pin %s: %v\n%s", sum.ManifestDigest, err, b)
 	}
