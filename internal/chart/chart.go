@@ -6,7 +6,8 @@
 // The curves read the same for 1 epoch and for 100: the x-axis runs from
 // half an epoch before the first to half after the last (a lone epoch is
 // a dot in the middle, not two dots at the edges), both panels share it,
-// and each y-axis starts at zero so it shows every value.
+// each y-axis shows every value, and the legend sits below the panels,
+// clear of the lines.
 package chart
 
 import (
@@ -20,41 +21,42 @@ import (
 	"github.com/aerie-ml/aerie/internal/manifest"
 )
 
-// Series is one line: a name for the legend, its CSS class and its points
+// series is one line: a name for the legend, its CSS class and its points
 // (x = epoch).
-type Series struct {
-	Name  string
-	Class string
-	X, Y  []float64
-	// Dashed draws the line dashed (the second version in a comparison).
-	Dashed bool
+type series struct {
+	name, class string
+	x, y        []float64
+	// dashed draws the line dashed (the second version in a comparison).
+	dashed bool
 }
 
-// Panel is one chart of a figure.
-type Panel struct {
-	Title, Unit string
-	Series      []Series
-	// YMax fixes the top of the y-axis (100 for percentages); 0 fits it.
-	YMax float64
-	// Hline, if set, is a horizontal reference (the test accuracy).
-	Hline      *Series
-	hlineValue float64
+// panel is one chart of a figure.
+type panel struct {
+	title, unit string
+	series      []series
+	// percent axes end at 100 and start at a multiple of 10 at least 5
+	// below the lowest value; other axes start at 0 and end at a round
+	// value above the highest.
+	percent bool
+	// ref, if set, is a dashed horizontal reference (the test accuracy).
+	ref      *series
+	refValue float64
 }
 
 const (
 	panelW, panelH               = 420, 260
 	padL, padR, padTop, padBelow = 52, 14, 30, 40
+	legendRow                    = 16
 	maxMarkers                   = 30 // more epochs than this: lines only
 )
 
 // Curves is the loss and accuracy panels of one or more versions' epochs,
-// side by side on one x-axis. labels name the versions in the legend
-// ("" for a single version); the test accuracy of a single version is a
-// dashed reference line.
+// side by side on one x-axis, with one legend below both. labels name the
+// versions in the legend ("" for a single version); the test accuracy of a
+// single version is a dashed reference line.
 func Curves(metrics []manifest.Metrics, labels []string) template.HTML {
-	var loss, acc Panel
-	loss = Panel{Title: "Loss", Unit: "cross-entropy"}
-	acc = Panel{Title: "Accuracy", Unit: "%", YMax: 100}
+	loss := panel{title: "Loss", unit: "cross-entropy"}
+	acc := panel{title: "Accuracy", unit: "%", percent: true}
 	for i, m := range metrics {
 		prefix := ""
 		if i < len(labels) && labels[i] != "" {
@@ -67,19 +69,28 @@ func Curves(metrics []manifest.Metrics, labels []string) template.HTML {
 			ta, va = append(ta, 100*e.TrainAccuracy), append(va, 100*e.ValAccuracy)
 		}
 		dashed := i > 0
-		loss.Series = append(loss.Series, Series{prefix + "train", "train", x, tl, dashed}, Series{prefix + "validation", "val", x, vl, dashed})
-		acc.Series = append(acc.Series, Series{prefix + "train", "train", x, ta, dashed}, Series{prefix + "validation", "val", x, va, dashed})
+		loss.series = append(loss.series, series{prefix + "train", "train", x, tl, dashed}, series{prefix + "validation", "val", x, vl, dashed})
+		acc.series = append(acc.series, series{prefix + "train", "train", x, ta, dashed}, series{prefix + "validation", "val", x, va, dashed})
 		if len(metrics) == 1 && m.TestAccuracy > 0 {
-			acc.Hline = &Series{Name: fmt.Sprintf("test %.2f%%", 100*m.TestAccuracy), Class: "test"}
-			acc.hlineValue = 100 * m.TestAccuracy
+			acc.ref = &series{name: fmt.Sprintf("test %.2f%%", 100*m.TestAccuracy), class: "test", dashed: true}
+			acc.refValue = 100 * m.TestAccuracy
 		}
 	}
-	lo, hi := xDomain(loss.Series)
+	// Both panels show the same lines, so one legend names them.
+	legend := slices.Clone(loss.series)
+	if acc.ref != nil {
+		legend = append(legend, *acc.ref)
+	}
+	var legendSVG strings.Builder
+	rows := drawLegend(&legendSVG, legend, padL, 2*panelW-padR, panelH+4)
+
+	lo, hi := xDomain(loss.series)
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart curves" viewBox="0 0 %d %d" role="img" aria-label="training curves">`, 2*panelW, panelH)
+	fmt.Fprintf(&b, `<svg class="chart curves" viewBox="0 0 %d %d" role="img" aria-label="training curves">`, 2*panelW, panelH+rows*legendRow+8)
 	b.WriteString(style)
 	drawPanel(&b, loss, 0, lo, hi)
 	drawPanel(&b, acc, panelW, lo, hi)
+	b.WriteString(legendSVG.String())
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }
@@ -100,10 +111,10 @@ const style = `<style>
 </style>`
 
 // xDomain spans the series' epochs with half an epoch either side.
-func xDomain(series []Series) (lo, hi float64) {
+func xDomain(ss []series) (lo, hi float64) {
 	lo, hi = math.Inf(1), math.Inf(-1)
-	for _, s := range series {
-		for _, x := range s.X {
+	for _, s := range ss {
+		for _, x := range s.x {
 			lo, hi = math.Min(lo, x), math.Max(hi, x)
 		}
 	}
@@ -113,23 +124,35 @@ func xDomain(series []Series) (lo, hi float64) {
 	return lo - 0.5, hi + 0.5
 }
 
-func drawPanel(b *strings.Builder, p Panel, left int, xlo, xhi float64) {
-	ymax := p.YMax
-	if ymax == 0 {
-		for _, s := range p.Series {
-			for _, y := range s.Y {
-				ymax = math.Max(ymax, y)
-			}
+// yDomain is the y-axis of p: see panel.percent.
+func yDomain(p panel) (lo, hi float64) {
+	ymin, ymax := math.Inf(1), 0.0
+	for _, s := range p.series {
+		for _, y := range s.y {
+			ymin, ymax = math.Min(ymin, y), math.Max(ymax, y)
 		}
-		ymax = niceCeil(ymax)
 	}
+	if p.ref != nil {
+		ymin, ymax = math.Min(ymin, p.refValue), math.Max(ymax, p.refValue)
+	}
+	if !p.percent {
+		return 0, niceCeil(ymax)
+	}
+	if math.IsInf(ymin, 1) {
+		return 0, 100
+	}
+	return math.Max(0, math.Floor((ymin-5)/10)*10), 100
+}
+
+func drawPanel(b *strings.Builder, p panel, left int, xlo, xhi float64) {
+	ylo, yhi := yDomain(p)
 	x0, x1 := float64(left+padL), float64(left+panelW-padR)
 	y0, y1 := float64(panelH-padBelow), float64(padTop)
 	sx := func(x float64) float64 { return x0 + (x-xlo)/(xhi-xlo)*(x1-x0) }
-	sy := func(y float64) float64 { return y0 - y/ymax*(y0-y1) }
+	sy := func(y float64) float64 { return y0 - (y-ylo)/(yhi-ylo)*(y0-y1) }
 
-	fmt.Fprintf(b, `<text class="title" x="%g" y="18">%s</text>`, x0, html.EscapeString(p.Title))
-	for _, t := range ticks(0, ymax, 5) {
+	fmt.Fprintf(b, `<text class="title" x="%g" y="18">%s</text>`, x0, html.EscapeString(p.title))
+	for _, t := range ticks(ylo, yhi, 5) {
 		fmt.Fprintf(b, `<line class="grid" x1="%g" x2="%g" y1="%.1f" y2="%.1f"/>`, x0, x1, sy(t), sy(t))
 		fmt.Fprintf(b, `<text x="%g" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`, x0-6, sy(t), label(t))
 	}
@@ -139,58 +162,54 @@ func drawPanel(b *strings.Builder, p Panel, left int, xlo, xhi float64) {
 	}
 	fmt.Fprintf(b, `<line class="axis" x1="%g" x2="%g" y1="%g" y2="%g"/>`, x0, x1, y0, y0)
 	fmt.Fprintf(b, `<text x="%g" y="%d" text-anchor="middle">epoch</text>`, (x0+x1)/2, panelH-6)
-	fmt.Fprintf(b, `<text x="%d" y="%g" text-anchor="middle" transform="rotate(-90 %d %g)">%s</text>`, left+12, (y0+y1)/2, left+12, (y0+y1)/2, html.EscapeString(p.Unit))
+	fmt.Fprintf(b, `<text x="%d" y="%g" text-anchor="middle" transform="rotate(-90 %d %g)">%s</text>`, left+12, (y0+y1)/2, left+12, (y0+y1)/2, html.EscapeString(p.unit))
 
-	// The legend sits in the top right corner, as wide as its longest name.
-	longest := 0
-	for _, s := range append(slices.Clone(p.Series), hlineOr(p.Hline)...) {
-		longest = max(longest, len(s.Name))
+	b.WriteString(`<g class="data">`)
+	if p.ref != nil {
+		fmt.Fprintf(b, `<line class="line test dashed" x1="%g" x2="%g" y1="%.1f" y2="%.1f"/>`, x0, x1, sy(p.refValue), sy(p.refValue))
 	}
-	legend := 0
-	addLegend := func(s Series) {
-		ly := y1 + 6 + float64(legend)*15
-		lx := x1 - 30 - 6.6*float64(longest)
-		dash := ""
-		if s.Dashed {
-			dash = " dashed"
-		}
-		fmt.Fprintf(b, `<line class="line %s%s" x1="%g" x2="%g" y1="%g" y2="%g"/>`, s.Class, dash, lx, lx+18, ly, ly)
-		fmt.Fprintf(b, `<text x="%g" y="%g" dominant-baseline="middle">%s</text>`, lx+24, ly, html.EscapeString(s.Name))
-		legend++
-	}
-	for _, s := range p.Series {
-		if len(s.X) == 0 {
+	for _, s := range p.series {
+		if len(s.x) == 0 {
 			continue
 		}
-		dash := ""
-		if s.Dashed {
-			dash = " dashed"
-		}
 		var pts []string
-		for i := range s.X {
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", sx(s.X[i]), sy(s.Y[i])))
+		for i := range s.x {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", sx(s.x[i]), sy(s.y[i])))
 		}
-		fmt.Fprintf(b, `<polyline class="line %s%s" points="%s"/>`, s.Class, dash, strings.Join(pts, " "))
-		if len(s.X) <= maxMarkers {
-			for i := range s.X {
-				fmt.Fprintf(b, `<circle class="%s" cx="%.1f" cy="%.1f" r="3"/>`, s.Class, sx(s.X[i]), sy(s.Y[i]))
+		fmt.Fprintf(b, `<polyline class="line %s%s" points="%s"/>`, s.class, dashClass(s), strings.Join(pts, " "))
+		if len(s.x) <= maxMarkers {
+			for i := range s.x {
+				fmt.Fprintf(b, `<circle class="%s" cx="%.1f" cy="%.1f" r="3"/>`, s.class, sx(s.x[i]), sy(s.y[i]))
 			}
 		}
-		addLegend(s)
 	}
-	if p.Hline != nil {
-		fmt.Fprintf(b, `<line class="line test dashed" x1="%g" x2="%g" y1="%.1f" y2="%.1f"/>`, x0, x1, sy(p.hlineValue), sy(p.hlineValue))
-		s := *p.Hline
-		s.Dashed = true
-		addLegend(s)
-	}
+	b.WriteString(`</g>`)
 }
 
-func hlineOr(s *Series) []Series {
-	if s == nil {
-		return nil
+// drawLegend lays out a sample line and the name of each series from x0,
+// wrapping before x1, in rows from y; it returns the number of rows.
+func drawLegend(b *strings.Builder, ss []series, x0, x1, y int) int {
+	b.WriteString(`<g class="legend">`)
+	x, rows := float64(x0), 1
+	for _, s := range ss {
+		w := 24 + 7*float64(len(s.name)) + 18
+		if x+w > float64(x1) && x > float64(x0) {
+			x, rows = float64(x0), rows+1
+		}
+		ly := y + rows*legendRow - legendRow/2
+		fmt.Fprintf(b, `<line class="line %s%s" x1="%g" x2="%g" y1="%d" y2="%d"/>`, s.class, dashClass(s), x, x+18, ly, ly)
+		fmt.Fprintf(b, `<text x="%g" y="%d" dominant-baseline="middle">%s</text>`, x+24, ly, html.EscapeString(s.name))
+		x += w
 	}
-	return []Series{*s}
+	b.WriteString(`</g>`)
+	return rows
+}
+
+func dashClass(s series) string {
+	if s.dashed {
+		return " dashed"
+	}
+	return ""
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (at least 1).
@@ -220,10 +239,15 @@ func ticks(lo, hi float64, n int) []float64 {
 	return out
 }
 
-// epochTicks labels whole epochs in (lo, hi), thinned to about ten.
+// epochTicks labels whole epochs in (lo, hi): every epoch up to ten, else
+// the multiples of a round step that gives about ten.
 func epochTicks(lo, hi float64) []float64 {
 	first, last := math.Ceil(lo), math.Floor(hi)
-	step := math.Max(1, niceCeil((last-first+1)/10))
+	step := 1.0
+	if last-first+1 > 10 {
+		step = math.Ceil(niceCeil((last - first + 1) / 10)) // 2.5 → 3
+		first = math.Ceil(first/step) * step
+	}
 	var out []float64
 	for x := first; x <= last; x += step {
 		out = append(out, x)

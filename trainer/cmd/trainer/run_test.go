@@ -73,7 +73,7 @@ func TestTrainWritesLoadableModel(t *testing.T) {
 		files = append(files, file.Name)
 	}
 	slices.Sort(files)
-	want := []string{"confusion.png", "curves.png", "metrics.jsonl", "model.safetensors", "report.html", "selftest.tar"}
+	want := []string{"metrics.jsonl", "model.safetensors", "report.html", "selftest.tar"}
 	if diff := cmp.Diff(want, files); diff != "" {
 		t.Errorf("manifest files diff (-want +got):\n%s", diff)
 	}

@@ -2,9 +2,7 @@
 //
 //	models/<run>/<version>/model.safetensors  the weights; version = first 16 hex of their sha256
 //	models/<run>/<version>/metrics.jsonl      one manifest.Epoch per line
-//	models/<run>/<version>/curves.png         loss and accuracy per epoch
-//	models/<run>/<version>/confusion.png      the test set's normalized confusion matrix
-//	models/<run>/<version>/report.html        the model card, embedding both pictures
+//	models/<run>/<version>/report.html        the model card, with the curves and confusion matrix inline
 //	models/<run>/<version>/selftest.tar       the self-test set (internal/selftest)
 //	models/<run>/<version>/manifest.json      written last: a version without it is incomplete
 //
@@ -32,11 +30,9 @@ import (
 
 // The files of a version besides manifest.json.
 const (
-	WeightsFile   = "model.safetensors"
-	MetricsFile   = "metrics.jsonl"
-	CurvesFile    = "curves.png"
-	ConfusionFile = "confusion.png"
-	ReportFile    = "report.html"
+	WeightsFile = "model.safetensors"
+	MetricsFile = "metrics.jsonl"
+	ReportFile  = "report.html"
 )
 
 // Store is what writing a version needs of a store.Store.
@@ -196,6 +192,9 @@ func build(m Model, version string) (*manifest.Manifest, []file, error) {
 		return nil, nil, exitcode.Wrap(exitcode.Internal, fmt.Errorf("model version of run %q: %w", m.Run, err))
 	}
 	classes := m.Classes
+	if err := checkConfusion(m.Metrics.Confusion, len(classes)); err != nil {
+		return nil, nil, exitcode.Wrap(exitcode.Internal, fmt.Errorf("model version of run %q: %w", m.Run, err))
+	}
 	created := m.CreatedAt
 	if created.IsZero() {
 		created = time.Now()
@@ -231,31 +230,35 @@ func build(m Model, version string) (*manifest.Manifest, []file, error) {
 			return nil, nil, fmt.Errorf("encode %s: %w", MetricsFile, err)
 		}
 	}
-	curves, err := report.Curves(metrics)
-	if err != nil {
-		return nil, nil, exitcode.Wrap(exitcode.Internal, err)
-	}
-	confusion, err := report.Confusion(metrics, classes)
-	if err != nil {
-		return nil, nil, exitcode.Wrap(exitcode.Internal, err)
-	}
 	// The card shows the weights' digest, so it sees them among the files.
 	weights, _ := manifest.Describe(WeightsFile, bytes.NewReader(m.Weights))
 	set, _ := manifest.Describe(m.SelfTest.Entry.File, bytes.NewReader(m.SelfTest.Data))
 	card := *man
 	card.Files = []manifest.File{weights, set}
-	html, err := report.HTML(&card, curves, confusion)
+	html, err := report.HTML(&card)
 	if err != nil {
 		return nil, nil, exitcode.Wrap(exitcode.Internal, err)
 	}
 	return man, []file{
 		{WeightsFile, m.Weights},
 		{MetricsFile, jsonl.Bytes()},
-		{CurvesFile, curves},
-		{ConfusionFile, confusion},
 		{ReportFile, html},
 		{m.SelfTest.Entry.File, m.SelfTest.Data},
 	}, nil
+}
+
+// checkConfusion: the card draws an n×n confusion matrix, one row and
+// column per class.
+func checkConfusion(confusion [][]float64, n int) error {
+	if len(confusion) != n {
+		return fmt.Errorf("confusion matrix has %d rows, want one per class (%d)", len(confusion), n)
+	}
+	for i, row := range confusion {
+		if len(row) != n {
+			return fmt.Errorf("confusion matrix row %d has %d columns, want %d", i, len(row), n)
+		}
+	}
+	return nil
 }
 
 // create stores data under key unless it is there already with the same

@@ -141,7 +141,7 @@ func TestWrite(t *testing.T) {
 		t.Errorf("URI = %q, want %q", v.URI, want)
 	}
 
-	wantPuts := []string{WeightsFile, MetricsFile, CurvesFile, ConfusionFile, ReportFile, selftest.FileName, manifest.FileName}
+	wantPuts := []string{WeightsFile, MetricsFile, ReportFile, selftest.FileName, manifest.FileName}
 	for i := range wantPuts {
 		wantPuts[i] = v.Prefix + wantPuts[i]
 	}
@@ -172,7 +172,7 @@ func TestWrite(t *testing.T) {
 	for _, f := range got.Files {
 		names = append(names, f.Name)
 	}
-	if diff := cmp.Diff([]string{WeightsFile, MetricsFile, CurvesFile, ConfusionFile, ReportFile, selftest.FileName}, names); diff != "" {
+	if diff := cmp.Diff([]string{WeightsFile, MetricsFile, ReportFile, selftest.FileName}, names); diff != "" {
 		t.Errorf("manifest files diff (-want +got):\n%s", diff)
 	}
 
@@ -217,18 +217,15 @@ func TestWrite(t *testing.T) {
 		t.Errorf("metrics.jsonl = %q, epochs diff (-want +got):\n%s", jsonl, diff)
 	}
 
-	// The card names the version and embeds both pictures.
+	// The card names the version and draws the curves and the confusion matrix.
 	card, err := os.ReadFile(filepath.Join(vdir, ReportFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{version, "81.00%", "data:image/png;base64,", "2a8ff51", got.Files[0].SHA256} {
+	for _, want := range []string{version, "81.00%", `<svg class="chart curves"`, `<svg class="chart confusion"`, "2a8ff51", got.Files[0].SHA256} {
 		if !bytes.Contains(card, []byte(want)) {
 			t.Errorf("report.html lacks %q", want)
 		}
-	}
-	if n := bytes.Count(card, []byte("data:image/png;base64,")); n != 2 {
-		t.Errorf("report.html embeds %d images, want 2", n)
 	}
 }
 
@@ -289,7 +286,7 @@ func TestWriteAgain(t *testing.T) {
 func TestWriteResumesInterruptedWrite(t *testing.T) {
 	ctx := t.Context()
 	st, dir := open(t)
-	st.failOn = "models/fmnist-small/" + VersionOf([]byte("weights")) + "/" + ConfusionFile
+	st.failOn = "models/fmnist-small/" + VersionOf([]byte("weights")) + "/" + ReportFile
 	_, err := Write(ctx, st, model("weights"))
 	if !errors.Is(err, errInjected) {
 		t.Fatalf("Write() with an outage error = %v, want the outage", err)
@@ -342,9 +339,20 @@ func TestWriteErrors(t *testing.T) {
 	if _, err := Write(ctx, st, Model{Run: "r"}); err == nil || !strings.Contains(err.Error(), "no weights") {
 		t.Errorf("Write() without weights error = %v, want it to say so", err)
 	}
-	m := model("weights")
-	m.Metrics.Confusion = nil
-	if _, err := Write(ctx, st, m); err == nil || len(st.puts) != 0 {
-		t.Errorf("Write() without a confusion matrix = %v after storing %v, want an error before storing anything", err, st.puts)
+	ragged := model("weights").Metrics.Confusion
+	ragged[3] = ragged[3][:9]
+	for _, tt := range []struct {
+		name      string
+		confusion [][]float64
+		want      string
+	}{
+		{"without a confusion matrix", nil, "has 0 rows, want one per class (10)"},
+		{"with a ragged confusion matrix", ragged, "row 3 has 9 columns, want 10"},
+	} {
+		m := model("weights")
+		m.Metrics.Confusion = tt.confusion
+		if _, err := Write(ctx, st, m); err == nil || !strings.Contains(err.Error(), tt.want) || len(st.puts) != 0 {
+			t.Errorf("Write() %s = %v after storing %v, want an error saying %q before storing anything", tt.name, err, st.puts, tt.want)
+		}
 	}
 }

@@ -1,14 +1,18 @@
+// Package report renders report.html, the model card: a self-contained
+// page of a model version's figures, gates, training curves, per-class
+// accuracy, confusion matrix, lineage and hyperparameters. Its charts are
+// internal/chart's inline SVG, the same as aerie's web view draws.
 package report
 
 import (
 	"bytes"
 	_ "embed"
-	"encoding/base64"
 	"fmt"
 	"html/template"
 	"math"
 	"time"
 
+	"github.com/aerie-ml/aerie/internal/chart"
 	"github.com/aerie-ml/aerie/internal/manifest"
 )
 
@@ -51,23 +55,21 @@ type classRow struct {
 type cardData struct {
 	M         *manifest.Manifest
 	Failed    int
-	Curves    template.URL
-	Confusion template.URL
+	Curves    template.HTML
+	Confusion template.HTML
 	Classes   []classRow
 	Weights   *manifest.File
 }
 
-// HTML renders the model card of m: a self-contained page (no outside
-// requests) with the figures, the gates, the per-class test accuracy, the
-// lineage and the hyperparameters. curves and confusion are the PNGs from
-// Curves and Confusion; a nil one is left out.
-func HTML(m *manifest.Manifest, curves, confusion []byte) ([]byte, error) {
-	d := cardData{M: m, Failed: len(manifest.Failed(m.Gates))}
-	if curves != nil {
-		d.Curves = dataURI(curves)
+// HTML renders the model card of m, a page that makes no outside requests.
+func HTML(m *manifest.Manifest) ([]byte, error) {
+	d := cardData{
+		M:         m,
+		Failed:    len(manifest.Failed(m.Gates)),
+		Confusion: chart.Confusion(m.Metrics.Confusion, m.Model.Classes),
 	}
-	if confusion != nil {
-		d.Confusion = dataURI(confusion)
+	if len(m.Metrics.Epochs) > 0 {
+		d.Curves = chart.Curves([]manifest.Metrics{m.Metrics}, nil)
 	}
 	classes := m.Model.Classes
 	for i, acc := range m.Metrics.ClassAccuracy {
@@ -97,8 +99,4 @@ func HTML(m *manifest.Manifest, curves, confusion []byte) ([]byte, error) {
 		return nil, fmt.Errorf("render model card: %w", err)
 	}
 	return buf.Bytes(), nil
-}
-
-func dataURI(png []byte) template.URL {
-	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
 }

@@ -7,12 +7,12 @@ import (
 	"github.com/aerie-ml/aerie/internal/manifest"
 )
 
-// sample is a plausible manifest of a 10-epoch cnn run, with a confusion
+// sample is a plausible manifest of a cnn run of n epochs, with a confusion
 // matrix shaped like Fashion-MNIST's (shirts mistaken for T-shirts,
 // pullovers and coats).
-func sample() *manifest.Manifest {
+func sample(n int) *manifest.Manifest {
 	var epochs []manifest.Epoch
-	for i := 1; i <= 10; i++ {
+	for i := 1; i <= n; i++ {
 		f := float64(i)
 		epochs = append(epochs, manifest.Epoch{
 			Epoch: i, Step: int64(i) * 844, LearningRate: 0.001 / f,
@@ -60,7 +60,7 @@ func sample() *manifest.Manifest {
 		},
 		Lineage: manifest.Lineage{GitCommit: "2a8ff51d070fed0123456789abcdef0123456789", ImageDigest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", WorldSize: 1},
 		Hyperparameters: manifest.Hyperparameters{
-			Epochs: 10, BatchSize: 64, LearningRate: 0.001, Schedule: "cosine", Optimizer: "adam",
+			Epochs: n, BatchSize: 64, LearningRate: 0.001, Schedule: "cosine", Optimizer: "adam",
 			Seed: 1, RotationDegrees: 10, CropPadding: 4, Dropout: true,
 		},
 		Metrics: manifest.Metrics{

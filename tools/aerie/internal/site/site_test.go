@@ -2,17 +2,13 @@ package site
 
 import (
 	"bytes"
-	"context"
-	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
+	"github.com/aerie-ml/aerie/internal/browsertest"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/fixture"
 )
 
@@ -56,39 +52,12 @@ func TestBuildPages(t *testing.T) {
 	}
 }
 
-// chromium finds Debian's chromium (hack/deps.sh installs it).
-func chromium(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("skipping the headless browser test in -short mode")
-	}
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium is not installed: %v (hack/deps.sh installs it)", err)
-		}
-		t.Skipf("skipping: chromium is not installed (apt-get install chromium; hack/deps.sh does)")
-	}
-	return bin
-}
-
 // TestSiteInChromium opens every page in headless Chromium, checks what it
 // renders, and writes a full-page screenshot of each to the test's
 // artifact directory (go test -artifacts keeps them).
 func TestSiteInChromium(t *testing.T) {
-	bin := chromium(t)
+	browser := browsertest.New(t)
 	w, out, _ := build(t)
-	shots := t.ArtifactDir()
-
-	// One browser for every page; every step below is bounded by ctx.
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900), chromedp.Flag("disable-dev-shm-usage", true))...)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
 
 	old, nw := w.Old.Version, w.New.Version
 	tests := []struct {
@@ -110,50 +79,8 @@ func TestSiteInChromium(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.page, func(t *testing.T) {
-			tab, cancelTab := chromedp.NewContext(browser)
-			defer cancelTab()
-			var text string
-			var shot []byte
-			actions := []chromedp.Action{
-				chromedp.Navigate("file://" + filepath.Join(out, tt.page)),
-				chromedp.WaitReady("body"),
-				chromedp.Text("body", &text, chromedp.ByQuery),
-			}
-			counts := make([]int, len(tt.selectors))
-			for i, sel := range tt.selectors {
-				actions = append(actions, chromedp.Evaluate(`document.querySelectorAll(`+jsString(sel)+`).length`, &counts[i]))
-			}
-			actions = append(actions, chromedp.FullScreenshot(&shot, 100)) // 100: PNG, not JPEG
-			if err := chromedp.Run(tab, actions...); err != nil {
-				t.Fatalf("chromium on %s: %v", tt.page, err)
-			}
-			path := filepath.Join(shots, strings.TrimSuffix(tt.page, ".html")+".png")
-			if err := os.WriteFile(path, shot, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("screenshot: %s", path)
-			img, err := png.Decode(bytes.NewReader(shot))
-			if err != nil {
-				t.Fatalf("screenshot of %s: %v", tt.page, err)
-			}
-			if b := img.Bounds(); b.Dx() < 1000 || b.Dy() < 300 {
-				t.Errorf("screenshot of %s is %v, want a rendered page", tt.page, b)
-			}
-			for _, want := range tt.texts {
-				if !strings.Contains(text, want) {
-					t.Errorf("%s lacks %q", tt.page, want)
-				}
-			}
-			for i, sel := range tt.selectors {
-				if counts[i] == 0 {
-					t.Errorf("%s has no %s", tt.page, sel)
-				}
-			}
-			if t.Failed() {
-				t.Logf("text of %s:\n%s", tt.page, text)
-			}
+			browser.Check(t, browsertest.Page{Path: filepath.Join(out, tt.page), Texts: tt.texts, Selectors: tt.selectors},
+				strings.TrimSuffix(tt.page, ".html")+".png")
 		})
 	}
 }
-
-func jsString(s string) string { return "'" + strings.ReplaceAll(s, "'", `\'`) + "'" }
