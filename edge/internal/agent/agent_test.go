@@ -26,6 +26,7 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
 	"github.com/aerie-ml/aerie/edge/internal/reconcile"
 	"github.com/aerie-ml/aerie/edge/internal/status"
+	"github.com/aerie-ml/aerie/internal/devicestatus"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/store"
 )
@@ -305,7 +306,7 @@ func TestKillDuringDownload(t *testing.T) {
 	if left, _ := os.ReadDir(filepath.Join(f.dataDir, "staging")); len(left) != 0 {
 		t.Errorf("staging after restart: %v", left)
 	}
-	var s status.Status
+	var s devicestatus.Status
 	b, _ := os.ReadFile(filepath.Join(f.dataDir, "status.json"))
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatal(err)
@@ -357,7 +358,7 @@ gpio:
 		return string(b)
 	}
 	waitFor(t, "Ready with v1 and frames classified", func() bool {
-		var s status.Status
+		var s devicestatus.Status
 		json.Unmarshal([]byte(get("/status")), &s)
 		c := s.Condition(meta.ReadyCondition)
 		return c != nil && c.Status == "True" && s.Active != nil && s.Active.ManifestDigest == v1.Digest &&
@@ -374,7 +375,7 @@ gpio:
 	v2 := f.version(2)
 	f.pin(v2)
 	waitFor(t, "v2 pending during the mission", func() bool {
-		var s status.Status
+		var s devicestatus.Status
 		json.Unmarshal([]byte(get("/status")), &s)
 		return s.Pending != nil && s.Pending.ManifestDigest == v2.Digest
 	})
@@ -394,7 +395,7 @@ gpio:
 			return false
 		}
 		defer r.Close()
-		var s status.Status
+		var s devicestatus.Status
 		json.NewDecoder(r).Decode(&s)
 		return s.Active != nil && s.Active.ManifestDigest == v2.Digest
 	})
@@ -449,7 +450,7 @@ func TestMissionAcrossRestart(t *testing.T) {
 		t.Fatalf("current after a restart mid-mission = %s, want v1 (v2 must wait)", got)
 	}
 	s := status.NewRecorder(filepath.Join(f.dataDir, "status.json"), "", "", nil).Get()
-	if c := s.Condition(meta.ReadyCondition); c == nil || c.Reason != status.MissionActiveReason || s.Pending == nil || s.Pending.ManifestDigest != v2.Digest {
+	if c := s.Condition(meta.ReadyCondition); c == nil || c.Reason != devicestatus.MissionActiveReason || s.Pending == nil || s.Pending.ManifestDigest != v2.Digest {
 		t.Errorf("status after restart: Ready %+v, pending %+v; want MissionActive with v2 pending", c, s.Pending)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aerie-ml/aerie/edge/internal/reconcile"
 	"github.com/aerie-ml/aerie/edge/internal/status"
+	"github.com/aerie-ml/aerie/internal/devicestatus"
 	"github.com/aerie-ml/aerie/internal/store"
 )
 
@@ -75,7 +76,7 @@ func TestGCSEmulator(t *testing.T) {
 	}
 	rec := status.NewRecorder(f.dataDir+"/status.json", "", "", nil)
 	s := rec.Get()
-	if c := s.Condition(meta.ReadyCondition); c == nil || c.Reason != status.ArtifactFailedReason {
+	if c := s.Condition(meta.ReadyCondition); c == nil || c.Reason != devicestatus.ArtifactFailedReason {
 		t.Errorf("Ready = %+v, want reason ArtifactFailed", c)
 	}
 
@@ -127,7 +128,7 @@ func TestGCSEmulator(t *testing.T) {
 		t.Fatalf("current with a silent store = %s, want v1", got)
 	}
 	s = status.NewRecorder(f.dataDir+"/status.json", "", "", nil).Get()
-	if c := s.Condition(meta.ReadyCondition); c == nil || c.Reason != status.ArtifactFailedReason || !strings.Contains(c.Message, "no answer within 200ms") {
+	if c := s.Condition(meta.ReadyCondition); c == nil || c.Reason != devicestatus.ArtifactFailedReason || !strings.Contains(c.Message, "no answer within 200ms") {
 		t.Errorf("Ready = %+v, want ArtifactFailed naming the deadline", c)
 	}
 }

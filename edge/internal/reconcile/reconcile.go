@@ -29,6 +29,7 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/infer"
 	"github.com/aerie-ml/aerie/edge/internal/install"
 	"github.com/aerie-ml/aerie/edge/internal/status"
+	"github.com/aerie-ml/aerie/internal/devicestatus"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/selftest"
@@ -197,10 +198,10 @@ func (r *Reconciler) enforce(ctx context.Context, pol install.Policy, when strin
 						r.log().Warn("rolled back to a previous model version", "from", cur, "to", h, "when", when)
 					}
 					r.Slot.Swap(m)
-					r.Status.Update(func(s *status.Status) {
+					r.Status.Update(func(s *devicestatus.Status) {
 						s.Active = describe(v, m, st.SelfTests[h])
 						if h != cur {
-							s.MarkReady(status.RolledBackReason, "version %s is unusable %s (%s); rolled back to %s", cur, when, strings.Join(refused, "; "), h)
+							s.MarkReady(devicestatus.RolledBackReason, "version %s is unusable %s (%s); rolled back to %s", cur, when, strings.Join(refused, "; "), h)
 						}
 					})
 					return nil
@@ -220,10 +221,10 @@ func (r *Reconciler) enforce(ctx context.Context, pol install.Policy, when strin
 		r.Installer.Deactivate()
 	}
 	r.Slot.Swap(nil)
-	r.Status.Update(func(s *status.Status) {
+	r.Status.Update(func(s *devicestatus.Status) {
 		s.Active = nil
 		if len(refused) > 0 {
-			s.MarkStalled(status.VerificationFailedReason, "no installed version is usable %s, no model runs: %s", when, strings.Join(refused, "; "))
+			s.MarkStalled(devicestatus.VerificationFailedReason, "no installed version is usable %s, no model runs: %s", when, strings.Join(refused, "; "))
 		}
 	})
 	return nil
@@ -304,8 +305,8 @@ func (r *Reconciler) selfTest(ctx context.Context, v *install.Version, m *infer.
 	return selftest.Run(ctx, v.Manifest, bufio.NewReaderSize(f, 64<<10), m.Labels, minAccuracy)
 }
 
-func describe(v *install.Version, m *infer.Model, res selftest.Result) *status.Model {
-	sm := &status.Model{
+func describe(v *install.Version, m *infer.Model, res selftest.Result) *devicestatus.Model {
+	sm := &devicestatus.Model{
 		ManifestDigest: v.ManifestDigest, Run: v.Manifest.Run, Version: v.Manifest.Version,
 		Architecture: v.Manifest.Model.Architecture, Classes: v.Manifest.Model.Classes, SignedBy: v.SignedBy,
 	}
@@ -319,8 +320,8 @@ func describe(v *install.Version, m *infer.Model, res selftest.Result) *status.M
 // retried with backoff (the remote or the store is unreachable); a stalled
 // pass returns nil, since only a new commit can change its outcome.
 func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
-	var st status.Status
-	r.Status.Update(func(s *status.Status) {
+	var st devicestatus.Status
+	r.Status.Update(func(s *devicestatus.Status) {
 		s.MarkReconciling(meta.ProgressingReason, "reconciliation in progress")
 	})
 	// Record status on every path out, as Flux's reconcilers do.
@@ -331,7 +332,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 		} else {
 			r.Status.Metrics.ReconcileOK.Add(1)
 		}
-		r.Status.Update(func(s *status.Status) {
+		r.Status.Update(func(s *devicestatus.Status) {
 			s.Conditions = st.Conditions
 			if st.LastAttemptedRevision != "" {
 				s.LastAttemptedRevision = st.LastAttemptedRevision
@@ -367,7 +368,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 
 	head, err := bounded(ctx, r.GitTimeout, DefaultGitTimeout, "git ls-remote", r.Git.Head)
 	if err != nil {
-		st.MarkNotReady(status.GitOperationFailedReason, "%v; keeping the active model", err)
+		st.MarkNotReady(devicestatus.GitOperationFailedReason, "%v; keeping the active model", err)
 		return err
 	}
 	if head != r.commit {
@@ -380,7 +381,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 			// without cloning again at every backoff.
 			r.commit, r.pins, r.keys, r.pinErr = head, nil, nil, err
 		case err != nil:
-			st.MarkNotReady(status.GitOperationFailedReason, "%v; keeping the active model", err)
+			st.MarkNotReady(devicestatus.GitOperationFailedReason, "%v; keeping the active model", err)
 			return err
 		default:
 			r.commit, r.pins, r.keys, r.pinErr = head, nil, nil, nil
@@ -391,22 +392,22 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 	gitRev := r.Git.Revision(head)
 	if r.pinErr != nil {
 		st.LastAttemptedRevision = gitRev
-		st.MarkStalled(status.InvalidPinsReason, "%v; %s", r.pinErr, r.keeping())
+		st.MarkStalled(devicestatus.InvalidPinsReason, "%v; %s", r.pinErr, r.keeping())
 		return nil
 	}
 	pol := install.Policy{RequireSignature: r.RequireSignature || r.pins.RequireSignature, Keys: r.keys}
 	if policyKey(pol) != r.applied {
-		r.Status.Update(func(s *status.Status) { s.Trust = status.NewTrust(r.pins.RequireSignature, r.keys) })
+		r.Status.Update(func(s *devicestatus.Status) { s.Trust = devicestatus.NewTrust(r.pins.RequireSignature, r.keys) })
 		if err := r.enforce(ctx, pol, "under the signature policy at "+gitRev); err != nil {
 			return err
 		}
 		cur, _ = r.Installer.Current()
 	}
 	want, canary := r.pins.Desired(r.DeviceID)
-	attempted := status.Revision(gitRev, want.ManifestDigest)
+	attempted := devicestatus.Revision(gitRev, want.ManifestDigest)
 	st.LastAttemptedRevision = attempted
 	if want.Placeholder() {
-		st.MarkStalled(status.NoVersionPinnedReason, "%s pins the placeholder digest: no version promoted to fleet %s yet", r.PinPath, r.Fleet)
+		st.MarkStalled(devicestatus.NoVersionPinnedReason, "%s pins the placeholder digest: no version promoted to fleet %s yet", r.PinPath, r.Fleet)
 		return nil
 	}
 	wantHex := pins.DigestHex(want.ManifestDigest)
@@ -436,7 +437,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 			st.MarkStalled(se.reason, "%v; %s", err, r.keeping())
 			return nil
 		}
-		st.MarkNotReady(status.ArtifactFailedReason, "%v; %s, will retry", err, r.keeping())
+		st.MarkNotReady(devicestatus.ArtifactFailedReason, "%v; %s, will retry", err, r.keeping())
 		return err
 	}
 	st.SelfTests = r.Status.Get().SelfTests
@@ -448,7 +449,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (retErr error) {
 	sm.URI, sm.Canary = want.URI, canary
 	if r.Mission != nil && r.Mission.Active() {
 		st.Pending = sm
-		st.MarkNotReady(status.MissionActiveReason, "version %s verified (self-test %.3f); activation deferred until the mission ends", want.ManifestDigest, res.result.Accuracy)
+		st.MarkNotReady(devicestatus.MissionActiveReason, "version %s verified (self-test %.3f); activation deferred until the mission ends", want.ManifestDigest, res.result.Accuracy)
 		if err := r.Installer.Prune(r.Keep, wantHex); err != nil {
 			r.log().Warn("prune", "err", err)
 		}
@@ -523,29 +524,29 @@ func (r *Reconciler) prepare(ctx context.Context, want pins.Version) (*install.V
 		err = fmt.Errorf("open %s: %w", want.URI, err)
 		if errors.Is(err, store.ErrPermanent) {
 			// Only a new pin can change a bad URI; access is re-checked each poll.
-			return nil, prepared{}, &stallError{status.ArtifactFailedReason, errors.Is(err, store.ErrBadURI), err}
+			return nil, prepared{}, &stallError{devicestatus.ArtifactFailedReason, errors.Is(err, store.ErrBadURI), err}
 		}
 		return nil, prepared{}, err
 	}
 	switch {
 	case errors.Is(err, store.ErrPermanent):
-		return nil, prepared{}, &stallError{status.ArtifactFailedReason, errors.Is(err, store.ErrBadURI), err}
+		return nil, prepared{}, &stallError{devicestatus.ArtifactFailedReason, errors.Is(err, store.ErrBadURI), err}
 	case errors.Is(err, install.ErrNotFound):
-		return nil, prepared{}, &stallError{status.ArtifactNotFoundReason, false, err}
+		return nil, prepared{}, &stallError{devicestatus.ArtifactNotFoundReason, false, err}
 	case errors.Is(err, install.ErrDigestMismatch), errors.Is(err, install.ErrFileMismatch),
 		errors.Is(err, pins.ErrNoSignature), errors.Is(err, pins.ErrBadSignature):
-		return nil, prepared{}, &stallError{status.VerificationFailedReason, true, err}
+		return nil, prepared{}, &stallError{devicestatus.VerificationFailedReason, true, err}
 	case err != nil:
 		return nil, prepared{}, err
 	}
 	if err := r.checkClasses(v); err != nil {
 		// Kept on disk: a new device configuration may take it.
-		return nil, prepared{}, &stallError{status.ClassesMissingReason, true, err}
+		return nil, prepared{}, &stallError{devicestatus.ClassesMissingReason, true, err}
 	}
 	m, err := r.load(ctx, v)
 	if err != nil {
 		r.Installer.Remove(v.Hex)
-		return nil, prepared{}, &stallError{status.LoadFailedReason, true, err}
+		return nil, prepared{}, &stallError{devicestatus.LoadFailedReason, true, err}
 	}
 	res, err := r.selfTest(ctx, v, m, want.MinSelfTestAccuracy)
 	if err != nil {
@@ -553,9 +554,9 @@ func (r *Reconciler) prepare(ctx context.Context, want pins.Version) (*install.V
 			return nil, prepared{}, ctx.Err()
 		}
 		r.Installer.Remove(v.Hex)
-		reason := status.SelfTestFailedReason
+		reason := devicestatus.SelfTestFailedReason
 		if errors.Is(err, selftest.ErrBadSet) {
-			reason = status.VerificationFailedReason
+			reason = devicestatus.VerificationFailedReason
 		}
 		return nil, prepared{}, &stallError{reason, true, fmt.Errorf("version %s: %w", want.ManifestDigest, err)}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/install"
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
 	"github.com/aerie-ml/aerie/edge/internal/status"
+	"github.com/aerie-ml/aerie/internal/devicestatus"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
@@ -109,13 +110,13 @@ stable:
 %s`, e.store, stable.Key, stable.Digest, extra)})
 }
 
-func (e *env) reconcile() (status.Status, error) {
+func (e *env) reconcile() (devicestatus.Status, error) {
 	e.t.Helper()
 	err := e.r.Reconcile(context.Background())
 	return e.r.Status.Get(), err
 }
 
-func (e *env) wantCondition(s status.Status, typ, reason string) {
+func (e *env) wantCondition(s devicestatus.Status, typ, reason string) {
 	e.t.Helper()
 	c := s.Condition(typ)
 	if c == nil || c.Reason != reason {
@@ -197,7 +198,7 @@ func testLifecycle(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.wantCondition(s, meta.StalledCondition, status.InvalidPinsReason)
+	e.wantCondition(s, meta.StalledCondition, devicestatus.InvalidPinsReason)
 	if msg := s.Condition(meta.StalledCondition).Message; !strings.HasPrefix(msg, pinPath+":6: stable.manifestDigest:") {
 		t.Errorf("stalled message = %q, want %s:6: stable.manifestDigest: …", msg, pinPath)
 	}
@@ -210,7 +211,7 @@ func testLifecycle(t *testing.T, e *env) {
 	e.store.Put(context.Background(), v2.Key+"model.safetensors", strings.NewReader("corrupt"))
 	e.pin(v2, "")
 	s, _ = e.reconcile()
-	e.wantCondition(s, meta.StalledCondition, status.VerificationFailedReason)
+	e.wantCondition(s, meta.StalledCondition, devicestatus.VerificationFailedReason)
 	if got := e.active(); got != v1.Digest {
 		t.Fatalf("active after corrupt v2 = %s, want v1", got)
 	}
@@ -219,7 +220,7 @@ func testLifecycle(t *testing.T, e *env) {
 	bad := e.version(0, false)
 	e.pin(bad, "")
 	s, _ = e.reconcile()
-	e.wantCondition(s, meta.StalledCondition, status.SelfTestFailedReason)
+	e.wantCondition(s, meta.StalledCondition, devicestatus.SelfTestFailedReason)
 	if got := e.active(); got != v1.Digest {
 		t.Fatalf("active after failing self-test = %s, want v1", got)
 	}
@@ -232,7 +233,7 @@ func testLifecycle(t *testing.T, e *env) {
 	e.pin(v3, "")
 	e.repo.Commit(t, map[string]string{pinPath: strings.Replace(e.pinText(v3), "fleet: quadcopters\n", "fleet: quadcopters\nrequireSignature: true\n", 1)})
 	s, _ = e.reconcile()
-	e.wantCondition(s, meta.StalledCondition, status.VerificationFailedReason)
+	e.wantCondition(s, meta.StalledCondition, devicestatus.VerificationFailedReason)
 	if msg := s.Condition(meta.StalledCondition).Message; !strings.Contains(msg, pins.SignatureFile) {
 		t.Errorf("unsigned message = %q", msg)
 	}
@@ -249,7 +250,7 @@ func testLifecycle(t *testing.T, e *env) {
 	v5 := e.version(5, false)
 	e.pin(v5, "")
 	s, _ = e.reconcile()
-	e.wantCondition(s, meta.ReadyCondition, status.MissionActiveReason)
+	e.wantCondition(s, meta.ReadyCondition, devicestatus.MissionActiveReason)
 	if s.Pending == nil || s.Pending.ManifestDigest != v5.Digest {
 		t.Errorf("pending = %+v, want v5", s.Pending)
 	}
@@ -278,7 +279,7 @@ func testLifecycle(t *testing.T, e *env) {
 	// Placeholder digest: Stalled, model keeps running.
 	e.repo.Commit(t, map[string]string{pinPath: "apiVersion: aerie.dev/v1alpha1\nkind: FleetPins\nfleet: quadcopters\nstable:\n  uri: gs://aerie-models/models/fmnist-cnn/unpromoted/\n  manifestDigest: " + pins.PlaceholderDigest + "\n  minSelfTestAccuracy: 0.8\n"})
 	s, _ = e.reconcile()
-	e.wantCondition(s, meta.StalledCondition, status.NoVersionPinnedReason)
+	e.wantCondition(s, meta.StalledCondition, devicestatus.NoVersionPinnedReason)
 	if got := e.active(); got != v6.Digest {
 		t.Fatalf("active with placeholder pin = %s, want v6", got)
 	}
@@ -315,7 +316,7 @@ func TestClassesMissing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.wantCondition(s, meta.StalledCondition, status.ClassesMissingReason)
+		e.wantCondition(s, meta.StalledCondition, devicestatus.ClassesMissingReason)
 		msg := s.Condition(meta.StalledCondition).Message
 		if !strings.Contains(msg, `no class "Sneaker" (gpio output footwear)`) || !strings.Contains(msg, `"Trainer"`) || !strings.Contains(msg, "keeping the active model") {
 			t.Errorf("stalled message = %q, want it to name the missing class, its output, the version's classes and say the model keeps running", msg)
@@ -357,7 +358,7 @@ func TestClassesMissing(t *testing.T) {
 	os.WriteFile(set, b, 0o644)
 	e.pin(v4, "")
 	s, _ = e.reconcile()
-	e.wantCondition(s, meta.StalledCondition, status.VerificationFailedReason)
+	e.wantCondition(s, meta.StalledCondition, devicestatus.VerificationFailedReason)
 	if msg := s.Condition(meta.StalledCondition).Message; !strings.Contains(msg, selftest.FileName) {
 		t.Errorf("stalled message = %q, want it to name %s", msg, selftest.FileName)
 	}
@@ -425,7 +426,7 @@ func TestNetworkGone(t *testing.T) {
 	if err == nil {
 		t.Fatal("Reconcile with the git server gone = nil error, want one to back off on")
 	}
-	e.wantCondition(s, meta.ReadyCondition, status.GitOperationFailedReason)
+	e.wantCondition(s, meta.ReadyCondition, devicestatus.GitOperationFailedReason)
 	m := e.r.Slot.Load()
 	if m == nil || m.ManifestDigest != v1.Digest {
 		t.Fatalf("model after network loss = %v, want v1", m)
@@ -488,7 +489,7 @@ func TestRestoreRollsBack(t *testing.T) {
 		t.Fatalf("active after restore = %s, want the rollback to v1", got)
 	}
 	s := e.r.Status.Get()
-	e.wantCondition(s, meta.ReadyCondition, status.RolledBackReason)
+	e.wantCondition(s, meta.ReadyCondition, devicestatus.RolledBackReason)
 	if n := e.r.Status.Metrics.Rollbacks.Load(); n != 1 {
 		t.Errorf("rollbacks = %d, want 1", n)
 	}
@@ -532,7 +533,7 @@ func TestPermanentStoreErrorStalls(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Reconcile with a bad store URI = %v, want nil (Stalled, no backoff)", err)
 		}
-		e.wantCondition(s, meta.StalledCondition, status.ArtifactFailedReason)
+		e.wantCondition(s, meta.StalledCondition, devicestatus.ArtifactFailedReason)
 		if msg := s.Condition(meta.StalledCondition).Message; !strings.Contains(msg, notDir) {
 			t.Errorf("Stalled message %q does not name %s", msg, notDir)
 		}
@@ -575,7 +576,7 @@ func silentPeer(t *testing.T) string {
 
 // reconcileBounded runs one pass and fails the test if it does not end:
 // the bound is far above the configured deadlines, it only catches a hang.
-func (e *env) reconcileBounded() (status.Status, error) {
+func (e *env) reconcileBounded() (devicestatus.Status, error) {
 	e.t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- e.r.Reconcile(context.Background()) }()
@@ -584,7 +585,7 @@ func (e *env) reconcileBounded() (status.Status, error) {
 		return e.r.Status.Get(), err
 	case <-time.After(2 * time.Minute):
 		e.t.Fatal("Reconcile hangs on a silent peer")
-		return status.Status{}, nil
+		return devicestatus.Status{}, nil
 	}
 }
 
@@ -605,7 +606,7 @@ func TestSilentGitRemote(t *testing.T) {
 	if err == nil {
 		t.Fatal("Reconcile against a silent remote = nil error, want one to back off on")
 	}
-	e.wantCondition(s, meta.ReadyCondition, status.GitOperationFailedReason)
+	e.wantCondition(s, meta.ReadyCondition, devicestatus.GitOperationFailedReason)
 	if msg := s.Condition(meta.ReadyCondition).Message; !strings.Contains(msg, "no answer within 200ms") {
 		t.Errorf("Ready message = %q, want it to name the deadline", msg)
 	}
@@ -631,7 +632,7 @@ func TestOversizedPins(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Reconcile with an oversized pin file = %v, want nil (stalled, not retried)", err)
 	}
-	e.wantCondition(s, meta.StalledCondition, status.InvalidPinsReason)
+	e.wantCondition(s, meta.StalledCondition, devicestatus.InvalidPinsReason)
 	if got := e.active(); got != v1.Digest {
 		t.Fatalf("active = %s, want v1", got)
 	}
@@ -698,7 +699,7 @@ func TestSignaturePolicyAppliesToActive(t *testing.T) {
 		t.Errorf("current = %s, want none", cur)
 	}
 	s = r.Status.Get()
-	if c := s.Condition(meta.StalledCondition); c == nil || c.Reason != status.VerificationFailedReason || !strings.Contains(c.Message, "no model runs") || !strings.Contains(c.Message, pins.SignatureFile) {
+	if c := s.Condition(meta.StalledCondition); c == nil || c.Reason != devicestatus.VerificationFailedReason || !strings.Contains(c.Message, "no model runs") || !strings.Contains(c.Message, pins.SignatureFile) {
 		t.Errorf("Stalled = %+v, want VerificationFailed saying no model runs and why", c)
 	}
 }

@@ -21,34 +21,6 @@ import (
 	"github.com/aerie-ml/aerie/internal/devicestatus"
 )
 
-// The document's types and reasons, under the names the agent uses.
-type (
-	Status     = devicestatus.Status
-	Model      = devicestatus.Model
-	Trust      = devicestatus.Trust
-	TrustedKey = devicestatus.TrustedKey
-)
-
-// Reasons of the agent's conditions (devicestatus documents each).
-const (
-	GitOperationFailedReason = devicestatus.GitOperationFailedReason
-	InvalidPinsReason        = devicestatus.InvalidPinsReason
-	NoVersionPinnedReason    = devicestatus.NoVersionPinnedReason
-	ArtifactNotFoundReason   = devicestatus.ArtifactNotFoundReason
-	ArtifactFailedReason     = devicestatus.ArtifactFailedReason
-	VerificationFailedReason = devicestatus.VerificationFailedReason
-	LoadFailedReason         = devicestatus.LoadFailedReason
-	SelfTestFailedReason     = devicestatus.SelfTestFailedReason
-	ClassesMissingReason     = devicestatus.ClassesMissingReason
-	MissionActiveReason      = devicestatus.MissionActiveReason
-	RolledBackReason         = devicestatus.RolledBackReason
-)
-
-var (
-	NewTrust = devicestatus.NewTrust
-	Revision = devicestatus.Revision
-)
-
 // Recorder holds the status, persists it and counts events. It is safe for
 // concurrent use: updates are applied in order, and the state file always
 // ends up holding the latest of them.
@@ -62,7 +34,7 @@ type Recorder struct {
 	log  *slog.Logger
 
 	mu  sync.Mutex
-	st  Status
+	st  devicestatus.Status
 	gen uint64 // incremented by every Update
 
 	wmu     sync.Mutex // serializes writes of the state file
@@ -94,7 +66,7 @@ func NewRecorder(path, deviceID, fleet string, log *slog.Logger) *Recorder {
 		default:
 			if err := json.Unmarshal(b, &r.st); err != nil {
 				log.Error("status file is torn; starting with an empty one", "path", path, "err", err)
-				r.st = Status{}
+				r.st = devicestatus.Status{}
 			} else {
 				r.written = b
 			}
@@ -108,22 +80,22 @@ func NewRecorder(path, deviceID, fleet string, log *slog.Logger) *Recorder {
 }
 
 // Get returns a deep copy of the status.
-func (r *Recorder) Get() Status {
+func (r *Recorder) Get() devicestatus.Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return clone(r.st)
 }
 
-func clone(s Status) Status {
+func clone(s devicestatus.Status) devicestatus.Status {
 	b, _ := json.Marshal(s)
-	var c Status
+	var c devicestatus.Status
 	json.Unmarshal(b, &c)
 	return c
 }
 
 // persisted is the content of the state file for s: s without what
 // changes at every pass.
-func (r *Recorder) persisted(s Status) []byte {
+func (r *Recorder) persisted(s devicestatus.Status) []byte {
 	s.LastReconcileTime = nil
 	s.Conditions = slices.DeleteFunc(slices.Clone(s.Conditions), func(c metav1.Condition) bool {
 		return c.Type == meta.ReconcilingCondition
@@ -134,7 +106,7 @@ func (r *Recorder) persisted(s Status) []byte {
 
 // Update applies f to the status and persists it if the state file's
 // content changed.
-func (r *Recorder) Update(f func(*Status)) {
+func (r *Recorder) Update(f func(*devicestatus.Status)) {
 	r.mu.Lock()
 	f(&r.st)
 	r.gen++

@@ -12,22 +12,24 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+
+	"github.com/aerie-ml/aerie/internal/devicestatus"
 )
 
 func TestRecorderPersistsAndExposes(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "status.json")
 	r := NewRecorder(path, "pi-1", "quadcopters", nil)
-	r.Update(func(s *Status) {
-		s.MarkStalled(InvalidPinsReason, "fleets/q.yaml:3: fleet: bad")
+	r.Update(func(s *devicestatus.Status) {
+		s.MarkStalled(devicestatus.InvalidPinsReason, "fleets/q.yaml:3: fleet: bad")
 		s.LastAttemptedRevision = "main@sha1:abc/sha256:def"
-		s.Active = &Model{ManifestDigest: "sha256:def", Run: "r", Version: "v"}
+		s.Active = &devicestatus.Model{ManifestDigest: "sha256:def", Run: "r", Version: "v"}
 	})
 	r.Metrics.ObserveLatency(1500 * time.Microsecond)
 	r.Metrics.Frames.Add(1)
 	r.Metrics.Decision("footwear", true)
 
 	s := NewRecorder(path, "pi-1", "quadcopters", nil).Get()
-	if c := s.Condition(meta.StalledCondition); c == nil || c.Reason != InvalidPinsReason || s.LastAttemptedRevision == "" {
+	if c := s.Condition(meta.StalledCondition); c == nil || c.Reason != devicestatus.InvalidPinsReason || s.LastAttemptedRevision == "" {
 		t.Errorf("reloaded status = %+v", s)
 	}
 	if c := s.Condition(meta.ReadyCondition); c == nil || c.Status != "False" {
@@ -67,8 +69,8 @@ func TestRecorderWritesOnlyChanges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "status.json")
 	r := NewRecorder(path, "pi-1", "quadcopters", nil)
 	pass := func(msg string) {
-		r.Update(func(s *Status) { s.MarkReconciling(meta.ProgressingReason, "reconciliation in progress") })
-		r.Update(func(s *Status) {
+		r.Update(func(s *devicestatus.Status) { s.MarkReconciling(meta.ProgressingReason, "reconciliation in progress") })
+		r.Update(func(s *devicestatus.Status) {
 			now := time.Now()
 			s.LastReconcileTime = &now
 			s.MarkReady(meta.SucceededReason, "%s", msg)
@@ -99,7 +101,7 @@ func TestRecorderWritesOnlyChanges(t *testing.T) {
 
 	// A restart over an unchanged file writes nothing either.
 	again := NewRecorder(path, "pi-1", "quadcopters", nil)
-	again.Update(func(s *Status) { s.MarkReady(meta.SucceededReason, "applied revision b") })
+	again.Update(func(s *devicestatus.Status) { s.MarkReady(meta.SucceededReason, "applied revision b") })
 	if n := again.Metrics.StatusWrites.Load(); n != 0 {
 		t.Errorf("writes after a restart with nothing new = %d, want 0", n)
 	}
@@ -114,7 +116,7 @@ func TestRecorderConcurrent(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50 {
-				r.Update(func(s *Status) {
+				r.Update(func(s *devicestatus.Status) {
 					s.LastAttemptedRevision = fmt.Sprintf("main@sha1:%d-%d", g, i)
 				})
 				r.Get()
@@ -127,7 +129,7 @@ func TestRecorderConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var disk Status
+	var disk devicestatus.Status
 	if err := json.Unmarshal(b, &disk); err != nil {
 		t.Fatalf("status.json after concurrent updates: %v\n%s", err, b)
 	}
@@ -149,7 +151,7 @@ func TestRecorderWriteFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := NewRecorder(path, "pi-1", "quadcopters", nil)
-	r.Update(func(s *Status) { s.MarkReady(meta.SucceededReason, "ok") })
+	r.Update(func(s *devicestatus.Status) { s.MarkReady(meta.SucceededReason, "ok") })
 	if n := r.Metrics.StatusWriteErrors.Load(); n != 1 {
 		t.Errorf("write errors = %d, want 1", n)
 	}

@@ -25,13 +25,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/aerie-ml/aerie/internal/devicestatus"
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/pins"
@@ -88,7 +92,7 @@ type Summary struct {
 	// Classes names ClassAccuracy's entries: the model's classes.
 	Classes      []string
 	PinCommit    string
-	Conditions   []Condition
+	Conditions   []metav1.Condition
 	Active       string
 	SelfTest     float64
 	Frames       int64
@@ -97,11 +101,6 @@ type Summary struct {
 	GPIOChanges  map[string]int64
 	AgentPeakRSS int64
 	TrainWall    time.Duration
-}
-
-// Condition is a status condition as the agent reports it.
-type Condition struct {
-	Type, Status, Reason, Message string
 }
 
 const (
@@ -451,7 +450,7 @@ gpio:
 		}
 		return err
 	}
-	fmt.Fprintf(d.Stdout, "    Ready: %s; flying for %s\n", st.message(), d.Fly)
+	fmt.Fprintf(d.Stdout, "    Ready: %s; flying for %s\n", readyMessage(st), d.Fly)
 	before, err := scrape(ctx, base)
 	if err != nil {
 		stop()
@@ -510,42 +509,22 @@ func (d *demo) branch() string {
 	return head.Name().Short()
 }
 
-type agentStatus struct {
-	Conditions []Condition `json:"conditions"`
-	Active     *struct {
-		Run            string `json:"run"`
-		Version        string `json:"version"`
-		ManifestDigest string `json:"manifestDigest"`
-		SelfTest       *struct {
-			Accuracy float64 `json:"accuracy"`
-		} `json:"selfTest"`
-	} `json:"active"`
-}
-
-func (s *agentStatus) ready() *Condition {
-	for i := range s.Conditions {
-		if s.Conditions[i].Type == "Ready" {
-			return &s.Conditions[i]
-		}
-	}
-	return nil
-}
-
-func (s *agentStatus) message() string {
-	if c := s.ready(); c != nil {
+// readyMessage is the reason and message of s's Ready condition.
+func readyMessage(s *devicestatus.Status) string {
+	if c := s.Condition(meta.ReadyCondition); c != nil {
 		return c.Reason + ": " + c.Message
 	}
 	return "no Ready condition"
 }
 
-func waitReady(ctx context.Context, base, digest string, timeout time.Duration, exited <-chan struct{}) (*agentStatus, error) {
+func waitReady(ctx context.Context, base, digest string, timeout time.Duration, exited <-chan struct{}) (*devicestatus.Status, error) {
 	deadline := time.After(timeout)
-	var last *agentStatus
+	var last *devicestatus.Status
 	for {
 		st, err := getStatus(ctx, base)
 		if err == nil {
 			last = st
-			if c := st.ready(); c != nil && c.Status == "True" && st.Active != nil && st.Active.ManifestDigest == digest {
+			if apimeta.IsStatusConditionTrue(st.Conditions, meta.ReadyCondition) && st.Active != nil && st.Active.ManifestDigest == digest {
 				return st, nil
 			}
 		}
@@ -555,7 +534,7 @@ func waitReady(ctx context.Context, base, digest string, timeout time.Duration, 
 			return nil, errors.New("aerie-edge exited before installing the model")
 		case <-deadline:
 			if last != nil {
-				return nil, fmt.Errorf("aerie-edge not Ready with %s after %s: %s", digest, timeout, last.message())
+				return nil, fmt.Errorf("aerie-edge not Ready with %s after %s: %s", digest, timeout, readyMessage(last))
 			}
 			return nil, fmt.Errorf("aerie-edge status at %s not reachable after %s: %v", base, timeout, err)
 		case <-ctx.Done():
@@ -564,12 +543,12 @@ func waitReady(ctx context.Context, base, digest string, timeout time.Duration, 
 	}
 }
 
-func getStatus(ctx context.Context, base string) (*agentStatus, error) {
+func getStatus(ctx context.Context, base string) (*devicestatus.Status, error) {
 	b, err := get(ctx, base+"/status")
 	if err != nil {
 		return nil, err
 	}
-	var st agentStatus
+	var st devicestatus.Status
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("decode %s/status: %w", base, err)
 	}

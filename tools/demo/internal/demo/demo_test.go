@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+
 	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/pins"
 )
@@ -50,11 +53,7 @@ func TestDemo(t *testing.T) {
 	if sum.AgentPeakRSS == 0 {
 		t.Error("agent peak RSS not measured")
 	}
-	ready := false
-	for _, c := range sum.Conditions {
-		ready = ready || (c.Type == "Ready" && c.Status == "True")
-	}
-	if !ready {
+	if !apimeta.IsStatusConditionTrue(sum.Conditions, meta.ReadyCondition) {
 		t.Errorf("device conditions %+v, want Ready=True", sum.Conditions)
 	}
 	if !strings.Contains(stdout.String(), "==> [7/7] summary") {
