@@ -57,7 +57,7 @@ edge-arm64: ## Build the static linux/arm64 edge agent: bin/aerie-edge-linux-arm
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 GOEXPERIMENT= go build -trimpath -ldflags "-s -w" -o $(BIN)/aerie-edge-linux-arm64 ./edge/cmd/aerie-edge
 
 .PHONY: bench-edge
-bench-edge: ## Edge agent footprint: peak RSS and per-frame latency of the static binary (ARCH=arm64 under qemu).
+bench-edge: ## Edge agent footprint with the cnn and resnet-small: peak RSS and per-frame latency of the static binary (ARCH=arm64 under qemu).
 	bench/edge.sh
 
 .PHONY: test-short

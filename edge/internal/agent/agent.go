@@ -182,7 +182,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		if err != nil {
 			return exitcode.Wrap(exitcode.Config, fmt.Errorf("frames: %w", err))
 		}
-		loop := &infer.Loop{Source: src, Slot: slot, Actuator: infer.NewActuator(rules, log, &rec.Metrics), Metrics: &rec.Metrics, Log: log}
+		loop := &infer.Loop{Source: src, Slot: slot, Actuator: infer.NewActuator(rules, log, &rec.Metrics), Metrics: &rec.Metrics, Log: log, Invert: cfg.Frames.Invert}
 		wg.Go(func() {
 			defer src.Close()
 			// The frame loop ending (a finished file, a dead camera pipe) is
@@ -246,7 +246,7 @@ func reconcileLoop(ctx context.Context, r *reconcile.Reconciler, lock *mission.L
 }
 
 func openSource(f config.Frames) (frames.Source, error) {
-	opts := frames.Options{Invert: f.Invert, Loop: f.Loop, Interval: f.Interval}
+	opts := frames.Options{Loop: f.Loop, Interval: f.Interval}
 	switch f.Source {
 	case config.SourceDir:
 		return frames.OpenDir(f.Path, opts)
@@ -256,7 +256,7 @@ func openSource(f config.Frames) (frames.Source, error) {
 		return frames.OpenRaw(f.Path, opts)
 	case config.SourceMJPEG:
 		if f.Path == "-" {
-			return frames.NewMJPEG(os.Stdin, nil, opts), nil
+			return frames.NewMJPEG(os.Stdin, nil), nil
 		}
 		// A FIFO's open blocks until a writer appears; that is the camera's
 		// business, so open it read-write to return at once.
@@ -267,9 +267,9 @@ func openSource(f config.Frames) (frames.Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		return frames.NewMJPEG(file, file, opts), nil
+		return frames.NewMJPEG(file, file), nil
 	case config.SourceV4L2:
-		return frames.OpenV4L2(f.Path, f.Width, f.Height, opts)
+		return frames.OpenV4L2(f.Path, f.Width, f.Height)
 	}
 	return nil, fmt.Errorf("source %q", f.Source)
 }

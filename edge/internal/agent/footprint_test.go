@@ -3,6 +3,7 @@ package agent
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,10 +15,10 @@ import (
 	"testing"
 
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
-	"github.com/aerie-ml/aerie/internal/model"
 )
 
-// TestFootprint measures the real aerie-edge binary running the cnn: peak
+// TestFootprint measures the real aerie-edge binary running a built-in
+// architecture (AERIE_EDGE_ARCH: cnn by default, or resnet-small): peak
 // RSS (VmHWM) while it installs, self-tests and classifies frames at
 // batch 1, and the per-frame classify latency from its /metrics. It runs
 // only when AERIE_EDGE_BIN names the binary (bench/edge-footprint.sh,
@@ -44,15 +45,12 @@ func TestFootprint(t *testing.T) {
 	f := newFixture(t, fmt.Sprintf("frames: {source: raw, path: %s, loop: true}\n", raw))
 	os.WriteFile(f.cfgPath, bytes.Replace(must(os.ReadFile(f.cfgPath)), []byte("127.0.0.1:0"), []byte(addr), 1), 0o644)
 
-	// The cnn with seeded random weights: the same compute and memory as a
-	// trained one. Its self-test threshold is set below chance.
-	plan := modeltest.Plan(t, "cnn")
-	net := model.New(plan)
-	var w bytes.Buffer
-	if err := model.Encode(&w, net.Tensors(net.Init(1), net.InitState()), model.Metadata(plan)); err != nil {
-		t.Fatal(err)
-	}
-	v := modeltest.Write(t, putter{f.st}, "footprint", "cnn", w.Bytes(), nil)
+	// The architecture (AERIE_EDGE_ARCH, cnn by default) with seeded
+	// random weights: the same compute and memory as a trained one. Its
+	// self-test threshold is set below chance.
+	archName := cmp.Or(os.Getenv("AERIE_EDGE_ARCH"), "cnn")
+	w := modeltest.InitWeights(t, modeltest.Model(t, archName, modeltest.Input, modeltest.Classes), 1)
+	v := modeltest.Write(t, putter{f.st}, "footprint", archName, w, nil)
 	f.repo.Commit(t, map[string]string{"fleets/quadcopters.yaml": fmt.Sprintf(`apiVersion: aerie.dev/v1alpha1
 kind: FleetPins
 fleet: quadcopters
@@ -83,7 +81,7 @@ stable: {uri: %q, manifestDigest: %q, minSelfTestAccuracy: 0.01}
 		return m["aerie_edge_frames_total"] >= float64(frames)
 	})
 	hwm, rss := procStatus(t, cmd.Process.Pid, "VmHWM"), procStatus(t, cmd.Process.Pid, "VmRSS")
-	t.Logf("binary %s (%d bytes)", bin, fileSize(bin))
+	t.Logf("architecture %s; binary %s (%d bytes)", archName, bin, fileSize(bin))
 	t.Logf("frames %v, classify latency mean %.3f ms, frame errors %v",
 		m["aerie_edge_frames_total"], 1000*m["aerie_edge_classify_seconds_sum"]/m["aerie_edge_classify_seconds_count"], m["aerie_edge_frame_errors_total"])
 	anon, file := procStatus(t, cmd.Process.Pid, "RssAnon"), procStatus(t, cmd.Process.Pid, "RssFile")

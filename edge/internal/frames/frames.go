@@ -1,6 +1,7 @@
-// Package frames reads camera frames and turns them into what the model
-// was trained on: 28×28 8-bit grayscale, centre-cropped and box-resized.
-// (Normalization to [-1, 1] happens in model.Classify.)
+// Package frames reads camera frames and turns them into what the active
+// model was trained on: Preprocess resizes and converts a decoded frame to
+// the model's input shape exactly as ingest converted the training images
+// (internal/pixels). Normalization happens in model.Classify.
 package frames
 
 import (
@@ -19,15 +20,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/pixels"
 )
 
-// Size is the model's input side.
-const Size = 28
-
-// Frame is one preprocessed frame.
+// Frame is one decoded frame, of whatever size the source gives.
 type Frame struct {
-	Pixels []byte // Size×Size grayscale, row-major
+	Image image.Image
 	// Name says where the frame came from (file name or frame number).
 	Name string
 }
@@ -40,70 +40,23 @@ type Source interface {
 
 // Options shape every source.
 type Options struct {
-	// Invert maps dark-on-light scenes to Fashion-MNIST's light-on-dark.
-	Invert bool
 	// Loop restarts file sources at their end instead of returning io.EOF.
 	Loop bool
 	// Interval paces frames; 0 yields them as fast as asked.
 	Interval time.Duration
 }
 
-// Preprocess converts an image as training saw images: luminance, the
-// centred square crop, a box filter down to 28×28, optionally inverted.
-func Preprocess(img image.Image, invert bool) []byte {
-	b := img.Bounds()
-	side := min(b.Dx(), b.Dy())
-	x0 := b.Min.X + (b.Dx()-side)/2
-	y0 := b.Min.Y + (b.Dy()-side)/2
-	gray := luminance(img, x0, y0, side)
-	out := make([]byte, Size*Size)
-	for oy := range Size {
-		sy0, sy1 := oy*side/Size, max((oy+1)*side/Size, oy*side/Size+1)
-		for ox := range Size {
-			sx0, sx1 := ox*side/Size, max((ox+1)*side/Size, ox*side/Size+1)
-			var sum, n int
-			for y := sy0; y < sy1 && y < side; y++ {
-				row := gray[y*side:]
-				for x := sx0; x < sx1 && x < side; x++ {
-					sum += int(row[x])
-					n++
-				}
-			}
-			v := byte((sum + n/2) / max(n, 1))
-			if invert {
-				v = 255 - v
-			}
-			out[oy*Size+ox] = v
+// Preprocess writes img into dst (shape.Bytes() long) as a model of input
+// shape takes it: resized and converted to grey or RGB as ingest does,
+// inverted (255 - p) when asked, for dark-on-light scenes shown to a model
+// trained on light-on-dark images.
+func Preprocess(dst []byte, img image.Image, shape dataset.Shape, invert bool) {
+	pixels.Convert(dst, img, shape)
+	if invert {
+		for i, p := range dst {
+			dst[i] = 255 - p
 		}
 	}
-	return out
-}
-
-// luminance returns the side×side square at (x0, y0) as 8-bit luma. JPEG
-// frames decode to YCbCr, whose Y plane is used directly.
-func luminance(img image.Image, x0, y0, side int) []byte {
-	g := make([]byte, side*side)
-	switch im := img.(type) {
-	case *image.YCbCr:
-		for y := range side {
-			off := im.YOffset(x0, y0+y)
-			copy(g[y*side:(y+1)*side], im.Y[off:off+side])
-		}
-	case *image.Gray:
-		for y := range side {
-			off := im.PixOffset(x0, y0+y)
-			copy(g[y*side:(y+1)*side], im.Pix[off:off+side])
-		}
-	default:
-		for y := range side {
-			for x := range side {
-				r, gg, b, _ := img.At(x0+x, y0+y).RGBA()
-				// ITU-R BT.601 luma, as image/color's GrayModel.
-				g[y*side+x] = byte((19595*r + 38470*gg + 7471*b + 1<<15) >> 24)
-			}
-		}
-	}
-	return g
 }
 
 // pacer sleeps between frames.
@@ -180,7 +133,7 @@ func (d *Dir) Next(ctx context.Context) (Frame, error) {
 	if err != nil {
 		return Frame{Name: name}, fmt.Errorf("decode %s: %w", filepath.Join(d.dir, name), err)
 	}
-	return Frame{Pixels: Preprocess(img, d.opts.Invert), Name: name}, nil
+	return Frame{Image: img, Name: name}, nil
 }
 
 // Close does nothing.
@@ -219,6 +172,9 @@ func OpenIDX(path string, opts Options) (*File, error) {
 	return s, s.rewind()
 }
 
+// rawSide is the side of a raw file's grey frames.
+const rawSide = 28
+
 // OpenRaw opens a file of concatenated raw 28×28 grayscale frames.
 func OpenRaw(path string, opts Options) (*File, error) {
 	s := &File{path: path, raw: true, opts: opts, pace: pacer{interval: opts.Interval}}
@@ -238,11 +194,11 @@ func (s *File) open() error {
 			f.Close()
 			return err
 		}
-		if fi.Size() == 0 || fi.Size()%(Size*Size) != 0 {
+		if fi.Size() == 0 || fi.Size()%(rawSide*rawSide) != 0 {
 			f.Close()
-			return fmt.Errorf("%s: %d bytes is not a whole number of %d×%d frames", s.path, fi.Size(), Size, Size)
+			return fmt.Errorf("%s: %d bytes is not a whole number of %d×%d frames", s.path, fi.Size(), rawSide, rawSide)
 		}
-		s.rawReader, s.rows, s.cols = bufio.NewReader(f), Size, Size
+		s.rawReader, s.rows, s.cols = bufio.NewReader(f), rawSide, rawSide
 		return nil
 	}
 	images, err := fmnist.NewImageStream(f)
@@ -279,11 +235,7 @@ func (s *File) Next(ctx context.Context) (Frame, error) {
 	}
 	name := fmt.Sprintf("%s#%d", filepath.Base(s.path), s.i)
 	s.i++
-	if s.rows == Size && s.cols == Size && !s.opts.Invert {
-		return Frame{Pixels: img, Name: name}, nil
-	}
-	g := &image.Gray{Pix: img, Stride: s.cols, Rect: image.Rect(0, 0, s.cols, s.rows)}
-	return Frame{Pixels: Preprocess(g, s.opts.Invert), Name: name}, nil
+	return Frame{Image: &image.Gray{Pix: img, Stride: s.cols, Rect: image.Rect(0, 0, s.cols, s.rows)}, Name: name}, nil
 }
 
 func (s *File) read(img []byte) error {
@@ -318,12 +270,11 @@ type MJPEG struct {
 	split  *Splitter
 	closer io.Closer
 	n      int
-	opts   Options
 }
 
 // NewMJPEG reads frames from r; Close closes c (may be nil).
-func NewMJPEG(r io.Reader, c io.Closer, opts Options) *MJPEG {
-	return &MJPEG{split: NewSplitter(r), closer: c, opts: opts}
+func NewMJPEG(r io.Reader, c io.Closer) *MJPEG {
+	return &MJPEG{split: NewSplitter(r), closer: c}
 }
 
 // Next decodes the next frame. A frame that does not decode is returned
@@ -342,7 +293,7 @@ func (m *MJPEG) Next(ctx context.Context) (Frame, error) {
 	if err != nil {
 		return Frame{Name: name}, fmt.Errorf("decode %s: %w", name, err)
 	}
-	return Frame{Pixels: Preprocess(img, m.opts.Invert), Name: name}, nil
+	return Frame{Image: img, Name: name}, nil
 }
 
 // Close closes the stream.

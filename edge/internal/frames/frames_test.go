@@ -5,8 +5,8 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"image"
-	"image/color"
 	"image/jpeg"
 	"image/png"
 	"io"
@@ -18,7 +18,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
+	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/pixels"
 )
 
 // imageSet holds 28×28 grey test images.
@@ -36,36 +38,54 @@ func grayOf(px []byte, w, h int) *image.Gray {
 	return &image.Gray{Pix: px, Stride: w, Rect: image.Rect(0, 0, w, h)}
 }
 
+// grey28 is the input shape of the reference model.
+var grey28 = dataset.Shape{Height: 28, Width: 28, Channels: 1}
+
+// pixelsOf preprocesses f for a model of input shape.
+func pixelsOf(f Frame, shape dataset.Shape) []byte {
+	out := make([]byte, shape.Bytes())
+	Preprocess(out, f.Image, shape, false)
+	return out
+}
+
 func TestPreprocess(t *testing.T) {
-	set := testImages()
-	img := set.Image(0)
-	// 28×28 passes through unchanged, inverted when asked.
-	if diff := cmp.Diff(img, Preprocess(grayOf(img, 28, 28), false)); diff != "" {
-		t.Errorf("identity diff:\n%s", diff)
+	img := testImages().Image(0)
+	src := grayOf(img, 28, 28)
+	tests := []struct {
+		name   string
+		shape  dataset.Shape
+		invert bool
+		want   func() []byte
+	}{
+		{"same size", grey28, false, func() []byte { return img }},
+		{"inverted", grey28, true, func() []byte {
+			out := make([]byte, len(img))
+			for i, p := range img {
+				out[i] = 255 - p
+			}
+			return out
+		}},
+		{"grey to RGB", dataset.Shape{Height: 28, Width: 28, Channels: 3}, false, func() []byte {
+			var out []byte
+			for _, p := range img {
+				out = append(out, p, p, p)
+			}
+			return out
+		}},
+		{"resized as ingest resizes", dataset.Shape{Height: 11, Width: 17, Channels: 3}, false, func() []byte {
+			out := make([]byte, 11*17*3)
+			pixels.Convert(out, src, dataset.Shape{Height: 11, Width: 17, Channels: 3})
+			return out
+		}},
 	}
-	inv := Preprocess(grayOf(img, 28, 28), true)
-	if inv[0] != 255-img[0] || inv[400] != 255-img[400] {
-		t.Error("invert did not invert")
-	}
-	// A 3× upscale padded to 112×84 (landscape) comes back to the original:
-	// centre crop then box filter.
-	w, h := 112, 84
-	big := make([]byte, w*h)
-	for y := range 84 {
-		for x := range 84 {
-			big[y*w+x+14] = img[(y/3)*28+x/3]
-		}
-	}
-	if diff := cmp.Diff(img, Preprocess(grayOf(big, w, h), false)); diff != "" {
-		t.Errorf("crop+resize diff:\n%s", diff)
-	}
-	// Colour images use luma.
-	rgba := image.NewRGBA(image.Rect(0, 0, 28, 28))
-	for i := range 28 * 28 {
-		rgba.Set(i%28, i/28, color.RGBA{img[i], img[i], img[i], 255})
-	}
-	if diff := cmp.Diff(img, Preprocess(rgba, false)); diff != "" {
-		t.Errorf("rgba diff:\n%s", diff)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := make([]byte, tt.shape.Bytes())
+			Preprocess(got, src, tt.shape, tt.invert)
+			if diff := cmp.Diff(tt.want(), got); diff != "" {
+				t.Errorf("Preprocess to %s (-want +got):\n%s", tt.shape, diff)
+			}
+		})
 	}
 }
 
@@ -122,7 +142,7 @@ func TestFileSources(t *testing.T) {
 			t.Fatalf("%s: %d frames, want 3", name, len(got))
 		}
 		for i, f := range got {
-			if !bytes.Equal(f.Pixels, set.Image(i)) {
+			if !bytes.Equal(pixelsOf(f, grey28), set.Image(i)) {
 				t.Errorf("%s frame %d (%s) differs from golden image %d", name, i, f.Name, i)
 			}
 		}
@@ -131,7 +151,7 @@ func TestFileSources(t *testing.T) {
 	l, _ := OpenRaw(rawPath, Options{Loop: true})
 	for i := range 7 {
 		f, err := l.Next(context.Background())
-		if err != nil || !bytes.Equal(f.Pixels, set.Image(i%3)) {
+		if err != nil || !bytes.Equal(pixelsOf(f, grey28), set.Image(i%3)) {
 			t.Fatalf("looped frame %d: %v", i, err)
 		}
 	}
@@ -139,7 +159,7 @@ func TestFileSources(t *testing.T) {
 	li, _ := OpenIDX(idxPath, Options{Loop: true})
 	for i := range 7 {
 		f, err := li.Next(context.Background())
-		if err != nil || !bytes.Equal(f.Pixels, set.Image(i%3)) {
+		if err != nil || !bytes.Equal(pixelsOf(f, grey28), set.Image(i%3)) {
 			t.Fatalf("looped IDX frame %d: %v", i, err)
 		}
 	}
@@ -192,7 +212,7 @@ func TestMJPEG(t *testing.T) {
 		stream.Write(j)
 		want = append(want, img)
 	}
-	m := NewMJPEG(&stream, nil, Options{})
+	m := NewMJPEG(&stream, nil)
 	got := collect(t, m)
 	if len(got) != len(want) {
 		t.Fatalf("%d frames, want %d", len(got), len(want))
@@ -200,8 +220,9 @@ func TestMJPEG(t *testing.T) {
 	for i := range got {
 		// JPEG is lossy: compare the mean absolute error.
 		var sum int
+		px := pixelsOf(got[i], grey28)
 		for k := range want[i] {
-			d := int(got[i].Pixels[k]) - int(want[i][k])
+			d := int(px[k]) - int(want[i][k])
 			sum += max(d, -d)
 		}
 		if mae := float64(sum) / 784; mae > 6 {
@@ -253,7 +274,7 @@ func TestV4L2(t *testing.T) {
 	if _, err := os.Stat(dev); err != nil {
 		t.Skipf("no V4L2 camera at %s (set AERIE_TEST_V4L2 to a /dev/videoN that captures MJPEG): %v", dev, err)
 	}
-	v, err := OpenV4L2(dev, 640, 480, Options{})
+	v, err := OpenV4L2(dev, 640, 480)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,8 +284,42 @@ func TestV4L2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(f.Pixels) != Size*Size {
-			t.Fatalf("frame %s has %d pixels", f.Name, len(f.Pixels))
+		if b := f.Image.Bounds(); b.Dx() == 0 || b.Dy() == 0 {
+			t.Fatalf("frame %s is %v", f.Name, b)
 		}
+	}
+}
+
+// TestSameTensorsAsIngest preprocesses the images that
+// tools/aerie/internal/ingest's TestPixelsGolden ingests (odd sizes, grey
+// and colour, PNG and JPEG, one a class) and wants the very bytes ingest
+// stored: a model sees on the device what it was trained on.
+func TestSameTensorsAsIngest(t *testing.T) {
+	const testdata = "../../../internal/pixels/testdata"
+	for _, channels := range []int{1, 3} {
+		t.Run(fmt.Sprint(channels), func(t *testing.T) {
+			shape := dataset.Shape{Height: 17, Width: 13, Channels: channels}
+			classes, err := filepath.Glob(filepath.Join(testdata, "imagefolder/train/*"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			for _, class := range classes {
+				d, err := OpenDir(class, Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, f := range collect(t, d) {
+					got = append(got, pixelsOf(f, shape)...)
+				}
+			}
+			want, err := os.ReadFile(filepath.Join(testdata, fmt.Sprintf("ingested-17x13x%d.u8", channels)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 5*shape.Bytes() || !bytes.Equal(got, want) {
+				t.Errorf("preprocessed %d bytes that differ from ingest's %d", len(got), len(want))
+			}
+		})
 	}
 }

@@ -68,19 +68,18 @@ var (
 type V4L2 struct {
 	f       *os.File
 	bufs    [][]byte
-	opts    Options
 	n       int
 	started bool
 }
 
 // OpenV4L2 opens dev (e.g. /dev/video0) and starts streaming MJPEG at
 // width×height (the driver may pick the nearest size it supports).
-func OpenV4L2(dev string, width, height int, opts Options) (_ *V4L2, err error) {
+func OpenV4L2(dev string, width, height int) (_ *V4L2, err error) {
 	f, err := os.OpenFile(dev, os.O_RDWR|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
-	v := &V4L2{f: f, opts: opts}
+	v := &V4L2{f: f}
 	defer func() {
 		if err != nil {
 			v.Close()
@@ -187,7 +186,7 @@ func (v *V4L2) Next(ctx context.Context) (Frame, error) {
 		if derr != nil {
 			return Frame{Name: name}, fmt.Errorf("decode %s: %w", name, derr)
 		}
-		return Frame{Pixels: Preprocess(img, v.opts.Invert), Name: name}, nil
+		return Frame{Image: img, Name: name}, nil
 	}
 }
 

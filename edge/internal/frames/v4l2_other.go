@@ -11,7 +11,7 @@ import (
 type V4L2 struct{}
 
 // OpenV4L2 reports that V4L2 capture is not built for this platform.
-func OpenV4L2(dev string, width, height int, opts Options) (*V4L2, error) {
+func OpenV4L2(dev string, width, height int) (*V4L2, error) {
 	return nil, errors.New("v4l2 capture is implemented for linux/arm64 and linux/amd64 only")
 }
 

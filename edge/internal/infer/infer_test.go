@@ -3,9 +3,13 @@ package infer
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"image"
+	"image/png"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -14,6 +18,7 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/gpio"
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
 	"github.com/aerie-ml/aerie/edge/internal/status"
+	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 )
 
@@ -73,7 +78,7 @@ func TestLoopSwapsModelWithoutStopping(t *testing.T) {
 	ctx := context.Background()
 	images, _ := modeltest.Images(300, 3)
 	weights := modeltest.CentroidWeights(t, 1)
-	real, err := Load(ctx, modeltest.SmallPlan(t), bytes.NewReader(weights), "sha256:real", modeltest.Classes)
+	real, err := Load(ctx, modeltest.Model(t, "small", modeltest.Input, modeltest.Classes), bytes.NewReader(weights), "sha256:real")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +88,7 @@ func TestLoopSwapsModelWithoutStopping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bag := &Model{Classifier: constant{8}, ManifestDigest: "sha256:bag", Classes: modeltest.Classes}
+	bag := &Model{Classifier: constant{8}, ManifestDigest: "sha256:bag", Classes: modeltest.Classes, Input: modeltest.Input.Shape()}
 	chip := gpio.NewSim()
 	out, _ := chip.Output(22, false)
 	metrics := &status.Metrics{}
@@ -128,11 +133,75 @@ func openRaw(t *testing.T, images [][]byte) (frames.Source, error) {
 	return frames.OpenRaw(p, frames.Options{})
 }
 
+// TestLoopSwapsInputShape swaps a grey 28×28 model for a colour 20×24
+// one under a running loop fed colour PNGs of another size: every frame
+// reaches the model of its moment at that model's shape (a wrong size would
+// be a classify error).
+func TestLoopSwapsInputShape(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for i := range 40 {
+		img := image.NewRGBA(image.Rect(0, 0, 45, 31))
+		for p := range img.Pix {
+			img.Pix[p] = byte(p*7 + i*13)
+		}
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%02d.png", i)), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := frames.OpenDir(dir, frames.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(in manifest.Input, digest string) *Model {
+		m := modeltest.Model(t, "small", in, modeltest.Classes)
+		got, err := Load(ctx, m, bytes.NewReader(modeltest.InitWeights(t, m, 1)), digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	grey := load(modeltest.Input, "sha256:grey")
+	colour := load(manifest.Input{Height: 20, Width: 24, Channels: 3, Mean: []float64{0.5, 0.5, 0.5}, Std: []float64{0.5, 0.5, 0.5}}, "sha256:colour")
+	slot := &Slot{}
+	slot.Swap(grey)
+	metrics := &status.Metrics{}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	l := &Loop{Source: &swapAt{Source: src, n: 21, slot: slot, next: colour}, Slot: slot,
+		Actuator: NewActuator(nil, log, metrics), Metrics: metrics, Log: log}
+	if err := l.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, errs := metrics.Frames.Load(), metrics.FrameErrors.Load(); got != 40 || errs != 0 {
+		t.Errorf("classified %d frames with %d errors, want 40 and 0:\n%s", got, errs, logs.String())
+	}
+	if !bytes.Contains(logs.Bytes(), []byte("model=sha256:colour")) {
+		t.Errorf("no log of the swap:\n%s", logs.String())
+	}
+}
+
+// TestLoadRefusesNormalization checks that a version normalized otherwise
+// than model.Classify does is refused, naming the numbers.
+func TestLoadRefusesNormalization(t *testing.T) {
+	in := modeltest.Input
+	in.Mean = []float64{0.45}
+	m := modeltest.Model(t, "small", in, modeltest.Classes)
+	_, err := Load(context.Background(), m, bytes.NewReader(modeltest.InitWeights(t, m, 1)), "sha256:n")
+	if err == nil || !strings.Contains(err.Error(), "mean [0.45] std [0.5]") {
+		t.Errorf("Load with mean 0.45 = %v, want an error naming the normalization", err)
+	}
+}
+
 // TestLabels checks that Labels, what the self-test calls, classifies the
 // centroid model's images as Classify does.
 func TestLabels(t *testing.T) {
 	ctx := context.Background()
-	m, err := Load(ctx, modeltest.SmallPlan(t), bytes.NewReader(modeltest.CentroidWeights(t, 1)), "sha256:x", modeltest.Classes)
+	m, err := Load(ctx, modeltest.Model(t, "small", modeltest.Input, modeltest.Classes), bytes.NewReader(modeltest.CentroidWeights(t, 1)), "sha256:x")
 	if err != nil {
 		t.Fatal(err)
 	}

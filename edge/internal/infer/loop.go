@@ -100,13 +100,17 @@ func (a *Actuator) Reset() error {
 	return errors.Join(errs...)
 }
 
-// Loop classifies frames with whatever model the slot holds at each frame.
+// Loop classifies frames with whatever model the slot holds at each frame,
+// preprocessed to that model's input: a swap to a model of another input
+// shape takes effect at the next frame.
 type Loop struct {
 	Source   frames.Source
 	Slot     *Slot
 	Actuator *Actuator
 	Metrics  *status.Metrics
 	Log      *slog.Logger
+	// Invert makes every frame its negative before the model sees it.
+	Invert bool
 }
 
 // Run reads frames until the source ends (nil) or fails for good, or ctx
@@ -114,6 +118,7 @@ type Loop struct {
 func (l *Loop) Run(ctx context.Context) error {
 	defer l.Actuator.Reset()
 	var last *Model
+	var input []byte // the frame as the current model takes it
 	for {
 		f, err := l.Source.Next(ctx)
 		switch {
@@ -144,7 +149,11 @@ func (l *Loop) Run(ctx context.Context) error {
 			continue
 		}
 		start := time.Now()
-		preds, err := m.Classifier.Classify(ctx, [][]byte{f.Pixels})
+		if len(input) != m.Input.Bytes() {
+			input = make([]byte, m.Input.Bytes())
+		}
+		frames.Preprocess(input, f.Image, m.Input, l.Invert)
+		preds, err := m.Classifier.Classify(ctx, [][]byte{input})
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

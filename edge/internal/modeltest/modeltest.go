@@ -81,23 +81,6 @@ func SelfTestSet(t testing.TB, perClass int) *selftest.Packed {
 		File: selftest.FileName, Split: selftest.Split, Seed: 2, PerClass: perClass, ClassCounts: counts}}
 }
 
-// Plan is the built-in architecture name on Images' shape and Classes.
-func Plan(t testing.TB, name string) *arch.Plan {
-	t.Helper()
-	spec, err := arch.Builtin(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := spec.Plan(arch.Input{H: Side, W: Side, C: 1}, len(Classes))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// SmallPlan is the plan CentroidWeights are for.
-func SmallPlan(t testing.TB) *arch.Plan { return Plan(t, "small") }
-
 // CentroidWeights returns "small" weights that act as a nearest-centroid
 // classifier on 4×4 max-pooled images, the centroids of Images. With scale
 // 0 every image gets class 0 (a model that fails its self-test).
@@ -176,16 +159,15 @@ func Write(t testing.TB, st Putter, run, arch string, weights []byte, key ed2551
 	return WriteClasses(t, st, run, arch, weights, key, Classes)
 }
 
-// WriteClasses is Write for a model whose outputs are named classes (as
-// many as Classes).
-func WriteClasses(t testing.TB, st Putter, run, archName string, weights []byte, key ed25519.PrivateKey, classes []string) Version {
+// Input is the input spec of Images: 28×28 grey, normalized as
+// model.Classify does.
+var Input = manifest.Input{Height: Side, Width: Side, Channels: 1, Mean: []float64{0.5}, Std: []float64{0.5}}
+
+// Model is the manifest's model section for the built-in architecture
+// archName on input in with classes: what a version declares.
+func Model(t testing.TB, archName string, in manifest.Input, classes []string) manifest.Model {
 	t.Helper()
-	ctx := context.Background()
 	spec, err := arch.Builtin(archName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := spec.Plan(arch.Input{H: Side, W: Side, C: 1}, len(classes))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,6 +175,36 @@ func WriteClasses(t testing.TB, st Putter, run, archName string, weights []byte,
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := manifest.Model{Architecture: spec.Name, Spec: string(enc), Weights: "model.safetensors", Input: in, Classes: classes}
+	plan, err := m.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Parameters = int(plan.NumParams)
+	return m
+}
+
+// InitWeights returns freshly initialised weights (from seed) of m's
+// architecture on its input: a model of any shape, untrained.
+func InitWeights(t testing.TB, m manifest.Model, seed uint64) []byte {
+	t.Helper()
+	plan, err := m.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := model.New(plan)
+	var b bytes.Buffer
+	if err := model.Encode(&b, net.Tensors(net.Init(seed), net.InitState()), model.Metadata(plan)); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// WriteClasses is Write for a model whose outputs are named classes (as
+// many as Classes).
+func WriteClasses(t testing.TB, st Putter, run, archName string, weights []byte, key ed25519.PrivateKey, classes []string) Version {
+	t.Helper()
+	ctx := context.Background()
 	set := SelfTestSet(t, 10)
 	files := map[string][]byte{
 		"model.safetensors": weights,
@@ -204,9 +216,7 @@ func WriteClasses(t testing.TB, st Putter, run, archName string, weights []byte,
 		SchemaVersion: manifest.SchemaVersion,
 		Run:           run,
 		CreatedAt:     time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		Model: manifest.Model{Architecture: spec.Name, Spec: string(enc), Parameters: int(plan.NumParams), Weights: "model.safetensors",
-			Input:   manifest.Input{Height: Side, Width: Side, Channels: 1, Mean: []float64{0.5}, Std: []float64{0.5}},
-			Classes: classes},
+		Model:         Model(t, archName, Input, classes),
 		Dataset:  manifest.Dataset{URI: "file:///synthetic", Digest: fmt.Sprintf("%064x", 1)},
 		SelfTest: set.Entry,
 	}

@@ -30,7 +30,6 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/install"
 	"github.com/aerie-ml/aerie/edge/internal/status"
 	"github.com/aerie-ml/aerie/internal/devicestatus"
-	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
@@ -252,16 +251,12 @@ func (r *Reconciler) load(ctx context.Context, v *install.Version) (*infer.Model
 	if r.Load != nil {
 		return r.Load(ctx, v)
 	}
-	p, err := model.VersionPlan(v.Manifest.Model)
-	if err != nil {
-		return nil, fmt.Errorf("model of %s: %w", v.ManifestDigest, err)
-	}
 	f, err := v.Weights()
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return infer.Load(ctx, p, f, v.ManifestDigest, v.Manifest.Model.Classes)
+	return infer.Load(ctx, v.Manifest.Model, f, v.ManifestDigest)
 }
 
 // ErrClassesMissing is wrapped by checkClasses's error.

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/aerie-ml/aerie/internal/dataset"
+	"github.com/aerie-ml/aerie/internal/pixels"
 	"github.com/aerie-ml/aerie/internal/repofile"
 )
 
@@ -191,7 +192,7 @@ func readImage(tree *repofile.Tree, rel string, maxBytes int64) ([]byte, header,
 	if int64(cfg.Width)*int64(cfg.Height) > maxPixels {
 		return nil, header{}, fmt.Errorf("%s: %dx%d is more than %d pixels", tree.Path(rel), cfg.Width, cfg.Height, maxPixels)
 	}
-	return b, header{h: cfg.Height, w: cfg.Width, grey: isGrey(cfg.ColorModel)}, nil
+	return b, header{h: cfg.Height, w: cfg.Width, grey: pixels.IsGrey(cfg.ColorModel)}, nil
 }
 
 // decode decodes an image readImage checked.

@@ -26,6 +26,7 @@ import (
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/fmnist"
+	"github.com/aerie-ml/aerie/internal/pixels"
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/store"
 )
@@ -281,7 +282,7 @@ func convert(ctx context.Context, workers, n int, shape dataset.Shape, load func
 				for k := range next {
 					img, err := load(k)
 					if err == nil {
-						pixels(bufs[k-lo], img, shape.Height, shape.Width, shape.Channels)
+						pixels.Convert(bufs[k-lo], img, shape)
 					}
 					errs[k-lo] = err
 				}

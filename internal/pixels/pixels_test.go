@@ -1,4 +1,4 @@
-package ingest
+package pixels
 
 import (
 	"image"
@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/aerie-ml/aerie/internal/dataset"
 )
 
 func TestCropRect(t *testing.T) {
@@ -40,14 +42,14 @@ func TestPixels(t *testing.T) {
 		}
 	}
 	rgb := make([]byte, 2*4*3)
-	pixels(rgb, src, 2, 4, 3)
+	Convert(rgb, src, dataset.Shape{Height: 2, Width: 4, Channels: 3})
 	want := []byte{255, 0, 0, 255, 0, 0, 0, 0, 255, 0, 0, 255, 255, 0, 0, 255, 0, 0, 0, 0, 255, 0, 0, 255}
 	if diff := cmp.Diff(want, rgb); diff != "" {
 		t.Errorf("RGB at the same size (-want +got):\n%s", diff)
 	}
 	// To grey: the BT.601 luma of image/color.
 	grey := make([]byte, 8)
-	pixels(grey, src, 2, 4, 1)
+	Convert(grey, src, dataset.Shape{Height: 2, Width: 4, Channels: 1})
 	r := color.GrayModel.Convert(color.RGBA{255, 0, 0, 255}).(color.Gray).Y
 	b := color.GrayModel.Convert(color.RGBA{0, 0, 255, 255}).(color.Gray).Y
 	if diff := cmp.Diff([]byte{r, r, b, b, r, r, b, b}, grey); diff != "" {
@@ -56,14 +58,14 @@ func TestPixels(t *testing.T) {
 	// Centre crop of the shorter side: 2×2 from the middle of 4×2 is half
 	// red, half blue; resized to 1×1 it blends both.
 	one := make([]byte, 3)
-	pixels(one, src, 1, 1, 3)
+	Convert(one, src, dataset.Shape{Height: 1, Width: 1, Channels: 3})
 	if one[0] < 100 || one[0] > 160 || one[2] < 100 || one[2] > 160 || one[1] != 0 {
 		t.Errorf("1×1 centre crop of red|blue = %v, want a purple between them", one)
 	}
 	// Grey source, grey target, same size: copied through the fast path.
 	g := &image.Gray{Pix: []byte{1, 2, 3, 4, 5, 6}, Stride: 3, Rect: image.Rect(0, 0, 3, 2)}
 	out := make([]byte, 6)
-	pixels(out, g, 2, 3, 1)
+	Convert(out, g, dataset.Shape{Height: 2, Width: 3, Channels: 1})
 	if diff := cmp.Diff(g.Pix, out); diff != "" {
 		t.Errorf("grey copy (-want +got):\n%s", diff)
 	}

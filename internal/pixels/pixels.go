@@ -1,4 +1,8 @@
-package ingest
+// Package pixels turns decoded images into the uint8 pixels of a dataset
+// shape: what ingest stores and what a device feeds its model. Ingest and
+// the edge agent both call Convert, so a model sees on the device exactly
+// what it saw in training.
+package pixels
 
 import (
 	"image"
@@ -6,11 +10,13 @@ import (
 	"image/draw"
 
 	xdraw "golang.org/x/image/draw"
+
+	"github.com/aerie-ml/aerie/internal/dataset"
 )
 
-// isGrey reports whether images of model m are grey: the decoder says so
+// IsGrey reports whether images of model m are grey: the decoder says so
 // (grey PNGs and JPEGs). Paletted images count as colour.
-func isGrey(m color.Model) bool { return m == color.GrayModel || m == color.Gray16Model }
+func IsGrey(m color.Model) bool { return m == color.GrayModel || m == color.Gray16Model }
 
 // cropRect is the centred part of a w×h source that has the target's
 // aspect ratio: scaling it to H×W is the same as scaling the shorter side to
@@ -28,15 +34,18 @@ func cropRect(b image.Rectangle, h, w int) image.Rectangle {
 	return image.Rect(x0, y0, x0+cw, y0+ch)
 }
 
-// pixels converts src to h×w×channels uint8 pixels (HWC) into dst: resized
-// with Catmull-Rom (shorter side to the target, centre crop) unless it
-// already has the target size, colour to grey by the ITU-R BT.601 luma that
-// image/color uses, grey to colour by copying, transparency over black.
-func pixels(dst []byte, src image.Image, h, w, channels int) {
+// Convert writes src as shape's H×W×C uint8 pixels (HWC) into dst
+// (shape.Bytes() long): resized with Catmull-Rom (shorter side to the
+// target, centre crop) unless it already has the target size, colour to
+// grey by the ITU-R BT.601 luma that image/color uses, grey to colour by
+// copying, transparency over black.
+func Convert(dst []byte, src image.Image, shape dataset.Shape) {
+	h, w, channels := shape.Height, shape.Width, shape.Channels
 	b := src.Bounds()
 	if g, ok := src.(*image.Gray); ok && channels == 1 && b.Dx() == w && b.Dy() == h {
 		for y := range h {
-			copy(dst[y*w:(y+1)*w], g.Pix[(y)*g.Stride:y*g.Stride+w])
+			off := g.PixOffset(b.Min.X, b.Min.Y+y)
+			copy(dst[y*w:(y+1)*w], g.Pix[off:off+w])
 		}
 		return
 	}
