@@ -59,6 +59,7 @@ const (
 	DefaultSchedule           = "constant"
 	DefaultSeed               = 1
 	DefaultDropout            = true
+	DefaultGhostBatch         = 32
 	DefaultValidationFraction = 0.1
 	DefaultMinTestAccuracy    = 0.80
 	DefaultMinClassAccuracy   = 0.50
@@ -432,6 +433,7 @@ func Default() TrainingRun {
 				Schedule:     DefaultSchedule,
 				Seed:         DefaultSeed,
 				Dropout:      DefaultDropout,
+				GhostBatch:   DefaultGhostBatch,
 			},
 			Dataset: Dataset{ValidationFraction: DefaultValidationFraction},
 			Workers: Workers{Count: 1},
@@ -470,6 +472,7 @@ func (d *decoder) run(root *yaml.Node) *TrainingRun {
 						field{"schedule", d.str(&m.Schedule, oneOf(Schedules...))},
 						field{"seed", d.int64Field(0, math.MaxInt64, &m.Seed)},
 						field{"dropout", d.boolean(&m.Dropout)},
+						field{"ghostBatch", d.intField(1, MaxBatchSize, &m.GhostBatch)},
 						field{"earlyStoppingPatience", d.intField(0, MaxPatience, &m.EarlyStoppingPatience)},
 						field{"augmentation", func(n *yaml.Node, p string) {
 							a := &m.Augmentation

@@ -65,6 +65,9 @@ func Resolve(ctx context.Context, filename string, data []byte, src Sources) (*R
 		return nil, fmt.Errorf("%s: spec.model.architecture: %w", filename, err)
 	}
 	s := &r.Spec
+	if hasBatchNorm(plan) {
+		d.checkGhostBatch(s)
+	}
 	cpu := int64(s.Resources.CPU)
 	hi := cpu * MaxBytesPerCPU
 	if s.Resources.Memory == 0 {
@@ -82,4 +85,27 @@ func Resolve(ctx context.Context, filename string, data []byte, src Sources) (*R
 		return nil, err
 	}
 	return &Resolved{Run: r, Plan: plan}, nil
+}
+
+func hasBatchNorm(p *arch.Plan) bool {
+	for _, r := range p.Rows {
+		if r.Layer.Op == arch.BatchNorm {
+			return true
+		}
+	}
+	return false
+}
+
+// checkGhostBatch checks what the trainer requires of a model with batch
+// norm: the global batch is whole ghost batches, at least one for each of
+// the most workers the run may have.
+func (d *decoder) checkGhostBatch(s *Spec) {
+	m, field := &s.Model, "spec.model.ghostBatch"
+	line := d.line(field) // spec.model's when the default applies
+	switch {
+	case m.BatchSize%m.GhostBatch != 0:
+		d.errorAt(line, field, "must divide spec.model.batchSize (%d): batch norm computes its statistics over whole ghost batches, got %d", m.BatchSize, m.GhostBatch)
+	case m.BatchSize/m.GhostBatch < s.Workers.Max:
+		d.errorAt(line, field, "must leave spec.model.batchSize (%d) at least one ghost batch per worker (up to spec.workers.max = %d), got %d", m.BatchSize, s.Workers.Max, m.GhostBatch)
+	}
 }

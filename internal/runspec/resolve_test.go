@@ -130,6 +130,10 @@ layers:
 			file + ":19: spec.resources.memory: auto needs 10432Mi for this model and per-worker batch, above 6656Mi for 1 cpu (GKE Autopilot's 6.5Gi per core): lower spec.model.batchSize, or raise spec.workers.count or spec.resources.cpu"},
 		{"memory below the working set", []string{"count: 4", "count: 1", "batchSize: 128", "batchSize: 2048", "cpu: auto", "cpu: 1", "memory: auto", "memory: 3Gi"}, nil,
 			file + `:21: spec.resources.memory: must be auto or a quantity between 4092Mi and 6656Mi for 1 cpu and this model and batch (see apps/jobs/README.md), got "3Gi"`},
+		{"ghost batch not dividing the batch", []string{"architecture: cnn", "architecture: resnet-small", "learningRate: 0.001", "learningRate: 0.001\n    ghostBatch: 48"}, nil,
+			file + ":12: spec.model.ghostBatch: must divide spec.model.batchSize (128): batch norm computes its statistics over whole ghost batches, got 48"},
+		{"default ghost batch, too few for the workers", []string{"architecture: cnn", "architecture: resnet-small", "batchSize: 128", "batchSize: 96"}, nil,
+			file + ":8: spec.model.ghostBatch: must leave spec.model.batchSize (96) at least one ghost batch per worker (up to spec.workers.max = 4), got 32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -78,6 +78,11 @@ type Model struct {
 	Schedule string `yaml:"schedule"`
 	Seed     int64  `yaml:"seed"`
 	Dropout  bool   `yaml:"dropout"`
+	// GhostBatch is how many images batch norm computes its statistics
+	// over; the global batch splits across workers in whole ghost batches,
+	// so any world size trains the same model. Models without batch norm
+	// ignore it.
+	GhostBatch int `yaml:"ghostBatch"`
 	// EarlyStoppingPatience is the number of epochs without a better
 	// validation loss before training stops; 0 turns early stopping off.
 	EarlyStoppingPatience int          `yaml:"earlyStoppingPatience"`

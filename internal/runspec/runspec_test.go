@@ -84,7 +84,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top field", []string{"kind: TrainingRun", "kind: TrainingRun\nstatus: {}"},
 			file + ":3: status: unknown field; allowed fields: apiVersion, kind, metadata, spec"},
 		{"unknown model field", []string{"    batchSize: 128", "    batchsize: 128"},
-			file + ":10: spec.model.batchsize: unknown field; allowed fields: architecture, epochs, batchSize, learningRate, optimizer, schedule, seed, dropout, earlyStoppingPatience, augmentation"},
+			file + ":10: spec.model.batchsize: unknown field; allowed fields: architecture, epochs, batchSize, learningRate, optimizer, schedule, seed, dropout, ghostBatch, earlyStoppingPatience, augmentation"},
 		{"duplicate field", []string{"    batchSize: 128", "    batchSize: 128\n    batchSize: 64"},
 			file + ":11: spec.model.batchSize: duplicate field, first set on line 10"},
 		{"wrong apiVersion", []string{"aerie.dev/v1alpha1", "aerie.dev/v1"},

@@ -104,6 +104,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs.StringVar(&f.cfg.Schedule, "schedule", m.Schedule, "learning-rate schedule: "+strings.Join(train.Schedules, ", "))
 	fs.Int64Var(&f.cfg.Seed, "seed", m.Seed, "seed of the split, shuffling, augmentation, dropout and initialization")
 	fs.BoolVar(&f.cfg.Dropout, "dropout", m.Dropout, "train with dropout")
+	fs.IntVar(&f.cfg.GhostBatch, "ghost-batch", m.GhostBatch, "images per batch-norm statistics group; the global batch must be whole ghost batches")
 	fs.Float64Var(&f.cfg.LabelSmoothing, "label-smoothing", 0, "label smoothing of the training loss")
 	fs.IntVar(&f.cfg.Patience, "patience", m.EarlyStoppingPatience, "early stopping patience in epochs (0: off)")
 	fs.Float64Var(&f.cfg.Augment.RotationDegrees, "rotation", m.Augmentation.RotationDegrees, "random rotation, ± degrees")
@@ -147,6 +148,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 			"schedule":         func() { f.cfg.Schedule = m.Schedule },
 			"seed":             func() { f.cfg.Seed = m.Seed },
 			"dropout":          func() { f.cfg.Dropout = m.Dropout },
+			"ghost-batch":      func() { f.cfg.GhostBatch = m.GhostBatch },
 			"patience":         func() { f.cfg.Patience = m.EarlyStoppingPatience },
 			"rotation":         func() { f.cfg.Augment.RotationDegrees = m.Augmentation.RotationDegrees },
 			"crop-padding":     func() { f.cfg.Augment.CropPadding = m.Augmentation.CropPadding },

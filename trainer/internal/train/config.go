@@ -65,7 +65,7 @@ type Config struct {
 }
 
 // DefaultGhostBatch is the default Config.GhostBatch.
-const DefaultGhostBatch = 32
+const DefaultGhostBatch = runspec.DefaultGhostBatch
 
 // unit is the number of images the global batch is split in whole
 // multiples of across ranks and lanes: a ghost batch with batch norm, else
