@@ -88,7 +88,8 @@ promote-pr: ## Commit the changed fleet pins on a branch and open a PR (after ma
 # Real binaries built from their Go modules (recipes: tools/e2e/recipes/*/
 # go.mod) into a cache keyed by version, so a version bump rebuilds and
 # nothing else does. Cold, on 2 idle cores: kube-apiserver about 11 min,
-# source-controller 6.5, kustomize-controller 8, training operator 2.5; etcd
+# source-controller 6.5, kustomize-controller 8, training operator 2.5, Kueue
+# about 40 on a loaded machine; etcd
 # is Debian's etcd-server (.ci/apt-packages.txt). Builds run one at a time at
 # the lowest priority.
 # AERIE_E2E_CACHE moves the cache out of the checkout (.ci/run does, so
@@ -123,8 +124,7 @@ $(KUSTOMIZE_CONTROLLER):
 $(TRAINING_OPERATOR):
 	$(call E2E_BUILD,training-operator,github.com/kubeflow/training-operator/cmd/training-operator.v1)
 
-# Kueue's controller (about 40 min cold on a loaded machine): no test runs
-# it yet, so e2e-bins does not build it; make e2e-kueue does.
+# Kueue's controller manager: about 40 min cold on a loaded machine.
 $(KUEUE):
 	$(call E2E_BUILD,kueue,sigs.k8s.io/kueue/cmd/kueue)
 
@@ -132,12 +132,12 @@ $(KUEUE):
 e2e-kueue: $(KUEUE) ## Build Kueue's controller manager (tools/e2e/recipes/kueue) into the e2e cache.
 
 .PHONY: e2e-bins
-e2e-bins: $(TRAINING_OPERATOR) $(SOURCE_CONTROLLER) $(KUSTOMIZE_CONTROLLER) $(KUBE_APISERVER) ## Build the e2e tier's binaries into .cache/bin/<name>-<version>/ (once per version).
+e2e-bins: $(TRAINING_OPERATOR) $(SOURCE_CONTROLLER) $(KUSTOMIZE_CONTROLLER) $(KUBE_APISERVER) $(KUEUE) ## Build the e2e tier's binaries into .cache/bin/<name>-<version>/ (once per version).
 	@test -x $(ETCD) || { echo "e2e-bins: no etcd at $(ETCD): make deps installs Debian's etcd-server" >&2; exit 1; }
 
 .PHONY: e2e-cluster
-e2e-cluster: deps e2e-bins ## End-to-end: Flux syncs clusters/dev into a real kube-apiserver; the training operator runs the jobs.
+e2e-cluster: deps e2e-bins ## End-to-end: Flux syncs clusters/dev into a real kube-apiserver; Kueue admits the jobs, the training operator runs them.
 	E2E_ETCD=$(ETCD) E2E_KUBE_APISERVER=$(KUBE_APISERVER) \
 	E2E_SOURCE_CONTROLLER=$(SOURCE_CONTROLLER) E2E_KUSTOMIZE_CONTROLLER=$(KUSTOMIZE_CONTROLLER) \
-	E2E_TRAINING_OPERATOR=$(TRAINING_OPERATOR) \
+	E2E_TRAINING_OPERATOR=$(TRAINING_OPERATOR) E2E_KUEUE=$(KUEUE) \
 	go test -tags e2e -count=1 -timeout 20m -v ./tools/e2e/... ./tools/aerie/internal/status/

@@ -116,6 +116,8 @@ func TestFluxSyncsClusterDev(t *testing.T) {
 
 	_, args := startOperator(t, ctx, cp)
 	step("training operator started: %s", strings.Join(args, " "))
+	startKueue(t, ctx, cp)
+	step("Kueue started")
 
 	for _, j := range want {
 		checkReplicas(t, ctx, cp, j)
@@ -208,14 +210,14 @@ func markAvailable(ctx context.Context, cp *cluster.ControlPlane, ns, name strin
 	_, _ = cp.Client.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{})
 }
 
-// mountWebhookCert does what the Deployment's secret volume would: copy the
-// certificates the operator's cert rotator writes into its Secret to the
-// directory its webhook server reads. Without them the operator never starts
-// its job controllers.
-func mountWebhookCert(ctx context.Context, t *testing.T, cp *cluster.ControlPlane, dir string) {
+// mountWebhookCert does what a Deployment's secret volume would: copy the
+// certificates a controller's cert rotator writes into its Secret ns/name to
+// the directory its webhook server reads. Without them neither the operator
+// nor Kueue starts its job controllers.
+func mountWebhookCert(ctx context.Context, t *testing.T, cp *cluster.ControlPlane, ns, name, dir string) {
 	for ctx.Err() == nil {
 		time.Sleep(250 * time.Millisecond)
-		s, err := cp.Client.CoreV1().Secrets("kubeflow").Get(ctx, "training-operator-webhook-cert", metav1.GetOptions{})
+		s, err := cp.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil || len(s.Data["tls.crt"]) == 0 {
 			continue
 		}

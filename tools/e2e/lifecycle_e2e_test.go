@@ -157,7 +157,8 @@ func TestLifecycle(t *testing.T) {
 	}
 	t.Cleanup(n.Stop)
 	operator, _ := startOperator(t, ctx, cp)
-	step("node and training operator started")
+	startKueue(t, ctx, cp)
+	step("node, training operator and Kueue started")
 
 	status := func(job, want string) {
 		t.Helper()

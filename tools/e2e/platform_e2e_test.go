@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluxcd/pkg/gittestserver"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/aerie-ml/aerie/tools/e2e/cluster"
 )
@@ -190,7 +192,7 @@ func startOperator(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) 
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(cluster.FreePort(t)),
 		"--webhook-server-port="+strconv.Itoa(cluster.FreePort(t)))
 	certDir := "/tmp/k8s-webhook-server/serving-certs" // fixed in the operator (pkg/cert)
-	go mountWebhookCert(ctx, t, cp, certDir)
+	go mountWebhookCert(ctx, t, cp, "kubeflow", "training-operator-webhook-cert", certDir)
 	t.Cleanup(func() { os.RemoveAll(certDir) })
 	asOperator := cp.KubeconfigAs(t, "system:serviceaccount:kubeflow:training-operator")
 	cmd := cluster.RunEnv(t, ctx, cp.Dir, "training-operator",
@@ -202,3 +204,65 @@ func startOperator(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) 
 // platformKustomizations are the cluster's Flux Kustomizations, in the
 // order they become Ready.
 var platformKustomizations = []string{"flux-system", "infrastructure", "training-operator", "queueing", "kueue", "teams", "jobs"}
+
+// startKueue runs Kueue's real controller manager out of cluster with the
+// configuration Flux applied (the Deployment's ConfigMap) and its arguments,
+// as its ServiceAccount (so apps/kueue's upstream RBAC must be enough). Only
+// what a pod would get from its own network and volumes changes: loopback
+// probe and webhook addresses, no metrics listener, the test's cert
+// directory (filled from the Secret Kueue's cert rotator writes, as the
+// Deployment's volume would be), and no leader election for its one
+// replica. The API server calls no webhook (cluster.Start), so Kueue
+// admits jobs through its job reconciler alone: the jobs are rendered
+// suspended, and it unsuspends each one it admits.
+func startKueue(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) *exec.Cmd {
+	t.Helper()
+	dep, err := cp.Client.AppsV1().Deployments("kueue-system").Get(ctx, "kueue-controller-manager", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var configMap string
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Name == "manager-config" && v.ConfigMap != nil {
+			configMap = v.ConfigMap.Name
+		}
+	}
+	cm, err := cp.Client.CoreV1().ConfigMaps("kueue-system").Get(ctx, configMap, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("Kueue's configuration (volume manager-config of its Deployment): %v", err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(cm.Data["controller_manager_config.yaml"]), &cfg); err != nil || cfg == nil {
+		t.Fatalf("ConfigMap kueue-system/%s: controller_manager_config.yaml: %v", configMap, err)
+	}
+	dir := t.TempDir()
+	certDir := filepath.Join(dir, "certs")
+	cfg["health"] = map[string]any{"healthProbeBindAddress": "127.0.0.1:" + strconv.Itoa(cluster.FreePort(t))}
+	cfg["metrics"] = map[string]any{"bindAddress": "0"}
+	cfg["webhook"] = map[string]any{"host": "127.0.0.1", "port": cluster.FreePort(t), "certDir": certDir}
+	cfg["leaderElection"] = map[string]any{"leaderElect": false}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "controller_manager_config.yaml")
+	if err := os.WriteFile(config, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, c := range dep.Spec.Template.Spec.Containers {
+		if c.Name != "manager" {
+			continue
+		}
+		for _, a := range c.Args {
+			if !strings.HasPrefix(a, "--config=") {
+				args = append(args, a)
+			}
+		}
+	}
+	args = append(args, "--config="+config)
+	go mountWebhookCert(ctx, t, cp, "kueue-system", "kueue-webhook-server-cert", certDir)
+	asKueue := cp.KubeconfigAs(t, "system:serviceaccount:kueue-system:kueue-controller-manager")
+	return cluster.RunEnv(t, ctx, cp.Dir, "kueue", []string{"KUBECONFIG=" + asKueue},
+		cluster.Binary(t, "E2E_KUEUE"), args...)
+}

@@ -219,6 +219,11 @@ func PyTorchJob(r *runspec.TrainingRun, revision string) *kubeflowv1.PyTorchJob 
 		},
 		Spec: kubeflowv1.PyTorchJobSpec{
 			RunPolicy: kubeflowv1.RunPolicy{
+				// Created suspended, so the operator makes no pods before
+				// Kueue admits the job and unsuspends it (with or without
+				// Kueue's webhook); clusters/<env>/jobs.yaml leaves the
+				// field to Kueue after creation.
+				Suspend:                 ptr.To(true),
 				CleanPodPolicy:          ptr.To(kubeflowv1.CleanPodPolicyAll),
 				TTLSecondsAfterFinished: ptr.To(int32(TTLAfterFinished)),
 				ActiveDeadlineSeconds:   ptr.To(int64(timeSeconds(s.Deadline))),
