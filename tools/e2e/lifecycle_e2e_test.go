@@ -53,6 +53,12 @@ const bucket = "aerie-dev-training"
 // trainer binary this test builds for it.
 const trainerImage = "europe-west4-docker.pkg.dev/aerie-dev/aerie/trainer"
 
+// trainerImageRef is the digest reference the test's runs declare.
+var trainerImageRef = func() string {
+	sum := sha256.Sum256([]byte("aerie e2e trainer"))
+	return trainerImage + "@sha256:" + hex.EncodeToString(sum[:])
+}()
+
 // TestLifecycle is a training run's whole life on the platform, with real
 // trainer processes:
 //
@@ -87,51 +93,15 @@ func TestLifecycle(t *testing.T) {
 	defer cancel()
 	step := stepper(t)
 
-	work := t.TempDir()
-	aerie := buildCommand(t, work, "./tools/aerie/cmd/aerie")
-	trainerBuilt := make(chan string, 1)
-	go func() { trainerBuilt <- buildCommandErr(work, "./trainer/cmd/trainer") }()
-
-	// The bucket, with a tiny dataset in the format ingest writes.
-	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(gcs.Stop)
-	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
-	gcsHTTP := httptest.NewServer(gcs.HTTPHandler())
-	t.Cleanup(gcsHTTP.Close)
-	emulator := "STORAGE_EMULATOR_HOST=" + strings.TrimPrefix(gcsHTTP.URL, "http://")
-	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(gcsHTTP.URL, "http://"))
-	out, err := store.Open(ctx, "gs://"+bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
+	env := newTrainEnv(t, ctx)
+	aerie, repo, runs, out := env.aerie, env.repo, env.runs, env.store
 	dataURI, digest := writeDataset(t, ctx, out, 80)
 	step("dataset %s in the emulator", dataURI)
 
-	// The repository: this one's clusters/, apps/ and models/, with the test's runs
-	// in place of apps/jobs/runs/, rendered by aerie run render.
-	repo := t.TempDir()
-	for _, top := range []string{"clusters", "apps", "models"} {
-		if err := os.CopyFS(filepath.Join(repo, top), os.DirFS(filepath.Join(repoRoot, top))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runs := filepath.Join(repo, "apps", "jobs", "runs")
-	if err := os.RemoveAll(runs); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(runs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256([]byte("aerie e2e trainer"))
-	image := trainerImage + "@sha256:" + hex.EncodeToString(sum[:])
 	badURI, badDigest := writeDataset(t, ctx, out, 40)
 	truncateShard(t, ctx, out, badDigest)
-	writeRun(t, runs, "lifecycle", 2, dataURI, digest, image)
-	writeRun(t, runs, "baddata", 1, badURI, badDigest, image)
+	writeRun(t, runs, "lifecycle", "platform", 2, dataURI, digest)
+	writeRun(t, runs, "baddata", "platform", 1, badURI, badDigest)
 	run(t, repo, aerie, "run", "render", "--repo", repo, "--revision", strings.Repeat("e2", 20))
 	shortTTL(t, filepath.Join(repo, "clusters", "dev", "jobs.yaml"), 5)
 	step("runs lifecycle and baddata declared and rendered")
@@ -144,18 +114,7 @@ func TestLifecycle(t *testing.T) {
 		step("Kustomization %s Ready", name)
 	}
 
-	trainer := <-trainerBuilt
-	if strings.HasPrefix(trainer, "error: ") {
-		t.Fatal(trainer)
-	}
-	n, err := node.Start(ctx, node.Config{Name: "e2e-node", Client: cp.Client, Dir: filepath.Join(work, "node"),
-		Images: node.Images{trainerImage: trainer},
-		// What Workload Identity gives the pods on GKE: the bucket.
-		Env: []string{emulator}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
+	n := env.startNode(t, ctx, cp)
 	operator, _ := startOperator(t, ctx, cp)
 	startKueue(t, ctx, cp)
 	step("node, training operator and Kueue started")
@@ -269,6 +228,73 @@ func TestLifecycle(t *testing.T) {
 	step("lifecycle: pods removed, and the job %.1fs after it completed (TTL)", time.Since(done.Status.CompletionTime.Time).Seconds())
 }
 
+// trainEnv is what a test that trains needs besides the cluster: the aerie
+// and trainer binaries (the trainer built in the background), a bucket in
+// fake-gcs-server, and a copy of this repository's clusters/, apps/ and
+// models/ with no runs in apps/jobs/runs/ (runs).
+type trainEnv struct {
+	aerie, repo, runs string
+	store             store.Store
+	work              string
+	trainer           chan string // its path, or "error: ..."
+	emulator          string      // STORAGE_EMULATOR_HOST=host:port
+}
+
+func newTrainEnv(t *testing.T, ctx context.Context) *trainEnv {
+	t.Helper()
+	e := &trainEnv{work: t.TempDir(), trainer: make(chan string, 1)}
+	e.aerie = buildCommand(t, e.work, "./tools/aerie/cmd/aerie")
+	go func() { e.trainer <- buildCommandErr(e.work, "./trainer/cmd/trainer") }()
+
+	gcs, err := fakestorage.NewServerWithOptions(fakestorage.Options{NoListener: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gcs.Stop)
+	gcs.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: bucket})
+	gcsHTTP := httptest.NewServer(gcs.HTTPHandler())
+	t.Cleanup(gcsHTTP.Close)
+	host := strings.TrimPrefix(gcsHTTP.URL, "http://")
+	e.emulator = "STORAGE_EMULATOR_HOST=" + host
+	t.Setenv("STORAGE_EMULATOR_HOST", host)
+	if e.store, err = store.Open(ctx, "gs://"+bucket); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.store.Close() })
+
+	e.repo = t.TempDir()
+	for _, top := range []string{"clusters", "apps", "models"} {
+		if err := os.CopyFS(filepath.Join(e.repo, top), os.DirFS(filepath.Join(repoRoot, top))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.runs = filepath.Join(e.repo, "apps", "jobs", "runs")
+	if err := os.RemoveAll(e.runs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(e.runs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// startNode starts the node, with the trainer binary for trainerImage and
+// the bucket where Workload Identity would give the pods Google's.
+func (e *trainEnv) startNode(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) *node.Node {
+	t.Helper()
+	trainer := <-e.trainer
+	if strings.HasPrefix(trainer, "error: ") {
+		t.Fatal(trainer)
+	}
+	n, err := node.Start(ctx, node.Config{Name: "e2e-node", Client: cp.Client, Dir: filepath.Join(e.work, "node"),
+		Images: node.Images{trainerImage: trainer}, Env: []string{e.emulator}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	return n
+}
+
 // buildCommand builds the command package pkg (relative to the repository
 // root) into dir and returns the binary's path.
 func buildCommand(t *testing.T, dir, pkg string) string {
@@ -364,15 +390,17 @@ func truncateShard(t *testing.T, ctx context.Context, s store.Store, digest stri
 	}
 }
 
-// writeRun declares a run of workers replicas of the small model that
-// checkpoints every few steps and trains long enough to be killed midway.
-func writeRun(t *testing.T, dir, name string, workers int, dataURI, digest, image string) {
+// writeRun declares a run of team's with workers replicas of the small
+// model that checkpoints every few steps and trains long enough to be
+// killed midway.
+func writeRun(t *testing.T, dir, name, team string, workers int, dataURI, digest string) {
 	t.Helper()
 	doc := fmt.Sprintf(`apiVersion: aerie.dev/v1alpha1
 kind: TrainingRun
 metadata:
   name: %s
 spec:
+  team: %s
   model:
     architecture: small
     epochs: 8
@@ -395,7 +423,7 @@ spec:
   image: %s
   deadline: 10m
   maxRestarts: 2
-`, name, dataURI, digest, workers, bucket, image)
+`, name, team, dataURI, digest, workers, bucket, trainerImageRef)
 	if err := os.WriteFile(filepath.Join(dir, name+".yaml"), []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -425,10 +453,12 @@ func shortTTL(t *testing.T, path string, seconds int) {
 
 // attempt is one pod of a job, as the test saw it.
 type attempt struct {
+	job     string
 	pod     string
 	uid     types.UID
 	running time.Time // when the test first saw its container running
 	exit    *int32    // its container's exit code, once terminated
+	exited  time.Time // when the test first saw it terminated
 }
 
 func (a attempt) String() string {
@@ -444,11 +474,10 @@ type podRecorder struct {
 	mu    sync.Mutex
 	pods  map[types.UID]*attempt
 	order []types.UID
-	jobs  map[types.UID]string
 }
 
 func recordPods(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) *podRecorder {
-	r := &podRecorder{pods: map[types.UID]*attempt{}, jobs: map[types.UID]string{}}
+	r := &podRecorder{pods: map[types.UID]*attempt{}}
 	f := informers.NewSharedInformerFactoryWithOptions(cp.Client, 0, informers.WithNamespace("training"))
 	inf := f.Core().V1().Pods().Informer()
 	see := func(obj any) {
@@ -460,10 +489,9 @@ func recordPods(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) *po
 		defer r.mu.Unlock()
 		a, ok := r.pods[pod.UID]
 		if !ok {
-			a = &attempt{pod: pod.Name, uid: pod.UID}
+			a = &attempt{job: pod.Labels["training.kubeflow.org/job-name"], pod: pod.Name, uid: pod.UID}
 			r.pods[pod.UID] = a
 			r.order = append(r.order, pod.UID)
-			r.jobs[pod.UID] = pod.Labels["training.kubeflow.org/job-name"]
 		}
 		for _, cs := range pod.Status.ContainerStatuses {
 			if cs.Name != kubeflowv1.PyTorchJobDefaultContainerName {
@@ -474,7 +502,7 @@ func recordPods(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) *po
 			}
 			if term := cs.State.Terminated; term != nil && a.exit == nil {
 				code := term.ExitCode
-				a.exit = &code
+				a.exit, a.exited = &code, time.Now()
 			}
 		}
 	}
@@ -491,13 +519,24 @@ func recordPods(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) *po
 	return r
 }
 
+// all returns every pod in the order they were created.
+func (r *podRecorder) all() []attempt {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]attempt, 0, len(r.order))
+	for _, uid := range r.order {
+		out = append(out, *r.pods[uid])
+	}
+	return out
+}
+
 // attempts returns job's pods in the order they were created.
 func (r *podRecorder) attempts(job string) []attempt {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []attempt
 	for _, uid := range r.order {
-		if r.jobs[uid] == job {
+		if r.pods[uid].job == job {
 			out = append(out, *r.pods[uid])
 		}
 	}
