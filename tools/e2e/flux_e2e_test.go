@@ -35,6 +35,7 @@ var (
 	kustomizations = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
 	crds           = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	pytorchJobs    = schema.GroupVersionResource{Group: "kubeflow.org", Version: "v1", Resource: "pytorchjobs"}
+	workloads      = schema.GroupVersionResource{Group: "kueue.x-k8s.io", Version: "v1beta2", Resource: "workloads"}
 )
 
 // TestFluxSyncsClusterDev is the whole GitOps path on one machine
@@ -123,8 +124,35 @@ func TestFluxSyncsClusterDev(t *testing.T) {
 		checkReplicas(t, ctx, cp, j)
 		step("PyTorchJob %s: pods and services with MASTER_ADDR, MASTER_PORT, WORLD_SIZE, RANK", j.Name)
 	}
+	checkAdmitted(t, ctx, cp, want)
+	step("Kueue admitted every job through its team's ClusterQueue")
 	checkOperatorScope(t, ctx, cp)
 	step("the operator's ServiceAccount may create pods in training only")
+}
+
+// checkAdmitted checks that Kueue admitted each job through the
+// ClusterQueue of its team (aerie.dev/team): the jobs are rendered
+// suspended, so their pods exist only because Kueue admitted them.
+func checkAdmitted(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, jobs []*kubeflowv1.PyTorchJob) {
+	t.Helper()
+	wls, err := cp.Dynamic.Resource(workloads).Namespace("training").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byJob := map[string]string{}
+	for _, wl := range wls.Items {
+		cq, _, _ := unstructured.NestedString(wl.Object, "status", "admission", "clusterQueue")
+		for _, o := range wl.GetOwnerReferences() {
+			if o.Kind == kubeflowv1.PyTorchJobKind {
+				byJob[o.Name] = cq
+			}
+		}
+	}
+	for _, j := range jobs {
+		if team := j.Labels["aerie.dev/team"]; byJob[j.Name] != team {
+			t.Errorf("PyTorchJob %s: admitted by ClusterQueue %q, want its team's, %q", j.Name, byJob[j.Name], team)
+		}
+	}
 }
 
 // checkOperatorScope asks the API server what the operator's ServiceAccount

@@ -81,14 +81,20 @@ func TestKueueSharesCapacity(t *testing.T) {
 	checkWaiting(t, ctx, cp, waiting)
 	step("%v wait suspended, without pods", waiting)
 
-	requestReconcile(t, ctx, cp, "jobs")
+	// A job Flux suspended again would be unsuspended by Kueue at once, but
+	// its generation would show both changes.
+	admitted := map[string]int64{}
 	for _, job := range []string{first, "research-a"} {
+		admitted[job] = waitJob(t, ctx, cp, job, time.Minute, "found", func(*kubeflowv1.PyTorchJob) bool { return true }).Generation
+	}
+	requestReconcile(t, ctx, cp, "jobs")
+	for job, gen := range admitted {
 		j := waitJob(t, ctx, cp, job, time.Minute, "found", func(*kubeflowv1.PyTorchJob) bool { return true })
-		if s := j.Spec.RunPolicy.Suspend; s == nil || *s {
-			t.Errorf("%s: runPolicy.suspend = %v after Flux reconciled the jobs again, want false: Flux must leave it to Kueue", job, s)
+		if s := j.Spec.RunPolicy.Suspend; s == nil || *s || j.Generation != gen {
+			t.Errorf("%s after Flux reconciled the jobs again: runPolicy.suspend = %v, generation %d (was %d), want false and unchanged: Flux must leave the field to Kueue", job, s, j.Generation, gen)
 		}
 	}
-	step("Flux reconciled the jobs again and left the admitted ones running")
+	step("Flux reconciled the jobs again and left the admitted ones alone")
 
 	// 3. Research's job finishes; platform borrows its CPU.
 	hold.release("research-a")

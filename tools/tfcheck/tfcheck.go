@@ -3,13 +3,15 @@
 // parses, every variable and output is typed and described, every reference
 // to a variable, local or module output names something declared, and every
 // module call passes exactly the variables its module declares (all required
-// ones, no unknown ones).
+// ones, no unknown ones), and every IAM condition's object-name prefix ends
+// in a slash.
 package tfcheck
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -28,9 +30,17 @@ type Module struct {
 	Outputs   map[string]Output
 	Locals    map[string]hcl.Range
 	Calls     map[string]Call
+	// Conditions are the IAM condition expressions of its resources.
+	Conditions []Condition
 	// refs are every traversal in the module's expressions, to resolve
 	// var.X, local.X and module.X.Y.
 	refs []hcl.Traversal
+}
+
+// Condition is the expression of a resource's `condition` block, as written.
+type Condition struct {
+	Source string
+	Range  hcl.Range
 }
 
 // Variable is a `variable` block.
@@ -56,6 +66,10 @@ type Call struct {
 	Args   map[string]hcl.Range
 	Range  hcl.Range
 }
+
+// startsWith finds the prefixes of resource.name.startsWith("...") in an
+// IAM condition as written in HCL (quotes escaped).
+var startsWith = regexp.MustCompile(`startsWith\(\\"((?:[^"\\]|\\[^"])*)\\"\)`)
 
 // moduleMeta are module block arguments Terraform itself interprets.
 var moduleMeta = map[string]bool{
@@ -93,7 +107,7 @@ func Load(dir string) (*Module, error) {
 		if d.HasErrors() {
 			continue
 		}
-		diags = append(diags, m.add(file.Body.(*hclsyntax.Body))...)
+		diags = append(diags, m.add(file.Body.(*hclsyntax.Body), src)...)
 	}
 	if diags.HasErrors() {
 		return nil, diags
@@ -101,7 +115,7 @@ func Load(dir string) (*Module, error) {
 	return m, nil
 }
 
-func (m *Module) add(body *hclsyntax.Body) hcl.Diagnostics {
+func (m *Module) add(body *hclsyntax.Body, src []byte) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	m.collectRefs(body)
 	for _, b := range body.Blocks {
@@ -133,6 +147,13 @@ func (m *Module) add(body *hclsyntax.Body) hcl.Diagnostics {
 				}
 			}
 			m.Calls[c.Name] = c
+		case "resource":
+			for _, cb := range b.Body.Blocks {
+				if a, ok := cb.Body.Attributes["expression"]; ok && cb.Type == "condition" {
+					r := a.Expr.Range()
+					m.Conditions = append(m.Conditions, Condition{Source: string(r.SliceBytes(src)), Range: r})
+				}
+			}
 		}
 	}
 	return diags
@@ -190,6 +211,13 @@ func Check(m *Module) ([]Problem, error) {
 	for _, o := range sortedValues(m.Outputs) {
 		if strings.TrimSpace(o.Description) == "" {
 			ps = append(ps, Problem{o.Range, fmt.Sprintf("output %q has no description", o.Name)})
+		}
+	}
+	for _, c := range m.Conditions {
+		for _, match := range startsWith.FindAllStringSubmatch(c.Source, -1) {
+			if !strings.HasSuffix(match[1], "/") {
+				ps = append(ps, Problem{c.Range, fmt.Sprintf("condition prefix %q does not end in /: it also grants every name that merely starts with it (teams/a matches teams/ab/)", match[1])})
+			}
 		}
 	}
 	called := map[string]*Module{}

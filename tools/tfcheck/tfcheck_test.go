@@ -4,10 +4,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/yaml"
 )
 
 // TestRepository checks every Terraform module and environment under
@@ -83,6 +85,51 @@ func TestEnvironments(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTeams checks that the platform's teams, read by Terraform from
+// apps/teams/<team>/queue.yaml, are the teams apps/teams/kustomization.yaml
+// applies: each gets its identity and store prefix from the same PR that
+// adds its queues.
+func TestTeams(t *testing.T) {
+	platform := filepath.Join("..", "..", "infra", "terraform", "platform")
+	src, err := os.ReadFile(filepath.Join(platform, "main.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const expr = `fileset("${path.module}/../../../apps/teams", "*/queue.yaml")`
+	if !strings.Contains(string(src), expr) {
+		t.Fatalf("platform/main.tf does not read the teams with %s", expr)
+	}
+	files, err := filepath.Glob(filepath.Join(platform, "..", "..", "..", "apps", "teams", "*", "queue.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromTerraform []string
+	for _, f := range files {
+		fromTerraform = append(fromTerraform, filepath.Base(filepath.Dir(f)))
+	}
+	b, err := os.ReadFile(filepath.Join("..", "..", "apps", "teams", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct{ Resources []string }
+	if err := yaml.Unmarshal(b, &k); err != nil {
+		t.Fatal(err)
+	}
+	var applied []string
+	for _, r := range k.Resources {
+		if fi, err := os.Stat(filepath.Join("..", "..", "apps", "teams", r)); err == nil && fi.IsDir() {
+			applied = append(applied, r)
+		}
+	}
+	slices.Sort(applied)
+	if len(applied) == 0 {
+		t.Fatal("apps/teams/kustomization.yaml applies no team directory")
+	}
+	if diff := cmp.Diff(applied, fromTerraform); diff != "" {
+		t.Errorf("teams Terraform provisions vs teams apps/teams applies (-applied +terraform):\n%s", diff)
 	}
 }
 
@@ -176,6 +223,34 @@ module "m" {
 }
 `,
 			want: []string{`main.tf:2: module "m": required variable "name" of ./mod is not set`},
+		},
+		{
+			name: "condition prefixes",
+			root: `
+resource "google_storage_bucket_iam_member" "ok" {
+  condition {
+    title      = "ok"
+    expression = "resource.name.startsWith(\"${local.objects}/teams/a/\") || resource.name == \"b\""
+  }
+}
+
+resource "google_storage_bucket_iam_member" "open" {
+  condition {
+    title      = "open"
+    expression = "resource.name.startsWith(\"${local.objects}/teams/${var.team}\")"
+  }
+}
+
+locals {
+  objects = "projects/_/buckets/b/objects"
+}
+
+variable "team" {
+  description = "A team."
+  type        = string
+}
+`,
+			want: []string{`main.tf:12: condition prefix "${local.objects}/teams/${var.team}" does not end in /: it also grants every name that merely starts with it (teams/a matches teams/ab/)`},
 		},
 		{
 			name: "untyped undescribed variable",

@@ -97,6 +97,24 @@ module "iam" {
   workload_pool = module.cluster.workload_pool
 }
 
+# The teams are the directories of apps/teams/ (each with its Kueue queues):
+# adding one there adds its identity and store prefix here, in the same PR.
+locals {
+  teams = toset([for f in fileset("${path.module}/../../../apps/teams", "*/queue.yaml") : dirname(f)])
+}
+
+module "team" {
+  source   = "../modules/team"
+  for_each = local.teams
+
+  project_id    = var.project_id
+  bucket_name   = module.bucket.name
+  workload_pool = module.cluster.workload_pool
+  team          = each.key
+  namespace     = "training"
+  ksa           = "aerie-trainer-${each.key}"
+}
+
 module "github_wif" {
   source = "../modules/github-wif"
 

@@ -42,3 +42,8 @@ output "rendezvous_secret" {
   description = "The Secret holding the trainer rendezvous token (namespace/name)."
   value       = module.flux.rendezvous_secret
 }
+
+output "team_service_accounts" {
+  description = "Each team's Google service account, by team (apps/teams/<team>/)."
+  value       = { for team, m in module.team : team => m.service_account }
+}
