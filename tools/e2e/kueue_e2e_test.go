@@ -91,7 +91,7 @@ func TestKueueSharesCapacity(t *testing.T) {
 	for job, gen := range admitted {
 		j := waitJob(t, ctx, cp, job, time.Minute, "found", func(*kubeflowv1.PyTorchJob) bool { return true })
 		if s := j.Spec.RunPolicy.Suspend; s == nil || *s || j.Generation != gen {
-			t.Errorf("%s after Flux reconciled the jobs again: runPolicy.suspend = %v, generation %d (was %d), want false and unchanged: Flux must leave the field to Kueue", job, s, j.Generation, gen)
+			t.Errorf("%s after Flux reconciled the jobs again: generation %d (was %d), want unchanged and unsuspended: Flux must leave runPolicy.suspend to Kueue", job, j.Generation, gen)
 		}
 	}
 	step("Flux reconciled the jobs again and left the admitted ones alone")
