@@ -103,7 +103,7 @@ func TestKueueSharesCapacity(t *testing.T) {
 	waitQueues(t, ctx, cp, queueCounts{"platform": {admitted: 2, pending: 1, borrowedCPU: 1}, "research": {}})
 	second := without(admittedJobs(t, ctx, cp, platform), first)[0]
 	pods.waitRunning(t, second, 1, 3*time.Minute)
-	step("borrowing: %s started %.1fs after research-a exited, while %s still runs", second, pods.firstRunning(second).Sub(freed).Seconds(), first)
+	step("borrowing: %s started %.1fs after research-a exited, while %s still runs", second, pods.runningSince(second, freed).Sub(freed).Seconds(), first)
 	last := without(waiting, second)
 	checkWaiting(t, ctx, cp, last)
 
@@ -121,6 +121,11 @@ func TestKueueSharesCapacity(t *testing.T) {
 		waitJob(t, ctx, cp, job, 3*time.Minute, "Succeeded", func(j *kubeflowv1.PyTorchJob) bool { return hasCondition(j, kubeflowv1.JobSucceeded) })
 	}
 	step("all 4 jobs Succeeded")
+	for _, job := range platform {
+		if as := pods.attempts(job); len(as) > 1 {
+			step("reclaim: %s ran %d times: it had borrowed research's CPU before research-a was queued, and Kueue preempted it for research-a", job, len(as))
+		}
+	}
 }
 
 // nominalCPU patches every ClusterQueue the teams Kustomization at path
@@ -263,11 +268,12 @@ func without(names []string, drop string) []string {
 	return out
 }
 
-// firstRunning is when the test first saw one of job's pods running.
-func (r *podRecorder) firstRunning(job string) time.Time {
+// runningSince is when the test first saw one of job's pods running at or
+// after since: a job Kueue preempted ran before, and that run does not count.
+func (r *podRecorder) runningSince(job string, since time.Time) time.Time {
 	var first time.Time
 	for _, a := range r.attempts(job) {
-		if !a.running.IsZero() && (first.IsZero() || a.running.Before(first)) {
+		if !a.running.Before(since) && (first.IsZero() || a.running.Before(first)) {
 			first = a.running
 		}
 	}
