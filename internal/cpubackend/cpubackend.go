@@ -16,6 +16,7 @@ package cpubackend
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/gomlx/compute"
@@ -148,6 +149,7 @@ type value struct {
 	step  int
 	input int           // parameter index when step < 0
 	local compute.Value // in its segment, when a segment made it
+	deps  []*value      // the values the op that made it read
 }
 
 // step is one gobackend segment or one kernel call.
@@ -160,10 +162,11 @@ type step struct {
 	exports []*value
 	export  map[int]bool
 	exe     compute.Executable
-	// A kernel.
+	// A kernel; dead when nothing live reads its result.
 	k      kernel
 	args   []*value
 	result *value
+	dead   bool
 }
 
 // kernel is an op run by this package on gobackend buffers' memory.
@@ -184,6 +187,10 @@ type Builder struct {
 	inNames []string
 	outputs []*value
 	done    bool
+	// reads collects the values the op being forwarded reads (Function.in);
+	// segment() hands them to opDeps for the values it makes.
+	reads, opDeps []*value
+	live          []bool // value id → an output depends on it (prune)
 }
 
 var _ compute.Builder = (*Builder)(nil)
@@ -294,6 +301,7 @@ func (b *Builder) addKernel(k kernel, args ...*value) *value {
 	s := &step{k: k, args: args}
 	b.steps = append(b.steps, s)
 	s.result = b.newValue(k.shape(), len(b.steps)-1, nil)
+	s.result.deps = args
 	return s.result
 }
 
@@ -302,6 +310,7 @@ func (b *Builder) Compile() (compute.Executable, error) {
 	if !b.done {
 		return nil, fmt.Errorf("backend %s: compile %q before its main function returned", Name, b.name)
 	}
+	b.prune()
 	for i, s := range b.steps {
 		if s.fn == nil || len(s.exports) == 0 {
 			continue // a kernel, or a segment nothing reads
@@ -326,7 +335,33 @@ func (b *Builder) Compile() (compute.Executable, error) {
 		}
 		s.exe = exe
 	}
-	return newExecutable(b), nil
+	return newExecutable(b)
+}
+
+// prune drops what no output depends on: gomlx hands over whole graphs,
+// such as the gradient of the input images the first convolution's
+// backward pass makes, and a kernel runs unless it is marked dead (a
+// segment computes only what it exports).
+func (b *Builder) prune() {
+	live := make([]bool, len(b.values))
+	b.live = live
+	for _, v := range b.outputs {
+		live[v.id] = true
+	}
+	for i := len(b.values) - 1; i >= 0; i-- {
+		if live[i] {
+			for _, d := range b.values[i].deps {
+				live[d.id] = true
+			}
+		}
+	}
+	for _, s := range b.steps {
+		if s.fn == nil {
+			s.dead = !live[s.result.id]
+			continue
+		}
+		s.exports = slices.DeleteFunc(s.exports, func(v *value) bool { return !live[v.id] })
+	}
 }
 
 // Function is the main function of a Builder.
@@ -392,6 +427,7 @@ func (f *Function) Constant(flat any, dims ...int) (compute.Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.b.opDeps = nil
 	return f.out(c), nil
 }
 
@@ -421,6 +457,7 @@ func (f *Function) Return(outputs []compute.Value, shardings []*compute.Sharding
 			if err != nil {
 				return err
 			}
+			f.b.opDeps = []*value{v}
 			v = f.out(c).(*value)
 		}
 		seen[v.id] = true
@@ -437,6 +474,7 @@ func (f *Function) in(op compute.Value) (compute.Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.b.reads = append(f.b.reads, v)
 	return f.b.use(v)
 }
 
@@ -457,6 +495,7 @@ func (f *Function) segment() (compute.Function, error) {
 		return nil, fmt.Errorf("backend %s: op after %q returned", Name, f.b.name)
 	}
 	s, _ := f.b.current()
+	f.b.opDeps, f.b.reads = f.b.reads, nil
 	return s.fn, nil
 }
 
@@ -467,7 +506,9 @@ func (f *Function) out(local compute.Value) compute.Value {
 	if err != nil {
 		panic(fmt.Sprintf("backend %s: shape of a new value: %v", Name, err))
 	}
-	return f.b.newValue(shape, i, local)
+	v := f.b.newValue(shape, i, local)
+	v.deps = f.b.opDeps
+	return v
 }
 
 func (f *Function) outs(locals []compute.Value) []compute.Value {

@@ -15,7 +15,10 @@ type Executable struct {
 	b       *Builder
 	lastUse []int // value id → last step reading it; -1 never
 	isOut   []bool
-	frames  sync.Pool // *frame
+	// stand-ins for dead values a live segment imports: a dead kernel's
+	// result that only dead ops of the segment read.
+	standIns map[int]compute.Buffer
+	frames   sync.Pool // *frame
 }
 
 type frame struct {
@@ -27,14 +30,23 @@ type frame struct {
 
 var _ compute.Executable = (*Executable)(nil)
 
-func newExecutable(b *Builder) *Executable {
-	e := &Executable{be: b.be, b: b, lastUse: make([]int, len(b.values)), isOut: make([]bool, len(b.values))}
+func newExecutable(b *Builder) (*Executable, error) {
+	e := &Executable{be: b.be, b: b, lastUse: make([]int, len(b.values)), isOut: make([]bool, len(b.values)), standIns: map[int]compute.Buffer{}}
 	for i := range e.lastUse {
 		e.lastUse[i] = -1
 	}
 	for i, s := range b.steps {
 		for _, v := range s.imports {
 			e.lastUse[v.id] = i
+			if s.exe != nil && !b.live[v.id] && e.standIns[v.id] == nil {
+				// Its contents are never used: only dead ops and keepAlive's
+				// discarded sum read it.
+				buf, _, err := b.be.base.NewSharedBuffer(0, v.shape)
+				if err != nil {
+					return nil, err
+				}
+				e.standIns[v.id] = buf
+			}
 		}
 		for _, v := range s.args {
 			e.lastUse[v.id] = i
@@ -45,7 +57,7 @@ func newExecutable(b *Builder) *Executable {
 	}
 	n := len(b.values)
 	e.frames.New = func() any { return &frame{bufs: make([]compute.Buffer, n)} }
-	return e
+	return e, nil
 }
 
 // Finalize implements compute.Executable.
@@ -54,6 +66,9 @@ func (e *Executable) Finalize() {
 		if s.exe != nil {
 			s.exe.Finalize()
 		}
+	}
+	for _, b := range e.standIns {
+		_ = b.Finalize()
 	}
 }
 
@@ -116,12 +131,16 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, device comp
 		return nil, err
 	}
 	for si, s := range e.b.steps {
-		if s.fn != nil && s.exe == nil {
+		if (s.fn != nil && s.exe == nil) || s.dead {
 			continue
 		}
 		if s.exe != nil {
 			f.args, f.donate = f.args[:0], f.donate[:0]
 			for _, v := range s.imports {
+				if b, ok := e.standIns[v.id]; ok {
+					f.args, f.donate = append(f.args, b), append(f.donate, false)
+					continue
+				}
 				f.args = append(f.args, f.bufs[v.id])
 				// The segment may reuse a buffer nothing reads after it.
 				d := e.lastUse[v.id] == si && owned(v.id)
