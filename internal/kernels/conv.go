@@ -46,6 +46,10 @@ type Conv struct {
 	// outSpatialFirst writes each output channel's run of positions when
 	// output channels are not contiguous.
 	outSpatialFirst bool
+	// runs gathers A's columns as copies of contiguous input runs: the
+	// last spatial axis is contiguous and unstrided, and each kernel
+	// position's runs serve several channels.
+	runs bool
 	// kOff[kpos*S+d]: kernel position kpos's offset along axis d, dilated.
 	kOff    []int
 	wOff    []int // kernel position kpos's offset in Kernel
@@ -120,6 +124,7 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 	c.cMajor = c.xsC != 1
 	c.outSpatialFirst = c.ysC != 1 && s > 0 && c.ys[s-1] == 1
 	c.np = (c.og + vecWidth - 1) / vecWidth * vecWidth
+	c.runs = c.cMajor && s > 0 && c.xs[s-1] == 1 && c.stride[s-1] == 1 && c.idil[s-1] == 1 && c.cg >= 4
 	// Kernel positions, last spatial axis fastest.
 	c.kOff = make([]int, c.ks*s)
 	c.wOff = make([]int, c.ks)
@@ -163,7 +168,16 @@ type convScratch struct {
 	acc     []float32 // [mBlock][np]
 	rowBase []int     // [ks][mBlock]: input offset of (kernel position, row), -1 for padding
 	outOff  []int     // [mBlock]: output offset of each row
+	// runs[runAt[kp]:runAt[kp+1]] are kernel position kp's rows as runs
+	// of consecutive input offsets (or of padding), when Conv.runs.
+	runs    []inputRun
+	runAt   []int
+	useRuns bool // this tile's runs are long enough to copy
 }
+
+// inputRun is rows [row, row+n) of a tile reading input offsets
+// [off, off+n), or padding when off < 0.
+type inputRun struct{ row, n, off int }
 
 func newConvScratch(c *Conv) *convScratch {
 	return &convScratch{
@@ -171,6 +185,8 @@ func newConvScratch(c *Conv) *convScratch {
 		acc:     make([]float32, mBlock*c.np),
 		rowBase: make([]int, mBlock*c.ks),
 		outOff:  make([]int, mBlock),
+		runs:    make([]inputRun, 0, mBlock*c.ks),
+		runAt:   make([]int, c.ks+1),
 	}
 }
 
@@ -244,6 +260,23 @@ func (c *Conv) tile(sc *convScratch, out, in, b []float32, bi, g, m0, mt int) {
 			sc.rowBase[kp*mBlock+r] = off
 		}
 	}
+	if c.runs {
+		sc.runs = sc.runs[:0]
+		for kp := range c.ks {
+			sc.runAt[kp] = len(sc.runs)
+			rb := sc.rowBase[kp*mBlock:][:mt]
+			for r := 0; r < mt; {
+				off, n := rb[r], 1
+				for r+n < mt && ((off < 0 && rb[r+n] < 0) || (off >= 0 && rb[r+n] == off+n)) {
+					n++
+				}
+				sc.runs = append(sc.runs, inputRun{row: r, n: n, off: off})
+				r += n
+			}
+		}
+		sc.runAt[c.ks] = len(sc.runs)
+	}
+	sc.useRuns = c.runs && len(sc.runs)*8 <= c.ks*mt
 	acc := sc.acc[:mt*c.np]
 	clear(acc)
 	gb := b[g*c.k*c.np:][:c.k*c.np]
@@ -251,7 +284,7 @@ func (c *Conv) tile(sc *convScratch, out, in, b []float32, bi, g, m0, mt int) {
 		kc := min(kBlock, c.k-k0)
 		a := sc.a[:mt*kc]
 		// im2col of this block, k-major: A[kk-k0][r].
-		c.gather(a, sc.rowBase, in, k0, kc, mt)
+		c.gather(a, sc, in, k0, kc, mt)
 		gemm(acc, a, gb[k0*c.np:][:kc*c.np], mt, kc, c.np)
 	}
 	// Scatter the tile into out.
@@ -318,10 +351,10 @@ func (c *Conv) pack(b, kernel []float32) {
 }
 
 // gather fills a, k-major [kc][mt], with columns [k0, k0+kc) of rows
-// [0, mt) of A from in: rb[kp*mBlock+r] is row r's input offset at kernel
-// position kp (-1: padding). Consecutive rows are neighbouring output
-// positions, so each column reads a run of nearby input elements.
-func (c *Conv) gather(a []float32, rb []int, in []float32, k0, kc, mt int) {
+// [0, mt) of A from in: sc.rowBase[kp*mBlock+r] is row r's input offset
+// at kernel position kp (-1: padding). Consecutive rows are neighbouring
+// output positions, so each column reads a run of nearby input elements.
+func (c *Conv) gather(a []float32, sc *convScratch, in []float32, k0, kc, mt int) {
 	for j := range kc {
 		kp, ci := (k0+j)%c.ks, (k0+j)/c.ks
 		if !c.cMajor {
@@ -329,7 +362,18 @@ func (c *Conv) gather(a []float32, rb []int, in []float32, k0, kc, mt int) {
 		}
 		dst := a[j*mt:][:mt]
 		shift := ci * c.xsC
-		for r, off := range rb[kp*mBlock:][:mt] {
+		if sc.useRuns {
+			for _, run := range sc.runs[sc.runAt[kp]:sc.runAt[kp+1]] {
+				d := dst[run.row : run.row+run.n]
+				if run.off < 0 {
+					clear(d)
+				} else {
+					copy(d, in[run.off+shift:])
+				}
+			}
+			continue
+		}
+		for r, off := range sc.rowBase[kp*mBlock:][:mt] {
 			if off < 0 {
 				dst[r] = 0
 			} else {

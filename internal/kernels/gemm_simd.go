@@ -52,11 +52,28 @@ func gemm512(acc, a, b []float32, m, k, n int) {
 			kern4x16(acc[r*n+j:], a[r:], b[j:], k, n, m)
 		}
 	}
+	// Leftover rows, one at a time: four accumulator chains per row hide
+	// the FMA latency that one chain (kern1x16) is bound by.
 	for ; r < m; r++ {
-		for j := 0; j < n; j += 16 {
+		j := 0
+		for ; j+64 <= n; j += 64 {
+			kern1x64(acc[r*n+j:], a[r:], b[j:], k, n, m)
+		}
+		for ; j < n; j += 16 {
 			kern1x16(acc[r*n+j:], a[r:], b[j:], k, n, m)
 		}
 	}
+}
+
+func kern1x64(c, a, b []float32, k, n, lda int) {
+	c0, c1, c2, c3 := load16(c[0:]), load16(c[16:]), load16(c[32:]), load16(c[48:])
+	for kk := range k {
+		x := archsimd.BroadcastFloat32x16(a[kk*lda])
+		br := b[kk*n:][:64]
+		c0, c1 = load16(br[0:]).MulAdd(x, c0), load16(br[16:]).MulAdd(x, c1)
+		c2, c3 = load16(br[32:]).MulAdd(x, c2), load16(br[48:]).MulAdd(x, c3)
+	}
+	store16(c, c0, c1, c2, c3)
 }
 
 func load16(s []float32) archsimd.Float32x16 { return archsimd.LoadFloat32x16((*[16]float32)(s[:16])) }

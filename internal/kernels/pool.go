@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // PoolOp is a window reduction.
@@ -32,6 +33,9 @@ type Pool struct {
 	// feature maps); the axes before them are independent planes.
 	plane2D bool
 	planes  int
+	// halves: plane2D with 2×2 windows at stride 2 inside the input, the
+	// cnn's max-pool, which runs without per-window bounds.
+	halves bool
 }
 
 // NewPool plans op over input dims: window (default 1), strides (default
@@ -106,6 +110,9 @@ func NewPool(op PoolOp, dims, window, strides []int, paddings [][2]int) (*Pool, 
 			}
 			p.planes *= dims[d]
 		}
+		d := p.rank - 2
+		p.halves = p.plane2D && slices.Equal(p.win[d:], []int{2, 2}) && slices.Equal(p.stride[d:], []int{2, 2}) &&
+			p.lo[d] == 0 && p.lo[d+1] == 0 && 2*p.out[d] <= dims[d] && 2*p.out[d+1] <= dims[d+1]
 	}
 	return p, nil
 }
@@ -223,6 +230,19 @@ func (p *Pool) window2D(oy, ox int) (y0, y1, x0, x1 int) {
 func (p *Pool) forward2D(out, in []float32) {
 	d := p.rank - 2
 	h, w, oh, ow := p.in[d], p.in[d+1], p.out[d], p.out[d+1]
+	if p.halves && p.op == PoolMax {
+		for pl := range p.planes {
+			src := in[pl*h*w:][:h*w]
+			dst := out[pl*oh*ow:][:oh*ow]
+			for oy := range oh {
+				r0, r1, o := src[2*oy*w:][:2*ow], src[(2*oy+1)*w:][:2*ow], dst[oy*ow:][:ow]
+				for ox := range o {
+					o[ox] = max(r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1])
+				}
+			}
+		}
+		return
+	}
 	for pl := range p.planes {
 		src := in[pl*h*w:][:h*w]
 		dst := out[pl*oh*ow:][:oh*ow]
@@ -253,6 +273,33 @@ func (p *Pool) forward2D(out, in []float32) {
 func (p *Pool) scatter2D(grad, x, src []float32) {
 	d := p.rank - 2
 	h, w, oh, ow := p.in[d], p.in[d+1], p.out[d], p.out[d+1]
+	if p.halves {
+		for pl := range p.planes {
+			xs := x[pl*h*w:][:h*w]
+			gs := grad[pl*h*w:][:h*w]
+			ss := src[pl*oh*ow:][:oh*ow]
+			for oy := range oh {
+				x0, x1 := xs[2*oy*w:][:2*ow], xs[(2*oy+1)*w:][:2*ow]
+				g0, g1 := gs[2*oy*w:][:2*ow], gs[(2*oy+1)*w:][:2*ow]
+				for ox, v := range ss[oy*ow:][:ow] {
+					// The first maximum in row-major order, as the general
+					// loop picks it.
+					i, best, row := 2*ox, x0[2*ox], g0
+					if x0[2*ox+1] > best {
+						i, best = 2*ox+1, x0[2*ox+1]
+					}
+					if x1[2*ox] > best {
+						i, best, row = 2*ox, x1[2*ox], g1
+					}
+					if x1[2*ox+1] > best {
+						i, row = 2*ox+1, g1
+					}
+					row[i] = v
+				}
+			}
+		}
+		return
+	}
 	for pl := range p.planes {
 		xs := x[pl*h*w:][:h*w]
 		gs := grad[pl*h*w:][:h*w]

@@ -76,6 +76,10 @@ func TestPoolMatchesDefinition(t *testing.T) {
 		if rng.IntN(2) == 0 { // an NHWC-like channel run
 			dims, win, str, pads = append(dims, 1+rng.IntN(9)), append(win, 1), append(str, 1), append(pads, [2]int{})
 		}
+		if i%5 == 0 { // channel-first 2×2 max-pools at stride 2, odd sizes among them
+			dims = []int{1 + rng.IntN(3), 1 + rng.IntN(3), 2 + rng.IntN(7), 2 + rng.IntN(7)}
+			win, str, pads = []int{1, 1, 2, 2}, []int{1, 1, 2, 2}, [][2]int{{}, {}, {}, {0, rng.IntN(2)}}
+		}
 		op := PoolOp(rng.IntN(2))
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			p, err := NewPool(op, dims, win, str, pads)
