@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +18,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/aerie-ml/aerie/edge/internal/config"
 	"github.com/aerie-ml/aerie/edge/internal/frames"
@@ -218,21 +220,21 @@ func reconcileLoop(ctx context.Context, r *reconcile.Reconciler, lock *mission.L
 	if maxd <= 0 {
 		maxd = 5 * time.Minute
 	}
-	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid())))
-	failures := 0
+	retry := retryBackoff(base, min(maxd, max(poll, base)))
+	nextRetry := retry.DelayFunc()
 	for {
 		err := r.Reconcile(ctx)
 		up.upload(ctx)
-		var wait time.Duration
+		var delay time.Duration
 		if err != nil {
-			failures++
-			wait = reconcile.Backoff(failures, base, min(maxd, max(poll, base)), rnd)
-			log.Warn("reconcile failed; keeping the active model", "err", err, "retryIn", wait.Round(time.Millisecond))
+			delay = nextRetry()
+			log.Warn("reconcile failed; keeping the active model", "err", err, "retryIn", delay.Round(time.Millisecond))
 		} else {
-			failures = 0
-			wait = reconcile.Jitter(poll, rnd)
+			nextRetry = retry.DelayFunc()
+			// Up to 10% later, so that a fleet does not poll in step.
+			delay = wait.Jitter(poll, 0.1)
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -243,6 +245,12 @@ func reconcileLoop(ctx context.Context, r *reconcile.Reconciler, lock *mission.L
 			log.Info("mission lock changed", "active", lock.Active())
 		}
 	}
+}
+
+// retryBackoff is the delays after failures in a row: a random time in
+// [d/2, d), d doubling from base up to limit.
+func retryBackoff(base, limit time.Duration) wait.Backoff {
+	return wait.Backoff{Duration: base / 2, Factor: 2, Jitter: 1, Steps: math.MaxInt32, Cap: limit / 2}
 }
 
 func openSource(f config.Frames) (frames.Source, error) {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"fmt"
@@ -13,6 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	promodel "github.com/prometheus/common/model"
 
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
 )
@@ -75,20 +78,23 @@ stable: {uri: %q, manifestDigest: %q, minSelfTestAccuracy: 0.01}
 			t.Logf("agent stderr:\n%s", stderr.String())
 		}
 	}()
-	var m map[string]float64
+	var m map[string]*dto.MetricFamily
 	waitFor(t, fmt.Sprintf("%d frames classified", frames), func() bool {
 		m = scrape("http://" + addr + "/metrics")
-		return m["aerie_edge_frames_total"] >= float64(frames)
+		return value(m, "aerie_edge_frames_total") >= float64(frames)
 	})
 	hwm, rss := procStatus(t, cmd.Process.Pid, "VmHWM"), procStatus(t, cmd.Process.Pid, "VmRSS")
 	t.Logf("architecture %s; binary %s (%d bytes)", archName, bin, fileSize(bin))
+	latency := m["aerie_edge_classify_seconds"].GetMetric()[0].GetHistogram()
 	t.Logf("frames %v, classify latency mean %.3f ms, frame errors %v",
-		m["aerie_edge_frames_total"], 1000*m["aerie_edge_classify_seconds_sum"]/m["aerie_edge_classify_seconds_count"], m["aerie_edge_frame_errors_total"])
+		value(m, "aerie_edge_frames_total"), 1000*latency.GetSampleSum()/float64(latency.GetSampleCount()), value(m, "aerie_edge_frame_errors_total"))
 	anon, file := procStatus(t, cmd.Process.Pid, "RssAnon"), procStatus(t, cmd.Process.Pid, "RssFile")
 	t.Logf("peak RSS (VmHWM) %d KiB = %.1f MiB; RSS now %d KiB (anonymous %d KiB, binary and files %d KiB); Go-mapped %.1f MiB, live heap %.1f MiB",
-		hwm, float64(hwm)/1024, rss, anon, file, m["aerie_edge_go_memory_bytes"]/(1<<20), m["aerie_edge_go_heap_live_bytes"]/(1<<20))
-	for _, le := range []string{"0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1"} {
-		t.Logf("  frames <= %s s: %v", le, m[`aerie_edge_classify_seconds_bucket{le="`+le+`"}`])
+		hwm, float64(hwm)/1024, rss, anon, file, value(m, "aerie_edge_go_memory_bytes")/(1<<20), value(m, "aerie_edge_go_heap_live_bytes")/(1<<20))
+	for _, b := range latency.GetBucket() {
+		if b.GetUpperBound() <= 0.1 {
+			t.Logf("  frames <= %g s: %d", b.GetUpperBound(), b.GetCumulativeCount())
+		}
 	}
 }
 
@@ -99,28 +105,28 @@ func must(b []byte, err error) []byte {
 	return b
 }
 
-func scrape(url string) map[string]float64 {
-	out := map[string]float64{}
+// scrape reads the agent's metrics (none while it does not answer).
+func scrape(url string) map[string]*dto.MetricFamily {
 	resp, err := http.Get(url)
 	if err != nil {
-		return out
+		return nil
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
+	p := expfmt.NewTextParser(promodel.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil
 	}
-	return out
+	return fams
+}
+
+// value is the counter or gauge name (0 when absent).
+func value(fams map[string]*dto.MetricFamily, name string) float64 {
+	var v float64
+	for _, m := range fams[name].GetMetric() {
+		v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+	}
+	return v
 }
 
 func procStatus(t *testing.T, pid int, field string) int {

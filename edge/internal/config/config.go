@@ -13,11 +13,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aerie-ml/aerie/internal/strictyaml"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/internal/strictyaml"
 )
 
 // APIVersion and Kind identify a device configuration.
@@ -158,10 +159,10 @@ type Inference struct {
 // Error is a problem in the configuration, located by file, line and field.
 type Error = strictyaml.Error
 
-var (
-	labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	chipRE  = regexp.MustCompile(`^gpiochip[0-9]+$`)
-)
+var chipRE = regexp.MustCompile(`^gpiochip[0-9]+$`)
+
+// isLabel: device IDs, fleets and output names are DNS labels.
+func isLabel(s string) bool { return len(validation.IsDNS1123Label(s)) == 0 }
 
 // Parse decodes, defaults and validates a configuration strictly.
 func Parse(filename string, data []byte) (*Config, error) {
@@ -239,10 +240,10 @@ func (v *validator) check(c *Config) {
 	if c.Kind != Kind {
 		v.Fail("kind", "%q, want %q", c.Kind, Kind)
 	}
-	if !labelRE.MatchString(c.Device.ID) {
+	if !isLabel(c.Device.ID) {
 		v.Fail("device.id", "%q is not a DNS label (lowercase letters, digits, '-')", c.Device.ID)
 	}
-	if !labelRE.MatchString(c.Device.Fleet) {
+	if !isLabel(c.Device.Fleet) {
 		v.Fail("device.fleet", "%q is not a DNS label (lowercase letters, digits, '-')", c.Device.Fleet)
 	}
 	if u, err := url.Parse(c.Repo.URL); c.Repo.URL == "" || err != nil || !slices.Contains([]string{"https", "http", "file", "ssh"}, u.Scheme) {
@@ -331,7 +332,7 @@ func (v *validator) gpio(g *GPIO) {
 	names, lines := map[string]bool{}, map[int]bool{}
 	for i, o := range g.Outputs {
 		f := fmt.Sprintf("gpio.outputs[%d]", i)
-		if !labelRE.MatchString(o.Name) || names[o.Name] {
+		if !isLabel(o.Name) || names[o.Name] {
 			v.Fail(f+".name", "%q is empty, not a DNS label or repeated", o.Name)
 		}
 		names[o.Name] = true

@@ -18,7 +18,6 @@ package install
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -148,8 +147,13 @@ func (in *Installer) Install(ctx context.Context, st Store, pin pins.Version, po
 			return nil, err
 		}
 	}
-	tmp := filepath.Join(in.staging(), h+"-"+randHex())
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	tmp, err := os.MkdirTemp(in.staging(), h+"-*")
+	if err != nil {
+		return nil, err
+	}
+	// MkdirTemp makes it 0700; installed versions are readable like the
+	// rest of the data directory.
+	if err := os.Chmod(tmp, 0o755); err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp) // a no-op after the rename
@@ -444,10 +448,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-func randHex() string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

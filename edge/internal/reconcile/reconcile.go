@@ -16,7 +16,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -556,20 +555,4 @@ func (r *Reconciler) prepare(ctx context.Context, want pins.Version) (*install.V
 		return nil, prepared{}, &stallError{reason, true, fmt.Errorf("version %s: %w", want.ManifestDigest, err)}
 	}
 	return v, prepared{m, res}, nil
-}
-
-// Backoff is the retry delay after the n-th consecutive failure (n >= 1):
-// exponential from base, capped at max, with full jitter in [d/2, d).
-func Backoff(n int, base, max time.Duration, rnd *rand.Rand) time.Duration {
-	d := base
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	return d/2 + time.Duration(rnd.Int64N(int64(d/2)+1))
-}
-
-// Jitter spreads a poll interval by ±10% so a fleet does not poll in step.
-func Jitter(d time.Duration, rnd *rand.Rand) time.Duration {
-	return d - d/10 + time.Duration(rnd.Int64N(int64(d/5)+1))
 }

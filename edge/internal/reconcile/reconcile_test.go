@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -435,22 +434,6 @@ func TestNetworkGone(t *testing.T) {
 	images, _ := modeltest.Images(1, 9)
 	if _, err := m.Classifier.Classify(context.Background(), images); err != nil {
 		t.Errorf("Classify with the network gone: %v", err)
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	rnd := rand.New(rand.NewPCG(1, 2))
-	base, limit := time.Second, time.Minute
-	for n := 1; n <= 12; n++ {
-		want := min(base<<(n-1), limit)
-		if got := Backoff(n, base, limit, rnd); got < want/2 || got > want {
-			t.Errorf("Backoff(%d) = %v, want in [%v, %v]", n, got, want/2, want)
-		}
-	}
-	for range 100 {
-		if got := Jitter(time.Minute, rnd); got < 54*time.Second || got > 66*time.Second {
-			t.Errorf("Jitter(1m) = %v", got)
-		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 )
 
 // Usage is what one container's process used.
@@ -364,7 +365,7 @@ func (p *provider) runOnce(ctx context.Context, ps *podState, pod *corev1.Pod, c
 	ps.procs[c.Name] = proc
 	ps.mu.Unlock()
 	started := metav1.NewTime(proc.exit.Started)
-	set(corev1.ContainerStatus{Name: c.Name, Image: c.Image, Ready: true, Started: ptr(true), RestartCount: restarts,
+	set(corev1.ContainerStatus{Name: c.Name, Image: c.Image, Ready: true, Started: ptr.To(true), RestartCount: restarts,
 		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}}})
 	e, ok := proc.waitCtx(ctx)
 	if !ok {
@@ -375,14 +376,12 @@ func (p *provider) runOnce(ctx context.Context, ps *podState, pod *corev1.Pod, c
 		e = proc.stop(grace)
 	}
 	p.record(pod, c, l, e)
-	term := corev1.ContainerStatus{Name: c.Name, Image: c.Image, RestartCount: restarts, Started: ptr(false),
+	term := corev1.ContainerStatus{Name: c.Name, Image: c.Image, RestartCount: restarts, Started: ptr.To(false),
 		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: e.Code, Signal: int32(e.Signal),
 			Reason: e.Reason, StartedAt: started, FinishedAt: metav1.NewTime(e.Finished)}}}
 	set(term)
 	return e, ok
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func (p *provider) record(pod *corev1.Pod, c *corev1.Container, l Limits, e exit) {
 	u := Usage{Namespace: pod.Namespace, Pod: pod.Name, Container: c.Name, Job: pod.Labels["training.kubeflow.org/job-name"],

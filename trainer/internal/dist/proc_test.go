@@ -170,9 +170,9 @@ func startRanks(t *testing.T, n int, role string, env func(rank int) []string) [
 	return procs
 }
 
-// wait waits for every process, or fails the test after limit; limit only
+// waitAll waits for every process, or fails the test after limit; limit only
 // keeps a broken build from hanging CI, it is not the assertion.
-func wait(t *testing.T, procs []*rankProc, limit time.Duration) {
+func waitAll(t *testing.T, procs []*rankProc, limit time.Duration) {
 	t.Helper()
 	deadline := time.After(limit)
 	for _, p := range procs {
@@ -188,7 +188,7 @@ func TestProcessesAllReduce(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 4} {
 		t.Run(fmt.Sprintf("world=%d", n), func(t *testing.T) {
 			procs := startRanks(t, n, "allreduce", nil)
-			wait(t, procs, 2*time.Minute)
+			waitAll(t, procs, 2*time.Minute)
 			for _, p := range procs {
 				if p.code != 0 || !strings.Contains(p.output(), "ok") {
 					t.Errorf("rank %d exited %d; output:\n%s", p.rank, p.code, p.output())
@@ -206,7 +206,7 @@ func TestProcessesTokenMismatch(t *testing.T) {
 		}
 		return env
 	})
-	wait(t, procs, time.Minute)
+	waitAll(t, procs, time.Minute)
 	if p := procs[1]; p.code != exitcode.Config || !strings.Contains(p.output(), "authentication failed") {
 		t.Errorf("rank 1 (wrong token) exited %d, want %d with an authentication error; output:\n%s", p.code, exitcode.Config, p.output())
 	}
@@ -256,7 +256,7 @@ func TestProcessesPeerLost(t *testing.T) {
 					others = append(others, p)
 				}
 			}
-			wait(t, others, 2*time.Minute)
+			waitAll(t, others, 2*time.Minute)
 			for _, p := range others {
 				took := p.exited.Sub(start)
 				t.Logf("rank %d exited %d after %s: %s", p.rank, p.code, took.Round(time.Millisecond), strings.TrimSpace(p.output()))
@@ -327,7 +327,7 @@ func TestProcessesConfigMismatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
 			procs := startRanks(t, tt.world, "allreduce", func(r int) []string { return tt.env[r] })
-			wait(t, procs, time.Minute)
+			waitAll(t, procs, time.Minute)
 			for _, p := range procs {
 				took := p.exited.Sub(start)
 				t.Logf("process %d exited %d after %s: %s", p.rank, p.code, took.Round(time.Millisecond), strings.TrimSpace(p.output()))

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
+	"math"
 	"net"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 )
@@ -621,34 +623,34 @@ func (j *joiner) dialRing(ctx context.Context, addr string, rank int) (*link, er
 }
 
 // retry dials addr and runs attempt on the connection until attempt
-// succeeds, fails permanently (exitcode.Config) or ctx ends. Rank 0's pod
-// may start minutes after the others, and its name may not resolve yet.
+// succeeds, fails permanently (exitcode.Config) or ctx ends, waiting from
+// 25 ms doubling to 2 s between tries (jittered). Rank 0's pod may start
+// minutes after the others, and its name may not resolve yet.
 func (j *joiner) retry(ctx context.Context, addr string, attempt func(*net.TCPConn) error) error {
-	backoff := 50 * time.Millisecond
 	var last error
-	for n := 0; ; n++ {
+	n := 0
+	backoff := wait.Backoff{Duration: 25 * time.Millisecond, Factor: 2, Jitter: 1, Steps: math.MaxInt32, Cap: time.Second}
+	err := backoff.DelayFunc().Until(ctx, true, true, func(ctx context.Context) (bool, error) {
 		d := net.Dialer{Timeout: 5 * time.Second}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
-			tc := conn.(*net.TCPConn)
-			if err = attempt(tc); err == nil {
-				return nil
+			if err = attempt(conn.(*net.TCPConn)); err == nil {
+				return true, nil
 			}
 			_ = conn.Close()
 			if exitcode.Of(err) == exitcode.Config {
-				return err
+				return false, err
 			}
 		}
 		last = err
-		if n == 0 || n%20 == 0 {
+		if n%20 == 0 {
 			j.log.Info("peer not reachable yet; retrying", "addr", addr, "err", err)
 		}
-		wait := backoff/2 + mrand.N(backoff/2+1)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("gave up dialing %s after %s: %w", addr, j.cfg.RendezvousTimeout, last)
-		case <-time.After(wait):
-		}
-		backoff = min(2*backoff, 2*time.Second)
+		n++
+		return false, nil
+	})
+	if err != nil && ctx.Err() != nil && last != nil {
+		return fmt.Errorf("gave up dialing %s after %s: %w", addr, j.cfg.RendezvousTimeout, last)
 	}
+	return err
 }

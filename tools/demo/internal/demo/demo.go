@@ -34,6 +34,7 @@ import (
 	"gopkg.in/yaml.v3"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/aerie-ml/aerie/internal/devicestatus"
 	"github.com/aerie-ml/aerie/internal/fmnist"
@@ -518,28 +519,32 @@ func readyMessage(s *devicestatus.Status) string {
 }
 
 func waitReady(ctx context.Context, base, digest string, timeout time.Duration, exited <-chan struct{}) (*devicestatus.Status, error) {
-	deadline := time.After(timeout)
 	var last *devicestatus.Status
-	for {
-		st, err := getStatus(ctx, base)
-		if err == nil {
-			last = st
-			if apimeta.IsStatusConditionTrue(st.Conditions, meta.ReadyCondition) && st.Active != nil && st.Active.ManifestDigest == digest {
-				return st, nil
-			}
-		}
+	var lastErr error
+	errExited := errors.New("aerie-edge exited before installing the model")
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		select {
-		case <-time.After(500 * time.Millisecond):
 		case <-exited:
-			return nil, errors.New("aerie-edge exited before installing the model")
-		case <-deadline:
-			if last != nil {
-				return nil, fmt.Errorf("aerie-edge not Ready with %s after %s: %s", digest, timeout, readyMessage(last))
-			}
-			return nil, fmt.Errorf("aerie-edge status at %s not reachable after %s: %v", base, timeout, err)
-		case <-ctx.Done():
-			return nil, ctx.Err()
+			return false, errExited
+		default:
 		}
+		st, err := getStatus(ctx, base)
+		if err != nil {
+			lastErr = err
+			return false, nil
+		}
+		last = st
+		return apimeta.IsStatusConditionTrue(st.Conditions, meta.ReadyCondition) && st.Active != nil && st.Active.ManifestDigest == digest, nil
+	})
+	switch {
+	case err == nil:
+		return last, nil
+	case errors.Is(err, errExited), ctx.Err() != nil:
+		return nil, err
+	case last != nil:
+		return nil, fmt.Errorf("aerie-edge not Ready with %s after %s: %s", digest, timeout, readyMessage(last))
+	default:
+		return nil, fmt.Errorf("aerie-edge status at %s not reachable after %s: %v", base, timeout, lastErr)
 	}
 }
 
