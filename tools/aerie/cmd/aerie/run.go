@@ -57,8 +57,14 @@ func runCmd(e *env) *cobra.Command {
 			},
 		}, nil
 	}
-	renderFlags := func(c *cobra.Command) {
+	// renderFlags are the flags of the commands that render; labelled ones
+	// (render, diff) also label what changed with a revision, while check
+	// only compares.
+	renderFlags := func(c *cobra.Command, labelled bool) {
 		c.Flags().StringVar(&f.gsa, "gcp-service-account", render.DefaultGCPServiceAccount, "Google service account `email` the trainer's Kubernetes service account maps to (Workload Identity)")
+		if labelled {
+			c.Flags().StringVar(&f.revision, "revision", "", "git `revision` to label changed overlays with (default: HEAD of the repository)")
+		}
 	}
 
 	renderCmd := &cobra.Command{
@@ -90,8 +96,7 @@ problem it exits 2 and prunes nothing.`,
 			return exitcode.Wrap(exitcode.Config, plan.Err())
 		}),
 	}
-	renderFlags(renderCmd)
-	renderCmd.Flags().StringVar(&f.revision, "revision", "", "git `revision` to label changed overlays with (default: HEAD of the repository)")
+	renderFlags(renderCmd, true)
 
 	checkCmd := &cobra.Command{
 		Use:   "check",
@@ -120,7 +125,7 @@ problem it exits 2 and prunes nothing.`,
 			return nil
 		}),
 	}
-	renderFlags(checkCmd)
+	renderFlags(checkCmd, false)
 
 	diffCmd := &cobra.Command{
 		Use:   "diff",
@@ -141,8 +146,7 @@ problem it exits 2 and prunes nothing.`,
 			return exitcode.Wrap(exitcode.Config, plan.Err())
 		}),
 	}
-	renderFlags(diffCmd)
-	diffCmd.Flags().StringVar(&f.revision, "revision", "", "git `revision` to label changed overlays with (default: HEAD of the repository)")
+	renderFlags(diffCmd, true)
 
 	statusCmd := &cobra.Command{
 		Use:   "status",
