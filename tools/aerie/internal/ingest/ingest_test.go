@@ -580,7 +580,7 @@ func TestDebianPackage(t *testing.T) {
 	}
 }
 
-// TestCommittedManifest: the manifest committed for jobgen check is the one
+// TestCommittedManifest: the manifest committed for aerie run check is the one
 // ingest writes.
 func TestCommittedManifest(t *testing.T) {
 	if _, err := os.Stat(fmnist.DebianDir); errors.Is(err, os.ErrNotExist) {

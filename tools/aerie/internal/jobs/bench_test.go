@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// BenchmarkCheck plans and builds a tree of 100 runs, as jobgen check does.
+// BenchmarkCheck plans and builds a tree of 100 runs, as aerie run check does.
 // bench/jobgen.sh compares the whole command with kustomize build.
 func BenchmarkCheck(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "jobs")

@@ -12,7 +12,7 @@ import (
 	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 )
 
-// renderTree does what jobgen render does: plan, then apply whatever the
+// renderTree does what aerie run render does: plan, then apply whatever the
 // plan holds, problems or not.
 func renderTree(t *testing.T, tr *Tree) *Plan {
 	t.Helper()

@@ -97,7 +97,7 @@ func paths(p *Plan) []string {
 	return ps
 }
 
-// check runs jobgen check on tr and returns its report.
+// check runs aerie run check on tr and returns its report.
 func check(t *testing.T, tr *Tree) (string, error) {
 	t.Helper()
 	c := *tr
@@ -167,18 +167,25 @@ func TestRenderPrunesDeletedRun(t *testing.T) {
 	if err := os.Remove(filepath.Join(tr.Dir, RunsDir, "quick.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	// A directory jobgen did not generate is left alone.
+	// A directory render did not generate is left alone.
 	if err := os.MkdirAll(filepath.Join(tr.Dir, "handmade"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	write(t, filepath.Join(tr.Dir, "handmade", "kustomization.yaml"), []byte("resources: []\n"))
+	// An overlay jobgen wrote before aerie replaced it is pruned too.
+	if err := os.MkdirAll(filepath.Join(tr.Dir, "legacy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(tr.Dir, "legacy", "kustomization.yaml"), []byte(render.LegacyGeneratedPrefix+" from runs/legacy.yaml. DO NOT EDIT.\nresources: []\n"))
 	out, err := check(t, tr)
 	if !errors.Is(err, ErrCheck) || !strings.Contains(out, filepath.Join(tr.Dir, "quick", "run.yaml")+": left over from a deleted run") {
 		t.Errorf("check = %v\n%s", err, out)
 	}
 	apply(t, tr)
-	if _, err := os.Stat(filepath.Join(tr.Dir, "quick")); !os.IsNotExist(err) {
-		t.Errorf("quick/ still exists: %v", err)
+	for _, gone := range []string{"quick", "legacy"} {
+		if _, err := os.Stat(filepath.Join(tr.Dir, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s/ still exists: %v", gone, err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(tr.Dir, "handmade", "kustomization.yaml")); err != nil {
 		t.Errorf("handmade/ was pruned: %v", err)
@@ -189,7 +196,7 @@ func TestRenderPrunesDeletedRun(t *testing.T) {
 	}
 }
 
-// TestCheckFails covers each way jobgen check must fail, with its exact
+// TestCheckFails covers each way aerie run check must fail, with its exact
 // report.
 func TestCheckFails(t *testing.T) {
 	const digest = "b28009423ade7024b7ee2e34661b867eadccec2ebc2e829494036c7adbd59954"
@@ -204,7 +211,7 @@ func TestCheckFails(t *testing.T) {
 			file: "quick/pytorchjob.yaml",
 			edit: func(s string) string { return strings.Replace(s, `value: "1"`, `value: "2"`, 1) },
 			report: func(dir string) string {
-				return filepath.Join(dir, "quick", "pytorchjob.yaml") + ": stale: differs from the render of its declaration: run jobgen render (jobgen diff shows how)\n"
+				return filepath.Join(dir, "quick", "pytorchjob.yaml") + ": stale: differs from the render of its declaration: run aerie run render (aerie run diff shows how)\n"
 			},
 		},
 		{
@@ -212,7 +219,7 @@ func TestCheckFails(t *testing.T) {
 			file: "runs/quick.yaml",
 			edit: func(s string) string { return strings.Replace(s, "epochs: 2", "epochs: 5", 1) },
 			report: func(dir string) string {
-				return filepath.Join(dir, "quick", "run.yaml") + ": stale: differs from the render of its declaration: run jobgen render (jobgen diff shows how)\n"
+				return filepath.Join(dir, "quick", "run.yaml") + ": stale: differs from the render of its declaration: run aerie run render (aerie run diff shows how)\n"
 			},
 		},
 		{
@@ -220,7 +227,7 @@ func TestCheckFails(t *testing.T) {
 			file: "quick/kustomizeconfig.yaml",
 			edit: nil,
 			report: func(dir string) string {
-				return filepath.Join(dir, "quick", "kustomizeconfig.yaml") + ": missing: run jobgen render\n"
+				return filepath.Join(dir, "quick", "kustomizeconfig.yaml") + ": missing: run aerie run render\n"
 			},
 		},
 		{
@@ -228,7 +235,7 @@ func TestCheckFails(t *testing.T) {
 			file: "runs/quick.yaml",
 			edit: func(s string) string { return strings.Replace(s, "    epochs: 2", "    epoch: 2", 1) },
 			report: func(dir string) string {
-				return filepath.Join(dir, "runs", "quick.yaml") + ":9: spec.model.epoch: unknown field; allowed fields: architecture, epochs, batchSize, learningRate, optimizer, schedule, seed, dropout, earlyStoppingPatience, augmentation\n"
+				return filepath.Join(dir, "runs", "quick.yaml") + ":9: spec.model.epoch: unknown field; allowed fields: architecture, epochs, batchSize, learningRate, optimizer, schedule, seed, dropout, ghostBatch, earlyStoppingPatience, augmentation\n"
 			},
 		},
 		{
@@ -376,7 +383,7 @@ func TestHeadRevision(t *testing.T) {
 	}
 }
 
-// TestCommittedOverlaysUpToDate runs jobgen check on this repository's
+// TestCommittedOverlaysUpToDate runs aerie run check on this repository's
 // apps/jobs, so CI fails when a declaration changed without a render.
 func TestCommittedOverlaysUpToDate(t *testing.T) {
 	tr := &Tree{Dir: repoJobs}

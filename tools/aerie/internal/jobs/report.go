@@ -16,7 +16,7 @@ import (
 
 // ErrCheck is returned by Check when the tree is not as render would leave
 // it or a run is invalid.
-var ErrCheck = errors.New("jobgen check failed")
+var ErrCheck = errors.New("aerie run check failed")
 
 // Check reports every stale, missing or left-over file and every problem
 // of plan, one per line, and returns ErrCheck if there is any.
@@ -25,11 +25,11 @@ func (t *Tree) Check(plan *Plan, w io.Writer) error {
 		p := filepath.Join(t.Dir, filepath.FromSlash(c.Path))
 		switch {
 		case c.Old == nil:
-			fmt.Fprintf(w, "%s: missing: run jobgen render\n", p)
+			fmt.Fprintf(w, "%s: missing: run aerie run render\n", p)
 		case c.New == nil:
-			fmt.Fprintf(w, "%s: left over from a deleted run: run jobgen render to prune it\n", p)
+			fmt.Fprintf(w, "%s: left over from a deleted run: run aerie run render to prune it\n", p)
 		default:
-			fmt.Fprintf(w, "%s: stale: differs from the render of its declaration: run jobgen render (jobgen diff shows how)\n", p)
+			fmt.Fprintf(w, "%s: stale: differs from the render of its declaration: run aerie run render (aerie run diff shows how)\n", p)
 		}
 	}
 	for _, err := range plan.Problems {
