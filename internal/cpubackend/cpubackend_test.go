@@ -140,3 +140,26 @@ func TestSegmentsCarryValues(t *testing.T) {
 		near(t, fmt.Sprint("output ", j), got[j], want[j])
 	}
 }
+
+// TestBiasAddsAndSums checks the bias additions and sums the backend runs
+// itself (a per-channel bias on a channel-first map, a bias per column,
+// and the sums of their gradients), with the small operand on either
+// side, against gobackend.
+func TestBiasAddsAndSums(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	xd, wd := []int{3, 2, 5, 7}, []int{3, 7}
+	fn := func(x, w *Node) []*Node {
+		rows := Add(x, Reshape(ReduceSum(w, 1), 3, 1, 1, 1))
+		cols := Add(Reshape(ReduceSum(w, 0), 1, 1, 1, 7), x)
+		dense := Add(Reshape(x, 30, 7), Reshape(ReduceSum(w, 0), 1, 7))
+		loss := Add(ReduceAllSum(Mul(rows, Sin(cols))), ReduceAllSum(Mul(dense, dense)))
+		g := Gradient(loss, x, w)
+		return []*Node{rows, cols, dense, ReduceSum(x, 1, 2, 3), ReduceSum(x, 0, 1), g[0], g[1]}
+	}
+	x, w := randoms(rng, xd), randoms(rng, wd)
+	want := run(t, gobackend.GetBackend(), fn, x, w, xd, wd)
+	got := run(t, cpubackend.Get(), fn, x, w, xd, wd)
+	for j := range want {
+		near(t, fmt.Sprint("output ", j), got[j], want[j])
+	}
+}

@@ -184,3 +184,123 @@ func allOnes(v []int) bool {
 	}
 	return true
 }
+
+// Add runs float32 bias additions with kernels.AddRows and AddColumns:
+// an operand of the other's rank whose dimensions are a prefix of the
+// result's followed by ones ([F, 1, 1, 1] on a channel-first map), or
+// ones followed by a suffix ([1, N] on a [batch, N] matrix). Any other
+// Add runs in a segment.
+func (f *Function) Add(lhs, rhs compute.Value) (compute.Value, error) {
+	l, err := f.b.handle(lhs)
+	if err != nil {
+		return nil, err
+	}
+	r, err := f.b.handle(rhs)
+	if err != nil {
+		return nil, err
+	}
+	x, b := l, r
+	if b.shape.Size() > x.shape.Size() {
+		x, b = b, x
+	}
+	if isF32(x.shape, b.shape) && x.shape.Rank() == b.shape.Rank() && b.shape.Size() < x.shape.Size() {
+		if rows, cols := broadcastPattern(x.shape.Dimensions, b.shape.Dimensions); rows || cols {
+			return f.b.addKernel(&addKernel{rows: rows, out: x.shape}, x, b), nil
+		}
+	}
+	return f.forward(func(seg compute.Function, a []compute.Value) (compute.Value, error) { return seg.Add(a[0], a[1]) }, lhs, rhs)
+}
+
+// broadcastPattern reports whether small is big's leading dimensions
+// followed by ones (rows) or ones followed by big's trailing ones (cols).
+func broadcastPattern(big, small []int) (rows, cols bool) {
+	n := len(big)
+	lead := 0 // leading dimensions equal to big's
+	for lead < n && small[lead] == big[lead] {
+		lead++
+	}
+	ones := 0 // trailing ones
+	for ones < n && small[n-1-ones] == 1 {
+		ones++
+	}
+	rows = lead+ones >= n
+	lead1 := 0 // leading ones
+	for lead1 < n && small[lead1] == 1 {
+		lead1++
+	}
+	trail := 0 // trailing dimensions equal to big's
+	for trail < n && small[n-1-trail] == big[n-1-trail] {
+		trail++
+	}
+	cols = lead1+trail >= n
+	return rows, cols
+}
+
+type addKernel struct {
+	rows bool
+	out  shapes.Shape
+}
+
+func (k *addKernel) shape() shapes.Shape { return k.out }
+func (k *addKernel) run(out any, in []any) {
+	x, b := in[0].([]float32), in[1].([]float32)
+	if k.rows {
+		kernels.AddRows(out.([]float32), x, b)
+	} else {
+		kernels.AddColumns(out.([]float32), x, b)
+	}
+}
+
+// ReduceSum runs float32 sums over trailing axes (a channel-first bias
+// gradient) or leading axes (a dense bias gradient) with kernels.SumRows
+// and SumColumns; any other runs in a segment.
+func (f *Function) ReduceSum(x compute.Value, axes ...int) (compute.Value, error) {
+	v, err := f.b.handle(x)
+	if err != nil {
+		return nil, err
+	}
+	shape, err := shapeinference.Reduce(v.shape, axes)
+	if err == nil && isF32(v.shape) && len(axes) > 0 && shape.Size() > 0 {
+		sorted := slices.Sorted(slices.Values(axes))
+		r := v.shape.Rank()
+		suffix := sorted[0] == r-len(sorted) && sorted[len(sorted)-1] == r-1
+		prefix := sorted[0] == 0 && sorted[len(sorted)-1] == len(sorted)-1
+		if suffix || prefix {
+			return f.b.addKernel(&sumKernel{rows: suffix, out: shape}, v), nil
+		}
+	}
+	return f.forward(func(seg compute.Function, a []compute.Value) (compute.Value, error) {
+		return seg.ReduceSum(a[0], axes...)
+	}, x)
+}
+
+type sumKernel struct {
+	rows bool
+	out  shapes.Shape
+}
+
+func (k *sumKernel) shape() shapes.Shape { return k.out }
+func (k *sumKernel) run(out any, in []any) {
+	if k.rows {
+		kernels.SumRows(out.([]float32), in[0].([]float32))
+	} else {
+		kernels.SumColumns(out.([]float32), in[0].([]float32))
+	}
+}
+
+// forward runs op on args in the open segment.
+func (f *Function) forward(op func(seg compute.Function, args []compute.Value) (compute.Value, error), args ...compute.Value) (compute.Value, error) {
+	a, err := f.ins(args)
+	if err != nil {
+		return nil, err
+	}
+	seg, err := f.segment()
+	if err != nil {
+		return nil, err
+	}
+	r, err := op(seg, a)
+	if err != nil {
+		return nil, err
+	}
+	return f.out(r), nil
+}

@@ -31,28 +31,6 @@ func (f *Function) Abs(p_x compute.Value) (r0 compute.Value, err error) {
 	return
 }
 
-// Add forwards to the current gobackend segment.
-func (f *Function) Add(p_lhs compute.Value, p_rhs compute.Value) (r0 compute.Value, err error) {
-	a_lhs, err := f.in(p_lhs)
-	if err != nil {
-		return
-	}
-	a_rhs, err := f.in(p_rhs)
-	if err != nil {
-		return
-	}
-	seg, err := f.segment()
-	if err != nil {
-		return
-	}
-	r0, err = seg.Add(a_lhs, a_rhs)
-	if err != nil {
-		return
-	}
-	r0 = f.out(r0)
-	return
-}
-
 // AllReduce forwards to the current gobackend segment.
 func (f *Function) AllReduce(p_operands []compute.Value, p_reductionType compute.ReduceOpType, p_replicaGroups [][]int) (r0 []compute.Value, err error) {
 	a_operands, err := f.ins(p_operands)
@@ -1826,24 +1804,6 @@ func (f *Function) ReduceProduct(p_x compute.Value, p_axes ...int) (r0 compute.V
 		return
 	}
 	r0, err = seg.ReduceProduct(a_x, p_axes...)
-	if err != nil {
-		return
-	}
-	r0 = f.out(r0)
-	return
-}
-
-// ReduceSum forwards to the current gobackend segment.
-func (f *Function) ReduceSum(p_x compute.Value, p_axes ...int) (r0 compute.Value, err error) {
-	a_x, err := f.in(p_x)
-	if err != nil {
-		return
-	}
-	seg, err := f.segment()
-	if err != nil {
-		return
-	}
-	r0, err = seg.ReduceSum(a_x, p_axes...)
 	if err != nil {
 		return
 	}

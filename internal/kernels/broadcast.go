@@ -1,0 +1,53 @@
+package kernels
+
+// AddRows sets out[o·n+i] = x[o·n+i] + b[o] for n = len(x)/len(b): a
+// per-channel bias on a channel-first feature map.
+func AddRows(out, x, b []float32) {
+	n := len(x) / len(b)
+	for o, v := range b {
+		dst, src := out[o*n:][:n], x[o*n:][:n]
+		for i, s := range src {
+			dst[i] = s + v
+		}
+	}
+}
+
+// AddColumns sets out[o·n+i] = x[o·n+i] + b[i] for n = len(b): a bias on
+// each row of a [batch, n] matrix.
+func AddColumns(out, x, b []float32) {
+	n := len(b)
+	for o := 0; o < len(x); o += n {
+		dst, src := out[o:][:n], x[o:][:n]
+		for i, s := range src {
+			dst[i] = s + b[i]
+		}
+	}
+}
+
+// SumRows sets out[o] to the sum of x[o·n:(o+1)·n] for n = len(x)/len(out).
+func SumRows(out, x []float32) {
+	n := len(x) / len(out)
+	for o := range out {
+		var s0, s1, s2, s3 float32
+		row := x[o*n:][:n]
+		i := 0
+		for ; i+4 <= n; i += 4 {
+			s0, s1, s2, s3 = s0+row[i], s1+row[i+1], s2+row[i+2], s3+row[i+3]
+		}
+		for ; i < n; i++ {
+			s0 += row[i]
+		}
+		out[o] = (s0 + s1) + (s2 + s3)
+	}
+}
+
+// SumColumns sets out[i] to the sum over rows o of x[o·n+i] for n = len(out).
+func SumColumns(out, x []float32) {
+	n := len(out)
+	clear(out)
+	for o := 0; o < len(x); o += n {
+		for i, v := range x[o:][:n] {
+			out[i] += v
+		}
+	}
+}
