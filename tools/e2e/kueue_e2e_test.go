@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -78,8 +79,21 @@ func TestKueueSharesCapacity(t *testing.T) {
 	pods.waitRunning(t, "research-a", 1, 3*time.Minute)
 	step("fair share: %s and research-a admitted and running; 2 platform jobs pending", first)
 	waiting := without(platform, first)
+	for _, job := range waiting {
+		hold.wake(job) // a preempted run handles its SIGTERM only if it runs
+	}
 	checkWaiting(t, ctx, cp, waiting)
 	step("%v wait suspended, without pods", waiting)
+	status := run(t, env.repo, env.aerie, "run", "status", "--repo", env.repo, "--kubeconfig", cp.Kubeconfig, "--namespace", "training")
+	for _, job := range waiting {
+		if !slices.ContainsFunc(strings.Split(status, "\n"), func(l string) bool {
+			f := strings.Fields(l)
+			return len(f) >= 2 && f[0] == job && f[1] == "Suspended"
+		}) {
+			t.Errorf("aerie run status does not show %s Suspended:\n%s", job, status)
+		}
+	}
+	step("aerie run status shows them Suspended")
 
 	// A job Flux suspended again would be unsuspended by Kueue at once, but
 	// its generation would show both changes.
@@ -336,6 +350,11 @@ func (h *trainerHold) release(job string) {
 	h.mu.Lock()
 	h.released[job] = true
 	h.mu.Unlock()
+	h.cont(func(j string) bool { return j == job })
+}
+
+// wake lets job's current processes run, and still holds its next ones.
+func (h *trainerHold) wake(job string) {
 	h.cont(func(j string) bool { return j == job })
 }
 
