@@ -25,7 +25,7 @@ var fmnist = Input{H: 28, W: 28, C: 1}
 const fmnistClasses = 10
 
 // models are the architecture files at the repository root.
-var models = []string{"cnn", "small", "resnet-small"}
+var models = []string{"cnn", "small", "resnet-small", "shapes-resnet"}
 
 func load(t testing.TB, name string) *Spec {
 	t.Helper()

@@ -63,8 +63,8 @@ func TestOpen(t *testing.T) {
 	}
 	for arg, want := range map[string]string{
 		filepath.Join(dir, "mine.yaml"): filepath.Join(dir, "mine.yaml") + `:3: metadata.name: must be "mine", the file's name without .yaml, got "other"`,
-		"vgg":                           "architecture vgg: no file models/vgg.yaml (built in: cnn, resnet-small, small)",
-		"./nets/vgg.yml":                `architecture "./nets/vgg.yml": want a file <name>.yaml or a built-in name (cnn, resnet-small, small)`,
+		"vgg":                           "architecture vgg: no file models/vgg.yaml (built in: cnn, resnet-small, shapes-resnet, small)",
+		"./nets/vgg.yml":                `architecture "./nets/vgg.yml": want a file <name>.yaml or a built-in name (cnn, resnet-small, shapes-resnet, small)`,
 	} {
 		if _, err := Open(arg); err == nil || err.Error() != want {
 			t.Errorf("Open(%s) = %v, want %s", arg, err, want)

@@ -116,7 +116,7 @@ layers:
 		want  string
 	}{
 		{"no such architecture", []string{"architecture: cnn", "architecture: vgg"}, nil,
-			file + ":9: spec.model.architecture: architecture vgg: no file models/vgg.yaml (built in: cnn, resnet-small, small)"},
+			file + ":9: spec.model.architecture: architecture vgg: no file models/vgg.yaml (built in: cnn, resnet-small, shapes-resnet, small)"},
 		{"shape mismatch in the file", []string{"architecture: cnn", "architecture: big"}, nil,
 			"models/big.yaml:8: layers[2].conv: input 1×1×1 is smaller than the 3×3 kernel with padding 0 (on the dataset's 28x28x1 images and 10 classes)"},
 		{"shape mismatch inline", []string{"architecture: cnn", "architecture:\n      metadata: {name: tiny}\n      layers:\n        - maxpool: {size: 4}\n        - globalavgpool\n        - conv: {filters: 3}"}, nil,

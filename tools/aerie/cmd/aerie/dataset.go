@@ -19,6 +19,7 @@ import (
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/shapes"
 )
 
 func datasetCmd(e *env) *cobra.Command {
@@ -27,8 +28,46 @@ func datasetCmd(e *env) *cobra.Command {
 		Short: "Ingest labelled images into a dataset in a store, and show one",
 	}
 	group(c)
-	c.AddCommand(ingestCmd(e), datasetShowCmd(e))
+	c.AddCommand(ingestCmd(e), datasetShowCmd(e), generateCmd(e))
 	return c
+}
+
+func generateCmd(e *env) *cobra.Command {
+	var o shapes.Options
+	c := &cobra.Command{
+		Use:   "generate shapes DIR",
+		Short: "Write a colour ImageFolder of coloured shapes (6 classes, PNG and JPEG, 64–96 pixels) into a new directory",
+		Long: `Generate writes DIR/{train,test}/<class>/*.{png,jpg}: coloured shapes on a
+noisy background, in classes that take both colour and shape to tell apart
+(` + strings.Join(shapeNames(), ", ") + `).
+The same --seed writes the same bytes. Ingest it with --size 64x64 --channels 3.`,
+		Example: "  aerie dataset generate shapes ./shapes\n  aerie dataset ingest --from ./shapes --name shapes --size 64x64 --channels 3 --to file://$PWD/store",
+		Args:    exactArgs("the generator (shapes)", "DIR"),
+		RunE: e.do(func(ctx context.Context, args []string) error {
+			if args[0] != "shapes" {
+				return exitcode.Errorf(exitcode.Config, "generator %q: the one generator is shapes", args[0])
+			}
+			n, err := shapes.Generate(args[1], o)
+			if err != nil {
+				return exitcode.Wrap(exitcode.Config, err)
+			}
+			fmt.Fprintf(e.stdout, "# %d images in %s, %d classes.\n", n, args[1], len(shapes.Classes))
+			return nil
+		}),
+	}
+	fl := c.Flags()
+	fl.Uint64Var(&o.Seed, "seed", 1, "`seed` of the images")
+	fl.IntVar(&o.TrainPerClass, "train", 60, "training images per class")
+	fl.IntVar(&o.TestPerClass, "test", 20, "test images per class")
+	return c
+}
+
+func shapeNames() []string {
+	var names []string
+	for _, c := range shapes.Classes {
+		names = append(names, c.Name)
+	}
+	return names
 }
 
 func datasetShowCmd(e *env) *cobra.Command {
