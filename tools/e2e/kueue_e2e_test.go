@@ -32,8 +32,9 @@ var clusterQueues = schema.GroupVersionResource{Group: "kueue.x-k8s.io", Version
 // CPU each (the cohort aerie: two CPUs) and runs of one replica of one CPU:
 //
 //  1. platform declares three runs and research one, in one commit;
-//  2. fair share: Kueue admits one job of each team, and platform's other
-//     two wait suspended, without pods, though platform submitted first;
+//  2. fair share: Kueue settles on one job of each team, and platform's
+//     other two wait suspended, without pods (a platform job that borrowed
+//     research's CPU before research's job was queued is preempted for it);
 //  3. borrowing: once research's job finishes, platform borrows research's
 //     idle CPU and a second platform job starts while its first still runs;
 //  4. capacity freed: the last job starts only when one of those finishes,

@@ -89,7 +89,9 @@ func Binary(t testing.TB, env string) string {
 // cluster can serve a webhook behind a Service (no pod network, no
 // cluster DNS for the API server to resolve <svc>.<ns>.svc), so the
 // training operator's ValidatingWebhookConfiguration, which Flux applies as
-// upstream ships it, would otherwise reject every PyTorchJob. Every other
+// upstream ships it, would otherwise reject every PyTorchJob, and Kueue's
+// likewise. Kueue needs none of its webhooks: its job reconciler admits the
+// jobs, which are rendered suspended. Every other
 // default plugin runs, including ResourceQuota, LimitRanger,
 // ServiceAccount and PodSecurity.
 func Start(t testing.TB) *ControlPlane {
