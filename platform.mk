@@ -48,6 +48,25 @@ images: $(BIN)/ko ## Build and push the trainer (linux/amd64) and edge agent (li
 sign-images: ## Sign the images in out/images/*.ref with cosign (keyless, GitHub OIDC).
 	for ref in $(OUT)/images/*.ref; do cosign sign --yes "$$(cat "$$ref")"; done
 
+# The release record: one home for the newest released digests. The refs
+# come from $TRAINER_REF and $EDGE_REF (the workflow's build job) or else
+# out/images/*.ref; the file's header comment is kept.
+IMAGES_FILE := apps/jobs/images.yaml
+
+.PHONY: images-record
+images-record: ## Write the released image references (TRAINER_REF, EDGE_REF, or out/images/*.ref) into apps/jobs/images.yaml.
+	@trainer="$${TRAINER_REF:-$$(cat $(OUT)/images/trainer.ref 2>/dev/null || true)}"; \
+	edge="$${EDGE_REF:-$$(cat $(OUT)/images/edge.ref 2>/dev/null || true)}"; \
+	if [ -z "$$trainer" ] || [ -z "$$edge" ]; then echo "images-record: no trainer or edge reference: set TRAINER_REF and EDGE_REF, or run make images" >&2; exit 2; fi; \
+	{ sed -n '/^#/p' $(IMAGES_FILE); printf 'apiVersion: aerie.dev/v1alpha1\nkind: ImageRelease\ntrainer: %s\nedge: %s\n' "$$trainer" "$$edge"; } > $(IMAGES_FILE).tmp; \
+	mv $(IMAGES_FILE).tmp $(IMAGES_FILE)
+
+.PHONY: images-pr
+images-pr: ## Commit apps/jobs/images.yaml on a branch and open a PR (after make images-record).
+	hack/open-pr.sh "images/$${GITHUB_RUN_ID:-local}" "apps/jobs/images.yaml: record the released images" \
+		"Opened by the images workflow (run $${GITHUB_RUN_ID:-local}) after it built and signed these images. Merged, new runs render with this trainer; rendered runs keep theirs." \
+		$(IMAGES_FILE)
+
 # --- terraform ----------------------------------------------------------------
 .PHONY: tf-validate
 tf-validate: ## terraform init (no backend) and validate the platform for ENV (needs network for the providers).
@@ -82,7 +101,9 @@ pr-comment: ## Post FILE as a PR comment titled TITLE (needs gh, GH_TOKEN and PR
 
 .PHONY: promote-pr
 promote-pr: ## Commit the changed fleet pins on a branch and open a PR (after make promote).
-	hack/open-pr.sh "promote/$${GITHUB_RUN_ID:-local}" "fleets: promote model" fleets
+	hack/open-pr.sh "promote/$${GITHUB_RUN_ID:-local}" "fleets: promote model" \
+		"Opened by the promote workflow (run $${GITHUB_RUN_ID:-local}). Review the gate report in the run's log before merging." \
+		fleets
 
 # --- end-to-end cluster tier --------------------------------------------------
 # Real binaries built from their Go modules (recipes: tools/e2e/recipes/*/

@@ -375,9 +375,10 @@ func validURI(s string) string {
 	return ""
 }
 
-// validImage accepts a reference to a registry's repository pinned by a
-// sha256 digest, with or without a tag (distribution/reference's grammar).
-func validImage(s string) string {
+// ValidImage accepts a reference to a registry's repository pinned by a
+// sha256 digest, with or without a tag (distribution/reference's grammar):
+// it returns "" or what is wrong.
+func ValidImage(s string) string {
 	if ref, err := reference.Parse(s); err == nil {
 		named, isNamed := ref.(reference.Named)
 		digested, isDigested := ref.(reference.Digested)
@@ -518,7 +519,7 @@ func (d *decoder) run(root *yaml.Node) *TrainingRun {
 						field{"maxModelBytes", d.int64Field(1, MaxModelBytes, &g.MaxModelBytes)},
 					)
 				}},
-				field{"image", d.str(&s.Image, validImage)},
+				field{"image", d.str(&s.Image, ValidImage)},
 				field{"deadline", d.duration(MinDeadline, MaxDeadline, &s.Deadline)},
 				field{"maxRestarts", d.intField(0, MaxRestartLimit, &s.MaxRestarts)},
 			)
@@ -532,7 +533,6 @@ func (d *decoder) run(root *yaml.Node) *TrainingRun {
 		"spec.dataset.uri":        "gs://<bucket>/<path> or file:///<path>",
 		"spec.dataset.sha256":     "the dataset digest",
 		"spec.output.uri":         "the store root, gs://<bucket>[/<prefix>] or file:///<path>",
-		"spec.image":              "the trainer image, <repository>@sha256:<64 hex digits>",
 		"spec.dataset":            "",
 		"spec.output":             "",
 		"spec.model":              "",

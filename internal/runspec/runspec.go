@@ -55,7 +55,9 @@ type Spec struct {
 	Checkpoint Checkpoint `yaml:"checkpoint"`
 	Gates      Gates      `yaml:"gates"`
 	// Image is the trainer image, pinned by digest: <repo>@sha256:<64 hex>.
-	Image string `yaml:"image"`
+	// A declaration may omit it: aerie run render then pins the run, when
+	// first rendered, to the newest release (apps/jobs/images.yaml).
+	Image string `yaml:"image,omitempty"`
 	// Deadline bounds the job's running time (runPolicy.activeDeadlineSeconds).
 	Deadline Duration `yaml:"deadline"`
 	// MaxRestarts bounds restarts after retryable failures (runPolicy.backoffLimit).

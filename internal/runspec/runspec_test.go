@@ -158,8 +158,6 @@ func TestParseErrors(t *testing.T) {
 			file + `:27: spec.deadline: must be a duration such as 6h or 90m between 1m and 168h, got "30d"`},
 		{"restarts negative", []string{"maxRestarts: 3", "maxRestarts: -1"},
 			file + ":28: spec.maxRestarts: must be an integer between 0 and 100, got -1"},
-		{"missing image", []string{"  image: " + img + "@sha256:" + digest + "\n", ""},
-			file + ":5: spec.image: is required: the trainer image, <repository>@sha256:<64 hex digits>"},
 		{"missing spec", []string{base[strings.Index(base, "spec:"):], ""},
 			file + ":1: spec: is required"},
 		{"several errors in line order", []string{"maxRestarts: 3", "maxRestarts: 101", "count: 4", "count: 0"},

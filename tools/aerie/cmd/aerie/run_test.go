@@ -65,12 +65,12 @@ func TestRenderInvalidTreeExits2(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{"fmnist-cnn.yaml", "quick.yaml"} {
-		b, err := os.ReadFile(filepath.Join(repoRoot, "apps", "jobs", "runs", n))
+	for _, n := range []string{"runs/fmnist-cnn.yaml", "runs/quick.yaml", "images.yaml"} {
+		b, err := os.ReadFile(filepath.Join(repoRoot, "apps", "jobs", n))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "runs", n), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

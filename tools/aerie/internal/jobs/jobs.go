@@ -29,6 +29,7 @@ import (
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/runspec"
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/images"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 )
 
@@ -107,6 +108,9 @@ func (p *Plan) Err() error { return errors.Join(p.Problems...) }
 // revisionRE finds the revision label in a rendered job.
 var revisionRE = regexp.MustCompile(`(?m)^    ` + regexp.QuoteMeta(render.LabelRevision) + `: "?([0-9a-f]+|unknown)"?$`)
 
+// imageRE finds the trainer image in a rendered run.yaml.
+var imageRE = regexp.MustCompile(`(?m)^  image: (\S+)$`)
+
 // result is one run's outcome, computed in parallel.
 type result struct {
 	name     string
@@ -175,6 +179,13 @@ func (t *Tree) Plan(ctx context.Context) (*Plan, error) {
 		}
 		return t.Revision()
 	})
+	// A missing record matters only to a run without spec.image that is
+	// not rendered yet; an invalid one is always a problem.
+	release, releaseErr := t.release(root)
+	if releaseErr != nil && !errors.Is(releaseErr, fs.ErrNotExist) {
+		plan.Problems = append(plan.Problems, releaseErr)
+	}
+	latest := func() (*images.Release, error) { return release, releaseErr }
 	results := make([]result, len(names))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -182,7 +193,7 @@ func (t *Tree) Plan(ctx context.Context) (*Plan, error) {
 		wg.Go(func() {
 			k := newKustomizer()
 			for i := range jobs {
-				results[i] = t.run(ctx, root, repo, seen, names[i], rev, k)
+				results[i] = t.run(ctx, root, repo, seen, names[i], rev, latest, k)
 			}
 		})
 	}
@@ -264,7 +275,8 @@ func readOptional(root *repofile.Tree, elem ...string) ([]byte, error) {
 }
 
 // run parses, renders, compares and (if asked) builds one run.
-func (t *Tree) run(ctx context.Context, root, repo *repofile.Tree, seen *manifests, name string, rev func() (string, error), k *krusty.Kustomizer) result {
+func (t *Tree) run(ctx context.Context, root, repo *repofile.Tree, seen *manifests, name string, rev func() (string, error),
+	release func() (*images.Release, error), k *krusty.Kustomizer) result {
 	res := result{name: name}
 	source := RunsDir + "/" + name + ".yaml"
 	file := t.path(RunsDir, name+".yaml")
@@ -299,6 +311,12 @@ func (t *Tree) run(ctx context.Context, root, repo *repofile.Tree, seen *manifes
 	for _, f := range render.OverlayFiles {
 		if old[f], err = readOptional(root, name, f); err != nil {
 			res.problems = append(res.problems, err)
+			return res
+		}
+	}
+	if r.Spec.Image == "" {
+		if r.Spec.Image, err = t.image(file, name, old[render.RunFile], release); err != nil {
+			res.problems = append(res.problems, declError{err})
 			return res
 		}
 	}
@@ -337,6 +355,36 @@ func (t *Tree) run(ctx context.Context, root, repo *repofile.Tree, seen *manifes
 		}
 	}
 	return res
+}
+
+func (t *Tree) release(root *repofile.Tree) (*images.Release, error) {
+	b, err := root.ReadFile(images.File, images.MaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	return images.Parse(t.path(images.File), b)
+}
+
+// image is the trainer image of a run declared without spec.image: the
+// one its committed run.yaml pins, so that a new release never changes
+// (and so re-runs) a rendered run, or else the newest release's.
+func (t *Tree) image(file, name string, committed []byte, release func() (*images.Release, error)) (string, error) {
+	if m := imageRE.FindSubmatch(committed); m != nil {
+		if msg := runspec.ValidImage(string(m[1])); msg != "" {
+			return "", fmt.Errorf("%s: spec.image: %s, got %q; fix it or delete %s to render the run anew",
+				t.path(name, render.RunFile), msg, m[1], t.path(name))
+		}
+		return string(m[1]), nil
+	}
+	rel, err := release()
+	if errors.Is(err, fs.ErrNotExist) {
+		err = fmt.Errorf("%s does not exist", t.path(images.File))
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: spec.image is not set, and the newest release is unknown: %w; "+
+			"set spec.image, or merge the images workflow's pull request that writes it", file, err)
+	}
+	return rel.Trainer, nil
 }
 
 func sameFiles(a, b map[string][]byte) bool {

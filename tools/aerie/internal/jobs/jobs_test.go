@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/aerie-ml/aerie/tools/aerie/internal/images"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 )
 
@@ -48,7 +49,7 @@ func newTree(t *testing.T) *Tree {
 
 // copyInputs copies what the committed runs read besides their
 // declarations: the repository's models/ into repo, and apps/jobs/datasets
-// into the jobs directory dir.
+// and the image release record into the jobs directory dir.
 func copyInputs(t testing.TB, dir, repo string) {
 	t.Helper()
 	for from, to := range map[string]string{
@@ -58,6 +59,13 @@ func copyInputs(t testing.TB, dir, repo string) {
 		if err := os.CopyFS(to, os.DirFS(from)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	b, err := os.ReadFile(filepath.Join(repoJobs, images.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, images.File), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -247,11 +255,11 @@ func TestCheckFails(t *testing.T) {
 			},
 		},
 		{
-			name: "image without digest",
-			file: "runs/quick.yaml",
+			name: "release without digest",
+			file: images.File,
 			edit: func(s string) string { return strings.Replace(s, "@sha256:"+digest, ":latest", 1) },
 			report: func(dir string) string {
-				return filepath.Join(dir, "runs", "quick.yaml") + `:20: spec.image: must be pinned by digest: <registry>/<repository>@sha256:<64 hex digits>, got "europe-west4-docker.pkg.dev/aerie-dev/aerie/trainer:latest"` + "\n"
+				return filepath.Join(dir, images.File) + `:8: trainer: must be pinned by digest: <registry>/<repository>@sha256:<64 hex digits>, got "europe-west4-docker.pkg.dev/aerie-dev/aerie/trainer:latest"` + "\n"
 			},
 		},
 		{
@@ -391,4 +399,62 @@ func TestCommittedOverlaysUpToDate(t *testing.T) {
 	if err != nil {
 		t.Errorf("aerie run check on apps/jobs: %v\n%s(run: aerie run render)", err, out)
 	}
+}
+
+// TestRenderPinsNewestRelease: a run declared without spec.image gets the
+// newest released trainer when first rendered, and keeps it after a newer
+// release, even when its declaration changes.
+func TestRenderPinsNewestRelease(t *testing.T) {
+	tr := newTree(t)
+	committed, err := os.ReadFile(filepath.Join(repoJobs, images.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := imageRE.FindSubmatch(readFile(t, filepath.Join(tr.Dir, "quick", render.RunFile)))
+	if old == nil || !strings.Contains(string(committed), "trainer: "+string(old[1])+"\n") {
+		t.Fatalf("quick/run.yaml pins %q, want the committed release's trainer", old)
+	}
+	const newer = "europe-west4-docker.pkg.dev/aerie-dev/aerie/trainer@sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	write(t, filepath.Join(tr.Dir, images.File), []byte("apiVersion: aerie.dev/v1alpha1\nkind: ImageRelease\ntrainer: "+newer+"\n"))
+	quick := readFile(t, filepath.Join(tr.Dir, RunsDir, "quick.yaml"))
+	write(t, filepath.Join(tr.Dir, RunsDir, "fresh.yaml"), []byte(strings.Replace(string(quick), "name: quick", "name: fresh", 1)))
+	write(t, filepath.Join(tr.Dir, RunsDir, "quick.yaml"), []byte(strings.Replace(string(quick), "epochs: 2", "epochs: 3", 1)))
+	p := apply(t, tr)
+
+	var changed []string
+	for _, c := range p.Changes {
+		changed = append(changed, c.Path)
+	}
+	want := []string{"fresh/kustomization.yaml", "fresh/kustomizeconfig.yaml", "fresh/pytorchjob.yaml", "fresh/run.yaml",
+		"kustomization.yaml", "quick/run.yaml"}
+	if diff := cmp.Diff(want, changed); diff != "" {
+		t.Errorf("changed files (-want +got):\n%s", diff)
+	}
+	for run, image := range map[string]string{"fresh": newer, "quick": string(old[1]), "fmnist-cnn": string(old[1])} {
+		for _, f := range []string{render.RunFile, render.Job} {
+			if b := readFile(t, filepath.Join(tr.Dir, run, f)); !strings.Contains(string(b), "image: "+image+"\n") {
+				t.Errorf("%s/%s does not pin %s:\n%s", run, f, image, b)
+			}
+		}
+	}
+
+	// Without the record, a new run cannot render; a rendered one can.
+	if err := os.Remove(filepath.Join(tr.Dir, images.File)); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(tr.Dir, RunsDir, "later.yaml"), []byte(strings.Replace(string(quick), "name: quick", "name: later", 1)))
+	wantErr := filepath.Join(tr.Dir, RunsDir, "later.yaml") + ": spec.image is not set, and the newest release is unknown: " +
+		filepath.Join(tr.Dir, images.File) + " does not exist; set spec.image, or merge the images workflow's pull request that writes it"
+	if err := plan(t, tr).Err(); err == nil || err.Error() != wantErr {
+		t.Errorf("plan without %s = %v, want %s", images.File, err, wantErr)
+	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

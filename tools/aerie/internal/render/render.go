@@ -109,6 +109,9 @@ func Overlay(r *runspec.TrainingRun, source, revision string) (map[string][]byte
 	if r.Spec.Model.Architecture.Spec == nil || r.Spec.Resources.Memory == 0 {
 		return nil, fmt.Errorf("render %s: the run is not resolved (runspec.Resolve): its architecture or memory is unknown", source)
 	}
+	if r.Spec.Image == "" {
+		return nil, fmt.Errorf("render %s: spec.image is not set (jobs pins it to the newest release)", source)
+	}
 	spec, err := runspec.Marshal(r)
 	if err != nil {
 		return nil, err
