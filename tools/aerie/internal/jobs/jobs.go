@@ -357,6 +357,7 @@ func (t *Tree) run(ctx context.Context, root, repo *repofile.Tree, seen *manifes
 	return res
 }
 
+// release reads and parses the image release record of the jobs directory.
 func (t *Tree) release(root *repofile.Tree) (*images.Release, error) {
 	b, err := root.ReadFile(images.File, images.MaxBytes)
 	if err != nil {
