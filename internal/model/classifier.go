@@ -19,6 +19,7 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/cpubackend"
+	"github.com/aerie-ml/aerie/internal/kernels"
 )
 
 // MetadataArchitecture is the __metadata__ key naming the architecture of
@@ -44,11 +45,14 @@ type Classifier struct {
 	exec *Exec
 }
 
-// Backend returns the process-wide gomlx backend: the pure-Go backend,
-// or aerie's CPU kernels over it (internal/cpubackend) when GOMLX_BACKEND
-// (gomlx's variable) names them, "aerie".
+// Backend returns the process-wide gomlx backend: aerie's CPU kernels
+// over the pure-Go backend (internal/cpubackend) where they have SIMD
+// code (AVX-512 or AVX2), else the pure-Go backend alone. GOMLX_BACKEND
+// (gomlx's variable) chooses: "aerie" for the kernels, any other name for
+// the pure-Go backend.
 func Backend() compute.Backend {
-	if name, _, _ := strings.Cut(os.Getenv(compute.ConfigEnvVar), ":"); name == cpubackend.Name {
+	name, _, _ := strings.Cut(os.Getenv(compute.ConfigEnvVar), ":")
+	if name == cpubackend.Name || (name == "" && kernels.ISA() != "portable") {
 		return cpubackend.Get()
 	}
 	return gobackend.GetBackend()
