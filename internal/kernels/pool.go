@@ -193,6 +193,10 @@ func (p *Pool) Forward(out, in []float32) {
 // (the output's shape) at the first maximum of its window in x, summed
 // where windows overlap: the gradient of PoolMax.
 func (p *Pool) ScatterMax(grad, x, src []float32) {
+	if p.halves {
+		p.scatterHalves(grad, x, src)
+		return
+	}
 	clear(grad)
 	if p.plane2D {
 		p.scatter2D(grad, x, src)
@@ -270,36 +274,54 @@ func (p *Pool) forward2D(out, in []float32) {
 	}
 }
 
-func (p *Pool) scatter2D(grad, x, src []float32) {
+// scatterHalves is ScatterMax of 2×2 windows at stride 2: it writes every
+// element of grad once, so grad needs no clearing first.
+func (p *Pool) scatterHalves(grad, x, src []float32) {
 	d := p.rank - 2
 	h, w, oh, ow := p.in[d], p.in[d+1], p.out[d], p.out[d+1]
-	if p.halves {
-		for pl := range p.planes {
-			xs := x[pl*h*w:][:h*w]
-			gs := grad[pl*h*w:][:h*w]
-			ss := src[pl*oh*ow:][:oh*ow]
-			for oy := range oh {
-				x0, x1 := xs[2*oy*w:][:2*ow], xs[(2*oy+1)*w:][:2*ow]
-				g0, g1 := gs[2*oy*w:][:2*ow], gs[(2*oy+1)*w:][:2*ow]
-				for ox, v := range ss[oy*ow:][:ow] {
-					// The first maximum in row-major order, as the general
-					// loop picks it.
-					i, best, row := 2*ox, x0[2*ox], g0
-					if x0[2*ox+1] > best {
-						i, best = 2*ox+1, x0[2*ox+1]
-					}
-					if x1[2*ox] > best {
-						i, best, row = 2*ox, x1[2*ox], g1
-					}
-					if x1[2*ox+1] > best {
-						i, row = 2*ox+1, g1
-					}
-					row[i] = v
+	for pl := range p.planes {
+		xs := x[pl*h*w:][:h*w]
+		gs := grad[pl*h*w:][:h*w]
+		ss := src[pl*oh*ow:][:oh*ow]
+		for oy := range oh {
+			x0, x1 := xs[2*oy*w:][:2*ow], xs[(2*oy+1)*w:][:2*ow]
+			g0, g1 := gs[2*oy*w:][:w], gs[(2*oy+1)*w:][:w]
+			clear(g0[2*ow:]) // a column no window reads
+			clear(g1[2*ow:])
+			for ox, v := range ss[oy*ow:][:ow] {
+				// The first maximum in row-major order, as the general
+				// loop picks it.
+				a, b, c, e := x0[2*ox], x0[2*ox+1], x1[2*ox], x1[2*ox+1]
+				at, best := 0, a
+				if b > best {
+					at, best = 1, b
+				}
+				if c > best {
+					at, best = 2, c
+				}
+				if e > best {
+					at = 3
+				}
+				g0[2*ox], g0[2*ox+1], g1[2*ox], g1[2*ox+1] = 0, 0, 0, 0
+				switch at {
+				case 0:
+					g0[2*ox] = v
+				case 1:
+					g0[2*ox+1] = v
+				case 2:
+					g1[2*ox] = v
+				default:
+					g1[2*ox+1] = v
 				}
 			}
 		}
-		return
+		clear(gs[2*oh*w:]) // a row no window reads
 	}
+}
+
+func (p *Pool) scatter2D(grad, x, src []float32) {
+	d := p.rank - 2
+	h, w, oh, ow := p.in[d], p.in[d+1], p.out[d], p.out[d+1]
 	for pl := range p.planes {
 		xs := x[pl*h*w:][:h*w]
 		gs := grad[pl*h*w:][:h*w]
