@@ -359,7 +359,7 @@ func validSHA256(s string) string {
 	if hex64RE.MatchString(s) {
 		return ""
 	}
-	return "must be 64 lowercase hex digits (the dataset digest of internal/fmnist)"
+	return "must be 64 lowercase hex digits (the dataset digest that aerie dataset ingest prints)"
 }
 
 // validURI accepts what the store opens (store.ParseURI):

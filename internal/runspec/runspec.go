@@ -119,7 +119,7 @@ type Augmentation struct {
 // Dataset is where the training data is and what it must hash to.
 type Dataset struct {
 	URI string `yaml:"uri"`
-	// SHA256 is the fmnist dataset digest (fmnist.Digest) the trainer verifies.
+	// SHA256 is the dataset digest (internal/dataset: the sha256 of dataset.json) the trainer verifies.
 	SHA256 string `yaml:"sha256"`
 	// ValidationFraction of the training split is held out for validation.
 	ValidationFraction float64 `yaml:"validationFraction"`

@@ -133,7 +133,7 @@ func TestParseErrors(t *testing.T) {
 		{"output empty element", []string{"uri: gs://aerie-dev-training\n", "uri: gs://aerie-dev-training/a//b\n"},
 			file + `:23: spec.output.uri: must be gs://<bucket>[/<path>] or file:///<absolute path> (prefix "a//b": has an empty path element), got "gs://aerie-dev-training/a//b"`},
 		{"dataset digest", []string{"sha256: " + digest, "sha256: F37B"},
-			file + `:18: spec.dataset.sha256: must be 64 lowercase hex digits (the dataset digest of internal/fmnist), got "F37B"`},
+			file + `:18: spec.dataset.sha256: must be 64 lowercase hex digits (the dataset digest that aerie dataset ingest prints), got "F37B"`},
 		{"cpu millicores", []string{"cpu: auto", "cpu: 500m"},
 			file + `:20: spec.resources.cpu: must be auto or whole cores between 1 and 16, got "500m"`},
 		{"memory too small", []string{"cpu: auto", "cpu: 2", "memory: auto", "memory: 512Mi"},

@@ -18,11 +18,6 @@ import (
 // are verified like Get's, so a corrupt object fails its final Read. The
 // fs.FS interface has no context; ctx bounds every operation made through
 // it. Directories are the key prefixes that have objects under them.
-//
-// With it the trainer reads a dataset straight from its URI:
-//
-//	s, _ := store.Open(ctx, spec.Dataset.URI)
-//	ds, err := fmnist.Load(store.FS(ctx, s, ""), spec.Dataset.SHA256)
 func FS(ctx context.Context, s Store, prefix string) fs.FS {
 	return &storeFS{ctx: ctx, s: s, prefix: prefix}
 }

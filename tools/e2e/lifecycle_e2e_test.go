@@ -38,12 +38,14 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/aerie-ml/aerie/internal/dataset"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/e2e/cluster"
 	"github.com/aerie-ml/aerie/tools/e2e/node"
 )
+
+// fashionClasses are Fashion-MNIST's class names, in label order.
+var fashionClasses = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
 
 // The bucket the rendered runs write to (the dev output URI), served by
 // the in-process GCS emulator.
@@ -339,7 +341,7 @@ func writeDataset(t *testing.T, ctx context.Context, s store.Store, perClass int
 	t.Helper()
 	dir := t.TempDir()
 	shape := dataset.Shape{Height: 28, Width: 28, Channels: 1}
-	w, err := dataset.NewWriter(dir, fmnist.Classes[:], shape, 256<<10)
+	w, err := dataset.NewWriter(dir, fashionClasses, shape, 256<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +351,7 @@ func writeDataset(t *testing.T, ctx context.Context, s store.Store, perClass int
 		name string
 		n    int
 	}{{"train", perClass}, {"test", perClass / 4}} {
-		for c := range fmnist.Classes {
+		for c := range fashionClasses {
 			for range split.n {
 				for i := range pixels {
 					pixels[i] = byte(c*20 + rng.IntN(60))

@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 	wg.Go(func() { lock.Watch(ctx) })
 
 	if cfg.Frames.Source != config.SourceNone {
-		src, err := openSource(cfg.Frames)
+		src, err := openSource(ctx, cfg.Frames)
 		if err != nil {
 			return exitcode.Wrap(exitcode.Config, fmt.Errorf("frames: %w", err))
 		}
@@ -253,15 +253,13 @@ func retryBackoff(base, limit time.Duration) wait.Backoff {
 	return wait.Backoff{Duration: base / 2, Factor: 2, Jitter: 1, Steps: math.MaxInt32, Cap: limit / 2}
 }
 
-func openSource(f config.Frames) (frames.Source, error) {
+func openSource(ctx context.Context, f config.Frames) (frames.Source, error) {
 	opts := frames.Options{Loop: f.Loop, Interval: f.Interval}
 	switch f.Source {
 	case config.SourceDir:
 		return frames.OpenDir(f.Path, opts)
-	case config.SourceIDX:
-		return frames.OpenIDX(f.Path, opts)
-	case config.SourceRaw:
-		return frames.OpenRaw(f.Path, opts)
+	case config.SourceDataset:
+		return frames.OpenDataset(ctx, f.Path, opts)
 	case config.SourceMJPEG:
 		if f.Path == "-" {
 			return frames.NewMJPEG(os.Stdin, nil), nil

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -316,19 +315,17 @@ func TestKillDuringDownload(t *testing.T) {
 	}
 }
 
-// TestServe runs the whole agent in process: frames from a file, the
+// TestServe runs the whole agent in process: frames from a dataset, the
 // status server, the mission endpoint, GPIO through the in-memory chip and
 // status uploaded to the store.
 func TestServe(t *testing.T) {
-	images, _ := modeltest.Images(300, 6)
-	frames := filepath.Join(t.TempDir(), "frames.raw")
-	os.WriteFile(frames, bytes.Join(images, nil), 0o644)
-	f := newFixture(t, fmt.Sprintf(`frames: {source: raw, path: %s, loop: true, interval: 5ms}
+	images, labels := modeltest.Images(300, 6)
+	f := newFixture(t, fmt.Sprintf(`frames: {source: dataset, path: %s, loop: true, interval: 5ms}
 mission: {http: true}
 gpio:
   outputs:
     - {name: footwear, line: 17, classes: [Sandal, Sneaker, Ankle boot], minConfidence: 0.3, debounceFrames: 1}
-`, frames))
+`, modeltest.Dataset(t, images, labels)))
 	cfg := f.config()
 	cfg.Store.StatusURI = "file://" + f.storeFS
 	v1 := f.version(1)

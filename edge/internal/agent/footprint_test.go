@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,16 +35,14 @@ func TestFootprint(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("AERIE_EDGE_FRAMES")); err == nil {
 		frames = n
 	}
-	images, _ := modeltest.Images(300, 6)
-	raw := filepath.Join(t.TempDir(), "frames.raw")
-	os.WriteFile(raw, bytes.Join(images, nil), 0o644)
+	images, labels := modeltest.Images(300, 6)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	f := newFixture(t, fmt.Sprintf("frames: {source: raw, path: %s, loop: true}\n", raw))
+	f := newFixture(t, fmt.Sprintf("frames: {source: dataset, path: %s, loop: true}\n", modeltest.Dataset(t, images, labels)))
 	os.WriteFile(f.cfgPath, bytes.Replace(must(os.ReadFile(f.cfgPath)), []byte("127.0.0.1:0"), []byte(addr), 1), 0o644)
 
 	// The architecture (AERIE_EDGE_ARCH, cnn by default) with seeded

@@ -100,18 +100,18 @@ type Mission struct {
 
 // Frame source kinds.
 const (
-	SourceDir   = "dir"   // a directory of PNG/JPEG images
-	SourceIDX   = "idx"   // an IDX image file (gzipped or not)
-	SourceRaw   = "raw"   // a file of raw 28×28 grayscale frames
-	SourceMJPEG = "mjpeg" // concatenated JPEGs on a pipe or file (rpicam-vid --codec mjpeg -o -)
-	SourceV4L2  = "v4l2"  // a V4L2 camera capturing MJPEG
-	SourceNone  = "none"  // no inference, only model management
+	SourceDir     = "dir"     // a directory of PNG/JPEG images
+	SourceDataset = "dataset" // the test split of an ingested dataset, by its root URI
+	SourceMJPEG   = "mjpeg"   // concatenated JPEGs on a pipe or file (rpicam-vid --codec mjpeg -o -)
+	SourceV4L2    = "v4l2"    // a V4L2 camera capturing MJPEG
+	SourceNone    = "none"    // no inference, only model management
 )
 
 // Frames says where frames come from.
 type Frames struct {
 	Source string `yaml:"source"`
-	// Path is the directory, file, pipe ("-" is stdin) or /dev/videoN.
+	// Path is the directory, dataset URI, pipe or file ("-" is stdin) or
+	// /dev/videoN.
 	Path string `yaml:"path"`
 	// Interval paces file sources; 0 means as fast as the model goes.
 	Interval time.Duration `yaml:"interval"`
@@ -310,12 +310,12 @@ func (v *validator) check(c *Config) {
 func (v *validator) frames(f *Frames) {
 	switch f.Source {
 	case SourceNone:
-	case SourceDir, SourceIDX, SourceRaw, SourceMJPEG, SourceV4L2:
+	case SourceDir, SourceDataset, SourceMJPEG, SourceV4L2:
 		if f.Path == "" {
 			v.Fail("frames.path", "is required for source %q", f.Source)
 		}
 	default:
-		v.Fail("frames.source", "%q: want one of dir, idx, raw, mjpeg, v4l2, none", f.Source)
+		v.Fail("frames.source", "%q: want one of dir, dataset, mjpeg, v4l2, none", f.Source)
 	}
 	if f.Interval < 0 {
 		v.Fail("frames.interval", "%v is negative", f.Interval)

@@ -71,7 +71,7 @@ func TestParseErrors(t *testing.T) {
 		{"class twice", strings.Replace(gpio, "[Bag]", "[Bag, Bag]", 1), "c.yaml:8: gpio.outputs[0].classes[1]: \"Bag\" is listed twice"},
 		{"chip", strings.Replace(gpio, "gpiochip0", "/dev/gpiochip0", 1), "c.yaml:6: gpio.chip: \"/dev/gpiochip0\": want gpiochipN or sim"},
 		{"line twice", gpio + "    - {name: b, line: 3, classes: [Coat]}\n", "c.yaml:9: gpio.outputs[1].line: 3 is negative or used twice"},
-		{"source", minimal + "frames: {source: webcam}\n", "c.yaml:5: frames.source: \"webcam\": want one of dir, idx, raw, mjpeg, v4l2, none"},
+		{"source", minimal + "frames: {source: webcam}\n", "c.yaml:5: frames.source: \"webcam\": want one of dir, dataset, mjpeg, v4l2, none"},
 		{"path", minimal + "frames: {source: dir}\n", "c.yaml:5: frames.path: is required for source \"dir\""},
 		{"mission line", gpio + "mission: {gpioLine: 3}\n", "c.yaml:8: gpio.outputs[0].line: 3 is also mission.gpioLine"},
 		{"type", minimal + "keepVersions: many\n", "c.yaml:5: keepVersions: want an integer, got a string \"many\""},

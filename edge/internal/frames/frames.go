@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
@@ -15,14 +16,15 @@ import (
 	_ "image/png" // directory sources hold PNGs too
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/aerie-ml/aerie/internal/dataset"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/pixels"
+	"github.com/aerie-ml/aerie/internal/store"
 )
 
 // Frame is one decoded frame, of whatever size the source gives.
@@ -139,130 +141,82 @@ func (d *Dir) Next(ctx context.Context) (Frame, error) {
 // Close does nothing.
 func (d *Dir) Close() error { return nil }
 
-// File streams frames from a file one at a time, so a large file costs no
-// memory: an IDX image file (gzipped or not) or concatenated raw frames.
-type File struct {
-	path string
-	raw  bool
-	opts Options
-	pace pacer
-
-	f          *os.File
-	images     *fmnist.ImageStream // IDX
-	rawReader  *bufio.Reader       // raw
-	rows, cols int
-	i          int
+// Dataset yields the samples of one split of an ingested dataset
+// (internal/dataset: shards verified as they are fetched) as frames: a
+// source of labelled test images for any model, at the dataset's shape.
+type Dataset struct {
+	st    store.Store
+	r     *dataset.Reader
+	split string
+	j     int64
+	opts  Options
+	pace  pacer
 }
 
-// OpenIDX opens an IDX image file (gzipped or not), as Fashion-MNIST's. It
-// reads the file through once, so a truncated one fails here.
-func OpenIDX(path string, opts Options) (*File, error) {
-	s := &File{path: path, opts: opts, pace: pacer{interval: opts.Interval}}
-	if err := s.open(); err != nil {
+// DatasetSplit is the split a Dataset source reads.
+const DatasetSplit = "test"
+
+// OpenDataset opens the DatasetSplit split of the dataset at uri, the root
+// that ingest prints (…/datasets/<name>/<digest>/); the manifest must have
+// that digest.
+func OpenDataset(ctx context.Context, uri string, opts Options) (_ *Dataset, err error) {
+	digest := path.Base(strings.TrimSuffix(uri, "/"))
+	if _, err := hex.DecodeString(digest); err != nil || len(digest) != 64 {
+		return nil, fmt.Errorf("dataset %s: want the root ingest prints, …/datasets/<name>/<digest>/", uri)
+	}
+	st, err := store.Open(ctx, uri)
+	if err != nil {
 		return nil, err
 	}
-	n := s.images.N
-	img := make([]byte, s.rows*s.cols)
-	for range n {
-		if err := s.images.Next(img); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-	}
-	return s, s.rewind()
-}
-
-// rawSide is the side of a raw file's grey frames.
-const rawSide = 28
-
-// OpenRaw opens a file of concatenated raw 28×28 grayscale frames.
-func OpenRaw(path string, opts Options) (*File, error) {
-	s := &File{path: path, raw: true, opts: opts, pace: pacer{interval: opts.Interval}}
-	return s, s.open()
-}
-
-// open opens the file and reads its header.
-func (s *File) open() error {
-	f, err := os.Open(s.path)
-	if err != nil {
-		return err
-	}
-	s.f, s.i = f, 0
-	if s.raw {
-		fi, err := f.Stat()
+	defer func() {
 		if err != nil {
-			f.Close()
-			return err
+			st.Close()
 		}
-		if fi.Size() == 0 || fi.Size()%(rawSide*rawSide) != 0 {
-			f.Close()
-			return fmt.Errorf("%s: %d bytes is not a whole number of %d×%d frames", s.path, fi.Size(), rawSide, rawSide)
-		}
-		s.rawReader, s.rows, s.cols = bufio.NewReader(f), rawSide, rawSide
-		return nil
-	}
-	images, err := fmnist.NewImageStream(f)
-	if err == nil && images.N == 0 {
-		err = errors.New("no images")
-	}
+	}()
+	d, err := dataset.Open(ctx, st, digest)
 	if err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", s.path, err)
+		return nil, err
 	}
-	s.images, s.rows, s.cols = images, images.Rows, images.Cols
-	return nil
+	r, err := d.Reader(DatasetSplit, dataset.Config{CacheShards: 1})
+	if err != nil {
+		return nil, err
+	}
+	return &Dataset{st: st, r: r, split: DatasetSplit, opts: opts, pace: pacer{interval: opts.Interval}}, nil
 }
 
-func (s *File) rewind() error {
-	s.Close()
-	return s.open()
-}
-
-// Next returns the next frame.
-func (s *File) Next(ctx context.Context) (Frame, error) {
-	img := make([]byte, s.rows*s.cols)
-	err := s.read(img)
-	if err == io.EOF && s.opts.Loop {
-		if err = s.rewind(); err == nil {
-			err = s.read(img)
+// Next reads the next sample.
+func (d *Dataset) Next(ctx context.Context) (Frame, error) {
+	if d.j == d.r.Len() {
+		if !d.opts.Loop {
+			return Frame{}, io.EOF
 		}
+		d.j = 0
 	}
-	if err != nil {
+	if err := d.pace.wait(ctx); err != nil {
 		return Frame{}, err
 	}
-	if err := s.pace.wait(ctx); err != nil {
-		return Frame{}, err
+	name := fmt.Sprintf("%s#%d", d.split, d.j)
+	sh := d.r.Shape()
+	px := make([]byte, sh.Bytes())
+	_, err := d.r.Sample(ctx, d.j, px)
+	d.j++
+	if err != nil {
+		return Frame{Name: name}, err
 	}
-	name := fmt.Sprintf("%s#%d", filepath.Base(s.path), s.i)
-	s.i++
-	return Frame{Image: &image.Gray{Pix: img, Stride: s.cols, Rect: image.Rect(0, 0, s.cols, s.rows)}, Name: name}, nil
+	rect := image.Rect(0, 0, sh.Width, sh.Height)
+	if sh.Channels == 1 {
+		return Frame{Image: &image.Gray{Pix: px, Stride: sh.Width, Rect: rect}, Name: name}, nil
+	}
+	rgba := image.NewRGBA(rect)
+	for i := range sh.Width * sh.Height {
+		copy(rgba.Pix[4*i:4*i+3], px[3*i:3*i+3])
+		rgba.Pix[4*i+3] = 0xFF
+	}
+	return Frame{Image: rgba, Name: name}, nil
 }
 
-func (s *File) read(img []byte) error {
-	var err error
-	if s.raw {
-		_, err = io.ReadFull(s.rawReader, img)
-		if err == io.ErrUnexpectedEOF {
-			err = fmt.Errorf("frame %d: %w", s.i, err)
-		}
-	} else {
-		err = s.images.Next(img)
-	}
-	if err != nil && err != io.EOF {
-		return fmt.Errorf("%s: %w", s.path, err)
-	}
-	return err
-}
-
-// Close closes the file.
-func (s *File) Close() error {
-	if s.f == nil {
-		return nil
-	}
-	err := s.f.Close()
-	s.f = nil
-	return err
-}
+// Close closes the reader, removing its shard cache, and the store.
+func (d *Dataset) Close() error { return errors.Join(d.r.Close(), d.st.Close()) }
 
 // MJPEG yields the JPEG frames of a stream: what `rpicam-vid --codec mjpeg
 // -o -` or ffmpeg's mjpeg muxer writes to a pipe.

@@ -2,7 +2,6 @@ package frames
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -19,8 +18,8 @@ import (
 
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
 	"github.com/aerie-ml/aerie/internal/dataset"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/pixels"
+	"github.com/aerie-ml/aerie/internal/store"
 )
 
 // imageSet holds 28×28 grey test images.
@@ -105,75 +104,107 @@ func collect(t *testing.T, s Source) []Frame {
 }
 
 func TestFileSources(t *testing.T) {
-	set := testImages()
+	ctx := context.Background()
+	images, labels := modeltest.Images(3, 5)
 	dir := t.TempDir()
-	var raw []byte
-	for i := range 3 {
+	for i, img := range images {
 		var b bytes.Buffer
-		png.Encode(&b, grayOf(set.Image(i), 28, 28))
+		png.Encode(&b, grayOf(img, 28, 28))
 		os.WriteFile(filepath.Join(dir, string(rune('a'+i))+".png"), b.Bytes(), 0o644)
-		raw = append(raw, set.Image(i)...)
 	}
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("ignored"), 0o644)
-	rawPath := filepath.Join(t.TempDir(), "frames.raw")
-	os.WriteFile(rawPath, raw, 0o644)
-	idxPath := filepath.Join(t.TempDir(), "frames-idx3-ubyte.gz")
-	var idx bytes.Buffer
-	z := gzip.NewWriter(&idx)
-	fmnist.WriteImages(z, raw, 28, 28)
-	z.Close()
-	os.WriteFile(idxPath, idx.Bytes(), 0o644)
-
-	d, err := OpenDir(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
+	uri := modeltest.Dataset(t, images, labels)
+	open := map[string]func(Options) (Source, error){
+		"dir":     func(o Options) (Source, error) { return OpenDir(dir, o) },
+		"dataset": func(o Options) (Source, error) { return OpenDataset(ctx, uri, o) },
 	}
-	r, err := OpenRaw(rawPath, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := OpenIDX(idxPath, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, s := range map[string]Source{"dir": d, "raw": r, "idx": x} {
-		got := collect(t, s)
-		if len(got) != 3 {
-			t.Fatalf("%s: %d frames, want 3", name, len(got))
-		}
-		for i, f := range got {
-			if !bytes.Equal(pixelsOf(f, grey28), set.Image(i)) {
-				t.Errorf("%s frame %d (%s) differs from golden image %d", name, i, f.Name, i)
+	for name, open := range open {
+		t.Run(name, func(t *testing.T) {
+			s, err := open(Options{})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			defer s.Close()
+			got := collect(t, s)
+			if len(got) != 3 {
+				t.Fatalf("%d frames, want 3", len(got))
+			}
+			for i, f := range got {
+				if !bytes.Equal(pixelsOf(f, grey28), images[i]) {
+					t.Errorf("frame %d (%s) differs from image %d", i, f.Name, i)
+				}
+			}
+			// Loop replays.
+			l, err := open(Options{Loop: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			for i := range 7 {
+				f, err := l.Next(ctx)
+				if err != nil || !bytes.Equal(pixelsOf(f, grey28), images[i%3]) {
+					t.Fatalf("looped frame %d: %v", i, err)
+				}
+			}
+		})
 	}
-	// Loop replays.
-	l, _ := OpenRaw(rawPath, Options{Loop: true})
-	for i := range 7 {
-		f, err := l.Next(context.Background())
-		if err != nil || !bytes.Equal(pixelsOf(f, grey28), set.Image(i%3)) {
-			t.Fatalf("looped frame %d: %v", i, err)
-		}
+}
+
+// TestDatasetSourceColour reads a colour dataset's samples as RGB frames.
+func TestDatasetSourceColour(t *testing.T) {
+	ctx := context.Background()
+	shape := dataset.Shape{Height: 5, Width: 7, Channels: 3}
+	stage := t.TempDir()
+	w, err := dataset.NewWriter(stage, []string{"red", "blue"}, shape, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// So does an IDX file, streamed again from its start.
-	li, _ := OpenIDX(idxPath, Options{Loop: true})
-	for i := range 7 {
-		f, err := li.Next(context.Background())
-		if err != nil || !bytes.Equal(pixelsOf(f, grey28), set.Image(i%3)) {
-			t.Fatalf("looped IDX frame %d: %v", i, err)
-		}
+	px := make([]byte, shape.Bytes())
+	for i := range px {
+		px[i] = byte(i * 5)
 	}
-	li.Close()
-	if _, err := OpenRaw(idxPath, Options{}); err == nil {
-		t.Error("OpenRaw of a file that is not whole frames = nil error")
+	if err := w.Add("test", 1, px); err != nil {
+		t.Fatal(err)
 	}
-	// A truncated IDX file fails at open, naming the file.
-	var plain bytes.Buffer
-	fmnist.WriteImages(&plain, raw, 28, 28)
-	short := filepath.Join(t.TempDir(), "short-idx3-ubyte")
-	os.WriteFile(short, plain.Bytes()[:plain.Len()-100], 0o644)
-	if _, err := OpenIDX(short, Options{}); err == nil || !strings.Contains(err.Error(), short) || !strings.Contains(err.Error(), "truncated: image 2 of 3") {
-		t.Errorf("OpenIDX of a truncated file = %v, want an error naming it and the image", err)
+	_, b, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, "file://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	prefix, _, err := dataset.Upload(ctx, st, "colour", stage, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenDataset(ctx, st.URI(prefix), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := collect(t, s)
+	if len(got) != 1 || !bytes.Equal(pixelsOf(got[0], shape), px) {
+		t.Errorf("colour sample did not come back as its RGB pixels")
+	}
+}
+
+func TestOpenDatasetErrors(t *testing.T) {
+	ctx := context.Background()
+	images, labels := modeltest.Images(2, 5)
+	uri := modeltest.Dataset(t, images, labels)
+	other := strings.TrimSuffix(uri, "/")
+	other = other[:len(other)-64] + strings.Repeat("0", 64) + "/"
+	for _, tt := range []struct{ name, uri, want string }{
+		{"no digest", strings.TrimSuffix(uri, "/")[:len(uri)-66], "want the root ingest prints"},
+		{"unknown digest", other, other},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := OpenDataset(ctx, tt.uri, Options{}); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("OpenDataset(%s) = %v, want an error containing %q", tt.uri, err, tt.want)
+			}
+		})
 	}
 }
 

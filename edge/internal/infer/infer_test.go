@@ -84,7 +84,7 @@ func TestLoopSwapsModelWithoutStopping(t *testing.T) {
 	}
 	slot := &Slot{}
 	slot.Swap(real)
-	src, err := openRaw(t, images)
+	src, err := frames.OpenDir(modeltest.PNGDir(t, images), frames.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,14 +123,6 @@ func TestLoopSwapsModelWithoutStopping(t *testing.T) {
 	if !bytes.Contains(logs.Bytes(), []byte("model=sha256:bag")) {
 		t.Errorf("no log of the swap:\n%s", logs.String())
 	}
-}
-
-func openRaw(t *testing.T, images [][]byte) (frames.Source, error) {
-	p := t.TempDir() + "/frames.raw"
-	if err := os.WriteFile(p, bytes.Join(images, nil), 0o644); err != nil {
-		return nil, err
-	}
-	return frames.OpenRaw(p, frames.Options{})
 }
 
 // TestLoopSwapsInputShape swaps a grey 28×28 model for a colour 20×24

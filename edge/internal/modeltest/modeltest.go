@@ -11,6 +11,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -21,16 +23,17 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/dataset"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/selftest"
+	"github.com/aerie-ml/aerie/internal/store"
 )
 
 // Classes are the classes of the versions Write makes: the reference
-// dataset's names, which the tests' GPIO configurations use.
-var Classes = fmnist.Classes[:]
+// dataset's (Fashion-MNIST's) names, which the tests' GPIO configurations
+// use.
+var Classes = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
 
 // Side is the side of the images, grey: the reference dataset's shape.
 const Side = 28
@@ -58,6 +61,55 @@ func Images(n int, seed uint64) (images [][]byte, labels []int) {
 		images, labels = append(images, img), append(labels, c)
 	}
 	return images, labels
+}
+
+// PNGDir writes images (Side×Side grey) into a new directory as PNG files
+// in their order: a frames source of them.
+func PNGDir(t testing.TB, images [][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for i, img := range images {
+		var b bytes.Buffer
+		if err := png.Encode(&b, &image.Gray{Pix: img, Stride: Side, Rect: image.Rect(0, 0, Side, Side)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%06d.png", i)), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// Dataset ingests images (Side×Side grey) with labels as the test split of
+// a dataset in a file:// store under a new directory, and returns the
+// dataset's root URI: what a "dataset" frames source reads.
+func Dataset(t testing.TB, images [][]byte, labels []int) string {
+	t.Helper()
+	ctx := context.Background()
+	stage := t.TempDir()
+	w, err := dataset.NewWriter(stage, Classes, Input.Shape(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, img := range images {
+		if err := w.Add("test", labels[i], img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, b, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(ctx, "file://"+t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	prefix, _, err := dataset.Upload(ctx, st, "synthetic", stage, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.URI(prefix)
 }
 
 // SelfTestSet packs perClass images of each class (from a seed of their
@@ -217,8 +269,8 @@ func WriteClasses(t testing.TB, st Putter, run, archName string, weights []byte,
 		Run:           run,
 		CreatedAt:     time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Model:         Model(t, archName, Input, classes),
-		Dataset:  manifest.Dataset{URI: "file:///synthetic", Digest: fmt.Sprintf("%064x", 1)},
-		SelfTest: set.Entry,
+		Dataset:       manifest.Dataset{URI: "file:///synthetic", Digest: fmt.Sprintf("%064x", 1)},
+		SelfTest:      set.Entry,
 	}
 	for _, name := range names {
 		f, err := manifest.Describe(name, bytes.NewReader(files[name]))

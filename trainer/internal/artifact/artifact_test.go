@@ -18,11 +18,13 @@ import (
 	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
 )
+
+// fashionClasses are Fashion-MNIST's class names, in label order.
+var fashionClasses = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
 
 // recorder is a real store that remembers the order of Puts and can fail
 // the Put of one key, as a crash or an outage would.
@@ -62,20 +64,20 @@ func model(weights string) Model {
 		{Epoch: 1, Step: 10, LearningRate: 0.001, TrainLoss: 0.9, TrainAccuracy: 0.7, ValLoss: 0.8, ValAccuracy: 0.72, ImagesPerSecond: 500, Seconds: 1.3},
 		{Epoch: 2, Step: 20, LearningRate: 0.001, TrainLoss: 0.6, TrainAccuracy: 0.8, ValLoss: 0.65, ValAccuracy: 0.79, ImagesPerSecond: 510, Seconds: 1.25},
 	}
-	confusion := make([][]float64, fmnist.NumClasses)
-	classAcc := make([]float64, fmnist.NumClasses)
+	confusion := make([][]float64, len(fashionClasses))
+	classAcc := make([]float64, len(fashionClasses))
 	for i := range confusion {
-		confusion[i] = make([]float64, fmnist.NumClasses)
+		confusion[i] = make([]float64, len(fashionClasses))
 		classAcc[i] = 0.9 - 0.02*float64(i)
 		confusion[i][i] = classAcc[i]
-		confusion[i][(i+1)%fmnist.NumClasses] = 1 - classAcc[i]
+		confusion[i][(i+1)%len(fashionClasses)] = 1 - classAcc[i]
 	}
 	return Model{
 		Run:        "fmnist-small",
 		Spec:       smallSpec,
 		Parameters: 2010,
 		Weights:    []byte(weights),
-		Classes:    fmnist.Classes[:],
+		Classes:    fashionClasses,
 		Input:      manifest.Input{Height: 28, Width: 28, Channels: 1, Mean: []float64{0.5}, Std: []float64{0.5}},
 		SelfTest:   selfTestSet(),
 		Metrics: manifest.Metrics{
@@ -112,7 +114,7 @@ var smallSpec = func() string {
 func selfTestSet() *selftest.Packed {
 	var b bytes.Buffer
 	w := dataset.NewShardWriter(&b, dataset.Shape{Height: 28, Width: 28, Channels: 1})
-	counts := make([]int, fmnist.NumClasses)
+	counts := make([]int, len(fashionClasses))
 	for c := range counts {
 		w.Add(c, make([]byte, 28*28))
 		counts[c] = 1
@@ -180,10 +182,10 @@ func TestWrite(t *testing.T) {
 	if got.Metrics.ModelBytes != int64(len("weights v1")) || got.Metrics.Parameters != 2010 || got.Model.Parameters != 2010 || got.Model.Architecture != "small" {
 		t.Errorf("model bytes %d, parameters %d/%d, architecture %q, want %d, 2010, small", got.Metrics.ModelBytes, got.Metrics.Parameters, got.Model.Parameters, got.Model.Architecture, len("weights v1"))
 	}
-	if string(got.Model.Spec) != string(smallSpec) || got.SelfTest.Samples() != fmnist.NumClasses {
+	if string(got.Model.Spec) != string(smallSpec) || got.SelfTest.Samples() != len(fashionClasses) {
 		t.Errorf("spec %s, self-test %+v; want small's canonical spec and one image a class", got.Model.Spec, got.SelfTest)
 	}
-	if diff := cmp.Diff(fmnist.Classes[:], got.Model.Classes); diff != "" {
+	if diff := cmp.Diff(fashionClasses, got.Model.Classes); diff != "" {
 		t.Errorf("classes diff (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(manifest.Lineage{GitCommit: "2a8ff51", ImageDigest: "sha256:abc", WorldSize: 1}, got.Lineage); diff != "" {

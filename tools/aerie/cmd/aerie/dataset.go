@@ -15,7 +15,6 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
@@ -179,7 +178,7 @@ Re-ingesting the same data is a no-op, and finishes an interrupted ingest.`,
 		}),
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.from, "from", fmnist.DebianDir, "`directory`: IDX files or an ImageFolder tree (Debian's dataset-fashion-mnist by default)")
+	fl.StringVar(&f.from, "from", ingest.DebianDir, "`directory`: IDX files or an ImageFolder tree (Debian's dataset-fashion-mnist by default)")
 	fl.StringVar(&f.to, "to", "", "store `URI`: gs://bucket[/prefix] or file:///absolute/path (required)")
 	fl.StringVar(&f.opts.Name, "name", "fashion-mnist", "dataset `name` in the store layout")
 	fl.StringVar(&f.opts.Want, "sha256", "", "expected dataset `digest`; fail, storing nothing, if the dataset hashes otherwise")

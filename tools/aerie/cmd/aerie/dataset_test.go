@@ -16,7 +16,6 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
 )
@@ -30,10 +29,10 @@ func writeIDX(t *testing.T, dir string) {
 		name  string
 		write func(*bytes.Buffer) error
 	}{
-		{fmnist.TrainImages, func(b *bytes.Buffer) error { return fmnist.WriteImages(b, make([]byte, 2*28*28), 28, 28) }},
-		{fmnist.TestImages, func(b *bytes.Buffer) error { return fmnist.WriteImages(b, make([]byte, 2*28*28), 28, 28) }},
-		{fmnist.TrainLabels, func(b *bytes.Buffer) error { return fmnist.WriteLabels(b, []byte{0, 9}) }},
-		{fmnist.TestLabels, func(b *bytes.Buffer) error { return fmnist.WriteLabels(b, []byte{9, 0}) }},
+		{ingest.TrainImages, func(b *bytes.Buffer) error { return ingest.WriteIDXImages(b, make([]byte, 2*28*28), 28, 28) }},
+		{ingest.TestImages, func(b *bytes.Buffer) error { return ingest.WriteIDXImages(b, make([]byte, 2*28*28), 28, 28) }},
+		{ingest.TrainLabels, func(b *bytes.Buffer) error { return ingest.WriteIDXLabels(b, []byte{0, 9}) }},
+		{ingest.TestLabels, func(b *bytes.Buffer) error { return ingest.WriteIDXLabels(b, []byte{9, 0}) }},
 	} {
 		var b bytes.Buffer
 		if err := f.write(&b); err != nil {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
 )
@@ -16,7 +15,7 @@ import (
 //
 //	go test ./tools/aerie/internal/ingest -run '^$' -bench Ingest -benchtime 1x
 func BenchmarkIngestFashionMNIST(b *testing.B) {
-	if _, err := os.Stat(fmnist.DebianDir); err != nil {
+	if _, err := os.Stat(ingest.DebianDir); err != nil {
 		b.Skip("Debian's dataset-fashion-mnist is not installed")
 	}
 	var bytes int64
@@ -26,7 +25,7 @@ func BenchmarkIngestFashionMNIST(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		res, err := ingest.Dataset(b.Context(), quiet, s, fmnist.DebianDir, ingest.Options{Name: "fashion-mnist", WorkDir: b.TempDir()})
+		res, err := ingest.Dataset(b.Context(), quiet, s, ingest.DebianDir, ingest.Options{Name: "fashion-mnist", WorkDir: b.TempDir()})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -19,13 +19,13 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
 
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/pixels"
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/store"
@@ -77,8 +77,12 @@ type Result struct {
 
 // IsIDX reports whether dir holds Fashion-MNIST-named IDX files.
 func IsIDX(dir string) bool {
-	_, err := fmnist.Resolve(os.DirFS(dir), fmnist.TrainImages)
-	return err == nil
+	for _, name := range []string{TrainImages + ".gz", TrainImages} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Dataset ingests the images under src into s. Bad input is an
@@ -142,7 +146,7 @@ func Dataset(ctx context.Context, log *slog.Logger, s store.Store, src string, o
 func buildIDX(ctx context.Context, tree *repofile.Tree, stage string, o Options) ([]byte, error) {
 	classes := o.Classes
 	if len(classes) == 0 {
-		classes = fmnist.Classes[:]
+		classes = FashionMNISTClasses
 	}
 	splits, err := readIDXDir(tree, len(classes))
 	if err != nil {

@@ -21,7 +21,6 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
 )
@@ -48,7 +47,7 @@ func writeIDX(t testing.TB, nTrain, nTest int) string {
 	for _, sp := range []struct {
 		images, labels string
 		n              int
-	}{{fmnist.TrainImages, fmnist.TrainLabels, nTrain}, {fmnist.TestImages, fmnist.TestLabels, nTest}} {
+	}{{ingest.TrainImages, ingest.TrainLabels, nTrain}, {ingest.TestImages, ingest.TestLabels, nTest}} {
 		img := make([]byte, sp.n*28*28)
 		lbl := make([]byte, sp.n)
 		for i := range sp.n {
@@ -57,8 +56,8 @@ func writeIDX(t testing.TB, nTrain, nTest int) string {
 			}
 			lbl[i] = byte(i % 10)
 		}
-		write(sp.images, func(b *bytes.Buffer) error { return fmnist.WriteImages(b, img, 28, 28) })
-		write(sp.labels, func(b *bytes.Buffer) error { return fmnist.WriteLabels(b, lbl) })
+		write(sp.images, func(b *bytes.Buffer) error { return ingest.WriteIDXImages(b, img, 28, 28) })
+		write(sp.labels, func(b *bytes.Buffer) error { return ingest.WriteIDXLabels(b, lbl) })
 	}
 	return dir
 }
@@ -149,7 +148,7 @@ func TestIDX(t *testing.T) {
 				t.Errorf("stored files, manifest last (-want +got):\n%s", diff)
 			}
 			d := openResult(t, res, opts)
-			if diff := cmp.Diff(fmnist.Classes[:], d.Manifest.Classes); diff != "" {
+			if diff := cmp.Diff(ingest.FashionMNISTClasses, d.Manifest.Classes); diff != "" {
 				t.Errorf("classes (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(dataset.Shape{Height: 28, Width: 28, Channels: 1}, d.Manifest.Shape); diff != "" {
@@ -551,7 +550,7 @@ func TestDebianPackage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("70,000 real images in -short mode")
 	}
-	if _, err := os.Stat(fmnist.DebianDir); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(ingest.DebianDir); errors.Is(err, os.ErrNotExist) {
 		t.Skip("Debian's dataset-fashion-mnist is not installed (make deps)")
 	}
 	for _, workers := range []int{1, 3} {
@@ -559,7 +558,7 @@ func TestDebianPackage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := ingest.Dataset(t.Context(), quiet, s, fmnist.DebianDir, ingest.Options{Name: "fashion-mnist", Seed: 1, Workers: workers})
+		res, err := ingest.Dataset(t.Context(), quiet, s, ingest.DebianDir, ingest.Options{Name: "fashion-mnist", Seed: 1, Workers: workers})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -583,7 +582,7 @@ func TestDebianPackage(t *testing.T) {
 // TestCommittedManifest: the manifest committed for aerie run check is the one
 // ingest writes.
 func TestCommittedManifest(t *testing.T) {
-	if _, err := os.Stat(fmnist.DebianDir); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(ingest.DebianDir); errors.Is(err, os.ErrNotExist) {
 		t.Skip("Debian's dataset-fashion-mnist is not installed (make deps)")
 	}
 	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "apps", "jobs", "datasets", "fashion-mnist", fashionMNISTDigest+".json"))

@@ -37,7 +37,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/aerie-ml/aerie/internal/devicestatus"
-	"github.com/aerie-ml/aerie/internal/fmnist"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/store"
@@ -50,7 +49,7 @@ type Config struct {
 	RepoDir string
 	// OutDir holds everything the demo writes; it is emptied first ("out/demo").
 	OutDir string
-	// DataDir holds Fashion-MNIST's IDX files (fmnist.DebianDir).
+	// DataDir holds Fashion-MNIST's IDX files (DebianDataDir).
 	DataDir string
 	Arch    string // ("cnn")
 	Epochs  int    // (1)
@@ -65,10 +64,14 @@ type Config struct {
 	Stdout, Stderr io.Writer
 }
 
+// DebianDataDir is where Debian's dataset-fashion-mnist installs
+// Fashion-MNIST (also aerie dataset ingest's default --from).
+const DebianDataDir = "/usr/share/datasets/fashion-mnist"
+
 func (c *Config) defaults() {
 	c.RepoDir = cmp.Or(c.RepoDir, ".")
 	c.OutDir = cmp.Or(c.OutDir, filepath.Join("out", "demo"))
-	c.DataDir = cmp.Or(c.DataDir, fmnist.DebianDir)
+	c.DataDir = cmp.Or(c.DataDir, DebianDataDir)
 	c.Arch = cmp.Or(c.Arch, "cnn")
 	c.Epochs = cmp.Or(c.Epochs, 1)
 	c.Workers = cmp.Or(c.Workers, 2)
@@ -131,6 +134,9 @@ type demo struct {
 	repo, out string
 	step      int
 	sum       Summary
+	// datasetURI is the ingested dataset's root; the edge agent's frames
+	// are its test split.
+	datasetURI string
 }
 
 func (d *demo) progress(format string, args ...any) {
@@ -162,6 +168,7 @@ func (d *demo) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	fmt.Fprintf(d.Stdout, "    %s\n    digest %s\n", uri, digest)
+	d.datasetURI = uri
 
 	d.progress("declare and render run %q with aerie run render in a scratch clone", runName)
 	clone, err := d.declare(ctx, uri, digest)
@@ -409,7 +416,7 @@ dataDir: %s
 status:
   listen: %s
 frames:
-  source: idx
+  source: dataset
   path: %s
   loop: true
 gpio:
@@ -423,7 +430,7 @@ gpio:
       line: 22
       classes: [Bag]
       minConfidence: 0.9
-`, deviceID, fleet, fileURI(d.path("repo")), d.branch(), fileURI(d.path("store")), d.path("edge"), addr, filepath.Join(d.DataDir, fmnist.TestImages+".gz"))
+`, deviceID, fleet, fileURI(d.path("repo")), d.branch(), fileURI(d.path("store")), d.path("edge"), addr, d.datasetURI)
 	if err := writeFile(d.path("edge.yaml"), config); err != nil {
 		return err
 	}
