@@ -61,7 +61,7 @@ type Conv struct {
 // Blocking: kBlock inner-dimension elements of A and B per pass (B's
 // block, kBlock×np floats, stays in L2), mBlock rows of A per tile.
 const (
-	kBlock = 256
+	kBlock = 512
 	mBlock = 64
 )
 
