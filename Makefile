@@ -153,8 +153,8 @@ jobs-render: $(BIN)/aerie ## aerie run render: apps/jobs/runs/*.yaml into the ov
 	aerie run render
 
 .PHONY: bench
-bench: bench-jobgen ## Run the benchmarks that have a peer in the same run (see also bench-train, bench-dist).
+bench: bench-run-check ## Run the benchmarks that have a peer in the same run (see also bench-train, bench-dist).
 
-.PHONY: bench-jobgen
-bench-jobgen: ## aerie run check vs kustomize build on 1,000 generated runs: medians and ratio (BENCH_RUNS, BENCH_REPS).
-	bench/jobgen.sh $(or $(BENCH_RUNS),1000) $(or $(BENCH_REPS),3)
+.PHONY: bench-run-check
+bench-run-check: ## aerie run check vs kustomize build on 1,000 generated runs: medians and ratio (BENCH_RUNS, BENCH_REPS).
+	bench/run-check.sh $(or $(BENCH_RUNS),1000) $(or $(BENCH_REPS),3)

@@ -91,9 +91,9 @@ jobs-check: $(BIN)/aerie ## aerie run check: every overlay current, every declar
 	aerie run check
 
 .PHONY: jobs-diff
-jobs-diff: $(BIN)/aerie ## What aerie run render would change, into out/jobgen-diff.txt.
+jobs-diff: $(BIN)/aerie ## What aerie run render would change, into out/run-diff.txt.
 	mkdir -p $(OUT)
-	aerie run diff > $(OUT)/jobgen-diff.txt
+	aerie run diff > $(OUT)/run-diff.txt
 
 .PHONY: pr-comment
 pr-comment: ## Post FILE as a PR comment titled TITLE (needs gh, GH_TOKEN and PR).

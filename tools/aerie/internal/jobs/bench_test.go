@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkCheck plans and builds a tree of 100 runs, as aerie run check does.
-// bench/jobgen.sh compares the whole command with kustomize build.
+// bench/run-check.sh compares the whole command with kustomize build.
 func BenchmarkCheck(b *testing.B) {
 	dir := filepath.Join(b.TempDir(), "jobs")
 	if err := os.MkdirAll(filepath.Join(dir, RunsDir), 0o755); err != nil {

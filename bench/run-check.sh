@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# jobgen.sh times `aerie run check` against a plain `kustomize build` of the
+# run-check.sh times `aerie run check` against a plain `kustomize build` of the
 # same generated tree of runs (default 1,000), several times each, and
 # prints both medians and their ratio. Goal: aerie run check, which also parses
 # and validates every declaration, re-renders it and compares, is no slower
 # than kustomize build alone.
 #
-#   bench/jobgen.sh [runs] [repeats]     (make bench)
+#   bench/run-check.sh [runs] [repeats]     (make bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +24,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 jobs=$tmp/apps/jobs
 mkdir -p "$jobs/runs"
+# What the runs resolve against: the committed dataset manifests and, two
+# levels above the jobs directory, the architectures.
+cp -r apps/jobs/datasets "$jobs/"
+cp -r models "$tmp/"
 
 # Vary the runs the way real ones differ: model, workers, batch, epochs.
 for ((i = 0; i < runs; i++)); do
