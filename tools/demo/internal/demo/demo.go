@@ -13,6 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	"image/jpeg"
+	_ "image/png" // the generated shapes' PNGs
 	"io"
 	"net"
 	"net/http"
@@ -22,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,11 +53,16 @@ type Config struct {
 	RepoDir string
 	// OutDir holds everything the demo writes; it is emptied first ("out/demo").
 	OutDir string
-	// DataDir holds Fashion-MNIST's IDX files (DebianDataDir).
+	// Dataset is DatasetFMNIST (the default) or DatasetShapes.
+	Dataset string
+	// DataDir holds Fashion-MNIST's IDX files (DebianDataDir); the shapes
+	// are generated into OutDir.
 	DataDir string
 	Arch    string // ("cnn")
 	Epochs  int    // (1)
 	Workers int    // (2)
+	// LearningRate is the run's learning rate (the run's default).
+	LearningRate float64
 	// MinTestAccuracy is the run's accuracy gate (0.8).
 	MinTestAccuracy float64
 	// MinClassAccuracy is the run's per-class gate (0.4).
@@ -68,7 +77,16 @@ type Config struct {
 // Fashion-MNIST (also aerie dataset ingest's default --from).
 const DebianDataDir = "/usr/share/datasets/fashion-mnist"
 
+// The datasets the demo trains on.
+const (
+	DatasetFMNIST = "fashion-mnist"
+	// DatasetShapes is aerie dataset generate shapes, ingested at 64×64
+	// colour and flown as an MJPEG stream of its test images.
+	DatasetShapes = "shapes"
+)
+
 func (c *Config) defaults() {
+	c.Dataset = cmp.Or(c.Dataset, DatasetFMNIST)
 	c.RepoDir = cmp.Or(c.RepoDir, ".")
 	c.OutDir = cmp.Or(c.OutDir, filepath.Join("out", "demo"))
 	c.DataDir = cmp.Or(c.DataDir, DebianDataDir)
@@ -147,8 +165,15 @@ func (d *demo) progress(format string, args ...any) {
 func (d *demo) path(elem ...string) string { return filepath.Join(append([]string{d.out}, elem...)...) }
 
 func (d *demo) run(ctx context.Context) (*Summary, error) {
-	if _, err := os.Stat(d.DataDir); err != nil {
-		return nil, fmt.Errorf("Fashion-MNIST not found in %s: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist; `make deps` does it): %w", d.DataDir, err)
+	switch d.Dataset {
+	case DatasetFMNIST:
+		if _, err := os.Stat(d.DataDir); err != nil {
+			return nil, fmt.Errorf("Fashion-MNIST not found in %s: install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist; `make deps` does it): %w", d.DataDir, err)
+		}
+	case DatasetShapes:
+		d.DataDir = d.path("shapes")
+	default:
+		return nil, fmt.Errorf("dataset %q: want %s or %s", d.Dataset, DatasetFMNIST, DatasetShapes)
 	}
 	if err := os.RemoveAll(d.out); err != nil {
 		return nil, err
@@ -162,7 +187,14 @@ func (d *demo) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 
-	d.progress("dataset: ingest Fashion-MNIST from %s into the local store", d.DataDir)
+	if d.Dataset == DatasetShapes {
+		d.progress("dataset: generate shapes into %s and ingest them at 64x64 colour into the local store", d.DataDir)
+		if err := d.command(ctx, d.out, "aerie", "dataset", "generate", "shapes", d.DataDir); err != nil {
+			return nil, err
+		}
+	} else {
+		d.progress("dataset: ingest Fashion-MNIST from %s into the local store", d.DataDir)
+	}
 	uri, digest, err := d.ingest(ctx)
 	if err != nil {
 		return nil, err
@@ -245,7 +277,11 @@ func (d *demo) cmd(ctx context.Context, dir, name string, args ...string) *exec.
 // it, and returns the dataset's URI and digest from ingest's run snippet.
 func (d *demo) ingest(ctx context.Context) (uri, digest string, err error) {
 	var out bytes.Buffer
-	cmd := d.cmd(ctx, d.out, "aerie", "dataset", "ingest", "--from", d.DataDir, "--name", "fashion-mnist", "--to", fileURI(d.path("store")))
+	args := []string{"dataset", "ingest", "--from", d.DataDir, "--name", d.Dataset, "--to", fileURI(d.path("store"))}
+	if d.Dataset == DatasetShapes {
+		args = append(args, "--size", "64x64", "--channels", "3")
+	}
+	cmd := d.cmd(ctx, d.out, "aerie", args...)
 	cmd.Stdout = &out
 	if err := cmd.Run(); err != nil {
 		return "", "", fmt.Errorf("aerie dataset ingest: %w", err)
@@ -282,7 +318,7 @@ spec:
   model:
     architecture: %s
     epochs: %d
-    batchSize: 64
+    batchSize: 64%s
   dataset:
     uri: %s
     sha256: %s
@@ -298,7 +334,7 @@ spec:
   # The locally built trainer binary, by digest.
   image: ko.local/aerie/trainer@sha256:%s
   deadline: 1h
-`, runName, d.Arch, d.Epochs, dataURI, digest, d.Workers, fileURI(d.path("store")), d.MinTestAccuracy, d.MinClassAccuracy, image)
+`, runName, d.Arch, d.Epochs, learningRate(d.LearningRate), dataURI, digest, d.Workers, fileURI(d.path("store")), d.MinTestAccuracy, d.MinClassAccuracy, image)
 	pinFile := fmt.Sprintf(`# The demo fleet's pins: written by make demo, then set by promote.
 apiVersion: %s
 kind: %s
@@ -329,6 +365,13 @@ stable:
 		return nil, err
 	}
 	return clone, nil
+}
+
+func learningRate(lr float64) string {
+	if lr == 0 {
+		return ""
+	}
+	return fmt.Sprintf("\n    learningRate: %g", lr)
 }
 
 func (d *demo) promote(ctx context.Context, clone *git.Repository) error {
@@ -401,6 +444,10 @@ func (d *demo) fly(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	frames, stream, err := d.framesAndGPIO()
+	if err != nil {
+		return err
+	}
 	config := fmt.Sprintf(`apiVersion: aerie.dev/v1alpha1
 kind: EdgeConfig
 device:
@@ -415,27 +462,19 @@ store:
 dataDir: %s
 status:
   listen: %s
-frames:
-  source: dataset
-  path: %s
-  loop: true
-gpio:
-  chip: sim
-  outputs:
-    - name: footwear
-      line: 17
-      classes: [Sandal, Sneaker, Ankle boot]
-      minConfidence: 0.8
-    - name: bag
-      line: 22
-      classes: [Bag]
-      minConfidence: 0.9
-`, deviceID, fleet, fileURI(d.path("repo")), d.branch(), fileURI(d.path("store")), d.path("edge"), addr, d.datasetURI)
+%s`, deviceID, fleet, fileURI(d.path("repo")), d.branch(), fileURI(d.path("store")), d.path("edge"), addr, frames)
 	if err := writeFile(d.path("edge.yaml"), config); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if stream != nil {
+		camera, err := startCamera(ctx, d.path("camera.mjpeg"), stream)
+		if err != nil {
+			return err
+		}
+		defer camera.Wait()
+	}
 	agent := d.cmd(ctx, d.out, "aerie-edge", "--config", d.path("edge.yaml"))
 	if err := agent.Start(); err != nil {
 		return fmt.Errorf("start aerie-edge: %w", err)
@@ -503,6 +542,119 @@ gpio:
 		}
 	}
 	return nil
+}
+
+// fmnistFrames flies the ingested dataset's test images and drives two
+// outputs.
+const fmnistFrames = `frames:
+  source: dataset
+  path: %s
+  loop: true
+gpio:
+  chip: sim
+  outputs:
+    - name: footwear
+      line: 17
+      classes: [Sandal, Sneaker, Ankle boot]
+      minConfidence: 0.8
+    - name: bag
+      line: 22
+      classes: [Bag]
+      minConfidence: 0.9
+`
+
+// framesAndGPIO is the edge config's frames and gpio sections. The shapes
+// fly as an MJPEG stream of their test images, the stream returned, with
+// one output per class, named after it.
+func (d *demo) framesAndGPIO() (string, []byte, error) {
+	if d.Dataset == DatasetFMNIST {
+		return fmt.Sprintf(fmnistFrames, d.datasetURI), nil, nil
+	}
+	classes, stream, err := mjpegStream(filepath.Join(d.DataDir, "test"))
+	if err != nil {
+		return "", nil, err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "frames:\n  source: mjpeg\n  path: %s\ngpio:\n  chip: sim\n  outputs:\n", d.path("camera.mjpeg"))
+	for i, c := range classes {
+		fmt.Fprintf(&b, "    - name: %s\n      line: %d\n      classes: [%s]\n      minConfidence: 0.5\n", c, 17+i, c)
+	}
+	return b.String(), stream, nil
+}
+
+// startCamera plays stream into a new FIFO at path, over and over, as a
+// camera does into the pipe the agent reads (rpicam-vid --codec mjpeg -o
+// FIFO), until ctx is done. Wait waits for it to stop.
+func startCamera(ctx context.Context, path string, stream []byte) (*sync.WaitGroup, error) {
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		return nil, fmt.Errorf("camera: %w", err)
+	}
+	// Read-write, so the open does not wait for the agent.
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("camera: %w", err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			if _, err := f.Write(stream); err != nil {
+				return
+			}
+		}
+	})
+	context.AfterFunc(ctx, func() { f.Close() }) // unblocks the write
+	return &wg, nil
+}
+
+// framesPerImage is how many frames the camera sees each test image for:
+// more than the outputs' debounce (3 frames by default).
+const framesPerImage = 6
+
+// mjpegStream returns the classes of dir/<class>/ and their images as one
+// stream of JPEGs, as a camera sends them: each image for framesPerImage
+// frames, the classes interleaved.
+func mjpegStream(dir string) ([]string, []byte, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var classes []string
+	var files [][]string
+	for _, e := range ents {
+		names, err := filepath.Glob(filepath.Join(dir, e.Name(), "*"))
+		if err != nil {
+			return nil, nil, err
+		}
+		classes, files = append(classes, e.Name()), append(files, names)
+	}
+	var out bytes.Buffer
+	for i := 0; ; i++ {
+		wrote := false
+		for _, names := range files {
+			if i >= len(names) {
+				continue
+			}
+			f, err := os.Open(names[i])
+			if err != nil {
+				return nil, nil, err
+			}
+			img, _, err := image.Decode(f)
+			f.Close()
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", names[i], err)
+			}
+			var b bytes.Buffer
+			if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {
+				return nil, nil, err
+			}
+			out.Write(bytes.Repeat(b.Bytes(), framesPerImage))
+			wrote = true
+		}
+		if !wrote {
+			break
+		}
+	}
+	return classes, out.Bytes(), nil
 }
 
 func (d *demo) branch() string {
@@ -676,7 +828,7 @@ func (d *demo) print() {
 	w := d.Stdout
 	fmt.Fprintf(w, "\n  model        %s\n  manifest     %s\n", s.ModelURI, s.ManifestDigest)
 	fmt.Fprintf(w, "  trained in   %s with %d workers\n", s.TrainWall.Round(time.Second), d.Workers)
-	fmt.Fprintf(w, "  test acc.    %.2f%% (official 10k test set)\n", 100*s.TestAccuracy)
+	fmt.Fprintf(w, "  test acc.    %.2f%% (%s test split)\n", 100*s.TestAccuracy, d.Dataset)
 	for i, acc := range s.ClassAccuracy {
 		name := fmt.Sprint(i)
 		if i < len(s.Classes) {

@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/google/go-cmp/cmp"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/aerie-ml/aerie/internal/pins"
@@ -62,6 +64,67 @@ func TestDemo(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(out, "repo", filepath.FromSlash(pins.File("demo"))))
 	if err != nil || !strings.Contains(string(b), sum.ManifestDigest) {
 		t.Errorf("pin file does not pin %s: %v\n%s", sum.ManifestDigest, err, b)
+	}
+}
+
+// TestDemoShapes runs the loop on data that is not Fashion-MNIST: aerie
+// dataset generate shapes (colour, 64–96 px, PNG and JPEG), ingested at
+// 64×64×3, models/shapes-resnet.yaml (residual, batch norm) trained by two
+// workers, promoted through its gates, and flown on an edge agent that
+// reads an MJPEG stream of the test images and drives one simulated GPIO
+// output per class, named after the generated classes.
+func TestDemoShapes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model for a minute or two; skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	out := t.TempDir()
+	const minTest, minClass = 0.8, 0.5
+	sum, err := Run(ctx, Config{
+		RepoDir: filepath.Join("..", "..", "..", ".."),
+		OutDir:  out,
+		Dataset: DatasetShapes,
+		Arch:    "shapes-resnet", Epochs: 12, Workers: 2, LearningRate: 3e-3,
+		MinTestAccuracy: minTest, MinClassAccuracy: minClass,
+		Fly:    3 * time.Second,
+		Stdout: &stdout, Stderr: &stderr,
+	})
+	if err != nil {
+		t.Fatalf("Run() = %v\nstdout:\n%s\nstderr (tail):\n%s", err, stdout.String(), tail(stderr.String(), 40))
+	}
+	t.Logf("stdout:\n%s", stdout.String())
+	// The classes are the generated tree's directories.
+	dirs, err := os.ReadDir(filepath.Join(out, "shapes", "train"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, d := range dirs {
+		want = append(want, d.Name())
+	}
+	if len(want) < 5 {
+		t.Errorf("%d generated classes %v, want at least 5", len(want), want)
+	}
+	if diff := cmp.Diff(want, sum.Classes); diff != "" {
+		t.Errorf("model classes (-want +got):\n%s", diff)
+	}
+	if sum.TestAccuracy < minTest {
+		t.Errorf("test accuracy %.3f, want >= %g (the gate promote enforced)", sum.TestAccuracy, minTest)
+	}
+	if !apimeta.IsStatusConditionTrue(sum.Conditions, meta.ReadyCondition) {
+		t.Errorf("device conditions %+v, want Ready=True", sum.Conditions)
+	}
+	if sum.Frames == 0 {
+		t.Error("edge agent classified no frames")
+	}
+	// Each output names one class: it switches on only when the model
+	// sees that class in the stream, and the stream shows every class.
+	for _, c := range want {
+		if k := fmt.Sprintf("{output=%q,state=\"on\"}", c); sum.GPIOChanges[k] == 0 {
+			t.Errorf("GPIO output %s never switched on; changes: %v", c, sum.GPIOChanges)
+		}
 	}
 }
 
