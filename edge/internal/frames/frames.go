@@ -145,12 +145,11 @@ func (d *Dir) Close() error { return nil }
 // (internal/dataset: shards verified as they are fetched) as frames: a
 // source of labelled test images for any model, at the dataset's shape.
 type Dataset struct {
-	st    store.Store
-	r     *dataset.Reader
-	split string
-	j     int64
-	opts  Options
-	pace  pacer
+	st   store.Store
+	r    *dataset.Reader
+	j    int64
+	opts Options
+	pace pacer
 }
 
 // DatasetSplit is the split a Dataset source reads.
@@ -181,7 +180,7 @@ func OpenDataset(ctx context.Context, uri string, opts Options) (_ *Dataset, err
 	if err != nil {
 		return nil, err
 	}
-	return &Dataset{st: st, r: r, split: DatasetSplit, opts: opts, pace: pacer{interval: opts.Interval}}, nil
+	return &Dataset{st: st, r: r, opts: opts, pace: pacer{interval: opts.Interval}}, nil
 }
 
 // Next reads the next sample.
@@ -195,7 +194,7 @@ func (d *Dataset) Next(ctx context.Context) (Frame, error) {
 	if err := d.pace.wait(ctx); err != nil {
 		return Frame{}, err
 	}
-	name := fmt.Sprintf("%s#%d", d.split, d.j)
+	name := fmt.Sprintf("%s#%d", DatasetSplit, d.j)
 	sh := d.r.Shape()
 	px := make([]byte, sh.Bytes())
 	_, err := d.r.Sample(ctx, d.j, px)
