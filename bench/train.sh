@@ -108,7 +108,7 @@ torch_run() { # model layout steps
 	echo "$(grep '"rank": 0' <<<"$out" | json images_per_second) $(json peak_rss_mb <<<"$out" | maxof)"
 }
 
-known=$("$BIN/trainer" train --help 2>&1 | sed -n 's/.*architecture: \([^(]*\).*/\1/p' | tr -d ',' || true)
+known=$("$BIN/trainer" train --help 2>&1 | sed -n 's/.*built-in name: \([^(]*\).*/\1/p' | tr -d ',' || true)
 
 echo "bench-train: batch 64, $runs alternating runs per side; $cores cores; load bound $max_load (0.5 per core);"
 echo "  CPU FP32 peak ${peak_gflops} GFLOP/s (PEAK_GFLOPS)"
