@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"flag"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,13 +16,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/aerie-ml/aerie/internal/arch"
-	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/manifest"
-	"github.com/aerie-ml/aerie/internal/model"
 	"github.com/aerie-ml/aerie/internal/pins"
 	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/fixture"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -40,7 +38,9 @@ stable:
   minSelfTestAccuracy: 0.5 # the device's self-test threshold
 `
 
-func runFile(minTestAccuracy string) string {
+// runFile declares the fixture's run with gates minTestAccuracy, 0.5 per
+// class and 100000 bytes.
+func runFile(w *fixture.World, minTestAccuracy string) string {
 	return `apiVersion: aerie.dev/v1alpha1
 kind: TrainingRun
 metadata:
@@ -49,10 +49,10 @@ spec:
   model:
     architecture: small
   dataset:
-    uri: gs://aerie-dev-training/datasets/fashion-mnist/` + strings.Repeat("a", 64) + `/
-    sha256: ` + strings.Repeat("a", 64) + `
+    uri: ` + w.DatasetURI + `
+    sha256: ` + w.DatasetDigest + `
   output:
-    uri: gs://aerie-dev-training
+    uri: ` + w.Store + `
   gates:
     minTestAccuracy: ` + minTestAccuracy + `
     minClassAccuracy: 0.5
@@ -61,127 +61,48 @@ spec:
 `
 }
 
-// fixture is a repository checkout and a file:// store holding one
-// version of the "small" model with freshly initialized weights.
-type fixture struct {
+// testFixture is the shared fixture's world with the run declared by
+// runFile, the fleet's pins reset to pinFile, and a version newer than the
+// world's own.
+type testFixture struct {
+	*fixture.World
 	repo, storeURI, versionURI string
 	manifest                   *manifest.Manifest
 }
 
-// newFixture declares the run with gates minTestAccuracy, 0.5 per class and
-// 100000 bytes, and trains a version that records them; edits change the
-// version's manifest before it is written.
-func newFixture(t *testing.T, minTestAccuracy string, metrics manifest.Metrics, created time.Time, edits ...func(*manifest.Manifest)) *fixture {
+// newFixture adds a version with metrics that records the run's gates;
+// edits change its manifest before it is stored.
+func newFixture(t *testing.T, minTestAccuracy string, metrics manifest.Metrics, created time.Time, edits ...func(*manifest.Manifest)) *testFixture {
 	t.Helper()
-	ctx := context.Background()
-	f := &fixture{repo: t.TempDir()}
-	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), runFile(minTestAccuracy))
+	w := fixture.New(t)
+	f := &testFixture{World: w, repo: w.Repo, storeURI: w.Store}
+	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), runFile(w, minTestAccuracy))
 	writeFile(t, filepath.Join(f.repo, "fleets/quadcopters.yaml"), pinFile)
+	f.manifest, f.versionURI = addVersion(t, w, metrics, created, append([]func(*manifest.Manifest){declare(t, minTestAccuracy)}, edits...)...)
+	return f
+}
 
+// declare records the gates of runFile(minTestAccuracy) in a manifest.
+func declare(t *testing.T, minTestAccuracy string) func(*manifest.Manifest) {
 	minTest, err := strconv.ParseFloat(minTestAccuracy, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	declare := func(m *manifest.Manifest) {
+	return func(m *manifest.Manifest) {
 		m.DeclaredGates = &manifest.Gates{MinTestAccuracy: minTest, MinClassAccuracy: 0.5, MaxModelBytes: 100000}
 	}
-	root := t.TempDir()
-	f.storeURI = (&url.URL{Scheme: "file", Path: root}).String()
-	f.manifest, f.versionURI = addVersion(t, ctx, f.storeURI, metrics, created, append([]func(*manifest.Manifest){declare}, edits...)...)
-	return f
 }
 
-// classes are the test versions' classes: not Fashion-MNIST's, to show
-// that promotion takes them from the model.
-var classes = []string{"red cube", "blue cube", "red ball", "blue ball", "green cone"}
-
-// input is the test versions' input.
-var input = manifest.Input{Height: 28, Width: 28, Channels: 1, Mean: []float64{0.5}, Std: []float64{0.5}}
-
-// selfTestSet packs perClass noise images of each class, as the trainer
-// packs a version's self-test set.
-func selfTestSet(t *testing.T, perClass int) *selftest.Packed {
+// addVersion stores a version of the run with metrics (its model size
+// filled in) and returns it with its URI.
+func addVersion(t *testing.T, w *fixture.World, metrics manifest.Metrics, created time.Time, edits ...func(*manifest.Manifest)) (*manifest.Manifest, string) {
 	t.Helper()
-	var b bytes.Buffer
-	w := dataset.NewShardWriter(&b, input.Shape())
-	rng := rand.New(rand.NewPCG(1, 2))
-	counts := make([]int, len(classes))
-	for c := range classes {
-		for range perClass {
-			img := make([]byte, input.Shape().Bytes())
-			for i := range img {
-				img[i] = byte(rng.IntN(256))
-			}
-			if err := w.Add(c, img); err != nil {
-				t.Fatal(err)
-			}
-		}
-		counts[c] = perClass
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return &selftest.Packed{Data: b.Bytes(), Entry: manifest.SelfTest{File: selftest.FileName, Split: "test", Seed: 1, PerClass: perClass, ClassCounts: counts}}
-}
-
-func smallSpec(t *testing.T) string {
-	t.Helper()
-	s, err := arch.Builtin("small")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := arch.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func addVersion(t *testing.T, ctx context.Context, storeURI string, metrics manifest.Metrics, created time.Time, edits ...func(*manifest.Manifest)) (*manifest.Manifest, string) {
-	t.Helper()
-	mm := manifest.Model{Architecture: "small", Spec: smallSpec(t), Input: input, Classes: classes}
-	plan, err := model.VersionPlan(mm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net := model.New(plan)
-	var weights bytes.Buffer
-	if err := model.Encode(&weights, net.Tensors(net.Init(uint64(created.Unix())), net.InitState()), model.Metadata(plan)); err != nil {
-		t.Fatal(err)
-	}
-	file, _ := manifest.Describe("model.safetensors", bytes.NewReader(weights.Bytes()))
-	set := selfTestSet(t, 20)
-	setFile, _ := manifest.Describe(selftest.FileName, bytes.NewReader(set.Data))
-	version := file.SHA256[:16]
-	metrics.ModelBytes = file.Size
-	mm.Parameters, mm.Weights = int(plan.NumParams), file.Name
-	m := &manifest.Manifest{
-		SchemaVersion: manifest.SchemaVersion, Run: "quick", Version: version, CreatedAt: created,
-		Model:    mm,
-		Files:    []manifest.File{file, setFile},
-		Dataset:  manifest.Dataset{URI: "file:///data", Digest: strings.Repeat("d", 64)},
-		Metrics:  metrics,
-		SelfTest: set.Entry,
-	}
-	for _, edit := range edits {
-		edit(m)
-	}
-	raw, err := m.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := store.Open(ctx, storeURI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	prefix := store.ModelPrefix("quick", version)
-	for key, b := range map[string][]byte{prefix + file.Name: weights.Bytes(), prefix + setFile.Name: set.Data, prefix + manifest.FileName: raw} {
-		if err := s.Put(ctx, key, bytes.NewReader(b), store.PutOptions{IfNotExists: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return m, s.URI(prefix)
+	m, _ := w.AddVersion(t, 1, metrics.TestAccuracy, created, append([]func(*manifest.Manifest){func(m *manifest.Manifest) {
+		metrics.ModelBytes, metrics.Parameters, metrics.Epochs = m.Metrics.ModelBytes, m.Metrics.Parameters, m.Metrics.Epochs
+		m.Metrics = metrics
+		m.Lineage = manifest.Lineage{}
+	}}, edits...)...)
+	return m, w.VersionURI(t, m)
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -194,6 +115,9 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
+// classes are the fixture's classes.
+var classes = ingest.FashionMNISTClasses
+
 // uniform is a model's metrics: every class at acc.
 func uniform(acc float64) manifest.Metrics {
 	m := manifest.Metrics{TestAccuracy: acc}
@@ -203,7 +127,9 @@ func uniform(acc float64) manifest.Metrics {
 	return m
 }
 
-var created = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+// created is after the fixture world's own versions (so the test's is the
+// newest), and seeds weights whose self-test clears 0.05.
+var created = fixture.Now.Add(-6 * time.Hour)
 
 // A freshly initialized model classifies about one image in ten correctly:
 // it clears a self-test threshold of 0.05 (minTestAccuracy 0.1) and fails
@@ -286,7 +212,7 @@ func readPins(t *testing.T, repo string) *pins.Pins {
 func TestPromoteNewest(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "0.1", uniform(0.6), created)
-	_, newer := addVersion(t, ctx, f.storeURI, uniform(0.7), created.Add(time.Hour))
+	_, newer := addVersion(t, f.World, uniform(0.7), created.Add(time.Hour))
 	got, err := Newest(ctx, f.storeURI, "quick")
 	if err != nil {
 		t.Fatal(err)
@@ -309,8 +235,8 @@ func TestPromoteSelfTestsPackedSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.SelfTest.Total != 20*len(classes) || len(res.SelfTest.Classes) != len(classes) || res.SelfTest.Classes[4].Class != "green cone" || res.SelfTest.Classes[4].Total != 20 {
-		t.Errorf("self-test = %+v, want 20 images of each of %v", res.SelfTest, classes)
+	if res.SelfTest.Total != len(classes) || len(res.SelfTest.Classes) != len(classes) || res.SelfTest.Classes[4].Class != "Coat" || res.SelfTest.Classes[4].Total != 1 {
+		t.Errorf("self-test = %+v, want 1 image of each of %v", res.SelfTest, classes)
 	}
 
 	f = newFixture(t, "0.1", uniform(0.6), created)
@@ -349,7 +275,7 @@ func TestPromoteRefusesFailedGates(t *testing.T) {
 				m.TestAccuracy, m.ClassAccuracy[2] = 0.09, 0.41
 				return m
 			}(),
-			wantFailed: []string{"testAccuracy", "classAccuracy[red ball]"},
+			wantFailed: []string{"testAccuracy", "classAccuracy[Pullover]"},
 		},
 		{
 			name:       "self-test of broken weights",
@@ -427,6 +353,7 @@ func TestPromoteSigns(t *testing.T) {
 }
 
 func TestGoldenDescription(t *testing.T) {
+	input := manifest.Input{Height: 28, Width: 28, Channels: 1, Mean: []float64{0.5}, Std: []float64{0.5}}
 	m := func(version string, acc float64) *manifest.Manifest {
 		return &manifest.Manifest{
 			Run: "quick", Version: version,
@@ -467,7 +394,7 @@ func TestGoldenDescription(t *testing.T) {
 func TestPromoteVersion(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "0.1", uniform(0.6), created)
-	addVersion(t, ctx, f.storeURI, uniform(0.7), created.Add(time.Hour))
+	addVersion(t, f.World, uniform(0.7), created.Add(time.Hour))
 	res, err := Promote(ctx, Options{RepoDir: f.repo, Run: "quick", Output: f.storeURI, Version: f.manifest.Version, Fleet: "quadcopters", LocalFleet: true})
 	if err != nil {
 		t.Fatal(err)
@@ -483,7 +410,7 @@ func TestPromoteVersion(t *testing.T) {
 
 // failedGates promotes f's version to the local fleet and returns the
 // names of the failed gates and what each says is missing.
-func failedGates(t *testing.T, f *fixture) []string {
+func failedGates(t *testing.T, f *testFixture) []string {
 	t.Helper()
 	_, err := Promote(context.Background(), Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true})
 	var gateErr *GateError
@@ -509,9 +436,9 @@ func TestPromoteFailsClosed(t *testing.T) {
 		want []string
 	}{
 		{"no classAccuracy", func(m *manifest.Manifest) { m.Metrics.ClassAccuracy = nil },
-			[]string{"classAccuracy metrics.classAccuracy has 0 entries for 5 classes in model.classes"}},
-		{"2 of 5 classes", func(m *manifest.Manifest) { m.Metrics.ClassAccuracy = m.Metrics.ClassAccuracy[:2] },
-			[]string{"classAccuracy metrics.classAccuracy has 2 entries for 5 classes in model.classes"}},
+			[]string{"classAccuracy metrics.classAccuracy has 0 entries for 10 classes in model.classes"}},
+		{"2 of 10 classes", func(m *manifest.Manifest) { m.Metrics.ClassAccuracy = m.Metrics.ClassAccuracy[:2] },
+			[]string{"classAccuracy metrics.classAccuracy has 2 entries for 10 classes in model.classes"}},
 		{"no modelBytes", func(m *manifest.Manifest) { m.Metrics.ModelBytes = 0 },
 			[]string{"modelBytes metrics.modelBytes is missing"}},
 		{"trained before gates were recorded", func(m *manifest.Manifest) { m.DeclaredGates = nil },
@@ -536,15 +463,15 @@ func TestPromoteGatesFromManifest(t *testing.T) {
 	m.ClassAccuracy[2] = 0.41 // below the declared 0.5
 	f := newFixture(t, "0.1", m, created)
 	// After training, someone relaxes the run's gates at HEAD.
-	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), strings.Replace(runFile("0.1"), "minClassAccuracy: 0.5", "minClassAccuracy: 0.1", 1))
-	if diff := cmp.Diff([]string{"classAccuracy[red ball]"}, failedGates(t, f)); diff != "" {
+	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), strings.Replace(runFile(f.World, "0.1"), "minClassAccuracy: 0.5", "minClassAccuracy: 0.1", 1))
+	if diff := cmp.Diff([]string{"classAccuracy[Pullover]"}, failedGates(t, f)); diff != "" {
 		t.Errorf("failed gates (-want +got):\n%s", diff)
 	}
 
 	// And the other way: a stricter run file at HEAD does not fail a
 	// version that passed what its run declared.
 	f = newFixture(t, "0.1", uniform(0.6), created)
-	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), strings.Replace(runFile("0.1"), "minClassAccuracy: 0.5", "minClassAccuracy: 0.9", 1))
+	writeFile(t, filepath.Join(f.repo, "apps/jobs/runs/quick.yaml"), strings.Replace(runFile(f.World, "0.1"), "minClassAccuracy: 0.5", "minClassAccuracy: 0.9", 1))
 	if _, err := Promote(context.Background(), Options{RepoDir: f.repo, Run: "quick", Model: f.versionURI, Fleet: "quadcopters", LocalFleet: true}); err != nil {
 		t.Errorf("Promote() with stricter gates at HEAD than the version declared: %v", err)
 	}
