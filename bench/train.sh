@@ -19,13 +19,16 @@
 # every step but the first (compilation, warm-up), over the images those
 # steps saw.
 #
-# A ratio is not reported when the 1-minute load average before any run
-# was above 0.5 per core: other work would skew the comparison (PyTorch's
-# threads suffer most). The medians are printed anyway, marked.
+# Before each run the script waits up to SETTLE seconds (default 120) for
+# the 1-minute load average to fall to 0.5 per core, so the previous run's
+# load does not count against the next. A ratio is not reported when the
+# load average before any run was still above that bound: other work would
+# skew the comparison (PyTorch's threads suffer most). The medians are
+# printed anyway, marked.
 #
 #   bench/train.sh [steps] [runs]      (make bench-train; defaults 200, 5)
 #
-# Knobs: MODELS ("cnn resnet-small"), RESNET_STEPS (40), LAYOUTS ("1x2
+# Knobs: MODELS ("cnn resnet-small"), RESNET_STEPS (40), SETTLE (120), LAYOUTS ("1x2
 # 2x1"), PEAK_GFLOPS (default: cores × the fastest core's MHz × 32 FP32
 # FLOP per cycle, two 256-bit FMA pipes), DATA. A model the trainer does
 # not know is skipped with a note. Needs Debian's python3-torch and
@@ -45,6 +48,18 @@ PYTHON=/usr/bin/python3 # Debian's interpreter: the one python3-torch is for
 export GOEXPERIMENT=${GOEXPERIMENT:-simd}
 cores=$(nproc)
 max_load=$(awk -v c="$cores" 'BEGIN {print 0.5 * c}')
+SETTLE=${SETTLE:-120}
+
+# settle waits up to SETTLE seconds for the 1-minute load average to fall
+# to max_load, then prints it.
+settle() {
+	local load waited=0
+	while read -r load _ </proc/loadavg && awk -v l="$load" -v m="$max_load" 'BEGIN {exit !(l > m)}' && ((waited < SETTLE)); do
+		sleep 5
+		waited=$((waited + 5))
+	done
+	echo "$load"
+}
 
 # Training FLOPs per image: 3× the forward pass (forward, and the two
 # products of the backward pass), from internal/arch/README.md's MFLOPs.
@@ -133,7 +148,7 @@ for model in $MODELS; do
 		gos=() torches=() grss=() trss=() loads=() busy=""
 		for ((i = 1; i <= runs; i++)); do
 			for side in go torch; do
-				read -r load _ </proc/loadavg
+				load=$(settle)
 				loads+=("$load")
 				if awk -v l="$load" -v m="$max_load" 'BEGIN {exit !(l > m)}'; then
 					busy="${busy:-load average $load before run $i ($side)}"
