@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -25,7 +26,19 @@ func run(t *testing.T, backend compute.Backend, fn func(x, w *Node) []*Node, x, 
 		t.Fatal(err)
 	}
 	defer exec.Finalize()
-	outs, err := exec.Call(tensors.FromFlatDataAndDimensions(x, xd...), tensors.FromFlatDataAndDimensions(w, wd...))
+	// A first call on other data: the second must not see its buffers.
+	other := make([]float32, len(x))
+	for i, v := range x {
+		other[i] = 1 - 2*v
+	}
+	outs, err := exec.Call(tensors.FromFlatDataAndDimensions(other, xd...), tensors.FromFlatDataAndDimensions(w, wd...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range outs {
+		o.MustFinalizeAll()
+	}
+	outs, err = exec.Call(tensors.FromFlatDataAndDimensions(x, xd...), tensors.FromFlatDataAndDimensions(w, wd...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,5 +174,40 @@ func TestBiasAddsAndSums(t *testing.T) {
 	got := run(t, cpubackend.Get(), fn, x, w, xd, wd)
 	for j := range want {
 		near(t, fmt.Sprint("output ", j), got[j], want[j])
+	}
+}
+
+// TestKernelResultsReused checks that repeated calls reuse a kernel's
+// result buffer: a call allocates far less than the conv's output.
+func TestKernelResultsReused(t *testing.T) {
+	xd, wd := []int{16, 28, 28, 8}, []int{3, 3, 8, 32}
+	outBytes := uint64(16 * 28 * 28 * 32 * 4)
+	exec, err := NewExec(cpubackend.Get(), func(x, w *Node) *Node {
+		return ReduceAllSum(Convolve(x, w).PadSame().Done())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exec.Finalize()
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := tensors.FromFlatDataAndDimensions(randoms(rng, xd), xd...)
+	w := tensors.FromFlatDataAndDimensions(randoms(rng, wd), wd...)
+	call := func() {
+		out, err := exec.Call1(x, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.MustFinalizeAll()
+	}
+	call()
+	const calls = 10
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range calls {
+		call()
+	}
+	runtime.ReadMemStats(&after)
+	if perCall := (after.TotalAlloc - before.TotalAlloc) / calls; perCall > outBytes/4 {
+		t.Errorf("a call allocates %d bytes; the conv's output is %d", perCall, outBytes)
 	}
 }

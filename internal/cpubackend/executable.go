@@ -9,7 +9,8 @@ import (
 )
 
 // Executable runs a Builder's steps in order. It is safe for concurrent
-// use: every call keeps its buffers in its own frame.
+// use: every call keeps its buffers in its own frame, and a frame keeps its
+// kernels' results for the calls that reuse it.
 type Executable struct {
 	be      *Backend
 	b       *Builder
@@ -18,11 +19,15 @@ type Executable struct {
 	// stand-ins for dead values a live segment imports: a dead kernel's
 	// result that only dead ops of the segment read.
 	standIns map[int]compute.Buffer
-	frames   sync.Pool // *frame
+	mu       sync.Mutex
+	frames   []*frame // idle; kept out of a sync.Pool so GC keeps their buffers
 }
 
 type frame struct {
-	bufs   []compute.Buffer
+	bufs []compute.Buffer
+	// kept[si] is kernel step si's result buffer, reused by every call
+	// that gets this frame unless the result is a graph output.
+	kept   []compute.Buffer
 	args   []compute.Buffer
 	donate []bool
 	flats  []any
@@ -55,9 +60,24 @@ func newExecutable(b *Builder) (*Executable, error) {
 	for _, v := range b.outputs {
 		e.isOut[v.id] = true
 	}
-	n := len(b.values)
-	e.frames.New = func() any { return &frame{bufs: make([]compute.Buffer, n)} }
 	return e, nil
+}
+
+func (e *Executable) getFrame() *frame {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n := len(e.frames); n > 0 {
+		f := e.frames[n-1]
+		e.frames = e.frames[:n-1]
+		return f
+	}
+	return &frame{bufs: make([]compute.Buffer, len(e.b.values)), kept: make([]compute.Buffer, len(e.b.steps))}
+}
+
+func (e *Executable) putFrame(f *frame) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.frames = append(e.frames, f)
 }
 
 // Finalize implements compute.Executable.
@@ -70,6 +90,16 @@ func (e *Executable) Finalize() {
 	for _, b := range e.standIns {
 		_ = b.Finalize()
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, f := range e.frames {
+		for _, b := range f.kept {
+			if b != nil {
+				_ = b.Finalize()
+			}
+		}
+	}
+	e.frames = nil
 }
 
 // Inputs implements compute.Executable.
@@ -99,10 +129,16 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, device comp
 	if len(inputs) != len(e.b.inputs) {
 		return nil, fmt.Errorf("backend %s: %q takes %d inputs, got %d", Name, e.b.name, len(e.b.inputs), len(inputs))
 	}
-	f := e.frames.Get().(*frame)
-	defer e.frames.Put(f)
+	f := e.getFrame()
+	defer e.putFrame(f)
+	// A kernel's result that is not an output stays in f.kept for the
+	// next call: it is neither finalized nor donated.
+	kept := func(id int) bool {
+		v := e.b.values[id]
+		return !e.isOut[id] && v.step >= 0 && e.b.steps[v.step].exe == nil
+	}
 	owned := func(id int) bool {
-		return !e.isOut[id] && (e.b.values[id].step >= 0 || donateOf(donate, e.b.values[id].input))
+		return !e.isOut[id] && !kept(id) && (e.b.values[id].step >= 0 || donateOf(donate, e.b.values[id].input))
 	}
 	for i, v := range e.b.inputs {
 		f.bufs[v.id] = unwrap(inputs[i])
@@ -168,7 +204,17 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, device comp
 				}
 				f.flats = append(f.flats, flat)
 			}
-			out, flat, err := e.be.base.NewSharedBuffer(0, s.result.shape)
+			out := f.kept[si]
+			if out == nil {
+				var err error
+				if out, _, err = e.be.base.NewSharedBuffer(0, s.result.shape); err != nil {
+					return fail(err)
+				}
+				if kept(s.result.id) {
+					f.kept[si] = out
+				}
+			}
+			flat, err := out.Data()
 			if err != nil {
 				return fail(err)
 			}
