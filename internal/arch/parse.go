@@ -44,7 +44,6 @@ const (
 )
 
 var (
-	keyRE       = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 	layerNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 )
 
@@ -144,13 +143,6 @@ func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Field: path, Msg: fmt.Sprintf(format, args...)})
 }
 
-func join(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
 // mapping decodes the mapping n at path: every key must be one of fields,
 // once. A null value stands for an empty mapping when no field is
 // required, as in "- relu:".
@@ -166,30 +158,30 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]func(*yam
 	if len(names) == 0 {
 		allowed = "this layer has no fields"
 	}
-	if isScalar(n, "!!null") {
+	if strictyaml.IsScalar(n, "!!null") {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
 		if len(names) == 0 {
-			d.errorf(n, path, "takes no fields, got %s", got(n))
+			d.errorf(n, path, "takes no fields, got %s", strictyaml.Describe(n))
 		} else {
-			d.errorf(n, path, "must be a mapping (%s), got %s", allowed, got(n))
+			d.errorf(n, path, "must be a mapping (%s), got %s", allowed, strictyaml.Describe(n))
 		}
 		return
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
-			d.errorf(k, path, "keys must be field names (%s), got %s", allowed, got(k))
+			d.errorf(k, path, "keys must be field names (%s), got %s", allowed, strictyaml.Describe(k))
 			continue
 		}
-		p := join(path, k.Value)
+		p := strictyaml.Join(path, k.Value)
 		decode, ok := fields[k.Value]
 		if !ok {
-			if keyRE.MatchString(k.Value) && len(k.Value) <= strictyaml.MaxQuote {
+			if strictyaml.IsFieldName(k.Value) {
 				d.errorf(k, p, "unknown field; %s", allowed)
 			} else {
-				d.errorf(k, path, "unknown field %s; %s", got(k), allowed)
+				d.errorf(k, path, "unknown field %s; %s", strictyaml.Describe(k), allowed)
 			}
 			continue
 		}
@@ -204,42 +196,17 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]func(*yam
 
 // required reports field of the mapping n at path when it is missing.
 func (d *decoder) required(n *yaml.Node, path, field, want string) {
-	p := join(path, field)
-	if !d.set[p] && (n.Kind == yaml.MappingNode || isScalar(n, "!!null")) {
+	p := strictyaml.Join(path, field)
+	if !d.set[p] && (n.Kind == yaml.MappingNode || strictyaml.IsScalar(n, "!!null")) {
 		d.errorf(n, p, "is required: %s", want)
 	}
-}
-
-// got describes n for an error message.
-func got(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!int", "!!float", "!!bool":
-			return strictyaml.Shorten(n.Value)
-		}
-		return strictyaml.Quote(n.Value)
-	}
-	return "nothing"
-}
-
-func isScalar(n *yaml.Node, tags ...string) bool {
-	return n.Kind == yaml.ScalarNode && slices.Contains(tags, n.Tag)
 }
 
 func (d *decoder) integer(lo, hi int, dst *int) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
 		var v int64
-		if !isScalar(n, "!!int") || n.Decode(&v) != nil || v < int64(lo) || v > int64(hi) {
-			d.errorf(n, path, "must be an integer between %d and %d, got %s", lo, hi, got(n))
+		if !strictyaml.IsScalar(n, "!!int") || n.Decode(&v) != nil || v < int64(lo) || v > int64(hi) {
+			d.errorf(n, path, "must be an integer between %d and %d, got %s", lo, hi, strictyaml.Describe(n))
 			return
 		}
 		*dst = int(v)
@@ -250,7 +217,7 @@ func (d *decoder) integer(lo, hi int, dst *int) func(*yaml.Node, string) {
 func (d *decoder) number(lo, hi float64, openLo bool, dst *float64) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
 		var v float64
-		ok := isScalar(n, "!!int", "!!float") && n.Decode(&v) == nil && !math.IsNaN(v)
+		ok := strictyaml.IsScalar(n, "!!int", "!!float") && n.Decode(&v) == nil && !math.IsNaN(v)
 		if openLo {
 			ok = ok && v > lo && v <= hi
 		} else {
@@ -261,7 +228,7 @@ func (d *decoder) number(lo, hi float64, openLo bool, dst *float64) func(*yaml.N
 			if openLo {
 				lb, rb = "(", "]"
 			}
-			d.errorf(n, path, "must be a number in %s%g, %g%s, got %s", lb, lo, hi, rb, got(n))
+			d.errorf(n, path, "must be a number in %s%g, %g%s, got %s", lb, lo, hi, rb, strictyaml.Describe(n))
 			return
 		}
 		*dst = v
@@ -270,8 +237,8 @@ func (d *decoder) number(lo, hi float64, openLo bool, dst *float64) func(*yaml.N
 
 func (d *decoder) boolean(dst *bool) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
-		if !isScalar(n, "!!bool") || n.Decode(dst) != nil {
-			d.errorf(n, path, "must be true or false, got %s", got(n))
+		if !strictyaml.IsScalar(n, "!!bool") || n.Decode(dst) != nil {
+			d.errorf(n, path, "must be true or false, got %s", strictyaml.Describe(n))
 		}
 	}
 }
@@ -280,12 +247,12 @@ func (d *decoder) boolean(dst *bool) func(*yaml.Node, string) {
 // when the value is not.
 func (d *decoder) str(dst *string, valid func(string) string) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
-		if !isScalar(n, "!!str") {
-			d.errorf(n, path, "%s, got %s", valid(""), got(n))
+		if !strictyaml.IsScalar(n, "!!str") {
+			d.errorf(n, path, "%s, got %s", valid(""), strictyaml.Describe(n))
 			return
 		}
 		if want := valid(n.Value); want != "" {
-			d.errorf(n, path, "%s, got %s", want, got(n))
+			d.errorf(n, path, "%s, got %s", want, strictyaml.Describe(n))
 			return
 		}
 		*dst = n.Value
@@ -351,7 +318,7 @@ func (d *decoder) spec(root *yaml.Node, path string, s *Spec, inline bool) {
 
 func (d *decoder) layers(n *yaml.Node, path string, depth int) []Layer {
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
-		d.errorf(n, path, "must be a list of one or more layers, got %s", got(n))
+		d.errorf(n, path, "must be a list of one or more layers, got %s", strictyaml.Describe(n))
 		return nil
 	}
 	var ls []Layer
@@ -380,17 +347,17 @@ func (d *decoder) layer(n *yaml.Node, path string, depth int) (Layer, bool) {
 	}
 	var key, opts *yaml.Node
 	switch {
-	case isScalar(n, "!!str"):
+	case strictyaml.IsScalar(n, "!!str"):
 		key, opts = n, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line}
-	case n.Kind == yaml.MappingNode && len(n.Content) == 2 && isScalar(n.Content[0], "!!str"):
+	case n.Kind == yaml.MappingNode && len(n.Content) == 2 && strictyaml.IsScalar(n.Content[0], "!!str"):
 		key, opts = n.Content[0], n.Content[1]
 	default:
-		d.errorf(n, path, "must be a layer: one of %s, alone or mapped to its fields, got %s", opNames(), got(n))
+		d.errorf(n, path, "must be a layer: one of %s, alone or mapped to its fields, got %s", opNames(), strictyaml.Describe(n))
 		return Layer{}, false
 	}
 	op := Op(key.Value)
 	if !slices.Contains(Ops, op) {
-		d.errorf(key, path, "unknown layer %s; want one of %s", got(key), opNames())
+		d.errorf(key, path, "unknown layer %s; want one of %s", strictyaml.Describe(key), opNames())
 		return Layer{}, false
 	}
 	p := path + "." + string(op)
@@ -423,13 +390,13 @@ func (d *decoder) layer(n *yaml.Node, path string, depth int) (Layer, bool) {
 		l.Bias = true
 		fields["bias"] = d.boolean(&l.Bias)
 		fields["units"] = func(n *yaml.Node, p string) {
-			if isScalar(n, "!!str") && n.Value == "classes" {
+			if strictyaml.IsScalar(n, "!!str") && n.Value == "classes" {
 				l.Units = UnitsClasses
 				return
 			}
 			var v int64
-			if !isScalar(n, "!!int") || n.Decode(&v) != nil || v < 1 || v > MaxUnits {
-				d.errorf(n, p, "must be classes (the dataset's class count) or an integer between 1 and %d, got %s", MaxUnits, got(n))
+			if !strictyaml.IsScalar(n, "!!int") || n.Decode(&v) != nil || v < 1 || v > MaxUnits {
+				d.errorf(n, p, "must be classes (the dataset's class count) or an integer between 1 and %d, got %s", MaxUnits, strictyaml.Describe(n))
 				return
 			}
 			l.Units = int(v)
@@ -472,17 +439,17 @@ func (d *decoder) padding(n *yaml.Node, path string, kernel int) int {
 		n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: DefaultPadding}
 	}
 	switch {
-	case isScalar(n, "!!str") && n.Value == "same":
+	case strictyaml.IsScalar(n, "!!str") && n.Value == "same":
 		if kernel%2 == 0 {
 			d.errorf(n, path, "same needs an odd kernel, got kernel %d: give the padding as a number", kernel)
 		}
 		return (kernel - 1) / 2
-	case isScalar(n, "!!str") && n.Value == "valid":
+	case strictyaml.IsScalar(n, "!!str") && n.Value == "valid":
 		return 0
 	}
 	var v int64
-	if !isScalar(n, "!!int") || n.Decode(&v) != nil || v < 0 || v >= int64(kernel) {
-		d.errorf(n, path, "must be same, valid or an integer between 0 and %d (below the kernel), got %s", kernel-1, got(n))
+	if !strictyaml.IsScalar(n, "!!int") || n.Decode(&v) != nil || v < 0 || v >= int64(kernel) {
+		d.errorf(n, path, "must be same, valid or an integer between 0 and %d (below the kernel), got %s", kernel-1, strictyaml.Describe(n))
 		return 0
 	}
 	return int(v)

@@ -77,8 +77,6 @@ var (
 	Optimizers = []string{"adam"}
 	Schedules  = []string{"constant", "cosine", "step"}
 
-	// keyRE is a key that can stand in a field path as it is.
-	keyRE   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 	hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
@@ -191,32 +189,25 @@ type field struct {
 	decode func(n *yaml.Node, path string)
 }
 
-func join(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
 // mapping decodes the mapping n at path: every key must be one of fields.
 func (d *decoder) mapping(n *yaml.Node, path string, fields ...field) {
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, path, "must be a mapping with fields %s, got %s", names(fields), got(n))
+		d.errorf(n, path, "must be a mapping with fields %s, got %s", names(fields), strictyaml.Describe(n))
 		return
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
-			d.errorf(k, path, "keys must be field names (%s), got %s", names(fields), got(k))
+			d.errorf(k, path, "keys must be field names (%s), got %s", names(fields), strictyaml.Describe(k))
 			continue
 		}
-		p := join(path, k.Value)
+		p := strictyaml.Join(path, k.Value)
 		j := slices.IndexFunc(fields, func(f field) bool { return f.name == k.Value })
 		if j < 0 {
-			if keyRE.MatchString(k.Value) && len(k.Value) <= strictyaml.MaxQuote {
+			if strictyaml.IsFieldName(k.Value) {
 				d.errorf(k, p, "unknown field; allowed fields: %s", names(fields))
 			} else {
-				d.errorf(k, path, "unknown field %s; allowed fields: %s", got(k), names(fields))
+				d.errorf(k, path, "unknown field %s; allowed fields: %s", strictyaml.Describe(k), names(fields))
 			}
 			continue
 		}
@@ -237,36 +228,11 @@ func names(fields []field) string {
 	return strings.Join(ns, ", ")
 }
 
-// got describes n for an error message.
-func got(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias (*" + strictyaml.Shorten(n.Value) + ")"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!int", "!!float", "!!bool":
-			return strictyaml.Shorten(n.Value)
-		}
-		return strictyaml.Quote(n.Value)
-	}
-	return "nothing"
-}
-
-func isScalar(n *yaml.Node, tags ...string) bool {
-	return n.Kind == yaml.ScalarNode && slices.Contains(tags, n.Tag)
-}
-
 // integer decodes an integer in [lo, hi].
 func (d *decoder) integer(n *yaml.Node, path string, lo, hi int64, dst *int64) {
 	var v int64
-	if !isScalar(n, "!!int") || n.Decode(&v) != nil || v < lo || v > hi {
-		d.errorf(n, path, "must be an integer between %d and %d, got %s", lo, hi, got(n))
+	if !strictyaml.IsScalar(n, "!!int") || n.Decode(&v) != nil || v < lo || v > hi {
+		d.errorf(n, path, "must be an integer between %d and %d, got %s", lo, hi, strictyaml.Describe(n))
 		return
 	}
 	*dst = v
@@ -288,12 +254,12 @@ func (d *decoder) int64Field(lo, hi int64, dst *int64) func(*yaml.Node, string) 
 func (d *decoder) number(lo, hi float64, openLo bool, dst *float64) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
 		var v float64
-		ok := isScalar(n, "!!int", "!!float") && n.Decode(&v) == nil && !math.IsNaN(v) && v <= hi && (v > lo || !openLo && v == lo)
+		ok := strictyaml.IsScalar(n, "!!int", "!!float") && n.Decode(&v) == nil && !math.IsNaN(v) && v <= hi && (v > lo || !openLo && v == lo)
 		if !ok {
 			if openLo {
-				d.errorf(n, path, "must be a number above %s and at most %s, got %s", fmtFloat(lo), fmtFloat(hi), got(n))
+				d.errorf(n, path, "must be a number above %s and at most %s, got %s", fmtFloat(lo), fmtFloat(hi), strictyaml.Describe(n))
 			} else {
-				d.errorf(n, path, "must be a number between %s and %s, got %s", fmtFloat(lo), fmtFloat(hi), got(n))
+				d.errorf(n, path, "must be a number between %s and %s, got %s", fmtFloat(lo), fmtFloat(hi), strictyaml.Describe(n))
 			}
 			return
 		}
@@ -305,8 +271,8 @@ func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 func (d *decoder) boolean(dst *bool) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
-		if !isScalar(n, "!!bool") || n.Decode(dst) != nil {
-			d.errorf(n, path, "must be true or false, got %s", got(n))
+		if !strictyaml.IsScalar(n, "!!bool") || n.Decode(dst) != nil {
+			d.errorf(n, path, "must be true or false, got %s", strictyaml.Describe(n))
 		}
 	}
 }
@@ -315,12 +281,12 @@ func (d *decoder) boolean(dst *bool) func(*yaml.Node, string) {
 // allowed when the value is not.
 func (d *decoder) str(dst *string, valid func(string) string) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
-		if !isScalar(n, "!!str") {
-			d.errorf(n, path, "%s, got %s", valid(""), got(n))
+		if !strictyaml.IsScalar(n, "!!str") {
+			d.errorf(n, path, "%s, got %s", valid(""), strictyaml.Describe(n))
 			return
 		}
 		if want := valid(n.Value); want != "" {
-			d.errorf(n, path, "%s, got %s", want, got(n))
+			d.errorf(n, path, "%s, got %s", want, strictyaml.Describe(n))
 			return
 		}
 		*dst = n.Value
@@ -397,11 +363,11 @@ func (d *decoder) duration(lo, hi Duration, dst *Duration) func(*yaml.Node, stri
 	return func(n *yaml.Node, path string) {
 		var v time.Duration
 		var err error
-		if isScalar(n, "!!str") {
+		if strictyaml.IsScalar(n, "!!str") {
 			v, err = time.ParseDuration(n.Value)
 		}
-		if !isScalar(n, "!!str") || err != nil || Duration(v) < lo || Duration(v) > hi {
-			d.errorf(n, path, "must be a duration such as 6h or 90m between %s and %s, got %s", lo, hi, got(n))
+		if !strictyaml.IsScalar(n, "!!str") || err != nil || Duration(v) < lo || Duration(v) > hi {
+			d.errorf(n, path, "must be a duration such as 6h or 90m between %s and %s, got %s", lo, hi, strictyaml.Describe(n))
 			return
 		}
 		*dst = Duration(v)
@@ -417,7 +383,7 @@ type quantity struct {
 func (q *quantity) field(n *yaml.Node, path string) { q.node, q.path = n, path }
 
 func (q *quantity) auto() bool {
-	return q.node == nil || isScalar(q.node, "!!str") && q.node.Value == Auto
+	return q.node == nil || strictyaml.IsScalar(q.node, "!!str") && q.node.Value == Auto
 }
 
 // Default returns the run every declaration starts from; Parse overwrites
@@ -599,15 +565,15 @@ func (d *decoder) derive(s *Spec, cpu, memory *quantity) {
 	switch {
 	case cpu.auto():
 		s.Resources.CPU = s.autoCPU()
-	case isScalar(cpu.node, "!!int", "!!str"):
+	case strictyaml.IsScalar(cpu.node, "!!int", "!!str"):
 		v, err := strconv.Atoi(cpu.node.Value)
 		if err != nil || v < 1 || v > MaxCPU {
-			d.errorf(cpu.node, cpu.path, cpuWant, MaxCPU, got(cpu.node))
+			d.errorf(cpu.node, cpu.path, cpuWant, MaxCPU, strictyaml.Describe(cpu.node))
 			return
 		}
 		s.Resources.CPU = v
 	default:
-		d.errorf(cpu.node, cpu.path, cpuWant, MaxCPU, got(cpu.node))
+		d.errorf(cpu.node, cpu.path, cpuWant, MaxCPU, strictyaml.Describe(cpu.node))
 		return
 	}
 	if memory.auto() {
@@ -617,9 +583,9 @@ func (d *decoder) derive(s *Spec, cpu, memory *quantity) {
 	lo, hi := int64(s.Resources.CPU)*MinBytesPerCPU, int64(s.Resources.CPU)*MaxBytesPerCPU
 	n := memory.node
 	q, err := resource.ParseQuantity(n.Value)
-	if !isScalar(n, "!!str", "!!int") || err != nil || q.Sign() <= 0 || q.Value() < lo || q.Value() > hi || q.MilliValue()%1000 != 0 {
+	if !strictyaml.IsScalar(n, "!!str", "!!int") || err != nil || q.Sign() <= 0 || q.Value() < lo || q.Value() > hi || q.MilliValue()%1000 != 0 {
 		d.errorf(n, memory.path, "must be auto or a quantity between %s and %s for %d cpu and this model and batch (see apps/jobs/README.md), got %s",
-			Bytes(lo), Bytes(hi), s.Resources.CPU, got(n))
+			Bytes(lo), Bytes(hi), s.Resources.CPU, strictyaml.Describe(n))
 		return
 	}
 	s.Resources.Memory = Bytes(q.Value())
