@@ -10,7 +10,7 @@ import (
 // A repository declares the datasets its runs train on with committed
 // copies of their manifests, so that checking a run needs no store access:
 // <dir>/<name>/<digest>.json, where dir is apps/jobs/datasets in this
-// repository. ingest writes the copy; jobgen reads it through Check.
+// repository. aerie dataset ingest writes the copy; aerie run check reads it through Check.
 
 // CopyPath is the committed copy of dataset name's manifest with digest,
 // relative to the repository's datasets directory.

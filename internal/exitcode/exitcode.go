@@ -1,5 +1,5 @@
 // Package exitcode is the exit-code convention shared by the trainer and by
-// the PyTorchJob that jobgen renders with restartPolicy ExitCode.
+// the PyTorchJob that aerie run render writes with restartPolicy ExitCode.
 //
 // The Kubeflow training operator restarts a replica whose exit code is 128 or
 // above and fails the job for codes 1 to 127. The trainer therefore exits:

@@ -3,7 +3,7 @@
 // symlink is followed, and a device, FIFO or directory where a file is
 // expected is an error that names the path.
 //
-// It is the one way jobgen and promote touch the repository, so that a
+// It is the one way aerie run render and aerie promote touch the repository, so that a
 // hostile tree (a symlinked overlay, a run that is /dev/zero) cannot make
 // them write outside it, read without bound, or echo a foreign file.
 package repofile

@@ -24,7 +24,7 @@ import (
 
 // MaxBytes is the largest declaration Parse reads: a real one is about
 // 1 KiB, and the cap bounds what parsing a hostile file costs. Readers
-// (jobgen) refuse a larger file before reading it.
+// (aerie run) refuse a larger file before reading it.
 const MaxBytes = 256 << 10
 
 // MaxErrors is the most problems reported for one declaration; the rest

@@ -9,7 +9,7 @@ import (
 )
 
 // Sources are where Resolve reads what a declaration names but does not
-// hold. jobgen reads both from the repository (and the dataset from the
+// hold. aerie run render reads both from the repository (and the dataset from the
 // store when the repository lacks its manifest).
 type Sources struct {
 	// Architecture reads the architecture file called name
@@ -23,7 +23,7 @@ type Sources struct {
 // Resolved is a declaration completed by Resolve.
 type Resolved struct {
 	// Run has its architecture inline (Architecture.Spec set) and its
-	// memory sized: what jobgen renders and the trainer reads.
+	// memory sized: what is rendered and what the trainer reads.
 	Run *TrainingRun
 	// Plan is the architecture applied to the dataset's image shape and
 	// classes.

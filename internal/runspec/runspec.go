@@ -1,7 +1,7 @@
 // Package runspec is the TrainingRun declaration (apiVersion
 // aerie.dev/v1alpha1, kind TrainingRun): one YAML file per run under
-// apps/jobs/runs/, rendered by jobgen into a PyTorchJob and read back by the
-// trainer from the ConfigMap jobgen mounts at /etc/aerie/run/run.yaml.
+// apps/jobs/runs/, rendered by aerie run render into a PyTorchJob and read back by the
+// trainer from the ConfigMap aerie run render mounts at /etc/aerie/run/run.yaml.
 //
 // Parse is strict: unknown fields are errors, every field is validated, and
 // each error names the file, the line and the field and says what is
@@ -35,7 +35,7 @@ type TrainingRun struct {
 // Metadata names the run.
 type Metadata struct {
 	// Name is the run's name: the PyTorchJob's name, the label value and the
-	// store prefix (models/<name>/). jobgen requires the file to be
+	// store prefix (models/<name>/). aerie run render requires the file to be
 	// runs/<name>.yaml.
 	Name string `yaml:"name"`
 }

@@ -95,7 +95,7 @@ func VersionOf(weights []byte) string {
 	return hex.EncodeToString(sum[:])[:16]
 }
 
-// LineageFromEnv reads the lineage jobgen puts into the trainer's
+// LineageFromEnv reads the lineage aerie run render puts into the trainer's
 // environment (AERIE_GIT_COMMIT, AERIE_IMAGE_DIGEST); pass os.Getenv.
 func LineageFromEnv(getenv func(string) string, worldSize int, resumedFrom string) manifest.Lineage {
 	return manifest.Lineage{

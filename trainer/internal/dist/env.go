@@ -13,7 +13,7 @@ import (
 )
 
 // Environment variables of the contract. The Kubeflow training operator sets
-// the first four on every PyTorchJob replica; jobgen maps the token from the
+// the first four on every PyTorchJob replica; aerie run render maps the token from the
 // Secret aerie-rendezvous.
 const (
 	EnvMasterAddr = "MASTER_ADDR"
