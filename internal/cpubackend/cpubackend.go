@@ -311,6 +311,9 @@ func (b *Builder) Compile() (compute.Executable, error) {
 		return nil, fmt.Errorf("backend %s: compile %q before its main function returned", Name, b.name)
 	}
 	b.prune()
+	if err := b.sinkKernelInputs(); err != nil {
+		return nil, err
+	}
 	for i, s := range b.steps {
 		if s.fn == nil || len(s.exports) == 0 {
 			continue // a kernel, or a segment nothing reads
@@ -336,6 +339,43 @@ func (b *Builder) Compile() (compute.Executable, error) {
 		s.exe = exe
 	}
 	return newExecutable(b)
+}
+
+// sinkKernelInputs imports each segment result whose last reader is a
+// kernel into the next segment that runs, which keepAlive makes read it.
+// Execute then donates it there, and gobackend recycles its memory;
+// a finalized gobackend buffer's memory is not reused.
+func (b *Builder) sinkKernelInputs() error {
+	last := make([]int, len(b.values))
+	for i, s := range b.steps {
+		for _, v := range s.imports {
+			last[v.id] = i
+		}
+		for _, v := range s.args {
+			last[v.id] = i
+		}
+	}
+	for _, v := range b.outputs {
+		last[v.id] = -1 // the caller's
+	}
+	for _, v := range b.values {
+		if v.step < 0 || b.steps[v.step].fn == nil || last[v.id] <= v.step || b.steps[last[v.id]].fn != nil {
+			continue
+		}
+		for _, s := range b.steps[last[v.id]+1:] {
+			if s.fn == nil || len(s.exports) == 0 { // not compiled
+				continue
+			}
+			p, err := s.fn.Parameter(fmt.Sprintf("v%d", v.id), v.shape, nil)
+			if err != nil {
+				return err
+			}
+			s.params[v.id] = p
+			s.imports = append(s.imports, v)
+			break
+		}
+	}
+	return nil
 }
 
 // prune drops what no output depends on: gomlx hands over whole graphs,

@@ -178,12 +178,13 @@ func TestBiasAddsAndSums(t *testing.T) {
 }
 
 // TestKernelResultsReused checks that repeated calls reuse a kernel's
-// result buffer: a call allocates far less than the conv's output.
+// result and its input from a segment (Tanh's, recycled by gobackend):
+// a call allocates far less than either.
 func TestKernelResultsReused(t *testing.T) {
 	xd, wd := []int{16, 28, 28, 8}, []int{3, 3, 8, 32}
 	outBytes := uint64(16 * 28 * 28 * 32 * 4)
 	exec, err := NewExec(cpubackend.Get(), func(x, w *Node) *Node {
-		return ReduceAllSum(Convolve(x, w).PadSame().Done())
+		return ReduceAllSum(Convolve(Tanh(x), w).PadSame().Done())
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +208,7 @@ func TestKernelResultsReused(t *testing.T) {
 		call()
 	}
 	runtime.ReadMemStats(&after)
-	if perCall := (after.TotalAlloc - before.TotalAlloc) / calls; perCall > outBytes/4 {
+	if perCall := (after.TotalAlloc - before.TotalAlloc) / calls; perCall > outBytes/16 {
 		t.Errorf("a call allocates %d bytes; the conv's output is %d", perCall, outBytes)
 	}
 }
