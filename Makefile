@@ -82,6 +82,10 @@ golden: ## Rewrite the golden files under testdata/ (review the diff!).
 $(BIN)/aerie:
 	go build -o $@ ./tools/aerie/cmd/aerie
 
+.PHONY: trainer
+trainer: ## Build the trainer into bin/trainer.
+	go build -o $(BIN)/trainer ./trainer/cmd/trainer
+
 .PHONY: aerie
 aerie: $(BIN)/aerie ## Build the aerie CLI into bin/aerie (on PATH inside make).
 
