@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/aerie-ml/aerie/edge/internal/emulation"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -30,6 +32,7 @@ func TestMain(m *testing.M) {
 // aerieEdge runs the command with args and returns its output and exit code.
 func aerieEdge(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	emulation.SkipChildProcesses(t)
 	cmd := exec.CommandContext(t.Context(), os.Args[0], args...)
 	cmd.Env = append(os.Environ(), envAsMain+"=1")
 	var out, errOut bytes.Buffer

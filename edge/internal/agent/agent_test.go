@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/aerie-ml/aerie/edge/internal/config"
+	"github.com/aerie-ml/aerie/edge/internal/emulation"
 	"github.com/aerie-ml/aerie/edge/internal/gittest"
 	"github.com/aerie-ml/aerie/edge/internal/gpio"
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
@@ -186,7 +187,7 @@ func (f *fixture) current() string {
 // start runs the test binary as the agent.
 func (f *fixture) start(stallMarker string, extraEnv ...string) *exec.Cmd {
 	f.t.Helper()
-	skipIfEmulated(f.t)
+	emulation.SkipChildProcesses(f.t)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), childConfig+"="+f.cfgPath), extraEnv...)
 	if stallMarker != "" {
