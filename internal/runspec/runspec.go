@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aerie-ml/aerie/internal/arch"
+	"github.com/aerie-ml/aerie/internal/store"
 )
 
 // APIVersion and Kind identify a run declaration.
@@ -148,8 +149,19 @@ type Resources struct {
 
 // Output is where the trainer writes checkpoints and models.
 type Output struct {
-	// URI is the store root: gs://bucket[/prefix] or file:///path.
+	// URI is the store root: gs://bucket[/prefix] or file:///path. The run
+	// writes under its team's part of it (TeamStore).
 	URI string `yaml:"uri"`
+}
+
+// TeamStore is the store root the run's checkpoints and models live under:
+// its team's part of root (store.TeamRoot), where root is the
+// spec.output.uri when empty.
+func (r *TrainingRun) TeamStore(root string) string {
+	if root == "" {
+		root = r.Spec.Output.URI
+	}
+	return store.TeamRoot(root, r.Spec.Team)
 }
 
 // Checkpoint says how often the trainer checkpoints.

@@ -7,8 +7,9 @@
 // Keys are slash-separated and relative to the store's root URI:
 //
 //	datasets/<name>/<sha256>/...   DatasetPrefix: a dataset, by its content digest
-//	checkpoints/<run>/<step>/...   CheckpointPrefix: a training checkpoint
-//	models/<run>/<version>/...     ModelPrefix: a model version (manifest.json last)
+//	teams/<team>/                  TeamRoot: a team's part, which holds
+//	  checkpoints/<run>/<step>/... CheckpointPrefix: a training checkpoint
+//	  models/<run>/<version>/...   ModelPrefix: a model version (manifest.json last)
 //	status/devices/<id>.json       DeviceStatusKey: the latest status of an edge device
 //
 // Datasets, checkpoints and model versions are immutable: write them with

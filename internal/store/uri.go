@@ -187,6 +187,14 @@ func checkPrefix(prefix string) error {
 // The layout (see the package doc). Arguments must be single, valid key
 // elements: Put, Get and List reject keys with empty, "." or ".." elements.
 
+// TeamRoot is the root of team's part of the store at root:
+// "<root>/teams/<team>". A team's runs keep their checkpoints and models
+// under it (CheckpointPrefix and ModelPrefix are relative to it), the
+// prefix only the team's identity may write (infra/terraform/modules/team).
+func TeamRoot(root, team string) string {
+	return strings.TrimSuffix(root, "/") + "/teams/" + team
+}
+
 // DatasetPrefix is where dataset name with content digest sha256 lives:
 // "datasets/<name>/<sha256>/".
 func DatasetPrefix(name, sha256 string) string {

@@ -155,6 +155,44 @@ func TestLayout(t *testing.T) {
 	}
 }
 
+func TestTeamRoot(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	tests := []struct{ root, want string }{
+		{"gs://bucket", "gs://bucket/teams/vision"},
+		{"gs://bucket/", "gs://bucket/teams/vision"},
+		{"gs://bucket/aerie", "gs://bucket/aerie/teams/vision"},
+		{"file://" + dir, "file://" + dir + "/teams/vision"},
+	}
+	for _, tt := range tests {
+		if got := store.TeamRoot(tt.root, "vision"); got != tt.want {
+			t.Errorf("TeamRoot(%q, vision) = %q, want %q", tt.root, got, tt.want)
+		}
+	}
+	// A team's store is the root's teams/<team>/ prefix.
+	root, err := store.Open(ctx, "file://"+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	team, err := store.Open(ctx, store.TeamRoot(root.URI(""), "vision"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer team.Close()
+	key := store.ModelPrefix("run-1", "0123456789abcdef") + "manifest.json"
+	if err := team.Put(ctx, key, strings.NewReader("{}"), store.PutOptions{IfNotExists: true}); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := root.List(ctx, "teams/vision/models/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 || objs[0].Key != "teams/vision/"+key {
+		t.Errorf("root lists %+v under teams/vision/models/, want the one key teams/vision/%s", objs, key)
+	}
+}
+
 func TestCheckpointStep(t *testing.T) {
 	type result struct {
 		Run  string

@@ -109,8 +109,9 @@ func TestFluxSyncsClusterDev(t *testing.T) {
 		if by := u.GetLabels()["kustomize.toolkit.fluxcd.io/name"]; by != "jobs" {
 			t.Errorf("PyTorchJob %s applied by Kustomization %q, want jobs", j.Name, by)
 		}
+		checkTeamIdentity(t, ctx, cp, j)
 	}
-	step("Flux applied the CRDs, namespaces, quota, limits, policies, secret and %d PyTorchJobs", len(want))
+	step("Flux applied the CRDs, namespaces, quota, limits, policies, secret, team service accounts and %d PyTorchJobs", len(want))
 	if t.Failed() {
 		return
 	}
@@ -128,6 +129,32 @@ func TestFluxSyncsClusterDev(t *testing.T) {
 	step("Kueue admitted every job through its team's ClusterQueue")
 	checkOperatorScope(t, ctx, cp)
 	step("the operator's ServiceAccount may create pods in training only")
+}
+
+// checkTeamIdentity checks that each replica of j runs as its team's
+// service account, which the teams Kustomization applied with the Workload
+// Identity annotation naming the team's Google service account.
+func checkTeamIdentity(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, j *kubeflowv1.PyTorchJob) {
+	t.Helper()
+	team := j.Labels["aerie.dev/team"]
+	for rt, spec := range j.Spec.PyTorchReplicaSpecs {
+		name := spec.Template.Spec.ServiceAccountName
+		if want := "aerie-trainer-" + team; name != want {
+			t.Errorf("PyTorchJob %s %s runs as service account %q, want its team's %q", j.Name, rt, name, want)
+			continue
+		}
+		sa, err := cp.Client.CoreV1().ServiceAccounts(j.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("PyTorchJob %s: ServiceAccount %s/%s: %v", j.Name, j.Namespace, name, err)
+			continue
+		}
+		if by := sa.Labels["kustomize.toolkit.fluxcd.io/name"]; by != "teams" {
+			t.Errorf("ServiceAccount %s applied by Kustomization %q, want teams", name, by)
+		}
+		if gsa := sa.Annotations["iam.gke.io/gcp-service-account"]; !strings.HasPrefix(gsa, "team-"+team+"@") {
+			t.Errorf("ServiceAccount %s maps to Google service account %q, want team-%s@<project>.iam.gserviceaccount.com", name, gsa, team)
+		}
+	}
 }
 
 // checkAdmitted checks that Kueue admitted each job through the

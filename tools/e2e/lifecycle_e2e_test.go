@@ -102,6 +102,13 @@ func TestLifecycle(t *testing.T) {
 
 	badURI, badDigest := writeDataset(t, ctx, out, 40)
 	truncateShard(t, ctx, out, badDigest)
+	// The runs are team platform's: their trainers write its part of the
+	// store (store.TeamRoot), the prefix only its identity may write.
+	teamOut, err := store.Open(ctx, store.TeamRoot(out.URI(""), "platform"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { teamOut.Close() })
 	writeRun(t, runs, "lifecycle", "platform", 2, dataURI, digest)
 	writeRun(t, runs, "baddata", "platform", 1, badURI, badDigest)
 	run(t, repo, aerie, "run", "render", "--repo", repo, "--revision", strings.Repeat("e2", 20))
@@ -152,7 +159,7 @@ func TestLifecycle(t *testing.T) {
 	step("baddata: Failed after one attempt with exit code 3")
 
 	// The kill: once a checkpoint is committed, SIGKILL the master.
-	first := waitCheckpoint(t, ctx, out, "lifecycle", 2*time.Minute)
+	first := waitCheckpoint(t, ctx, teamOut, "lifecycle", 2*time.Minute)
 	restarting := make(chan error, 1)
 	go func() {
 		restarting <- watchJob(ctx, cp, "lifecycle", func(j *kubeflowv1.PyTorchJob) bool { return hasCondition(j, kubeflowv1.JobRestarting) })
@@ -176,7 +183,7 @@ func TestLifecycle(t *testing.T) {
 	}
 	// Only the dead master wrote checkpoints: the newest committed one now
 	// is where the job must resume.
-	resumeAt := latestCheckpoint(t, ctx, out, "lifecycle")
+	resumeAt := latestCheckpoint(t, ctx, teamOut, "lifecycle")
 	restarted := pods.waitRunning(t, "lifecycle", 4, 3*time.Minute)
 	step("lifecycle: both replicas restarted, %.1fs after the kill", restarted.Sub(killed).Seconds())
 
@@ -191,8 +198,13 @@ func TestLifecycle(t *testing.T) {
 	if want := []string{"lifecycle-master-0:137", "lifecycle-master-0:0", "lifecycle-worker-0:130", "lifecycle-worker-0:0"}; !slices.Equal(sorted(exits), sorted(want)) {
 		t.Errorf("lifecycle attempts (pod:exit code) = %v, want %v: the killed master (137), the worker that lost it (130, exitcode.PeerLost), and both again to success", exits, want)
 	}
-	m := readModel(t, ctx, out, "lifecycle")
-	if want := out.URI(fmt.Sprintf("checkpoints/lifecycle/%012d/", resumeAt)); m.Lineage.ResumedFrom != want {
+	m := readModel(t, ctx, teamOut, "lifecycle")
+	for _, prefix := range []string{"models/", "checkpoints/"} {
+		if objs, err := out.List(ctx, prefix); err != nil || len(objs) != 0 {
+			t.Errorf("%s holds %d objects (err %v), want none: runs write under teams/<team>/ only", out.URI(prefix), len(objs), err)
+		}
+	}
+	if want := teamOut.URI(fmt.Sprintf("checkpoints/lifecycle/%012d/", resumeAt)); m.Lineage.ResumedFrom != want {
 		t.Errorf("model lineage resumedFrom = %q, want the last checkpoint before the kill, %q", m.Lineage.ResumedFrom, want)
 	}
 	if m.Lineage.WorldSize != 2 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	kubeflowv1 "github.com/kubeflow/training-operator/pkg/apis/kubeflow.org/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -251,6 +253,7 @@ func TestClusters(t *testing.T) {
 				}
 			}
 			checkKueue(t, objs)
+			checkTeamIdentities(t, env, objs)
 			for _, k := range []*kustomizev1.Kustomization{&infra, &jobs} {
 				if !k.Spec.Prune || !k.Spec.Wait || k.Spec.Timeout == nil {
 					t.Errorf("Kustomization %s: prune=%v wait=%v timeout=%v, want prune, wait and a timeout", k.Name, k.Spec.Prune, k.Spec.Wait, k.Spec.Timeout)
@@ -405,6 +408,52 @@ func checkKueue(t *testing.T, objs []Object) {
 		}
 		if q := job.Metadata.Labels["kueue.x-k8s.io/queue-name"]; !queues[q] {
 			t.Errorf("%s: kueue.x-k8s.io/queue-name %q names no LocalQueue in training", o.ID(), q)
+		}
+	}
+}
+
+// checkTeamIdentities checks each team's service account: applied by the
+// teams Kustomization next to its LocalQueue, mapped by Workload Identity
+// to the Google service account infra/terraform/modules/team creates in the
+// env's project, and the one every job of the team runs as.
+func checkTeamIdentities(t *testing.T, env string, objs []Object) {
+	t.Helper()
+	tfvars := filepath.Join(repoRoot, "infra", "terraform", "envs", env, "terraform.tfvars")
+	b, err := os.ReadFile(tfvars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^project_id\s*=\s*"([^"]+)"`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s: no project_id", tfvars)
+	}
+	project := string(m[1])
+	for _, o := range objs {
+		switch o.Kind {
+		case "LocalQueue":
+			obj := mustFind(t, objs, "ServiceAccount", o.Namespace, "aerie-trainer-"+o.Name)
+			if obj.AppliedBy != o.AppliedBy {
+				t.Errorf("%s applied by %s, want %s like its team's LocalQueue", obj.ID(), obj.AppliedBy, o.AppliedBy)
+			}
+			var sa corev1.ServiceAccount
+			if err := obj.Decode(&sa); err != nil {
+				t.Fatal(err)
+			}
+			want := "team-" + o.Name + "@" + project + ".iam.gserviceaccount.com"
+			if got := sa.Annotations["iam.gke.io/gcp-service-account"]; got != want {
+				t.Errorf("ServiceAccount %s/%s: iam.gke.io/gcp-service-account = %q, want %q (modules/team in %s)", sa.Namespace, sa.Name, got, want, tfvars)
+			}
+		case "PyTorchJob":
+			var job kubeflowv1.PyTorchJob
+			if err := o.Decode(&job); err != nil {
+				t.Fatal(err)
+			}
+			want := "aerie-trainer-" + job.Labels["kueue.x-k8s.io/queue-name"]
+			for rt, spec := range job.Spec.PyTorchReplicaSpecs {
+				if got := spec.Template.Spec.ServiceAccountName; got != want {
+					t.Errorf("%s %s: serviceAccountName %q, want its team's %q", o.ID(), rt, got, want)
+				}
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package tfcheck
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -102,6 +103,18 @@ func TestTeams(t *testing.T) {
 	if !strings.Contains(string(src), expr) {
 		t.Fatalf("platform/main.tf does not read the teams with %s", expr)
 	}
+	// Workload Identity binds the service account the team's jobs run as
+	// (render.ServiceAccount in render.Namespace), which
+	// apps/teams/<team>/serviceaccount.yaml declares.
+	ksa := func(team string) string { return "aerie-trainer-" + team }
+	for _, want := range []string{
+		`namespace     = "training"`,
+		fmt.Sprintf("ksa           = %q", ksa("${each.key}")),
+	} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("platform/main.tf: module team does not say %s", want)
+		}
+	}
 	files, err := filepath.Glob(filepath.Join(platform, "..", "..", "..", "apps", "teams", "*", "queue.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +135,10 @@ func TestTeams(t *testing.T) {
 	for _, r := range k.Resources {
 		if fi, err := os.Stat(filepath.Join("..", "..", "apps", "teams", r)); err == nil && fi.IsDir() {
 			applied = append(applied, r)
+			sa := filepath.Join("..", "..", "apps", "teams", r, "serviceaccount.yaml")
+			if b, err := os.ReadFile(sa); err != nil || !strings.Contains(string(b), "name: "+ksa(r)+"\n") {
+				t.Errorf("%s does not declare ServiceAccount %s (err %v): modules/team binds it", sa, ksa(r), err)
+			}
 		}
 	}
 	slices.Sort(applied)

@@ -1,5 +1,5 @@
 # One environment's platform: network, GKE Autopilot, the store bucket and
-# the image registry, all in var.region; identities for the trainer, the
+# the image registry, all in var.region; identities for each team, the
 # devices and GitHub Actions; Flux bootstrapped onto clusters/<environment>.
 # envs/<environment>/ holds the values and the backend (see README.md).
 
@@ -79,6 +79,7 @@ module "bucket" {
   name                      = var.bucket_name
   location                  = var.region
   checkpoint_retention_days = var.checkpoint_retention_days
+  teams                     = local.teams
 }
 
 module "registry" {
@@ -95,6 +96,7 @@ module "iam" {
   project_id    = var.project_id
   bucket_name   = module.bucket.name
   workload_pool = module.cluster.workload_pool
+  teams         = local.teams
 }
 
 # The teams are the directories of apps/teams/ (each with its Kueue queues):

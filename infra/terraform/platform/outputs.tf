@@ -18,11 +18,6 @@ output "registry" {
   value       = module.registry.repository_url
 }
 
-output "trainer_service_account" {
-  description = "Google service account for jobgen -gcp-service-account."
-  value       = module.iam.trainer_service_account
-}
-
 output "devices_service_account" {
   description = "Read-only Google service account of the fleet."
   value       = module.iam.devices_service_account

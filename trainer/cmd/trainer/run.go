@@ -160,7 +160,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 			"data":             func() { f.dataURI = r.Spec.Dataset.URI },
 			"dataset-sha256":   func() { f.digest = r.Spec.Dataset.SHA256 },
 			"val-fraction":     func() { f.valFraction = r.Spec.Dataset.ValidationFraction },
-			"output":           func() { f.output = r.Spec.Output.URI },
+			"output":           func() { f.output = r.TeamStore("") },
 		} {
 			if !set[name] {
 				apply()

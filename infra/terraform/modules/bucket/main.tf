@@ -1,5 +1,5 @@
-# The store: datasets/, checkpoints/, models/ and status/ (internal/store's
-# layout) in one bucket, in the cluster's region so training reads and writes
+# The store: datasets/, teams/<team>/{checkpoints,models}/ and status/
+# (internal/store's layout) in one bucket, in the cluster's region so training reads and writes
 # stay in-region (the prototype's bucket was not).
 
 resource "google_storage_bucket" "this" {
@@ -23,7 +23,7 @@ resource "google_storage_bucket" "this" {
   lifecycle_rule {
     condition {
       age            = var.checkpoint_retention_days
-      matches_prefix = ["checkpoints/"]
+      matches_prefix = [for team in sort(var.teams) : "teams/${team}/checkpoints/"]
     }
     action {
       type = "Delete"
@@ -55,7 +55,7 @@ resource "google_storage_bucket" "this" {
   lifecycle_rule {
     condition {
       age            = var.model_nearline_days
-      matches_prefix = ["models/"]
+      matches_prefix = [for team in sort(var.teams) : "teams/${team}/models/"]
     }
     action {
       type          = "SetStorageClass"

@@ -28,8 +28,13 @@ variable "location" {
   }
 }
 
+variable "teams" {
+  description = "The teams (apps/teams/<team>/): each keeps checkpoints and models under teams/<team>/."
+  type        = set(string)
+}
+
 variable "checkpoint_retention_days" {
-  description = "Days after which objects under checkpoints/ are deleted."
+  description = "Days after which objects under teams/<team>/checkpoints/ are deleted."
   type        = number
   default     = 14
 
@@ -51,7 +56,7 @@ variable "noncurrent_retention_days" {
 }
 
 variable "model_nearline_days" {
-  description = "Days after which objects under models/ move to Nearline storage."
+  description = "Days after which objects under teams/<team>/models/ move to Nearline storage."
   type        = number
   default     = 90
 

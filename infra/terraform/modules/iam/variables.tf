@@ -23,31 +23,13 @@ variable "workload_pool" {
   }
 }
 
-variable "trainer_namespace" {
-  description = "Namespace of the trainer's Kubernetes service account."
-  type        = string
-  default     = "training"
-}
-
-variable "trainer_ksa" {
-  description = "Kubernetes service account the trainer pods run as (jobgen's render.ServiceAccount)."
-  type        = string
-  default     = "aerie-trainer"
-}
-
-variable "trainer_account_id" {
-  description = "Account ID of the trainer's Google service account; jobgen's -gcp-service-account must name it."
-  type        = string
-  default     = "aerie-trainer"
-
-  validation {
-    condition     = can(regex("^[a-z][-a-z0-9]{4,28}[a-z0-9]$", var.trainer_account_id))
-    error_message = "trainer_account_id must be 6-30 lowercase letters, digits and hyphens."
-  }
+variable "teams" {
+  description = "The teams (apps/teams/<team>/) whose models under teams/<team>/models/ the devices read."
+  type        = set(string)
 }
 
 variable "devices_account_id" {
-  description = "Account ID of the devices' Google service account (reads models/, writes status/devices/)."
+  description = "Account ID of the devices' Google service account (reads teams/<team>/models/, writes status/devices/)."
   type        = string
   default     = "aerie-devices"
 

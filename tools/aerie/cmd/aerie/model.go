@@ -230,17 +230,14 @@ func (e *env) runSpec(run string) (*runspec.TrainingRun, error) {
 	return runspec.Parse(t.Path(name), b)
 }
 
-// runStore opens the store holding run's versions: uri, or else the
-// run's spec.output.uri.
-func (e *env) runStore(ctx context.Context, run, uri string) (store.Store, error) {
-	if uri == "" {
-		spec, err := e.runSpec(run)
-		if err != nil {
-			return nil, err
-		}
-		uri = spec.Spec.Output.URI
+// runStore opens the store holding run's versions: its team's part of
+// root, or else of the run's spec.output.uri.
+func (e *env) runStore(ctx context.Context, run, root string) (store.Store, error) {
+	spec, err := e.runSpec(run)
+	if err != nil {
+		return nil, err
 	}
-	return store.Open(ctx, uri)
+	return store.Open(ctx, spec.TeamStore(root))
 }
 
 // completeRuns completes run names from apps/jobs/runs.

@@ -12,12 +12,11 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/jobs"
-	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/status"
 )
 
 type runFlags struct {
-	jobs, revision, gsa   string
+	jobs, revision        string
 	kubeconfig, namespace string
 }
 
@@ -46,9 +45,8 @@ func runCmd(e *env) *cobra.Command {
 			return nil, err
 		}
 		return &jobs.Tree{
-			Dir:     dir,
-			Repo:    repo,
-			Options: render.Options{GCPServiceAccount: f.gsa},
+			Dir:  dir,
+			Repo: repo,
 			Revision: func() (string, error) {
 				if f.revision != "" {
 					return f.revision, nil
@@ -61,7 +59,6 @@ func runCmd(e *env) *cobra.Command {
 	// (render, diff) also label what changed with a revision, while check
 	// only compares.
 	renderFlags := func(c *cobra.Command, labelled bool) {
-		c.Flags().StringVar(&f.gsa, "gcp-service-account", render.DefaultGCPServiceAccount, "Google service account `email` the trainer's Kubernetes service account maps to (Workload Identity)")
 		if labelled {
 			c.Flags().StringVar(&f.revision, "revision", "", "git `revision` to label changed overlays with (default: HEAD of the repository)")
 		}

@@ -38,7 +38,9 @@ const RunsDir = "runs"
 
 // Root files of the jobs directory.
 const (
-	RootKustomization  = "kustomization.yaml"
+	RootKustomization = "kustomization.yaml"
+	// RootServiceAccount is the one service account all runs shared before
+	// each team had its own (apps/teams); a generated one is pruned.
 	RootServiceAccount = "serviceaccount.yaml"
 )
 
@@ -46,8 +48,7 @@ const (
 // <name>/ overlays rendered from them.
 type Tree struct {
 	// Dir is the jobs directory, apps/jobs in this repository.
-	Dir     string
-	Options render.Options
+	Dir string
 	// Revision returns the git revision to label newly rendered overlays
 	// with. It is called at most once, and only when an overlay changes.
 	Revision func() (string, error)
@@ -517,20 +518,17 @@ func build(k *krusty.Kustomizer, name string, files map[string][]byte) error {
 // rootChanges renders the root files; one that cannot be read (a symlink,
 // a directory) is a problem and is left alone.
 func (t *Tree) rootChanges(root *repofile.Tree, plan *Plan, runs []string) {
-	sa, err := render.ServiceAccountYAML(t.Options)
+	old, err := readOptional(root, RootKustomization)
 	if err != nil {
 		plan.Problems = append(plan.Problems, err)
-		return
+	} else if want := render.Root(runs); !bytes.Equal(old, want) || old == nil {
+		plan.Changes = append(plan.Changes, Change{Path: RootKustomization, Old: old, New: want})
 	}
-	for f, want := range map[string][]byte{RootKustomization: render.Root(runs), RootServiceAccount: sa} {
-		old, err := readOptional(root, f)
-		if err != nil {
-			plan.Problems = append(plan.Problems, err)
-			continue
-		}
-		if !bytes.Equal(old, want) || old == nil {
-			plan.Changes = append(plan.Changes, Change{Path: f, Old: old, New: want})
-		}
+	sa, err := readOptional(root, RootServiceAccount)
+	if err != nil {
+		plan.Problems = append(plan.Problems, err)
+	} else if bytes.HasPrefix(sa, []byte(render.GeneratedPrefix)) || bytes.HasPrefix(sa, []byte(render.LegacyGeneratedPrefix)) {
+		plan.Changes = append(plan.Changes, Change{Path: RootServiceAccount, Old: sa})
 	}
 }
 

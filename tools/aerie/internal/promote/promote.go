@@ -4,7 +4,6 @@ package promote
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -135,7 +134,7 @@ func Promote(ctx context.Context, opts Options) (*Result, error) {
 	}
 
 	versionURI := opts.Model
-	output := cmp.Or(opts.Output, run.Spec.Output.URI)
+	output := run.TeamStore(opts.Output)
 	switch {
 	case versionURI != "":
 	case opts.Version != "":

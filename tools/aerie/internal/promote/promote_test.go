@@ -213,14 +213,14 @@ func TestPromoteNewest(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, "0.1", uniform(0.6), created)
 	_, newer := addVersion(t, f.World, uniform(0.7), created.Add(time.Hour))
-	got, err := Newest(ctx, f.storeURI, "quick")
+	got, err := Newest(ctx, f.TeamStore, "quick")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got != newer {
 		t.Errorf("Newest() = %s, want %s", got, newer)
 	}
-	if _, err := Newest(ctx, f.storeURI, "other"); err == nil || !strings.Contains(err.Error(), `no model version of run "other"`) {
+	if _, err := Newest(ctx, f.TeamStore, "other"); err == nil || !strings.Contains(err.Error(), `no model version of run "other"`) {
 		t.Errorf("Newest() of a run without versions: %v", err)
 	}
 }

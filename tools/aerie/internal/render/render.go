@@ -26,12 +26,6 @@ import (
 // What every rendered job shares; apps/jobs/README.md documents them.
 const (
 	Namespace = "training"
-	// ServiceAccount is the Kubernetes service account every trainer runs
-	// as; Workload Identity maps it to Options.GCPServiceAccount.
-	ServiceAccount = "aerie-trainer"
-	// DefaultGCPServiceAccount is the Google service account the trainer
-	// acts as (infra/terraform grants it the bucket).
-	DefaultGCPServiceAccount = "aerie-trainer@aerie-dev.iam.gserviceaccount.com"
 	// RendezvousSecret holds the token the replicas authenticate each
 	// other with (provisioned by infra), under key RendezvousKey.
 	RendezvousSecret = "aerie-rendezvous"
@@ -86,19 +80,12 @@ const (
 // OverlayFiles are the files of one overlay.
 var OverlayFiles = []string{Kustomization, Config, Job, RunFile}
 
-// Options are the settings shared by every run of a tree.
-type Options struct {
-	// GCPServiceAccount is the Google service account for Workload
-	// Identity; empty means DefaultGCPServiceAccount.
-	GCPServiceAccount string
-}
-
-func (o Options) gsa() string {
-	if o.GCPServiceAccount == "" {
-		return DefaultGCPServiceAccount
-	}
-	return o.GCPServiceAccount
-}
+// ServiceAccount is the Kubernetes service account team's trainers run
+// as, in Namespace: apps/teams/<team>/serviceaccount.yaml declares it, and
+// Workload Identity maps it to the team's Google service account
+// (infra/terraform/modules/team), the one that may write the team's part
+// of the store.
+func ServiceAccount(team string) string { return "aerie-trainer-" + team }
 
 // Overlay returns the files of run's overlay, by name. source is the
 // declaration's path relative to apps/jobs (runs/<name>.yaml), for the
@@ -171,30 +158,12 @@ const kustomizeConfig = `nameReference:
 func Root(runs []string) []byte {
 	b, err := yaml.Marshal(&kustypes.Kustomization{
 		TypeMeta:  kustypes.TypeMeta{APIVersion: kustypes.KustomizationVersion, Kind: kustypes.KustomizationKind},
-		Resources: append([]string{"serviceaccount.yaml"}, runs...),
+		Resources: runs,
 	})
 	if err != nil {
 		panic(err) // a Kustomization of strings always marshals
 	}
 	return append([]byte(Header), b...)
-}
-
-// ServiceAccountYAML returns apps/jobs/serviceaccount.yaml.
-func ServiceAccountYAML(o Options) ([]byte, error) {
-	sa := &corev1.ServiceAccount{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        ServiceAccount,
-			Namespace:   Namespace,
-			Labels:      map[string]string{"app.kubernetes.io/part-of": "aerie", "app.kubernetes.io/managed-by": ManagedBy},
-			Annotations: map[string]string{"iam.gke.io/gcp-service-account": o.gsa()},
-		},
-	}
-	b, err := Marshal(sa)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(Header), b...), nil
 }
 
 // Labels are the labels of a run's job and pods.
@@ -271,7 +240,7 @@ func replica(r *runspec.TrainingRun, revision string, n int) *kubeflowv1.Replica
 		Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Labels: Labels(r, revision)},
 			Spec: corev1.PodSpec{
-				ServiceAccountName: ServiceAccount,
+				ServiceAccountName: ServiceAccount(r.Spec.Team),
 				// The GKE metadata server authenticates the pod; no
 				// Kubernetes API token is needed.
 				AutomountServiceAccountToken: ptr.To(false),

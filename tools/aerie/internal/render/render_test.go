@@ -167,23 +167,3 @@ func TestOverlayBuilds(t *testing.T) {
 		})
 	}
 }
-
-func TestServiceAccountGolden(t *testing.T) {
-	got, err := ServiceAccountYAML(Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden := filepath.Join("testdata", "golden", "serviceaccount.yaml")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("serviceaccount.yaml (-want +got):\n%s", diff)
-	}
-}

@@ -141,7 +141,7 @@ func (b *builder) runs(ctx context.Context) ([]Run, error) {
 		if err != nil {
 			return nil, err
 		}
-		r := Run{Name: name, Store: cmp.Or(b.o.Store, spec.Spec.Output.URI)}
+		r := Run{Name: name, Store: spec.TeamStore(b.o.Store)}
 		// A store the builder cannot read is shown on the page, not fatal:
 		// one run's bucket must not hide the others.
 		if err := b.versions(ctx, &r); err != nil {

@@ -43,6 +43,7 @@ import (
 	"github.com/aerie-ml/aerie/internal/devicestatus"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/pins"
+	"github.com/aerie-ml/aerie/internal/runspec"
 	"github.com/aerie-ml/aerie/internal/store"
 )
 
@@ -344,7 +345,7 @@ stable:
   uri: %s
   manifestDigest: %s
   minSelfTestAccuracy: 0.5
-`, pins.APIVersion, pins.Kind, fleet, fileURI(d.path("store", "models", runName, "none")), pins.PlaceholderDigest)
+`, pins.APIVersion, pins.Kind, fleet, fileURI(d.path("store", "teams", runspec.DefaultTeam, "models", runName, "none")), pins.PlaceholderDigest)
 	files := map[string]string{
 		filepath.Join("apps", "jobs", "runs", runName+".yaml"): run,
 		filepath.FromSlash(pins.File(fleet)):                   pinFile,
