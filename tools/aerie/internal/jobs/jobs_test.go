@@ -204,6 +204,25 @@ func TestRenderPrunesDeletedRun(t *testing.T) {
 	}
 }
 
+func TestRenderPrunesSharedServiceAccount(t *testing.T) {
+	tr := newTree(t)
+	sa := filepath.Join(tr.Dir, RootServiceAccount)
+	write(t, sa, []byte(render.Header+"apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: aerie-trainer, namespace: training}\n"))
+	out, err := check(t, tr)
+	if want := sa + ": left over: runs use their team's service account"; !errors.Is(err, ErrCheck) || !strings.Contains(out, want) {
+		t.Errorf("check = %v\n%s\nwant a line %q", err, out, want)
+	}
+	apply(t, tr)
+	if _, err := os.Stat(sa); !os.IsNotExist(err) {
+		t.Errorf("the generated %s was not pruned: %v", RootServiceAccount, err)
+	}
+	// One a person wrote is theirs.
+	write(t, sa, []byte("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: mine}\n"))
+	if p := apply(t, tr); len(p.Changes) != 0 {
+		t.Errorf("render changed %v, want a hand-written %s left alone", paths(p), RootServiceAccount)
+	}
+}
+
 // TestCheckFails covers each way aerie run check must fail, with its exact
 // report.
 func TestCheckFails(t *testing.T) {
