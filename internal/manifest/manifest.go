@@ -151,8 +151,11 @@ type Lineage struct {
 
 // Hyperparameters are the training settings that produced the weights.
 type Hyperparameters struct {
-	Epochs          int     `json:"epochs"`
-	BatchSize       int     `json:"batchSize"`
+	Epochs    int `json:"epochs"`
+	BatchSize int `json:"batchSize"`
+	// GhostBatch is how many images batch norm took its statistics over
+	// (0 in versions written before it was recorded).
+	GhostBatch      int     `json:"ghostBatch,omitempty"`
 	LearningRate    float64 `json:"learningRate"`
 	Schedule        string  `json:"schedule"`
 	Optimizer       string  `json:"optimizer"`

@@ -367,7 +367,7 @@ func writeModel(ctx context.Context, out store.Store, f *trainFlags, src *data.S
 		SelfTest: set,
 		Dataset:  manifest.Dataset{URI: f.dataURI, Digest: src.Dataset.Digest, Files: src.Files},
 		Lineage:  artifact.LineageFromEnv(os.Getenv, f.cfg.WorldSize, res.ResumedFrom),
-		Hyperparameters: manifest.Hyperparameters{Epochs: f.cfg.Epochs, BatchSize: f.cfg.BatchSize, LearningRate: f.cfg.LearningRate,
+		Hyperparameters: manifest.Hyperparameters{Epochs: f.cfg.Epochs, BatchSize: f.cfg.BatchSize, GhostBatch: f.cfg.GhostBatch, LearningRate: f.cfg.LearningRate,
 			Schedule: f.cfg.Schedule, Optimizer: "adam", Seed: f.cfg.Seed, RotationDegrees: f.cfg.Augment.RotationDegrees,
 			CropPadding: f.cfg.Augment.CropPadding, HorizontalFlip: f.cfg.Augment.HorizontalFlip, Brightness: f.cfg.Augment.Brightness,
 			Contrast: f.cfg.Augment.Contrast, Erasing: f.cfg.Augment.Erasing, Dropout: f.cfg.Dropout, LabelSmoothing: f.cfg.LabelSmoothing,
