@@ -19,7 +19,6 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/pixels"
-	"github.com/aerie-ml/aerie/internal/store"
 )
 
 // imageSet holds 28×28 grey test images.
@@ -154,32 +153,12 @@ func TestFileSources(t *testing.T) {
 func TestDatasetSourceColour(t *testing.T) {
 	ctx := context.Background()
 	shape := dataset.Shape{Height: 5, Width: 7, Channels: 3}
-	stage := t.TempDir()
-	w, err := dataset.NewWriter(stage, []string{"red", "blue"}, shape, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	px := make([]byte, shape.Bytes())
 	for i := range px {
 		px[i] = byte(i * 5)
 	}
-	if err := w.Add("test", 1, px); err != nil {
-		t.Fatal(err)
-	}
-	_, b, err := w.Finish()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, "file://"+t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	prefix, _, err := dataset.Upload(ctx, st, "colour", stage, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := OpenDataset(ctx, st.URI(prefix), Options{})
+	uri := modeltest.DatasetOf(t, "colour", []string{"red", "blue"}, shape, [][]byte{px}, []int{1})
+	s, err := OpenDataset(ctx, uri, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,9 +85,15 @@ func PNGDir(t testing.TB, images [][]byte) string {
 // dataset's root URI: what a "dataset" frames source reads.
 func Dataset(t testing.TB, images [][]byte, labels []int) string {
 	t.Helper()
+	return DatasetOf(t, "synthetic", Classes, Input.Shape(), images, labels)
+}
+
+// DatasetOf is Dataset for images of any shape and classes.
+func DatasetOf(t testing.TB, name string, classes []string, shape dataset.Shape, images [][]byte, labels []int) string {
+	t.Helper()
 	ctx := context.Background()
 	stage := t.TempDir()
-	w, err := dataset.NewWriter(stage, Classes, Input.Shape(), 0)
+	w, err := dataset.NewWriter(stage, classes, shape, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +111,7 @@ func Dataset(t testing.TB, images [][]byte, labels []int) string {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	prefix, _, err := dataset.Upload(ctx, st, "synthetic", stage, b)
+	prefix, _, err := dataset.Upload(ctx, st, name, stage, b)
 	if err != nil {
 		t.Fatal(err)
 	}
