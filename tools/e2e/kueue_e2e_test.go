@@ -114,7 +114,7 @@ func TestKueueSharesCapacity(t *testing.T) {
 	// 3. Research's job finishes; platform borrows its CPU.
 	hold.release("research-a")
 	waitJob(t, ctx, cp, "research-a", 3*time.Minute, "Succeeded", func(j *kubeflowv1.PyTorchJob) bool { return hasCondition(j, kubeflowv1.JobSucceeded) })
-	freed := pods.attempts("research-a")[0].exited
+	freed := pods.lastExit("research-a")
 	waitQueues(t, ctx, cp, queueCounts{"platform": {admitted: 2, pending: 1, borrowedCPU: 1}, "research": {}})
 	second := without(admittedJobs(t, ctx, cp, platform), first)[0]
 	pods.waitRunning(t, second, 1, 3*time.Minute)
@@ -122,11 +122,14 @@ func TestKueueSharesCapacity(t *testing.T) {
 	last := without(waiting, second)
 	checkWaiting(t, ctx, cp, last)
 
-	// 4. The first platform job finishes; the last one starts.
+	// 4. The first platform job finishes; the last one starts. It may have
+	// run before, borrowing research's CPU until Kueue reclaimed it: wait
+	// for a run after those.
+	ranBefore := pods.ran(last[0])
 	hold.release(first)
 	waitJob(t, ctx, cp, first, 3*time.Minute, "Succeeded", func(j *kubeflowv1.PyTorchJob) bool { return hasCondition(j, kubeflowv1.JobSucceeded) })
-	freed = pods.attempts(first)[0].exited
-	started := pods.waitRunning(t, last[0], 1, 3*time.Minute)
+	freed = pods.lastExit(first)
+	started := pods.waitRunning(t, last[0], ranBefore+1, 3*time.Minute)
 	if started.Before(freed) {
 		t.Errorf("%s started at %s, before %s freed its CPU at %s", last[0], started, first, freed)
 	}
@@ -285,6 +288,26 @@ func without(names []string, drop string) []string {
 
 // runningSince is when the test first saw one of job's pods running at or
 // after since: a job Kueue preempted ran before, and that run does not count.
+// ran counts job's pods seen running so far.
+func (r *podRecorder) ran(job string) int {
+	n := 0
+	for _, a := range r.attempts(job) {
+		if !a.running.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+// lastExit is when job's last pod exited.
+func (r *podRecorder) lastExit(job string) time.Time {
+	as := r.attempts(job)
+	if len(as) == 0 {
+		return time.Time{}
+	}
+	return as[len(as)-1].exited
+}
+
 func (r *podRecorder) runningSince(job string, since time.Time) time.Time {
 	var first time.Time
 	for _, a := range r.attempts(job) {
