@@ -44,16 +44,36 @@ func New(t *testing.T) *Browser {
 	// Every step is bounded, so a wedged browser fails the test instead of
 	// hanging it.
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	// Not t.TempDir: Chromium's helper processes can still be writing the
+	// profile for a moment after the browser exits, which fails its cleanup.
+	profile, err := os.MkdirTemp("", "aerie-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(profile),
 		chromedp.WindowSize(Width, 900), chromedp.Flag("disable-dev-shm-usage", true))...)
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	t.Cleanup(func() {
 		cancelBrowser()
 		cancelAlloc()
 		cancel()
+		removeProfile(t, profile)
 	})
 	return &Browser{ctx: browser}
+}
+
+// removeProfile removes Chromium's profile directory, retrying while its
+// last helper processes finish writing into it.
+func removeProfile(t *testing.T, dir string) {
+	var err error
+	for range 50 {
+		if err = os.RemoveAll(dir); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("leaving Chromium's profile %s: %v", dir, err)
 }
 
 // Page is a page to open and what it must show.
