@@ -225,11 +225,12 @@ func CheckpointStep(key string) (run string, step int64, ok bool) {
 	return parts[0], step, true
 }
 
+// RunPrefix is where the versions of run's model live: "models/<run>/".
+func RunPrefix(run string) string { return "models/" + run + "/" }
+
 // ModelPrefix is where version of run's model lives:
 // "models/<run>/<version>/".
-func ModelPrefix(run, version string) string {
-	return "models/" + run + "/" + version + "/"
-}
+func ModelPrefix(run, version string) string { return RunPrefix(run) + version + "/" }
 
 // DeviceStatusKey is the key of device id's status: "status/devices/<id>.json".
 func DeviceStatusKey(id string) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/manifest"
+	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/promote"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/registry"
 )
@@ -61,7 +62,7 @@ pin file's diff, and changes nothing.`,
 					return err
 				}
 				if len(versions) == 0 {
-					return fmt.Errorf("run %q has no model version under %s: train it first", opts.Run, s.URI("models/"+opts.Run+"/"))
+					return fmt.Errorf("run %q has no model version under %s: train it first", opts.Run, s.URI(store.RunPrefix(opts.Run)))
 				}
 				newest := versions[0].Manifest
 				fmt.Fprintf(e.stderr, "aerie promote: the newest version of %s is %s (created %s, test accuracy %.4f)\n",

@@ -23,6 +23,7 @@ import (
 	"github.com/aerie-ml/aerie/internal/runspec"
 	"github.com/aerie-ml/aerie/internal/selftest"
 	"github.com/aerie-ml/aerie/internal/store"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/registry"
 )
 
 // SelfTestTolerance is how far below the run's minimum test accuracy the
@@ -244,40 +245,21 @@ func declaredGates(m *manifest.Manifest) ([]manifest.GateResult, manifest.Gates)
 }
 
 // Newest returns the URI of the newest complete version of run under the
-// store root output: the one whose manifest.json has the latest createdAt.
+// store root output: the one registry.List puts first.
 func Newest(ctx context.Context, output, run string) (string, error) {
 	s, err := store.Open(ctx, output)
 	if err != nil {
 		return "", err
 	}
 	defer s.Close()
-	prefix := "models/" + run + "/"
-	objects, err := s.List(ctx, prefix)
+	versions, err := registry.List(ctx, s, run)
 	if err != nil {
 		return "", err
 	}
-	var newest *manifest.Manifest
-	var newestKey string
-	for _, o := range objects {
-		if !strings.HasSuffix(o.Key, "/"+manifest.FileName) || strings.Count(strings.TrimPrefix(o.Key, prefix), "/") != 1 {
-			continue
-		}
-		b, err := get(ctx, s, o.Key, manifest.MaxBytes)
-		if err != nil {
-			return "", err
-		}
-		m, err := manifest.Parse(b)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", s.URI(o.Key), err)
-		}
-		if newest == nil || m.CreatedAt.After(newest.CreatedAt) {
-			newest, newestKey = m, o.Key
-		}
+	if len(versions) == 0 {
+		return "", fmt.Errorf("no model version of run %q under %s: train it first", run, s.URI(store.RunPrefix(run)))
 	}
-	if newest == nil {
-		return "", fmt.Errorf("no model version of run %q under %s: train it first", run, s.URI(prefix))
-	}
-	return s.URI(strings.TrimSuffix(newestKey, manifest.FileName)), nil
+	return versions[0].URI, nil
 }
 
 func versionOf(ctx context.Context, output, run, version string) (string, error) {

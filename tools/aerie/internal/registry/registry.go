@@ -26,7 +26,7 @@ type Version struct {
 
 // List returns run's versions in s, newest first.
 func List(ctx context.Context, s store.Store, run string) ([]Version, error) {
-	prefix := "models/" + run + "/"
+	prefix := store.RunPrefix(run)
 	if err := store.CheckKey(prefix + manifest.FileName); err != nil {
 		return nil, fmt.Errorf("run %q: %w", run, err)
 	}
