@@ -184,7 +184,7 @@ func Run(ctx context.Context, cfg *config.Config, opts Options) error {
 		if err != nil {
 			return exitcode.Wrap(exitcode.Config, fmt.Errorf("frames: %w", err))
 		}
-		loop := &infer.Loop{Source: src, Slot: slot, Actuator: infer.NewActuator(rules, log, &rec.Metrics), Metrics: &rec.Metrics, Log: log, Invert: cfg.Frames.Invert}
+		loop := &infer.Loop{Source: src, Slot: slot, Actuator: infer.NewActuator(rules, log, rec.Metrics), Metrics: rec.Metrics, Log: log, Invert: cfg.Frames.Invert}
 		wg.Go(func() {
 			defer src.Close()
 			// The frame loop ending (a finished file, a dead camera pipe) is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"image"
 	"image/png"
 	"log/slog"
@@ -26,7 +27,7 @@ func TestActuatorDebounce(t *testing.T) {
 	chip := gpio.NewSim()
 	out, _ := chip.Output(17, false)
 	a := NewActuator([]Rule{{Name: "footwear", Classes: []string{"Sandal", "Sneaker"}, MinConfidence: 0.8, Debounce: 3, Out: out}},
-		slog.New(slog.DiscardHandler), &status.Metrics{})
+		slog.New(slog.DiscardHandler), status.NewMetrics())
 	seq := []struct {
 		class string
 		conf  float32
@@ -91,7 +92,7 @@ func TestLoopSwapsModelWithoutStopping(t *testing.T) {
 	bag := &Model{Classifier: constant{8}, ManifestDigest: "sha256:bag", Classes: modeltest.Classes, Input: modeltest.Input.Shape()}
 	chip := gpio.NewSim()
 	out, _ := chip.Output(22, false)
-	metrics := &status.Metrics{}
+	metrics := status.NewMetrics()
 	var logs bytes.Buffer
 	l := &Loop{
 		Source:   &swapAt{Source: src, n: 101, slot: slot, next: bag},
@@ -103,8 +104,8 @@ func TestLoopSwapsModelWithoutStopping(t *testing.T) {
 	if err := l.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := metrics.Frames.Load(); got != int64(len(images)) {
-		t.Errorf("classified %d frames, want all %d", got, len(images))
+	if got := testutil.ToFloat64(metrics.Frames); got != float64(len(images)) {
+		t.Errorf("classified %g frames, want all %d", got, len(images))
 	}
 	// After the swap every frame is a confident Bag: the line goes on and
 	// stays on until the loop's end resets it.
@@ -161,7 +162,7 @@ func TestLoopSwapsInputShape(t *testing.T) {
 	colour := load(manifest.Input{Height: 20, Width: 24, Channels: 3, Mean: []float64{0.5, 0.5, 0.5}, Std: []float64{0.5, 0.5, 0.5}}, "sha256:colour")
 	slot := &Slot{}
 	slot.Swap(grey)
-	metrics := &status.Metrics{}
+	metrics := status.NewMetrics()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	l := &Loop{Source: &swapAt{Source: src, n: 21, slot: slot, next: colour}, Slot: slot,
@@ -169,8 +170,8 @@ func TestLoopSwapsInputShape(t *testing.T) {
 	if err := l.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, errs := metrics.Frames.Load(), metrics.FrameErrors.Load(); got != 40 || errs != 0 {
-		t.Errorf("classified %d frames with %d errors, want 40 and 0:\n%s", got, errs, logs.String())
+	if got, errs := testutil.ToFloat64(metrics.Frames), testutil.ToFloat64(metrics.FrameErrors); got != 40 || errs != 0 {
+		t.Errorf("classified %g frames with %g errors, want 40 and 0:\n%s", got, errs, logs.String())
 	}
 	if !bytes.Contains(logs.Bytes(), []byte("model=sha256:colour")) {
 		t.Errorf("no log of the swap:\n%s", logs.String())

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"net/url"
 	"os"
@@ -473,8 +474,8 @@ func TestRestoreRollsBack(t *testing.T) {
 	}
 	s := e.r.Status.Get()
 	e.wantCondition(s, meta.ReadyCondition, devicestatus.RolledBackReason)
-	if n := e.r.Status.Metrics.Rollbacks.Load(); n != 1 {
-		t.Errorf("rollbacks = %d, want 1", n)
+	if n := testutil.ToFloat64(e.r.Status.Metrics.Rollbacks); n != 1 {
+		t.Errorf("rollbacks = %g, want 1", n)
 	}
 	s, err := e.reconcile()
 	if err != nil {

@@ -41,7 +41,7 @@ type Recorder struct {
 	wgen    uint64     // generation of the last write attempted
 	written []byte     // content of the state file, nil if unknown
 
-	Metrics Metrics
+	Metrics *Metrics
 }
 
 // NewRecorder loads the status persisted at path (if any). An unreadable
@@ -51,7 +51,8 @@ func NewRecorder(path, deviceID, fleet string, log *slog.Logger) *Recorder {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Recorder{path: path, log: log}
+	r := &Recorder{path: path, log: log, Metrics: NewMetrics()}
+	r.Metrics.registry.MustRegister(statusCollector{r})
 	if path != "" {
 		// A crash or a full disk in the middle of a write leaves these.
 		left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+"*"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,8 +44,8 @@ func TestRecorderPersistsAndExposes(t *testing.T) {
 	var b bytes.Buffer
 	r.WriteMetrics(&b)
 	for _, want := range []string{
-		`aerie_edge_condition{type="Stalled",status="True",reason="InvalidPins"} 1`,
-		`aerie_edge_model_info{manifest_digest="sha256:def",run="r",version="v",canary="false"} 1`,
+		`aerie_edge_condition{reason="InvalidPins",status="True",type="Stalled"} 1`,
+		`aerie_edge_model_info{canary="false",manifest_digest="sha256:def",run="r",version="v"} 1`,
 		`aerie_edge_classify_seconds_bucket{le="0.001"} 0`,
 		`aerie_edge_classify_seconds_bucket{le="0.002"} 1`,
 		`aerie_edge_classify_seconds_count 1`,
@@ -77,7 +78,7 @@ func TestRecorderWritesOnlyChanges(t *testing.T) {
 		})
 	}
 	pass("applied revision a")
-	first := r.Metrics.StatusWrites.Load()
+	first := testutil.ToFloat64(r.Metrics.StatusWrites)
 	before, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -85,8 +86,8 @@ func TestRecorderWritesOnlyChanges(t *testing.T) {
 	for range 10 {
 		pass("applied revision a")
 	}
-	if n := r.Metrics.StatusWrites.Load(); n != first {
-		t.Errorf("writes after 10 unchanged passes = %d, want still %d", n, first)
+	if n := testutil.ToFloat64(r.Metrics.StatusWrites); n != first {
+		t.Errorf("writes after 10 unchanged passes = %g, want still %g", n, first)
 	}
 	if after, _ := os.Stat(path); !os.SameFile(before, after) {
 		t.Error("status.json was replaced by passes that changed nothing")
@@ -95,15 +96,15 @@ func TestRecorderWritesOnlyChanges(t *testing.T) {
 		t.Error("in-memory status lost lastReconcileTime")
 	}
 	pass("applied revision b")
-	if n := r.Metrics.StatusWrites.Load(); n != first+1 {
-		t.Errorf("writes after a change = %d, want %d", n, first+1)
+	if n := testutil.ToFloat64(r.Metrics.StatusWrites); n != first+1 {
+		t.Errorf("writes after a change = %g, want %g", n, first+1)
 	}
 
 	// A restart over an unchanged file writes nothing either.
 	again := NewRecorder(path, "pi-1", "quadcopters", nil)
 	again.Update(func(s *devicestatus.Status) { s.MarkReady(meta.SucceededReason, "applied revision b") })
-	if n := again.Metrics.StatusWrites.Load(); n != 0 {
-		t.Errorf("writes after a restart with nothing new = %d, want 0", n)
+	if n := testutil.ToFloat64(again.Metrics.StatusWrites); n != 0 {
+		t.Errorf("writes after a restart with nothing new = %g, want 0", n)
 	}
 }
 
@@ -152,8 +153,8 @@ func TestRecorderWriteFails(t *testing.T) {
 	}
 	r := NewRecorder(path, "pi-1", "quadcopters", nil)
 	r.Update(func(s *devicestatus.Status) { s.MarkReady(meta.SucceededReason, "ok") })
-	if n := r.Metrics.StatusWriteErrors.Load(); n != 1 {
-		t.Errorf("write errors = %d, want 1", n)
+	if n := testutil.ToFloat64(r.Metrics.StatusWriteErrors); n != 1 {
+		t.Errorf("write errors = %g, want 1", n)
 	}
 	if s := r.Get(); s.Condition(meta.ReadyCondition) == nil || s.Condition(meta.ReadyCondition).Reason != meta.SucceededReason {
 		c := s.Condition(meta.ReadyCondition)
