@@ -90,18 +90,20 @@ spread() { sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s–%s", lo,
 field() { grep -o "$1=[0-9.]*" | cut -d= -f2; }
 json() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
 maxof() { sort -g | tail -1; }
+mean() { awk '{s += $1} END {if (NR) printf "%.2f", s / NR; else print "nan"}'; }
 
 # Each runner prints "images_per_second peak_rss_mb" (RSS: the largest
-# process's).
+# process's); go_run adds its CPU utilization (CPU time over wall time ×
+# GOMAXPROCS, the mean over ranks).
 go_run() { # model layout steps
 	local flags=(--arch="$1" --batch-size=64 --max-steps="$3" --rotation=0 --crop-padding=0 --dropout=true --data="$GO_DATA" --dataset-sha256="$FMNIST_DIGEST")
 	local out
 	if [[ $2 == 1x2 ]]; then
 		out=$(GOMAXPROCS=2 "$BIN/trainer" train "${flags[@]}" 2>/dev/null)
-		echo "$(field images_per_second <<<"$out") $(field peak_rss_mb <<<"$out")"
+		echo "$(field images_per_second <<<"$out") $(field peak_rss_mb <<<"$out") $(field cpu_utilization <<<"$out")"
 	else
 		out=$(GOMAXPROCS=1 "$BIN/trainer" launch --nproc 2 -- "${flags[@]}" 2>/dev/null)
-		echo "$(grep '^\[rank 0\]' <<<"$out" | field images_per_second) $(field peak_rss_mb <<<"$out" | maxof)"
+		echo "$(grep '^\[rank 0\]' <<<"$out" | field images_per_second) $(field peak_rss_mb <<<"$out" | maxof) $(grep '^\[rank' <<<"$out" | field cpu_utilization | mean)"
 	fi
 }
 
@@ -126,7 +128,7 @@ torch_run() { # model layout steps
 known=$("$BIN/trainer" train --help 2>&1 | sed -n 's/.*built-in name: \([^(]*\).*/\1/p' | tr -d ',' || true)
 
 echo "bench-train: batch 64, $runs alternating runs per side; $cores cores; load bound $max_load (0.5 per core);"
-echo "  CPU FP32 peak ${peak_gflops} GFLOP/s (PEAK_GFLOPS)"
+echo "  CPU FP32 peak ${peak_gflops} GFLOP/s (PEAK_GFLOPS; from /proc/cpuinfo's MHz, which boosting cores exceed)"
 for model in $MODELS; do
 	if [[ -n $known && " $known " != *" $model "* ]]; then
 		echo
@@ -145,7 +147,7 @@ for model in $MODELS; do
 			exit 2
 			;;
 		esac
-		gos=() torches=() grss=() trss=() loads=() busy=""
+		gos=() torches=() grss=() trss=() gcpu=() loads=() busy=""
 		for ((i = 1; i <= runs; i++)); do
 			for side in go torch; do
 				load=$(settle)
@@ -153,19 +155,19 @@ for model in $MODELS; do
 				if awk -v l="$load" -v m="$max_load" 'BEGIN {exit !(l > m)}'; then
 					busy="${busy:-load average $load before run $i ($side)}"
 				fi
-				read -r ips rss < <(${side}_run "$model" "$layout" "$n")
+				read -r ips rss cpu < <(${side}_run "$model" "$layout" "$n")
 				if [[ -z $ips ]]; then
 					echo "bench-train: $side run $i of $model ($layout) printed no throughput" >&2
 					exit 1
 				fi
-				if [[ $side == go ]]; then gos+=("$ips") grss+=("$rss"); else torches+=("$ips") trss+=("$rss"); fi
+				if [[ $side == go ]]; then gos+=("$ips") grss+=("$rss") gcpu+=("$cpu"); else torches+=("$ips") trss+=("$rss"); fi
 			done
 			printf '  run %d: go %8.1f img/s (%4s MB)   pytorch %8.1f img/s (%4s MB)   load before: %s %s\n' \
 				"$i" "${gos[-1]}" "${grss[-1]}" "${torches[-1]}" "${trss[-1]}" "${loads[-2]}" "${loads[-1]}"
 		done
 		gm=$(printf '%s\n' "${gos[@]}" | median)
 		tm=$(printf '%s\n' "${torches[@]}" | median)
-		printf '  go      median %8.1f img/s (min–max %s), peak RSS %s MB per process\n' "$gm" "$(printf '%s\n' "${gos[@]}" | spread)" "$(printf '%s\n' "${grss[@]}" | median)"
+		printf '  go      median %8.1f img/s (min–max %s), peak RSS %s MB per process, CPU utilization %s (min–max %s)\n' "$gm" "$(printf '%s\n' "${gos[@]}" | spread)" "$(printf '%s\n' "${grss[@]}" | median)" "$(printf '%s\n' "${gcpu[@]}" | median)" "$(printf '%s\n' "${gcpu[@]}" | spread)"
 		printf '  pytorch median %8.1f img/s (min–max %s), peak RSS %s MB per process\n' "$tm" "$(printf '%s\n' "${torches[@]}" | spread)" "$(printf '%s\n' "${trss[@]}" | median)"
 		printf '  load average before runs: %s–%s\n' "$(printf '%s\n' "${loads[@]}" | sort -g | head -1)" "$(printf '%s\n' "${loads[@]}" | maxof)"
 		awk -v g="$gm" -v t="$tm" -v f="${fwd_mflops[$model]}" -v p="$peak_gflops" 'BEGIN {
