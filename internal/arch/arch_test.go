@@ -252,8 +252,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad metadata name", edit(t, "name: test", "name: Test_1"),
 			file + `:4: metadata.name: must be 1 to 40 lowercase letters, digits and '-', starting with a letter and not ending with '-', got "Test_1"`},
 		{"unknown top-level field", edit(t, "layers:\n", "input: [28, 28, 1]\nlayers:\n"),
-			file + ":5: input: unknown field; allowed fields: apiVersion, kind, layers, metadata"},
-		{"not a mapping", "- conv\n", file + ":1: must be a mapping (allowed fields: apiVersion, kind, layers, metadata), got a list"},
+			file + ":5: input: unknown field; allowed fields: apiVersion, kind, layers, metadata, normalization"},
+		{"not a mapping", "- conv\n", file + ":1: must be a mapping (allowed fields: apiVersion, kind, layers, metadata, normalization), got a list"},
 		{"empty", "", file + ":1: empty document: want an Architecture"},
 		{"two documents", base + "---\nkind: Architecture\n", file + ":21: a second YAML document: want one Architecture per file"},
 		{"syntax", edit(t, "  - silu\n", "  - silu\n - relu\n"), file + ":8: invalid YAML: did not find expected key"},
@@ -413,6 +413,8 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(layers("residual: {layers: [conv: {filters: 8, stride: 3}]}", "globalavgpool", "dense: {units: classes}")))
+	f.Add([]byte(strings.Replace(base, "layers:", "normalization: {mean: [0.5], std: [0.25]}\nlayers:", 1)))
+	f.Add([]byte(strings.Replace(base, "layers:", imagenet, 1)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(file, data)
 		if err != nil {
@@ -472,7 +474,7 @@ func TestParseNode(t *testing.T) {
 
 	for _, tt := range []struct{ name, edit, want string }{
 		{"unknown field", "layers:", "run.yaml:4: spec.model.architecture.layers: is required: the list of layers\n" +
-			"run.yaml:5: spec.model.architecture.layerz: unknown field; allowed fields: apiVersion, kind, layers, metadata"},
+			"run.yaml:5: spec.model.architecture.layerz: unknown field; allowed fields: apiVersion, kind, layers, metadata, normalization"},
 		{"no name", "metadata: {name: inline}", "run.yaml:4: spec.model.architecture.metadata.name: is required: the architecture's name, its file's name without .yaml"},
 		{"wrong kind", "metadata: {name: inline}", "run.yaml:5: spec.model.architecture.kind: must be \"Architecture\", got \"Run\""},
 	} {

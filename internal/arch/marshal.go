@@ -18,11 +18,24 @@ func (s *Spec) Node() *yaml.Node {
 	if s.Description != "" {
 		meta.Content = append(meta.Content, str("description"), str(s.Description))
 	}
-	return mapping(false,
+	n := mapping(false,
 		"apiVersion", str(APIVersion),
 		"kind", str(Kind),
-		"metadata", meta,
-		"layers", layersNode(s.Layers))
+		"metadata", meta)
+	if !s.Normalization.IsZero() {
+		n.Content = append(n.Content, str("normalization"), mapping(false,
+			"mean", floats(s.Normalization.Mean), "std", floats(s.Normalization.Std)))
+	}
+	n.Content = append(n.Content, str("layers"), layersNode(s.Layers))
+	return n
+}
+
+func floats(vs []float64) *yaml.Node {
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+	for _, v := range vs {
+		seq.Content = append(seq.Content, float(v))
+	}
+	return seq
 }
 
 // Marshal returns the canonical file of s (Node).

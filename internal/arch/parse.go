@@ -306,7 +306,8 @@ func (d *decoder) spec(root *yaml.Node, path string, s *Spec, inline bool) {
 			})
 			d.required(n, p, "name", "the architecture's name, its file's name without .yaml")
 		},
-		"layers": func(n *yaml.Node, p string) { s.Layers = d.layers(n, p, 0) },
+		"normalization": func(n *yaml.Node, p string) { d.normalization(n, p, s) },
+		"layers":        func(n *yaml.Node, p string) { s.Layers = d.layers(n, p, 0) },
 	})
 	if !inline {
 		d.required(root, path, "apiVersion", strconv.Quote(APIVersion))
@@ -314,6 +315,49 @@ func (d *decoder) spec(root *yaml.Node, path string, s *Spec, inline bool) {
 	}
 	d.required(root, path, "metadata", "a mapping with the name")
 	d.required(root, path, "layers", "the list of layers")
+}
+
+// normalization decodes {mean: [...], std: [...]}, checked by
+// Normalization.Check; Plan checks the count against the dataset's
+// channels.
+func (d *decoder) normalization(n *yaml.Node, path string, s *Spec) {
+	s.NormalizationLine, s.NormalizationPath = n.Line, path
+	var norm Normalization
+	ok := true
+	values := func(dst *[]float64) func(*yaml.Node, string) {
+		return func(n *yaml.Node, p string) {
+			if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+				d.errorf(n, p, "must be a list of numbers, one per channel, got %s", strictyaml.Describe(n))
+				ok = false
+				return
+			}
+			for i, c := range n.Content {
+				var v float64
+				if !strictyaml.IsScalar(c, "!!int", "!!float") || c.Decode(&v) != nil {
+					d.errorf(c, fmt.Sprintf("%s[%d]", p, i), "must be a number, got %s", strictyaml.Describe(c))
+					ok = false
+					continue
+				}
+				*dst = append(*dst, v)
+			}
+		}
+	}
+	errs := len(d.errs)
+	d.mapping(n, path, map[string]func(*yaml.Node, string){"mean": values(&norm.Mean), "std": values(&norm.Std)})
+	if len(d.errs) > errs || !ok {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "must be a mapping (mean, std), got %s", strictyaml.Describe(n))
+		return
+	}
+	if err := norm.Check(0); err != nil {
+		var ne *NormalizationError
+		errors.As(err, &ne)
+		d.errorf(n, strictyaml.Join(path, ne.Field), "%s", ne.Msg)
+		return
+	}
+	s.Normalization = norm
 }
 
 func (d *decoder) layers(n *yaml.Node, path string, depth int) []Layer {

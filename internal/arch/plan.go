@@ -1,11 +1,14 @@
 package arch
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/aerie-ml/aerie/internal/strictyaml"
 )
 
 // Limits of a plan.
@@ -102,10 +105,13 @@ type Row struct {
 
 // Plan is an architecture applied to a dataset's input shape and classes.
 type Plan struct {
-	Name    string
-	Input   Input
-	Classes int
-	Rows    []Row
+	Name  string
+	Input Input
+	// Normalization is what the input is normalized by: the file's, or
+	// DefaultNormalization for the input's channels.
+	Normalization Normalization
+	Classes       int
+	Rows          []Row
 	// Params are the trainable tensors in the order the layers use them,
 	// weight before bias; State the others (batch norm's running
 	// statistics), also saved with the model.
@@ -129,7 +135,15 @@ func (s *Spec) Plan(in Input, classes int) (*Plan, error) {
 	if len(s.Layers) == 0 {
 		return nil, fmt.Errorf("plan %s: no layers", s.Name)
 	}
-	pl := &planner{spec: s, p: &Plan{Name: s.Name, Input: in, Classes: classes}}
+	norm := s.Normalization
+	if norm.IsZero() {
+		norm = DefaultNormalization(in.C)
+	} else if err := norm.Check(in.C); err != nil {
+		var ne *NormalizationError
+		errors.As(err, &ne)
+		return nil, &Error{File: s.File, Line: s.NormalizationLine, Field: strictyaml.Join(s.NormalizationPath, ne.Field), Msg: ne.Msg}
+	}
+	pl := &planner{spec: s, p: &Plan{Name: s.Name, Input: in, Normalization: norm, Classes: classes}}
 	shape := Shape{in.H, in.W, in.C}
 	pl.p.ActivationBytes = 4 * shape.Size()
 	out, err := pl.seq(s.Layers, shape, 0)

@@ -23,7 +23,14 @@ type Spec struct {
 	File        string // as given to Parse, for errors
 	Name        string
 	Description string // optional
-	Layers      []Layer
+	// Normalization is the declared input normalization; zero means
+	// DefaultNormalization for the dataset's channels (Plan).
+	Normalization Normalization
+	// NormalizationLine and NormalizationPath place the normalization
+	// field, for Plan's errors.
+	NormalizationLine int
+	NormalizationPath string
+	Layers            []Layer
 }
 
 // Op is the kind of a layer.

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"path"
 	"strings"
 	"time"
@@ -307,15 +306,13 @@ func (in Input) check() error {
 	if sh.Bytes() > dataset.MaxSampleBytes {
 		return fmt.Errorf("%s: %d bytes an image, more than %d", sh, sh.Bytes(), dataset.MaxSampleBytes)
 	}
-	if len(in.Mean) != sh.Channels || len(in.Std) != sh.Channels {
-		return fmt.Errorf("%d means and %d deviations for %d channels", len(in.Mean), len(in.Std), sh.Channels)
-	}
-	for c := range sh.Channels {
-		if math.IsNaN(in.Mean[c]) || math.IsInf(in.Mean[c], 0) || !(in.Std[c] > 0) || math.IsInf(in.Std[c], 0) {
-			return fmt.Errorf("channel %d: mean %v and deviation %v, want a finite mean and a deviation above 0", c, in.Mean[c], in.Std[c])
-		}
-	}
-	return nil
+	// Check names the fields as this struct's JSON does: mean, std[2].
+	return in.Normalization().Check(sh.Channels)
+}
+
+// Normalization is the input's mean and deviation per channel.
+func (in Input) Normalization() arch.Normalization {
+	return arch.Normalization{Mean: in.Mean, Std: in.Std}
 }
 
 // ParseSpec parses Spec.
@@ -339,6 +336,11 @@ func (m *Model) Plan() (*arch.Plan, error) {
 	p, err := s.Plan(arch.Input{H: m.Input.Height, W: m.Input.Width, C: m.Input.Channels}, len(m.Classes))
 	if err != nil {
 		return nil, fmt.Errorf("model.spec on %s images of %d classes: %w", m.Input.Shape(), len(m.Classes), err)
+	}
+	// The device normalizes by the plan (model.Classify): what the spec
+	// declares must be what the manifest says training applied.
+	if got := m.Input.Normalization(); !got.Equal(p.Normalization) {
+		return nil, fmt.Errorf("model.input normalizes by %s, but model.spec by %s: the version was not written by a trainer", got, p.Normalization)
 	}
 	return p, nil
 }

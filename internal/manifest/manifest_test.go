@@ -114,7 +114,7 @@ func TestParseErrors(t *testing.T) {
 		{"channels", strings.Replace(string(good), `"channels": 1`, `"channels": 2`, 1), "model.input: channels 2, want 1 or 3"},
 		{"std 0", strings.Replace(string(good), `"std": [
         0.5`, `"std": [
-        0`, 1), "model.input: channel 0: mean 0.5 and deviation 0"},
+        0`, 1), "model.input: std[0]: must be a finite number above 0, got 0"},
 		{"repeated class", strings.Replace(string(good), `"dog"`, `"cat"`, 1), `model.classes: classes[1] "cat" repeats classes[0]`},
 		{"no dataset digest", strings.Replace(string(good), strings.Repeat("c", 64), "", 1), `dataset.digest "" is not 64 hex digits`},
 		{"self-test file", strings.Replace(string(good), `"file": "selftest.tar"`, `"file": "other.tar"`, 1), `selfTest.file "other.tar" is not among files`},

@@ -154,7 +154,8 @@ func (c *Classifier) Plan() *arch.Plan { return c.net.plan }
 const maxBatch = 64
 
 // Classify classifies 8-bit images of the plan's input shape, H×W×C bytes
-// each in row-major (height, width, channel) order.
+// each in row-major (height, width, channel) order, normalized by the
+// plan's Normalization as training normalized them.
 func (c *Classifier) Classify(ctx context.Context, images [][]byte) ([]Prediction, error) {
 	in := c.net.plan.Input
 	px := in.H * in.W * in.C
@@ -163,7 +164,7 @@ func (c *Classifier) Classify(ctx context.Context, images [][]byte) ([]Predictio
 			return nil, fmt.Errorf("image %d has %d bytes, want %d (%d×%d×%d)", i, len(img), px, in.H, in.W, in.C)
 		}
 	}
-	classes := c.net.plan.Classes
+	classes, norm := c.net.plan.Classes, c.net.plan.Normalization
 	preds := make([]Prediction, 0, len(images))
 	for start := 0; start < len(images); start += maxBatch {
 		if err := ctx.Err(); err != nil {
@@ -176,7 +177,7 @@ func (c *Classifier) Classify(ctx context.Context, images [][]byte) ([]Predictio
 		}
 		x := make([]float32, n*px)
 		for i, img := range chunk {
-			Normalize(x[i*px:(i+1)*px], img)
+			norm.Apply(x[i*px:(i+1)*px], img)
 		}
 		probs, err := c.run(x, n)
 		if err != nil {

@@ -35,7 +35,8 @@
 // # Inputs
 //
 // An image is H×W×C 8-bit, row-major (height, width, channel), of the
-// plan's input. It is normalized to p/127.5 − 1, in [−1, 1], and fed as
+// plan's input. It is normalized by the plan's Normalization (the
+// architecture file's, by default p/127.5 − 1, in [−1, 1]), and fed as
 // NHWC [batch, H, W, C].
 //
 // # Weights file: model.safetensors

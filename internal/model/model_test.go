@@ -28,10 +28,10 @@ func fmnistPlan(t testing.TB, name string) *Net {
 // reference computes the small and cnn architectures' logits directly in
 // Go, in [H, W, C] order, to check the im2col convolution, the reshape
 // pooling and the flatten order.
-func reference(arch string, vals [][]float32, img []byte) []float32 {
+func reference(name string, vals [][]float32, img []byte) []float32 {
 	x := make([]float32, 784)
-	Normalize(x, img)
-	switch arch {
+	arch.DefaultNormalization(1).Apply(x, img)
+	switch name {
 	case "small":
 		x = refConv(x, 28, 1, 4, vals[0], vals[1])
 		x = refPool(refPool(x, 28, 4), 14, 4)
@@ -42,7 +42,7 @@ func reference(arch string, vals [][]float32, img []byte) []float32 {
 		x = refDense(x, 128, vals[4], vals[5], true)
 		return refDense(x, 10, vals[6], vals[7], false)
 	}
-	panic(arch)
+	panic(name)
 }
 
 // refConv is a 3×3 same-padded convolution and ReLU of an h×h×in image.
@@ -168,60 +168,81 @@ func TestClassifyMatchesReference(t *testing.T) {
 
 // TestClassifyAnyPlan loads weights and running statistics of colour,
 // odd-sized plans with batch norm and checks Classify against the direct
-// implementation.
+// implementation, on inputs normalized by the default and by a declared
+// per-channel mean and deviation (ImageNet's, and more channels).
 func TestClassifyAnyPlan(t *testing.T) {
+	declared := func(c int) arch.Normalization {
+		var n arch.Normalization
+		for k := range c {
+			n.Mean = append(n.Mean, []float64{0.485, 0.456, 0.406, 0.3}[k%4])
+			n.Std = append(n.Std, []float64{0.229, 0.224, 0.225, 0.7}[k%4])
+		}
+		return n
+	}
 	for _, tc := range netCases {
-		t.Run(tc.name, func(t *testing.T) {
-			p := parseLayers(t, tc.name, tc.layers, tc.in, tc.classes)
-			n := New(p)
-			rng := rand.New(rand.NewPCG(4, 5))
-			r := &ref{plan: p}
-			var params, state [][]float32
-			for _, q := range p.Params {
-				v := randoms(rng, size(q.Shape), 0.8)
-				r.params = append(r.params, v)
-				params = append(params, f32(v))
-			}
-			for i, q := range p.State {
-				v := randoms(rng, size(q.Shape), 0.5)
-				for j := range v {
-					v[j] += float64(i % 2) // variances around 1
+		for _, norm := range []string{"default", "declared"} {
+			t.Run(tc.name+"/"+norm, func(t *testing.T) {
+				p := parseLayers(t, tc.name, tc.layers, tc.in, tc.classes)
+				if norm == "declared" {
+					q := *p
+					q.Normalization = declared(tc.in.C)
+					p = &q
 				}
-				v = f64(f32(v))
-				r.state = append(r.state, v)
-				state = append(state, f32(v))
-			}
-			for i := range r.params {
-				r.params[i] = f64(params[i])
-			}
-			c, err := Load(context.Background(), p, bytes.NewReader(weightsFile(t, n, params, state)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			px := tc.in.H * tc.in.W * tc.in.C
-			imgs := make([][]byte, 5)
-			x := newFmap(len(imgs), tc.in.H, tc.in.W, tc.in.C)
-			for i := range imgs {
-				imgs[i] = make([]byte, px)
-				for j := range imgs[i] {
-					imgs[i][j] = byte(rng.IntN(256))
-					x.v[i*px+j] = float64(float32(imgs[i][j])/127.5 - 1)
-				}
-			}
-			got, err := c.Classify(context.Background(), imgs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			logits := r.run(x).v
-			for i := range imgs {
-				want := softmax(f32(logits[i*tc.classes : (i+1)*tc.classes]))
-				approx := cmp.Comparer(func(x, y float32) bool { return math.Abs(float64(x-y)) < 1e-4 })
-				if diff := cmp.Diff(want, got[i].Probs, approx); diff != "" {
-					t.Errorf("image %d: probs (-reference +got):\n%s", i, diff)
-				}
-			}
-		})
+				testClassifyPlan(t, p, tc.in, tc.classes)
+			})
+		}
+	}
+}
+
+func testClassifyPlan(t *testing.T, p *arch.Plan, in arch.Input, classes int) {
+	n := New(p)
+	rng := rand.New(rand.NewPCG(4, 5))
+	r := &ref{plan: p}
+	var params, state [][]float32
+	for _, q := range p.Params {
+		v := randoms(rng, size(q.Shape), 0.8)
+		r.params = append(r.params, v)
+		params = append(params, f32(v))
+	}
+	for i, q := range p.State {
+		v := randoms(rng, size(q.Shape), 0.5)
+		for j := range v {
+			v[j] += float64(i % 2) // variances around 1
+		}
+		v = f64(f32(v))
+		r.state = append(r.state, v)
+		state = append(state, f32(v))
+	}
+	for i := range r.params {
+		r.params[i] = f64(params[i])
+	}
+	c, err := Load(context.Background(), p, bytes.NewReader(weightsFile(t, n, params, state)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	px := in.H * in.W * in.C
+	imgs := make([][]byte, 5)
+	x := newFmap(len(imgs), in.H, in.W, in.C)
+	mean, std := p.Normalization.Mean, p.Normalization.Std
+	for i := range imgs {
+		imgs[i] = make([]byte, px)
+		for j := range imgs[i] {
+			imgs[i][j] = byte(rng.IntN(256))
+			x.v[i*px+j] = (float64(imgs[i][j])/255 - mean[j%in.C]) / std[j%in.C]
+		}
+	}
+	got, err := c.Classify(context.Background(), imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits := r.run(x).v
+	for i := range imgs {
+		want := softmax(f32(logits[i*classes : (i+1)*classes]))
+		approx := cmp.Comparer(func(x, y float32) bool { return math.Abs(float64(x-y)) < 1e-4 })
+		if diff := cmp.Diff(want, got[i].Probs, approx); diff != "" {
+			t.Errorf("image %d: probs (-reference +got):\n%s", i, diff)
+		}
 	}
 }
 
@@ -421,7 +442,10 @@ func TestVersionPlan(t *testing.T) {
 		}
 		return string(b)
 	}
-	input := func(h, w, c int) manifest.Input { return manifest.Input{Height: h, Width: w, Channels: c} }
+	input := func(h, w, c int) manifest.Input {
+		n := arch.DefaultNormalization(c)
+		return manifest.Input{Height: h, Width: w, Channels: c, Mean: n.Mean, Std: n.Std}
+	}
 	p, err := VersionPlan(manifest.Model{Spec: spec("resnet-small"), Input: input(32, 30, 3), Classes: classes})
 	if err != nil {
 		t.Fatal(err)
@@ -433,6 +457,8 @@ func TestVersionPlan(t *testing.T) {
 		{Architecture: "cnn", Input: input(28, 28, 1), Classes: classes},
 		{Spec: "{}", Input: input(28, 28, 1), Classes: classes},
 		{Spec: spec("cnn"), Input: input(2, 2, 1), Classes: classes},
+		// Normalized otherwise than the spec declares.
+		{Spec: spec("resnet-small"), Input: manifest.Input{Height: 32, Width: 30, Channels: 3, Mean: []float64{0.4, 0.5, 0.5}, Std: []float64{0.5, 0.5, 0.5}}, Classes: classes},
 	} {
 		if _, err := VersionPlan(m); err == nil {
 			t.Errorf("VersionPlan(%+v) succeeded", m)

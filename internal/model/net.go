@@ -468,10 +468,3 @@ func size(shape []int) int {
 	}
 	return n
 }
-
-// Normalize maps 8-bit pixels to [-1, 1], as training does, into dst.
-func Normalize(dst []float32, pixels []byte) {
-	for i, p := range pixels {
-		dst[i] = float32(p)/127.5 - 1
-	}
-}

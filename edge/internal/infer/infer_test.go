@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/png"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/aerie-ml/aerie/edge/internal/gpio"
 	"github.com/aerie-ml/aerie/edge/internal/modeltest"
 	"github.com/aerie-ml/aerie/edge/internal/status"
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/manifest"
 	"github.com/aerie-ml/aerie/internal/model"
 )
@@ -178,15 +180,72 @@ func TestLoopSwapsInputShape(t *testing.T) {
 	}
 }
 
-// TestLoadRefusesNormalization checks that a version normalized otherwise
-// than model.Classify does is refused, naming the numbers.
+// TestLoadRefusesNormalization checks that a version whose recorded
+// input normalization is not its spec's is refused, naming both.
 func TestLoadRefusesNormalization(t *testing.T) {
-	in := modeltest.Input
-	in.Mean = []float64{0.45}
+	m := modeltest.Model(t, "small", modeltest.Input, modeltest.Classes)
+	m.Input.Mean = []float64{0.45}
+	_, err := Load(context.Background(), m, bytes.NewReader(modeltest.InitWeights(t, modeltest.Model(t, "small", modeltest.Input, modeltest.Classes), 1)), "sha256:n")
+	if err == nil || !strings.Contains(err.Error(), "mean [0.45] std [0.5]") || !strings.Contains(err.Error(), "model.spec by mean [0.5] std [0.5]") {
+		t.Errorf("Load with model.input mean 0.45 = %v, want an error naming both normalizations", err)
+	}
+}
+
+// TestLoadDeclaredNormalization loads a version whose architecture
+// declares ImageNet's per-channel mean and deviation: the device feeds the
+// model those numbers (its predictions are model.Classify's on that plan,
+// and not those of the same weights on the default normalization).
+func TestLoadDeclaredNormalization(t *testing.T) {
+	ctx := context.Background()
+	in := manifest.Input{Height: 20, Width: 24, Channels: 3, Mean: []float64{0.485, 0.456, 0.406}, Std: []float64{0.229, 0.224, 0.225}}
 	m := modeltest.Model(t, "small", in, modeltest.Classes)
-	_, err := Load(context.Background(), m, bytes.NewReader(modeltest.InitWeights(t, m, 1)), "sha256:n")
-	if err == nil || !strings.Contains(err.Error(), "mean [0.45] std [0.5]") {
-		t.Errorf("Load with mean 0.45 = %v, want an error naming the normalization", err)
+	weights := modeltest.InitWeights(t, m, 3)
+	got, err := Load(ctx, m, bytes.NewReader(weights), "sha256:imagenet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := m.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (arch.Normalization{Mean: in.Mean, Std: in.Std}); !plan.Normalization.Equal(want) {
+		t.Fatalf("plan normalizes by %s, want %s", plan.Normalization, want)
+	}
+	defaultPlan := *plan
+	defaultPlan.Normalization = arch.DefaultNormalization(3)
+	other, err := model.Load(ctx, &defaultPlan, bytes.NewReader(weights))
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := model.Load(ctx, plan, bytes.NewReader(weights))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(8, 5))
+	images := make([][]byte, 8)
+	for i := range images {
+		images[i] = make([]byte, in.Shape().Bytes())
+		for j := range images[i] {
+			images[i][j] = byte(rng.IntN(256))
+		}
+	}
+	p, err := got.Classifier.Classify(ctx, images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := same.Classify(ctx, images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := other.Classify(ctx, images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(q, p); diff != "" {
+		t.Errorf("device vs model.Classify on the declared plan (-want +got):\n%s", diff)
+	}
+	if cmp.Equal(r, p) {
+		t.Error("the declared normalization gives the default's predictions: it is not applied")
 	}
 }
 

@@ -31,13 +31,10 @@ type Model struct {
 }
 
 // Load builds the model a version's manifest declares (m: architecture,
-// input and classes) and reads its weights. A normalization other than the
-// one model.Classify applies is refused: the device would feed the model
-// other numbers than training did.
+// input and classes) and reads its weights. The model normalizes frames as
+// training did: by model.spec's normalization, which m.Plan checks is the
+// recorded model.input's.
 func Load(ctx context.Context, m manifest.Model, weights io.Reader, digest string) (*Model, error) {
-	if err := checkNormalization(m.Input); err != nil {
-		return nil, fmt.Errorf("model.input of %s: %w", digest, err)
-	}
 	p, err := m.Plan()
 	if err != nil {
 		return nil, fmt.Errorf("model of %s: %w", digest, err)
@@ -47,17 +44,6 @@ func Load(ctx context.Context, m manifest.Model, weights io.Reader, digest strin
 		return nil, fmt.Errorf("load %s weights of %s: %w", p.Name, digest, err)
 	}
 	return &Model{Classifier: c, ManifestDigest: digest, Classes: m.Classes, Input: m.Input.Shape()}, nil
-}
-
-// checkNormalization accepts mean 0.5 and deviation 0.5 for every channel:
-// (p/255 - 0.5) / 0.5 is the p/127.5 - 1 of model.Normalize.
-func checkNormalization(in manifest.Input) error {
-	for c := range in.Channels {
-		if c >= len(in.Mean) || c >= len(in.Std) || in.Mean[c] != 0.5 || in.Std[c] != 0.5 {
-			return fmt.Errorf("normalization mean %v std %v: this device normalizes p/127.5 - 1 (mean 0.5, std 0.5 for every channel)", in.Mean, in.Std)
-		}
-	}
-	return nil
 }
 
 // Labels classifies images one at a time (batch 1: one compiled graph, the

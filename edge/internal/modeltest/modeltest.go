@@ -229,6 +229,11 @@ func Model(t testing.TB, archName string, in manifest.Input, classes []string) m
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A normalization other than the default is declared in the spec, as
+	// an architecture file declares it.
+	if n := in.Normalization(); !n.Equal(arch.DefaultNormalization(in.Channels)) {
+		spec.Normalization = n
+	}
 	enc, err := arch.Marshal(spec)
 	if err != nil {
 		t.Fatal(err)

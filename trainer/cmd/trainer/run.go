@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 
 	"github.com/aerie-ml/aerie/internal/arch"
@@ -187,8 +186,9 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	return f, nil
 }
 
-// plan plans the architecture on src's image shape and classes, and checks
-// the training config (joinJob checks it again in the job).
+// plan plans the architecture on src's image shape and classes, has src
+// normalize by the plan, and checks the training config (joinJob checks it
+// again in the job).
 func (f *trainFlags) plan(src *data.Source) error {
 	sh := src.Shape()
 	p, err := f.spec.Plan(arch.Input{H: sh.Height, W: sh.Width, C: sh.Channels}, len(src.Classes()))
@@ -196,6 +196,7 @@ func (f *trainFlags) plan(src *data.Source) error {
 		return exitcode.Wrap(exitcode.Config, fmt.Errorf("dataset %s: %w", f.dataURI, err))
 	}
 	f.cfg.Plan = p
+	src.Normalization = p.Normalization
 	return f.cfg.Validate()
 }
 
@@ -363,7 +364,7 @@ func writeModel(ctx context.Context, out store.Store, f *trainFlags, src *data.S
 		Weights:    weights.Bytes(),
 		Classes:    src.Classes(),
 		Input: manifest.Input{Height: plan.Input.H, Width: plan.Input.W, Channels: plan.Input.C,
-			Mean: slices.Repeat([]float64{data.Mean}, plan.Input.C), Std: slices.Repeat([]float64{data.Std}, plan.Input.C)},
+			Mean: plan.Normalization.Mean, Std: plan.Normalization.Std},
 		SelfTest: set,
 		Dataset:  manifest.Dataset{URI: f.dataURI, Digest: src.Dataset.Digest, Files: src.Files},
 		Lineage:  artifact.LineageFromEnv(os.Getenv, f.cfg.WorldSize, res.ResumedFrom),

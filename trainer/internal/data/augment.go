@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/runspec"
 )
@@ -18,10 +19,11 @@ import (
 //  3. contrast: each pixel's deviation from the image's mean (over all
 //     pixels and channels) scaled by a uniform factor in 1 ± Contrast;
 //  4. brightness: a uniform shift in ±Brightness×255, then clamping to
-//     [0, 255], and normalization to [-1, 1] (model.Normalize's p/127.5-1);
+//     [0, 255], and the model's normalization (arch.Normalization, as
+//     model.Classify applies it);
 //  5. with probability Erasing, a random rectangle (2–33% of the area,
 //     aspect ratio 0.3–3.3, as torchvision's RandomErasing) set to 0, the
-//     middle of the normalized range, in every channel.
+//     channel's mean once normalized, in every channel.
 //
 // The draws come from one generator seeded by the seed, the epoch and the
 // sample's index in its split, in a fixed sequence (rotation, crop, then
@@ -101,14 +103,14 @@ func (d *draw) finish() {
 }
 
 // Apply writes img (Shape.Bytes() pixels, HWC) augmented for the sample
-// index of epoch, and normalized, into dst.
-func (a Augment) Apply(dst []float32, img []byte, seed int64, epoch int, index int64) {
-	a.apply(dst, img, a.draw(seed, epoch, index))
+// index of epoch, and normalized by norm, into dst.
+func (a Augment) Apply(dst []float32, img []byte, norm arch.Normalization, seed int64, epoch int, index int64) {
+	a.apply(dst, img, norm, a.draw(seed, epoch, index))
 }
 
-func (a Augment) apply(dst []float32, img []byte, d draw) {
+func (a Augment) apply(dst []float32, img []byte, norm arch.Normalization, d draw) {
 	if !d.geometric && !d.photometric && !d.erase {
-		Normalize(dst, img)
+		norm.Apply(dst, img)
 		return
 	}
 	h, w, c := a.Shape.Height, a.Shape.Width, a.Shape.Channels
@@ -133,9 +135,7 @@ func (a Augment) apply(dst []float32, img []byte, d draw) {
 			dst[i] = float32(min(255, max(0, x)))
 		}
 	}
-	for i, v := range dst {
-		dst[i] = v/127.5 - 1
-	}
+	norm.ApplyValues(dst)
 	if d.erase {
 		for y := d.ey; y < d.ey+d.eh; y++ {
 			clear(dst[(y*w+d.ex)*c : (y*w+d.ex+d.ew)*c])
@@ -199,12 +199,4 @@ func bilinear(img []byte, h, w, c, k int, x, y float64) float64 {
 		return float64(img[(y*w+x)*c+k])
 	}
 	return (1-fy)*((1-fx)*at(ix, iy)+fx*at(ix+1, iy)) + fy*((1-fx)*at(ix, iy+1)+fx*at(ix+1, iy+1))
-}
-
-// Normalize maps pixels to [-1, 1] as p/127.5 - 1: what the model is
-// trained on, for every split.
-func Normalize(dst []float32, pixels []byte) {
-	for i, p := range pixels {
-		dst[i] = float32(p)/127.5 - 1
-	}
 }

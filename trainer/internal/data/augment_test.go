@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/runspec"
 )
@@ -108,7 +109,7 @@ func TestAugmentReference(t *testing.T) {
 			d := tc.d
 			d.finish()
 			got := make([]float32, tc.sh.Bytes())
-			Augment{Shape: tc.sh}.apply(got, img, d)
+			Augment{Shape: tc.sh}.apply(got, img, arch.DefaultNormalization(tc.sh.Channels), d)
 			if diff := cmp.Diff(tc.want(img, tc.sh), got, close4); diff != "" {
 				t.Errorf("(-reference +got):\n%s", diff)
 			}
@@ -124,15 +125,15 @@ func TestAugmentDraws(t *testing.T) {
 	sh := dataset.Shape{Height: 20, Width: 16, Channels: 3}
 	a := Augment{Shape: sh, Augmentation: runspec.Augmentation{RotationDegrees: 15, CropPadding: 3, HorizontalFlip: true,
 		Brightness: 0.2, Contrast: 0.3, Erasing: 0.5}}
-	img := testImage(sh)
+	img, norm := testImage(sh), arch.DefaultNormalization(sh.Channels)
 	x, y := make([]float32, sh.Bytes()), make([]float32, sh.Bytes())
-	a.Apply(x, img, 1, 2, 3)
-	a.Apply(y, img, 1, 2, 3)
+	a.Apply(x, img, norm, 1, 2, 3)
+	a.Apply(y, img, norm, 1, 2, 3)
 	if !slices.Equal(x, y) {
 		t.Error("one (seed, epoch, index) gave two results")
 	}
 	for _, other := range [][3]int64{{2, 2, 3}, {1, 3, 3}, {1, 2, 4}} {
-		a.Apply(y, img, other[0], int(other[1]), other[2])
+		a.Apply(y, img, norm, other[0], int(other[1]), other[2])
 		if slices.Equal(x, y) {
 			t.Errorf("(seed, epoch, index) %v gave the result of (1, 2, 3)", other)
 		}
@@ -173,7 +174,7 @@ func TestAugmentDraws(t *testing.T) {
 	img = testImage(grey)
 	got := make([]float32, grey.Bytes())
 	for index := range int64(20) {
-		crop.Apply(got, img, 1, 2, index)
+		crop.Apply(got, img, arch.DefaultNormalization(1), 1, 2, index)
 		rng := rand.New(rand.NewPCG(uint64(1)^augmentStream, uint64(2)<<32|uint64(index)))
 		rng.Float64()
 		dx, dy := rng.IntN(9)-4, rng.IntN(9)-4
@@ -186,10 +187,36 @@ func TestAugmentDraws(t *testing.T) {
 
 func abs(v int) int { return max(v, -v) }
 
-func TestNormalize(t *testing.T) {
-	got := make([]float32, 3)
-	Normalize(got, []byte{0, 255, 51})
-	if diff := cmp.Diff([]float32{-1, 1, 51/127.5 - 1}, got); diff != "" {
-		t.Errorf("Normalize (-want +got):\n%s", diff)
+// TestAugmentDeclaredNormalization: with a declared per-channel mean and
+// deviation, every augmentation gives the default's result mapped to that
+// normalization channel by channel, and erasing sets the channel's mean.
+func TestAugmentDeclaredNormalization(t *testing.T) {
+	sh := dataset.Shape{Height: 6, Width: 6, Channels: 3}
+	imagenet := arch.Normalization{Mean: []float64{0.485, 0.456, 0.406}, Std: []float64{0.229, 0.224, 0.225}}
+	img := testImage(sh)
+	for name, d := range map[string]draw{
+		"none":        {contrast: 1},
+		"geometric":   {contrast: 1, theta: 0.3, dx: 1, flip: true},
+		"photometric": {contrast: 1.2, brightness: 9},
+		"erase":       {contrast: 1, erase: true, ex: 1, ey: 2, ew: 3, eh: 2},
+	} {
+		t.Run(name, func(t *testing.T) {
+			d.finish()
+			def, got := make([]float32, sh.Bytes()), make([]float32, sh.Bytes())
+			a := Augment{Shape: sh}
+			a.apply(def, img, arch.DefaultNormalization(3), d)
+			a.apply(got, img, imagenet, d)
+			want := make([]float32, len(def))
+			for i, v := range def {
+				c := i % 3
+				if v == 0 && d.erase && i/3%6 >= 1 && i/3%6 < 4 && i/18 >= 2 && i/18 < 4 {
+					continue // erased: 0 in both
+				}
+				want[i] = float32((float64(v+1)/2 - imagenet.Mean[c]) / imagenet.Std[c])
+			}
+			if diff := cmp.Diff(want, got, close4); diff != "" {
+				t.Errorf("(-default mapped +declared):\n%s", diff)
+			}
+		})
 	}
 }

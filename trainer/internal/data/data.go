@@ -36,6 +36,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/internal/store"
@@ -71,6 +72,11 @@ type Source struct {
 	Dataset *dataset.Dataset
 	// Files maps each shard file to its sha256, for the model's lineage.
 	Files map[string]string
+
+	// Normalization is what ReadTrain and Eval normalize by: the model
+	// plan's (arch.Plan.Normalization). Zero means the default for the
+	// dataset's channels.
+	Normalization arch.Normalization
 
 	cfg         Config
 	split       *dataset.Split
@@ -207,14 +213,14 @@ func (e *Epoch) Skip(steps int) {
 // ReadTrain reads the train samples idx, augmented for epoch, into x
 // (len(idx)×H×W×C, HWC) and their classes into y.
 func (s *Source) ReadTrain(ctx context.Context, idx []int64, aug Augment, epoch int, x []float32, y []int32) error {
-	n := s.Shape().Bytes()
+	n, norm := s.Shape().Bytes(), s.normalization()
 	buf := make([]byte, n)
 	for k, j := range idx {
 		c, err := s.train.Sample(ctx, j, buf)
 		if err != nil {
 			return fmt.Errorf("split %s: %w", TrainSplit, err)
 		}
-		aug.Apply(x[k*n:(k+1)*n], buf, s.cfg.Seed, epoch, j)
+		aug.Apply(x[k*n:(k+1)*n], buf, norm, s.cfg.Seed, epoch, j)
 		y[k] = int32(c)
 	}
 	return nil
@@ -267,7 +273,7 @@ func (e *Eval) Len() int64 { return e.hi - e.lo }
 // Next reads up to len(y) of the rank's next samples, normalized, into x
 // and their classes into y, and returns how many it read (0 at the end).
 func (e *Eval) Next(ctx context.Context, x []float32, y []int32) (int, error) {
-	n := e.src.Shape().Bytes()
+	n, norm := e.src.Shape().Bytes(), e.src.normalization()
 	buf := make([]byte, n)
 	k := 0
 	for k < len(y) && e.ord < e.hi {
@@ -284,7 +290,7 @@ func (e *Eval) Next(ctx context.Context, x []float32, y []int32) (int, error) {
 		if err != nil {
 			return k, fmt.Errorf("split %s: %w", e.name, err)
 		}
-		Normalize(x[k*n:(k+1)*n], buf)
+		norm.Apply(x[k*n:(k+1)*n], buf)
 		y[k] = int32(c)
 		k++
 	}
@@ -321,6 +327,14 @@ func splitmix(x uint64) uint64 {
 	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
 	x = (x ^ x>>27) * 0x94d049bb133111eb
 	return x ^ x>>31
+}
+
+// normalization is Normalization, or the default when it is zero.
+func (s *Source) normalization() arch.Normalization {
+	if s.Normalization.IsZero() {
+		return arch.DefaultNormalization(s.Shape().Channels)
+	}
+	return s.Normalization
 }
 
 // Streams of the seeded generators, so that the holdout, augmentation and

@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/dataset"
 )
 
@@ -190,5 +192,47 @@ func TestCacheBounded(t *testing.T) {
 	}
 	if got := src.Fetched(); got < 50 {
 		t.Errorf("an epoch over 50 shards with a cache of 4 fetched %d", got)
+	}
+}
+
+// TestNormalizesByPlan: with the plan's declared per-channel mean and
+// deviation, training batches and evaluation sets feed the model
+// (p/255 - mean[c]) / std[c] of each stored pixel, the formula
+// model.Classify is checked against on the device's side
+// (internal/model's TestClassifyAnyPlan), so both see the same tensors.
+func TestNormalizesByPlan(t *testing.T) {
+	src := open(t, 16, Config{})
+	src.Normalization = arch.Normalization{Mean: []float64{0.485, 0.456, 0.406}, Std: []float64{0.229, 0.224, 0.225}}
+	n := src.Shape().Bytes()
+	want := func(r *dataset.Reader, js []int64) []float32 {
+		var out []float32
+		buf := make([]byte, n)
+		for _, j := range js {
+			if _, err := r.Sample(t.Context(), j, buf); err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range buf {
+				c := i % 3
+				out = append(out, float32((float64(p)/255-src.Normalization.Mean[c])/src.Normalization.Std[c]))
+			}
+		}
+		return out
+	}
+	approx := cmpopts.EquateApprox(0, 1e-5)
+	idx := []int64{0, 5, 11}
+	x, y := make([]float32, len(idx)*n), make([]int32, len(idx))
+	if err := src.ReadTrain(t.Context(), idx, Augment{Shape: src.Shape()}, 0, x, y); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want(src.train, idx), x, approx); diff != "" {
+		t.Errorf("training batch (-want +got):\n%s", diff)
+	}
+	e := src.Test(0, 1)
+	x, y = make([]float32, 4*n), make([]int32, 4)
+	if k, err := e.Next(t.Context(), x, y); err != nil || k != 4 {
+		t.Fatalf("Next = %d, %v", k, err)
+	}
+	if diff := cmp.Diff(want(src.test, []int64{0, 1, 2, 3}), x, approx); diff != "" {
+		t.Errorf("test set (-want +got):\n%s", diff)
 	}
 }
