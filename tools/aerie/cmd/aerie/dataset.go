@@ -56,8 +56,8 @@ The same --seed writes the same bytes. Ingest it with --size 64x64 --channels 3.
 	}
 	fl := c.Flags()
 	fl.Uint64Var(&o.Seed, "seed", 1, "`seed` of the images")
-	fl.IntVar(&o.TrainPerClass, "train", 60, "training images per class")
-	fl.IntVar(&o.TestPerClass, "test", 20, "test images per class")
+	fl.IntVar(&o.TrainPerClass, "train", shapes.DefaultTrainPerClass, "training images per class")
+	fl.IntVar(&o.TestPerClass, "test", shapes.DefaultTestPerClass, "test images per class")
 	return c
 }
 

@@ -91,3 +91,43 @@ func TestClassesNeedColourAndShape(t *testing.T) {
 		t.Error("Classes are not in directory order")
 	}
 }
+
+// TestShapesDiffer: any two shapes of one colour differ in at least 40% of
+// the pixels either covers (1 - intersection/union of their masks), so a
+// model tells them apart by outline.
+func TestShapesDiffer(t *testing.T) {
+	const n = 200
+	mask := func(s Shape) []bool {
+		m := make([]bool, n*n)
+		for y := range n {
+			for x := range n {
+				m[y*n+x] = s((float64(x)+0.5)/n*2-1, (float64(y)+0.5)/n*2-1)
+			}
+		}
+		return m
+	}
+	byColour := map[string][]Class{}
+	for _, c := range Classes {
+		colour, _, _ := strings.Cut(c.Name, "-")
+		byColour[colour] = append(byColour[colour], c)
+	}
+	for colour, cs := range byColour {
+		for i := range cs {
+			for j := i + 1; j < len(cs); j++ {
+				a, b := mask(cs[i].Shape), mask(cs[j].Shape)
+				var inter, union int
+				for k := range a {
+					if a[k] && b[k] {
+						inter++
+					}
+					if a[k] || b[k] {
+						union++
+					}
+				}
+				if d := 1 - float64(inter)/float64(union); d < 0.4 {
+					t.Errorf("%s: %s and %s differ in %.0f%% of their pixels, want at least 40%%", colour, cs[i].Name, cs[j].Name, 100*d)
+				}
+			}
+		}
+	}
+}

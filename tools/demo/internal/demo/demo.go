@@ -64,6 +64,8 @@ type Config struct {
 	Workers int    // (2)
 	// LearningRate is the run's learning rate (the run's default).
 	LearningRate float64
+	// Schedule is the run's learning-rate schedule (the run's default).
+	Schedule string
 	// MinTestAccuracy is the run's accuracy gate (0.8).
 	MinTestAccuracy float64
 	// MinClassAccuracy is the run's per-class gate (0.4).
@@ -319,7 +321,7 @@ spec:
   model:
     architecture: %s
     epochs: %d
-    batchSize: 64%s
+    batchSize: 64%s%s
   dataset:
     uri: %s
     sha256: %s
@@ -335,7 +337,7 @@ spec:
   # The locally built trainer binary, by digest.
   image: ko.local/aerie/trainer@sha256:%s
   deadline: 1h
-`, runName, d.Arch, d.Epochs, learningRate(d.LearningRate), dataURI, digest, d.Workers, fileURI(d.path("store")), d.MinTestAccuracy, d.MinClassAccuracy, image)
+`, runName, d.Arch, d.Epochs, learningRate(d.LearningRate), schedule(d.Schedule), dataURI, digest, d.Workers, fileURI(d.path("store")), d.MinTestAccuracy, d.MinClassAccuracy, image)
 	pinFile := fmt.Sprintf(`# The demo fleet's pins: written by make demo, then set by promote.
 apiVersion: %s
 kind: %s
@@ -366,6 +368,13 @@ stable:
 		return nil, err
 	}
 	return clone, nil
+}
+
+func schedule(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "\n    schedule: " + s
 }
 
 func learningRate(lr float64) string {

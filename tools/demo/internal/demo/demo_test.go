@@ -86,7 +86,7 @@ func TestDemoShapes(t *testing.T) {
 		RepoDir: filepath.Join("..", "..", "..", ".."),
 		OutDir:  out,
 		Dataset: DatasetShapes,
-		Arch:    "shapes-resnet", Epochs: 12, Workers: 2, LearningRate: 3e-3,
+		Arch:    "shapes-resnet", Epochs: 12, Workers: 2, LearningRate: 3e-3, Schedule: "cosine",
 		MinTestAccuracy: minTest, MinClassAccuracy: minClass,
 		Fly:    3 * time.Second,
 		Stdout: &stdout, Stderr: &stderr,
