@@ -31,11 +31,13 @@ var channelFirst = ConvolveAxesConfig{
 }
 
 // convAccelerated reports whether a convolution of g's with kernel k,
-// stride s, padding p and groups runs as one ConvGeneral. gomlx v0.28.2
-// builds wrong gradients for strided or grouped ConvGeneral and cannot
-// build them for even kernels, so those keep im2col.
-func convAccelerated(g *Graph, k, s, p, groups int) bool {
-	return accelerated(g) && s == 1 && groups == 1 && k%2 == 1 && p <= k-1
+// padding p and groups runs as one ConvGeneral, at any stride. gomlx v0.28.2
+// builds wrong gradients for grouped ConvGeneral and cannot build them
+// for even kernels, so those keep im2col. Strided ones (the gradients
+// dilate by the stride) and 1×1 ones are right:
+// TestKernelsTrainLikeGoBackend trains resnet-small's against im2col.
+func convAccelerated(g *Graph, k, p, groups int) bool {
+	return accelerated(g) && groups == 1 && k%2 == 1 && p <= k-1
 }
 
 // convGeneral convolves channel-first x with kernel: stride s and p zeros

@@ -268,7 +268,7 @@ func conv2d(x, kernel, bias *Node, g convGeom) *Node {
 	c, b := dims[0], dims[1]
 	k, s := g.kernel, g.stride
 	f := kernel.Shape().Dimensions[3]
-	if convAccelerated(x.Graph(), k, s, g.padding, g.groups) {
+	if convAccelerated(x.Graph(), k, g.padding, g.groups) {
 		y := convGeneral(x, kernel, s, g.padding, g.groups)
 		if bias != nil {
 			y = Add(y, Reshape(bias, f, 1, 1, 1))
