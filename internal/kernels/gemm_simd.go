@@ -165,7 +165,7 @@ func kern1x16(c, a, b []float32, k, n, lda int) {
 
 func load8(s []float32) archsimd.Float32x8 { return archsimd.LoadFloat32x8((*[8]float32)(s[:8])) }
 
-// gemm256 is gemm with AVX2: four rows by 16 columns.
+// gemm256 is gemm with AVX2: four rows by 16 columns, then one.
 func gemm256(acc, a, b []float32, m, k, n int) {
 	r := 0
 	for ; r+4 <= m; r += 4 {
@@ -194,9 +194,33 @@ func gemm256(acc, a, b []float32, m, k, n int) {
 			store8(c[3*n:], c30, c31)
 		}
 	}
-	if r < m {
-		gemmPortable(acc, a, b, r, m, k, n, m)
+	// Leftover rows (a 7×7 map's 49, a 1×1 weight gradient's single row)
+	// one at a time, with the inner dimension in two accumulator chains.
+	for ; r < m; r++ {
+		for j := 0; j < n; j += 16 {
+			row1x16avx2(acc[r*n+j:], a[r:], b[j:], k, n, m)
+		}
 	}
+}
+
+func row1x16avx2(c, a, b []float32, k, n, lda int) {
+	c0, c1 := load8(c[0:]), load8(c[8:])
+	var c2, c3 archsimd.Float32x8
+	kk := 0
+	for ; kk+2 <= k; kk += 2 {
+		x := archsimd.BroadcastFloat32x8(a[kk*lda])
+		br := b[kk*n:][:16]
+		c0, c1 = load8(br[0:]).MulAdd(x, c0), load8(br[8:]).MulAdd(x, c1)
+		y := archsimd.BroadcastFloat32x8(a[(kk+1)*lda])
+		br = b[(kk+1)*n:][:16]
+		c2, c3 = load8(br[0:]).MulAdd(y, c2), load8(br[8:]).MulAdd(y, c3)
+	}
+	if kk < k {
+		x := archsimd.BroadcastFloat32x8(a[kk*lda])
+		br := b[kk*n:][:16]
+		c0, c1 = load8(br[0:]).MulAdd(x, c0), load8(br[8:]).MulAdd(x, c1)
+	}
+	store8(c, c0.Add(c2), c1.Add(c3))
 }
 
 func store8(c []float32, v0, v1 archsimd.Float32x8) {
