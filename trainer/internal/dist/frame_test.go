@@ -1,6 +1,8 @@
 package dist
 
 import (
+	"encoding/binary"
+	"math"
 	"strings"
 	"testing"
 
@@ -136,4 +138,30 @@ func FuzzParsePayloads(f *testing.F) {
 			t.Fatalf("reject reason %q keeps control characters", reason)
 		}
 	})
+}
+
+// TestF32WireBytes: the copying fast path of putF32 and getF32 writes and
+// reads the same little-endian bytes as the per-element encoding, also for
+// signed zeros, infinities, NaN payloads and subnormals.
+func TestF32WireBytes(t *testing.T) {
+	vals := []float32{0, float32(math.Copysign(0, -1)), 1, -2.5, float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.Float32frombits(0x7fc00001), math.Float32frombits(0xffa5a5a5), math.Float32frombits(1), math.MaxFloat32}
+	want := make([]byte, 4*len(vals))
+	for i, v := range vals {
+		binary.LittleEndian.PutUint32(want[4*i:], math.Float32bits(v))
+	}
+	got := make([]byte, len(want))
+	putF32(got, vals)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("putF32 bytes (-want +got):\n%s", diff)
+	}
+	back := make([]float32, len(vals))
+	getF32(back, want)
+	for i := range vals {
+		if math.Float32bits(back[i]) != math.Float32bits(vals[i]) {
+			t.Errorf("getF32[%d] = %#x, want %#x", i, math.Float32bits(back[i]), math.Float32bits(vals[i]))
+		}
+	}
+	getF32(nil, nil)
+	putF32(nil, nil)
 }

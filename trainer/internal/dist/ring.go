@@ -5,7 +5,20 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
+
+// littleEndian says the host's memory layout is the wire's, so put and get
+// of float32 are plain copies.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// f32Bytes views src's memory as bytes.
+func f32Bytes(src []float32) []byte {
+	if len(src) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&src[0])), 4*len(src))
+}
 
 type elem interface{ float32 | float64 | int64 }
 
@@ -27,6 +40,10 @@ var (
 
 func putF32(dst []byte, src []float32) {
 	dst = dst[:4*len(src)]
+	if littleEndian {
+		copy(dst, f32Bytes(src))
+		return
+	}
 	for i, v := range src {
 		binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
 	}
@@ -41,6 +58,10 @@ func addF32(dst []float32, src []byte) {
 
 func getF32(dst []float32, src []byte) {
 	src = src[:4*len(dst)]
+	if littleEndian {
+		copy(f32Bytes(dst), src)
+		return
+	}
 	for i := range dst {
 		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 	}
