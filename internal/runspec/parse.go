@@ -312,10 +312,10 @@ func validName(s string) string {
 	return fmt.Sprintf("must be 1 to %d lowercase letters, digits and '-', starting with a letter and not ending with '-'", MaxNameLength)
 }
 
-// validTeam accepts a name that can prefix the team's namespace, queue and
-// service account names.
+// validTeam accepts a name that can prefix the team's namespace
+// (TeamNamespace), queue and service account names.
 func validTeam(s string) string {
-	if len(s) <= MaxTeamLength && len(validation.IsDNS1035Label(s)) == 0 {
+	if len(s) <= MaxTeamLength && len(validation.IsDNS1035Label(s)) == 0 && len(validation.IsDNS1123Label(TeamNamespace(s))) == 0 {
 		return ""
 	}
 	return fmt.Sprintf("must be a team of apps/teams/: 1 to %d lowercase letters, digits and '-', starting with a letter and not ending with '-'", MaxTeamLength)

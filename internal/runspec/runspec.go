@@ -164,6 +164,15 @@ func (r *TrainingRun) TeamStore(root string) string {
 	return store.TeamRoot(root, r.Spec.Team)
 }
 
+// TeamNamespacePrefix starts the name of every team's namespace.
+const TeamNamespacePrefix = "team-"
+
+// TeamNamespace names team's own namespace, for its runs, LocalQueue,
+// service account, quota and policies (issue #14; today the runs still share
+// the namespace training). validTeam accepts only teams whose namespace is a
+// DNS-1123 label.
+func TeamNamespace(team string) string { return TeamNamespacePrefix + team }
+
 // Checkpoint says how often the trainer checkpoints.
 type Checkpoint struct {
 	// EverySteps checkpoints every this many steps as well as after every

@@ -395,3 +395,16 @@ func TestTeam(t *testing.T) {
 		})
 	}
 }
+
+// TestTeamNamespace: the longest team validTeam accepts still names a
+// namespace, team-<team>.
+func TestTeamNamespace(t *testing.T) {
+	team := strings.Repeat("a", MaxTeamLength)
+	r, err := Parse(file, []byte(edit(t, "spec:\n", "spec:\n  team: "+team+"\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := TeamNamespace(r.Spec.Team), "team-"+team; got != want {
+		t.Errorf("TeamNamespace(%q) = %q, want %q", r.Spec.Team, got, want)
+	}
+}
