@@ -165,3 +165,22 @@ func TestF32WireBytes(t *testing.T) {
 	getF32(nil, nil)
 	putF32(nil, nil)
 }
+
+// TestAddF32Alignment: addF32 sums the same values from aligned wire bytes
+// (the fast path) and from misaligned ones (the per-element path).
+func TestAddF32Alignment(t *testing.T) {
+	src := []float32{1.5, -2, 3.25, float32(math.Inf(1)), 1e-40}
+	raw := make([]byte, 4*len(src)+1)
+	for _, off := range []int{0, 1} {
+		wire := raw[off : off+4*len(src)]
+		for i, v := range src {
+			binary.LittleEndian.PutUint32(wire[4*i:], math.Float32bits(v))
+		}
+		dst := []float32{1, 1, 1, 1, 1}
+		addF32(dst, wire)
+		want := []float32{2.5, -1, 4.25, float32(math.Inf(1)), 1 + 1e-40}
+		if diff := cmp.Diff(want, dst); diff != "" {
+			t.Errorf("offset %d: addF32 (-want +got):\n%s", off, diff)
+		}
+	}
+}

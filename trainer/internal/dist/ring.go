@@ -38,6 +38,15 @@ var (
 	i64 = codec[int64]{8, opAllReduceI64, putI64, addI64, getI64}
 )
 
+// asF32 views wire bytes as float32s when the host is little-endian and
+// the bytes are aligned (frame payloads are).
+func asF32(src []byte) ([]float32, bool) {
+	if !littleEndian || len(src) == 0 || uintptr(unsafe.Pointer(&src[0]))%4 != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&src[0])), len(src)/4), true
+}
+
 func putF32(dst []byte, src []float32) {
 	dst = dst[:4*len(src)]
 	if littleEndian {
@@ -51,6 +60,12 @@ func putF32(dst []byte, src []float32) {
 
 func addF32(dst []float32, src []byte) {
 	src = src[:4*len(dst)]
+	if v, ok := asF32(src); ok {
+		for i, x := range v {
+			dst[i] += x
+		}
+		return
+	}
 	for i := range dst {
 		dst[i] += math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 	}
