@@ -39,7 +39,7 @@ layers:
 		fmt.Println(p.Name, p.Shape)
 	}
 	// Output:
-	// tiny on 28×28×1, 10 classes
+	// tiny on 28×28×1, 10 classes, input normalized by mean [0.5] std [0.5]
 	// line  layer                         output  params      FLOPs  activation KiB
 	//       input                        28×28×1       0          0             3.1
 	//    6  conv1 conv 3×3 16           28×28×16     160    238,336            76.6

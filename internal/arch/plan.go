@@ -376,7 +376,7 @@ func (p *Plan) String() string {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s on %d×%d×%d, %d classes\n", p.Name, p.Input.H, p.Input.W, p.Input.C, p.Classes)
+	fmt.Fprintf(&b, "%s on %d×%d×%d, %d classes, input normalized by %s\n", p.Name, p.Input.H, p.Input.W, p.Input.C, p.Classes, p.Normalization)
 	for _, r := range rows {
 		for i, c := range r {
 			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))
