@@ -40,7 +40,16 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return exitcode.Wrap(exitcode.Config, err)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	// On a terminal, one bar for the job with every line, the launcher's
+	// own log records too, printed above it as text; else JSON lines.
+	var bar *progress.Aggregate
+	var logger *slog.Logger
+	if progress.IsTerminal(stderr) {
+		bar = progress.NewAggregate(stderr, 0)
+		logger = slog.New(slog.NewTextHandler(bar.Writer(-1), nil))
+	} else {
+		logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	}
 	var replicas []launch.Replica
 	switch {
 	case fs.NArg() == 1 && *nproc == 0:
@@ -64,10 +73,10 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return exitcode.Errorf(exitcode.Config, "launch: give either --nproc N or one overlay directory")
 	}
 	return launch.Run(ctx, replicas, launch.Options{
-		Stdout:   stdout,
-		Stderr:   stderr,
-		Progress: progress.IsTerminal(stderr),
-		Grace:    *grace,
-		Log:      logger,
+		Stdout: stdout,
+		Stderr: stderr,
+		Bar:    bar,
+		Grace:  *grace,
+		Log:    logger,
 	})
 }

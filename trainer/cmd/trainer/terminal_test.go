@@ -105,8 +105,8 @@ func TestLaunchOnTerminal(t *testing.T) {
 	}
 }
 
-// TestLaunchNotOnTerminal: into a pipe, the launcher draws no bar and the
-// ranks write JSON log lines, prefixed with their rank.
+// TestLaunchNotOnTerminal: into a pipe, the launcher draws no bar and logs
+// JSON lines, and the ranks write JSON log lines, prefixed with their rank.
 func TestLaunchNotOnTerminal(t *testing.T) {
 	cmd := exec.CommandContext(t.Context(), os.Args[0], launchArgs(t)...)
 	cmd.Env = append(os.Environ(), envAsMain+"=1", "GOMAXPROCS=1")
@@ -120,16 +120,18 @@ func TestLaunchNotOnTerminal(t *testing.T) {
 		if strings.ContainsAny(l, "▕\r\x1b") {
 			t.Errorf("a bar in piped output: %q", l)
 		}
-		rest, ok := strings.CutPrefix(l, "[rank ")
-		if !ok {
-			continue // the launcher's own lines
+		record, launcher := l, true
+		if rest, ok := strings.CutPrefix(l, "[rank "); ok {
+			_, record, _ = strings.Cut(rest, "] ")
+			launcher = false
 		}
-		_, record, _ := strings.Cut(rest, "] ")
 		var v map[string]any
 		if err := json.Unmarshal([]byte(record), &v); err != nil {
-			t.Errorf("rank line %q is not JSON: %v", l, err)
+			t.Errorf("line %q is not a JSON record: %v", l, err)
 		}
-		records++
+		if !launcher {
+			records++
+		}
 	}
 	if records == 0 {
 		t.Errorf("no rank's JSON log lines in:\n%s", stderr.String())

@@ -86,10 +86,11 @@ type Options struct {
 	// Stdout and Stderr receive the replicas' output, each line prefixed
 	// with "[rank k] " (default: discarded).
 	Stdout, Stderr io.Writer
-	// Progress draws one bar for the whole job on Stderr, a terminal of
-	// Width columns, from the replicas' JSON step lines.
-	Progress bool
-	Width    int
+	// Bar, when set, draws one bar for the whole job from the replicas'
+	// JSON step lines and prints their other lines above it, in place of
+	// Stdout and Stderr; Run closes it. Log should then write through
+	// Bar.Writer(-1), so that its lines do not tear the bar.
+	Bar *progress.Aggregate
 	// Grace is how long replicas get to exit after SIGTERM before SIGKILL
 	// (default 10s).
 	Grace time.Duration
@@ -130,9 +131,8 @@ func Run(ctx context.Context, replicas []Replica, o Options) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	var agg *progress.Aggregate
-	if o.Progress {
-		agg = progress.NewAggregate(o.Stderr, o.Width)
+	agg := o.Bar
+	if agg != nil {
 		defer agg.Close()
 	}
 	// Replicas' lines must not interleave mid-line: one lock per stream.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/trainer/internal/dist"
+	"github.com/aerie-ml/aerie/trainer/internal/progress"
 )
 
 // The test binary doubles as a replica: Run starts it with envRole set.
@@ -42,6 +44,11 @@ func replica(role string) int {
 		fmt.Printf("hello from %d of %d\nargs %q", env.Rank, env.WorldSize, os.Args[1:])
 		fmt.Fprintf(os.Stderr, "stderr of %d\n", env.Rank)
 		return 0
+	case "step-fail":
+		// A step line as the trainer logs it under a drawing launcher,
+		// then the failure of "fail".
+		fmt.Fprintf(os.Stderr, `{"level":"INFO","msg":"step","rank":%d,"step":1,"total":10,"epoch":1,"epochs":1,"loss":1.5,"accuracy":0.5,"imagesPerSecond":100}`+"\n", env.Rank)
+		return replica("fail")
 	case "fail":
 		// Rank 1 fails as a trainer that lost its peer; the others would
 		// run forever but stop on SIGTERM as the trainer does.
@@ -146,6 +153,46 @@ func TestRunFirstFailureWins(t *testing.T) {
 				t.Errorf("Run() = %v (code %d), want rank %d's code %d", err, got, tt.rank, tt.want)
 			}
 		})
+	}
+}
+
+// TestRunLogsAboveTheBar: on a terminal, the launcher's own log line
+// (here: a rank failed) is printed on a line of its own above the job's
+// bar, not appended to the bar.
+func TestRunLogsAboveTheBar(t *testing.T) {
+	reps, err := Local(2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	bar := progress.NewAggregate(&out, 100)
+	log := slog.New(slog.NewTextHandler(bar.Writer(-1), nil))
+	err = Run(context.Background(), withRole(reps, "step-fail"), Options{Bar: bar, Log: log, Grace: time.Second})
+	if exitcode.Of(err) != exitcode.PeerLost {
+		t.Fatalf("Run() = %v, want rank 1's failure", err)
+	}
+	out.mu.Lock()
+	screen := out.b.String()
+	out.mu.Unlock()
+	if !strings.Contains(screen, "2 ranks epoch 1/1") {
+		t.Fatalf("no bar for the job drawn:\n%q", screen)
+	}
+	found := false
+	for _, line := range strings.Split(screen, "\n") {
+		if !strings.Contains(line, "a rank failed") {
+			continue
+		}
+		found = true
+		// What the terminal shows: the text after the last line erase.
+		if i := strings.LastIndex(line, "\r\x1b[K"); i >= 0 {
+			line = line[i+len("\r\x1b[K"):]
+		}
+		if !strings.HasPrefix(line, "time=") {
+			t.Errorf("the launcher's log record shares a line with the bar: %q", line)
+		}
+	}
+	if !found {
+		t.Errorf("no launcher log line about the failed rank in:\n%q", screen)
 	}
 }
 
