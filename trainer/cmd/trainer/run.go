@@ -100,7 +100,7 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs.IntVar(&f.cfg.Epochs, "epochs", m.Epochs, "epochs")
 	fs.IntVar(&f.cfg.BatchSize, "batch-size", runspec.DefaultBatchPerWorker*d.Spec.Workers.Count, "global batch size across all workers")
 	fs.Float64Var(&f.cfg.LearningRate, "lr", m.LearningRate, "peak learning rate (Adam)")
-	fs.StringVar(&f.cfg.Schedule, "schedule", m.Schedule, "learning-rate schedule: "+strings.Join(train.Schedules, ", "))
+	fs.StringVar(&f.cfg.Schedule, "schedule", m.Schedule, "learning-rate schedule: "+strings.Join(runspec.Schedules, ", "))
 	fs.Int64Var(&f.cfg.Seed, "seed", m.Seed, "seed of the split, shuffling, augmentation, dropout and initialization")
 	fs.BoolVar(&f.cfg.Dropout, "dropout", m.Dropout, "train with dropout")
 	fs.IntVar(&f.cfg.GhostBatch, "ghost-batch", m.GhostBatch, "images per batch-norm statistics group; the global batch must be whole ghost batches")
@@ -169,6 +169,13 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	}
 	if f.arch == "" {
 		return nil, exitcode.Errorf(exitcode.Config, "--arch (or spec.model.architecture) is required")
+	}
+	// The bounds of a declaration's spec.dataset.validationFraction.
+	if !(f.valFraction >= 0 && f.valFraction <= runspec.MaxValidation) {
+		return nil, exitcode.Errorf(exitcode.Config, "--val-fraction %v, want 0 to %v", f.valFraction, runspec.MaxValidation)
+	}
+	if f.cfg.Patience > 0 && f.valFraction == 0 {
+		return nil, exitcode.Errorf(exitcode.Config, "--patience %d needs a validation set to watch: set --val-fraction above 0", f.cfg.Patience)
 	}
 	f.spec = f.inline
 	if f.spec == nil {

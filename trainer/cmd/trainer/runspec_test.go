@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/aerie-ml/aerie/internal/exitcode"
 )
 
 func TestTrainFromRunDeclaration(t *testing.T) {
@@ -93,6 +96,23 @@ func TestArchRequired(t *testing.T) {
 	_, err = parseTrainFlags([]string{"--arch=cnn", "--output=gs://bucket"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--data and --dataset-sha256") {
 		t.Fatalf("parseTrainFlags without --data = %v, want an error naming --data", err)
+	}
+}
+
+// TestFlagsBoundedAsDeclarations: a flag refuses what the declaration's
+// field refuses, naming the flag.
+func TestFlagsBoundedAsDeclarations(t *testing.T) {
+	const digest = "f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370"
+	base := []string{"--arch=cnn", "--output=gs://bucket", "--data=gs://bucket/d/", "--dataset-sha256=" + digest}
+	for _, tt := range []struct{ flags, want string }{
+		{"--val-fraction=0.6", "--val-fraction"},
+		{"--val-fraction=-0.1", "--val-fraction"},
+		{"--val-fraction=0 --patience=3", "--patience"},
+	} {
+		_, err := parseTrainFlags(append(base, strings.Fields(tt.flags)...), io.Discard)
+		if exitcode.Of(err) != exitcode.Config || !strings.Contains(fmt.Sprint(err), tt.want) {
+			t.Errorf("parseTrainFlags(%s) = %v, want a configuration error naming %s", tt.flags, err, tt.want)
+		}
 	}
 }
 

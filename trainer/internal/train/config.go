@@ -23,6 +23,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/dataset"
@@ -79,9 +80,6 @@ func (c *Config) unit() int {
 	return 1
 }
 
-// Schedules lists the learning-rate schedules.
-var Schedules = []string{"constant", "cosine", "step"}
-
 func (c *Config) setDefaults() {
 	if c.EvalBatch == 0 {
 		c.EvalBatch = 256
@@ -90,7 +88,7 @@ func (c *Config) setDefaults() {
 		c.WorldSize = 1
 	}
 	if c.Schedule == "" {
-		c.Schedule = "constant"
+		c.Schedule = runspec.DefaultSchedule
 	}
 	if c.GhostBatch == 0 {
 		c.GhostBatch = DefaultGhostBatch
@@ -106,37 +104,43 @@ func (c *Config) Validate() error {
 	if c.Plan == nil {
 		return bad("no architecture")
 	}
+	// The ranges are a declaration's (runspec), so that flags accept what
+	// a run file does.
 	switch {
-	case c.Epochs < 1:
-		return bad("epochs %d, want at least 1", c.Epochs)
+	case c.Epochs < 1 || c.Epochs > runspec.MaxEpochs:
+		return bad("epochs %d, want 1 to %d", c.Epochs, runspec.MaxEpochs)
 	case c.WorldSize < 1 || c.Rank < 0 || c.Rank >= c.WorldSize:
 		return bad("rank %d of world size %d", c.Rank, c.WorldSize)
+	case c.BatchSize > runspec.MaxBatchSize:
+		return bad("batch size %d, want at most %d", c.BatchSize, runspec.MaxBatchSize)
 	case c.BatchSize < c.WorldSize:
 		return bad("batch size %d is smaller than the %d workers sharing it", c.BatchSize, c.WorldSize)
-	case c.GhostBatch < 1:
-		return bad("ghost batch %d, want at least 1", c.GhostBatch)
+	case c.GhostBatch < 1 || c.GhostBatch > runspec.MaxBatchSize:
+		return bad("ghost batch %d, want 1 to %d", c.GhostBatch, runspec.MaxBatchSize)
 	case c.BatchSize%c.unit() != 0:
 		return bad("batch size %d is not a multiple of the ghost batch %d: %s's batch norm computes statistics over ghost batches of %d images, so that every split of the batch across workers and lanes trains the same model",
 			c.BatchSize, c.GhostBatch, c.Plan.Name, c.GhostBatch)
 	case c.BatchSize/c.unit() < c.WorldSize:
 		return bad("batch size %d holds %d ghost batches of %d, fewer than the %d workers sharing it: each worker needs whole ghost batches for batch norm",
 			c.BatchSize, c.BatchSize/c.unit(), c.GhostBatch, c.WorldSize)
-	case !(c.LearningRate > 0) || math.IsInf(c.LearningRate, 0):
-		return bad("learning rate %v, want > 0", c.LearningRate)
+	case !(c.LearningRate > 0 && c.LearningRate <= 1):
+		return bad("learning rate %v, want above 0 and at most 1", c.LearningRate)
 	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:
 		return bad("label smoothing %v, want [0, 1)", c.LabelSmoothing)
-	case c.Patience < 0 || c.CheckpointEvery < 0 || c.EvalBatch < 1:
-		return bad("patience, checkpoint interval and eval batch must not be negative")
+	case c.Patience < 0 || c.Patience > runspec.MaxPatience:
+		return bad("early stopping patience %d, want 0 to %d", c.Patience, runspec.MaxPatience)
+	case c.CheckpointEvery < 0 || c.CheckpointEvery > runspec.MaxEverySteps:
+		return bad("checkpoint interval %d steps, want 0 to %d", c.CheckpointEvery, runspec.MaxEverySteps)
+	case c.EvalBatch < 1:
+		return bad("eval batch %d, want at least 1", c.EvalBatch)
 	}
 	if err := checkAugment(c.Augment); err != nil {
 		return bad("%v", err)
 	}
-	for _, s := range Schedules {
-		if s == c.Schedule {
-			return nil
-		}
+	if !slices.Contains(runspec.Schedules, c.Schedule) {
+		return bad("schedule %q, want one of %v", c.Schedule, runspec.Schedules)
 	}
-	return bad("schedule %q, want one of %v", c.Schedule, Schedules)
+	return nil
 }
 
 // checkAugment checks the ranges runspec.Parse checks in a declaration, for

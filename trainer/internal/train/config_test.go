@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
+	"github.com/aerie-ml/aerie/internal/runspec"
 )
 
 func TestLearningRate(t *testing.T) {
@@ -32,18 +33,22 @@ func TestValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, edit := range map[string]func(*Config){
-		"arch":      func(c *Config) { c.Plan = nil },
-		"ghost":     func(c *Config) { c.Plan, c.BatchSize, c.GhostBatch = resnetPlan, 48, 32 },
-		"ghosts":    func(c *Config) { c.Plan, c.BatchSize, c.GhostBatch, c.WorldSize = resnetPlan, 64, 32, 3 },
-		"epochs":    func(c *Config) { c.Epochs = 0 },
-		"batch":     func(c *Config) { c.BatchSize, c.WorldSize = 2, 3 },
-		"lr":        func(c *Config) { c.LearningRate = math.NaN() },
-		"schedule":  func(c *Config) { c.Schedule = "linear" },
-		"rank":      func(c *Config) { c.Rank, c.WorldSize = 2, 2 },
-		"smoothing": func(c *Config) { c.LabelSmoothing = 1 },
-		"crop":      func(c *Config) { c.Augment.CropPadding = 65 },
-		"erasing":   func(c *Config) { c.Augment.Erasing = 1.5 },
-		"contrast":  func(c *Config) { c.Augment.Contrast = math.NaN() },
+		"arch":       func(c *Config) { c.Plan = nil },
+		"ghost":      func(c *Config) { c.Plan, c.BatchSize, c.GhostBatch = resnetPlan, 48, 32 },
+		"ghosts":     func(c *Config) { c.Plan, c.BatchSize, c.GhostBatch, c.WorldSize = resnetPlan, 64, 32, 3 },
+		"epochs":     func(c *Config) { c.Epochs = 0 },
+		"epochs-max": func(c *Config) { c.Epochs = runspec.MaxEpochs + 1 },
+		"lr-max":     func(c *Config) { c.LearningRate = 2 },
+		"patience":   func(c *Config) { c.Patience = runspec.MaxPatience + 1 },
+		"checkpoint": func(c *Config) { c.CheckpointEvery = -1 },
+		"batch":      func(c *Config) { c.BatchSize, c.WorldSize = 2, 3 },
+		"lr":         func(c *Config) { c.LearningRate = math.NaN() },
+		"schedule":   func(c *Config) { c.Schedule = "linear" },
+		"rank":       func(c *Config) { c.Rank, c.WorldSize = 2, 2 },
+		"smoothing":  func(c *Config) { c.LabelSmoothing = 1 },
+		"crop":       func(c *Config) { c.Augment.CropPadding = 65 },
+		"erasing":    func(c *Config) { c.Augment.Erasing = 1.5 },
+		"contrast":   func(c *Config) { c.Augment.Contrast = math.NaN() },
 	} {
 		c := smallConfig()
 		edit(&c)
@@ -75,7 +80,7 @@ func TestCropPaddingFitsTheImages(t *testing.T) {
 func TestEarlyStopping(t *testing.T) {
 	sets := synthetic(t, 160, 20)
 	cfg := smallConfig()
-	cfg.Epochs, cfg.Patience, cfg.LearningRate, cfg.Schedule = 6, 1, 50, "constant" // diverges
+	cfg.Epochs, cfg.Patience, cfg.LearningRate, cfg.Schedule = 6, 1, 1, "constant" // the largest rate: diverges
 	res, err := Run(context.Background(), cfg, sets, Options{})
 	if err != nil {
 		t.Fatal(err)
