@@ -239,10 +239,7 @@ func (p *Pool) forward2D(out, in []float32) {
 			src := in[pl*h*w:][:h*w]
 			dst := out[pl*oh*ow:][:oh*ow]
 			for oy := range oh {
-				r0, r1, o := src[2*oy*w:][:2*ow], src[(2*oy+1)*w:][:2*ow], dst[oy*ow:][:ow]
-				for ox := range o {
-					o[ox] = max(r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1])
-				}
+				maxRow(dst[oy*ow:][:ow], src[2*oy*w:][:2*ow], src[(2*oy+1)*w:][:2*ow])
 			}
 		}
 		return
@@ -288,32 +285,7 @@ func (p *Pool) scatterHalves(grad, x, src []float32) {
 			g0, g1 := gs[2*oy*w:][:w], gs[(2*oy+1)*w:][:w]
 			clear(g0[2*ow:]) // a column no window reads
 			clear(g1[2*ow:])
-			for ox, v := range ss[oy*ow:][:ow] {
-				// The first maximum in row-major order, as the general
-				// loop picks it.
-				a, b, c, e := x0[2*ox], x0[2*ox+1], x1[2*ox], x1[2*ox+1]
-				at, best := 0, a
-				if b > best {
-					at, best = 1, b
-				}
-				if c > best {
-					at, best = 2, c
-				}
-				if e > best {
-					at = 3
-				}
-				g0[2*ox], g0[2*ox+1], g1[2*ox], g1[2*ox+1] = 0, 0, 0, 0
-				switch at {
-				case 0:
-					g0[2*ox] = v
-				case 1:
-					g0[2*ox+1] = v
-				case 2:
-					g1[2*ox] = v
-				default:
-					g1[2*ox+1] = v
-				}
-			}
+			scatterRow(g0[:2*ow], g1[:2*ow], x0, x1, ss[oy*ow:][:ow])
 		}
 		clear(gs[2*oh*w:]) // a row no window reads
 	}
@@ -343,5 +315,43 @@ func (p *Pool) scatter2D(grad, x, src []float32) {
 				}
 			}
 		}
+	}
+}
+
+// scatterRowPortable is one output row of scatterHalves: each src[i]
+// goes to the first maximum of x0[2i], x0[2i+1], x1[2i], x1[2i+1], the
+// other three get 0.
+func scatterRowPortable(g0, g1, x0, x1, src []float32) {
+	for ox, v := range src {
+		// The first maximum in row-major order, as the general loop picks it.
+		a, b, c, e := x0[2*ox], x0[2*ox+1], x1[2*ox], x1[2*ox+1]
+		at, best := 0, a
+		if b > best {
+			at, best = 1, b
+		}
+		if c > best {
+			at, best = 2, c
+		}
+		if e > best {
+			at = 3
+		}
+		g0[2*ox], g0[2*ox+1], g1[2*ox], g1[2*ox+1] = 0, 0, 0, 0
+		switch at {
+		case 0:
+			g0[2*ox] = v
+		case 1:
+			g0[2*ox+1] = v
+		case 2:
+			g1[2*ox] = v
+		default:
+			g1[2*ox+1] = v
+		}
+	}
+}
+
+// maxRowPortable is one output row of a 2×2 max-pool at stride 2.
+func maxRowPortable(o, r0, r1 []float32) {
+	for ox := range o {
+		o[ox] = max(r0[2*ox], r0[2*ox+1], r1[2*ox], r1[2*ox+1])
 	}
 }

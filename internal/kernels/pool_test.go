@@ -107,3 +107,38 @@ func TestPoolMatchesDefinition(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolHalvesWide covers the cnn's 2×2 max-pools on rows long enough
+// for whole vectors of windows and their remainders.
+func TestPoolHalvesWide(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, hw := range [][2]int{{2, 32}, {3, 33}, {28, 28}, {14, 14}, {5, 64}, {4, 65}, {9, 47}, {2, 2}} {
+		dims := []int{2, 3, hw[0], hw[1]}
+		win, str, pads := []int{1, 1, 2, 2}, []int{1, 1, 2, 2}, [][2]int{{}, {}, {}, {}}
+		what := fmt.Sprintf("dims %v", dims)
+		p, err := NewPool(PoolMax, dims, win, str, pads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.halves {
+			t.Fatalf("%s: not planned as 2×2 halves", what)
+		}
+		for _, ties := range []bool{false, true} {
+			in := randoms(rng, size(dims))
+			if ties {
+				for j := range in {
+					in[j] = float32(rng.IntN(2))
+				}
+			}
+			wantOut, _, od := refPool(PoolMax, dims, win, str, pads, in, nil)
+			src := randoms(rng, size(od))
+			_, wantGrad, _ := refPool(PoolMax, dims, win, str, pads, in, src)
+			out := randoms(rng, size(p.OutDims()))
+			p.Forward(out, in)
+			near(t, what, out, wantOut)
+			grad := randoms(rng, len(in))
+			p.ScatterMax(grad, in, src)
+			near(t, fmt.Sprintf("%s ties %v gradient", what, ties), grad, wantGrad)
+		}
+	}
+}
