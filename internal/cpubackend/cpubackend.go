@@ -16,6 +16,7 @@ package cpubackend
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -36,8 +37,17 @@ type Backend struct {
 
 var _ compute.Backend = (*Backend)(nil)
 
-// Get returns the process-wide instance, over gobackend's singleton.
-var Get = sync.OnceValue(func() *Backend { return New(gobackend.GetBackend()) })
+// Get returns the process-wide instance, over gobackend's singleton, or
+// with GOMAXPROCS=1 over a gobackend that runs a segment's ops in order:
+// its default starts a goroutine per op, which one core only pays for.
+var Get = sync.OnceValue(func() *Backend {
+	if runtime.GOMAXPROCS(0) == 1 {
+		if base, err := gobackend.New("ops_sequential"); err == nil {
+			return New(base)
+		}
+	}
+	return New(gobackend.GetBackend())
+})
 
 // New wraps base, which must be a gobackend instance: segments are
 // compiled by it and kernels read its buffers' memory.
