@@ -177,6 +177,27 @@ func TestBiasAddsAndSums(t *testing.T) {
 	}
 }
 
+// TestTransposes checks permutations large enough for kernels.Transpose,
+// and their gradients, against gobackend.
+func TestTransposes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	xd, wd := []int{8, 9, 10, 11}, []int{11, 8, 9, 10}
+	fn := func(x, w *Node) []*Node {
+		a := TransposeAllAxes(x, 3, 0, 1, 2)
+		b := TransposeAllAxes(x, 1, 2, 3, 0)
+		c := TransposeAllAxes(x, 2, 0, 3, 1)
+		loss := Add(ReduceAllSum(Mul(a, w)), ReduceAllSum(Mul(b, Sin(b))))
+		g := Gradient(Add(loss, ReduceAllSum(Mul(c, c))), x, w)
+		return []*Node{a, b, c, g[0], g[1]}
+	}
+	x, w := randoms(rng, xd), randoms(rng, wd)
+	want := run(t, gobackend.GetBackend(), fn, x, w, xd, wd)
+	got := run(t, cpubackend.Get(), fn, x, w, xd, wd)
+	for j := range want {
+		near(t, fmt.Sprint("output ", j), got[j], want[j])
+	}
+}
+
 // TestKernelResultsReused checks that repeated calls reuse a kernel's
 // result and its input from a segment (Tanh's, recycled by gobackend):
 // a call allocates far less than either.

@@ -304,3 +304,41 @@ func (f *Function) forward(op func(seg compute.Function, args []compute.Value) (
 	}
 	return f.out(r), nil
 }
+
+// minTransposeKernel is the size from which a float32 Transpose runs as a
+// kernel: a smaller one costs less in its segment than the cut.
+const minTransposeKernel = 4096
+
+// Transpose runs float32 permutations of at least minTransposeKernel
+// elements with kernels.Transpose (dropout masks and flattening between
+// layouts); others run in a segment.
+func (f *Function) Transpose(x compute.Value, permutation ...int) (compute.Value, error) {
+	v, err := f.b.handle(x)
+	if err != nil {
+		return nil, err
+	}
+	if isF32(v.shape) && v.shape.Size() >= minTransposeKernel {
+		shape, err := shapeinference.Transpose(v.shape, permutation)
+		if err != nil {
+			return nil, err
+		}
+		plan, err := kernels.NewTranspose(v.shape.Dimensions, permutation)
+		if err != nil {
+			return nil, err
+		}
+		return f.b.addKernel(&transposeKernel{plan: plan, out: shape}, v), nil
+	}
+	return f.forward(func(seg compute.Function, a []compute.Value) (compute.Value, error) {
+		return seg.Transpose(a[0], permutation...)
+	}, x)
+}
+
+type transposeKernel struct {
+	plan *kernels.Transpose
+	out  shapes.Shape
+}
+
+func (k *transposeKernel) shape() shapes.Shape { return k.out }
+func (k *transposeKernel) run(out any, in []any) {
+	k.plan.Run(out.([]float32), in[0].([]float32))
+}

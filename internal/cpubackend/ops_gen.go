@@ -2205,24 +2205,6 @@ func (f *Function) Tanh(p_x compute.Value) (r0 compute.Value, err error) {
 	return
 }
 
-// Transpose forwards to the current gobackend segment.
-func (f *Function) Transpose(p_x compute.Value, p_permutation ...int) (r0 compute.Value, err error) {
-	a_x, err := f.in(p_x)
-	if err != nil {
-		return
-	}
-	seg, err := f.segment()
-	if err != nil {
-		return
-	}
-	r0, err = seg.Transpose(a_x, p_permutation...)
-	if err != nil {
-		return
-	}
-	r0 = f.out(r0)
-	return
-}
-
 // Where forwards to the current gobackend segment.
 func (f *Function) Where(p_condition compute.Value, p_onTrue compute.Value, p_onFalse compute.Value) (r0 compute.Value, err error) {
 	a_condition, err := f.in(p_condition)

@@ -88,3 +88,29 @@ func BenchmarkPoolCNN(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTransposeCNN times the cnn's large transposes at batch 32: its
+// dropout masks to channel-first and its flattening, in ns per element.
+//
+//	GOEXPERIMENT=simd go test ./internal/kernels -run XXX -bench TransposeCNN
+func BenchmarkTransposeCNN(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for name, c := range map[string][2][]int{
+		"mask1":   {{32, 14, 14, 32}, {3, 0, 1, 2}},
+		"mask2":   {{32, 7, 7, 64}, {3, 0, 1, 2}},
+		"flatten": {{64, 32, 7, 7}, {1, 2, 3, 0}},
+	} {
+		tr, err := NewTranspose(c[0], c[1])
+		if err != nil {
+			b.Fatal(err)
+		}
+		in := randoms(rng, size(c[0]))
+		out := make([]float32, len(in))
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				tr.Run(out, in)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(in)), "ns/elem")
+		})
+	}
+}
