@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // Schema is the manifest schema this package reads and writes.
@@ -174,7 +176,6 @@ func short(s string) string {
 
 var (
 	splitName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
-	hexSHA256 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // ShardFile is the file name of split's shard i.
@@ -236,7 +237,7 @@ func (m *Manifest) check() error {
 			if want := ShardFile(sp.Name, j); s.File != want {
 				return bad("%s: file %q, want %q", where, short(s.File), want)
 			}
-			if !hexSHA256.MatchString(s.SHA256) {
+			if digest.SHA256.Validate(s.SHA256) != nil {
 				return bad("%s (%s): sha256 %q is not 64 lowercase hex digits", where, s.File, short(s.SHA256))
 			}
 			if s.Samples < 1 || int64(s.Samples) > sp.Samples-total {

@@ -4,13 +4,19 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
 )
 
-var (
-	commitRE      = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
-	imageDigestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	hex64RE       = regexp.MustCompile(`^[0-9a-f]{64}$`)
-)
+// commitRE is a git commit hash: SHA-1, or SHA-256 in a SHA-256 repository.
+var commitRE = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+
+// isSHA256 reports whether s is "sha256:" and 64 lowercase hex digits
+// (go-digest's grammar, sha256 only).
+func isSHA256(s string) bool {
+	h, ok := strings.CutPrefix(s, string(digest.SHA256)+":")
+	return ok && digest.SHA256.Validate(h) == nil
+}
 
 // LineageError lists what a manifest lacks to tie its version to the code,
 // the image and the data that made it.
@@ -31,10 +37,10 @@ func (m *Manifest) CheckLineage() error {
 	if !commitRE.MatchString(m.Lineage.GitCommit) {
 		problems = append(problems, fmt.Sprintf("lineage.gitCommit %q is not a commit hash", m.Lineage.GitCommit))
 	}
-	if !imageDigestRE.MatchString(m.Lineage.ImageDigest) {
+	if !isSHA256(m.Lineage.ImageDigest) {
 		problems = append(problems, fmt.Sprintf("lineage.imageDigest %q is not sha256:<64 hex>", m.Lineage.ImageDigest))
 	}
-	if !hex64RE.MatchString(m.Dataset.Digest) {
+	if digest.SHA256.Validate(m.Dataset.Digest) != nil {
 		problems = append(problems, fmt.Sprintf("dataset.digest %q is not 64 hex digits", m.Dataset.Digest))
 	}
 	if problems != nil {

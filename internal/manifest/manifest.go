@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/dataset"
 )
@@ -273,7 +275,7 @@ func (m *Manifest) validate() error {
 	if !seen[m.Model.Weights] {
 		return fmt.Errorf("model.weights %q is not among files", m.Model.Weights)
 	}
-	if !hex64RE.MatchString(m.Dataset.Digest) {
+	if digest.SHA256.Validate(m.Dataset.Digest) != nil {
 		return fmt.Errorf("dataset.digest %q is not 64 hex digits", shorten(m.Dataset.Digest))
 	}
 	if err := m.Model.Input.check(); err != nil {

@@ -8,14 +8,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -83,8 +82,6 @@ type Canary struct {
 // Error is a problem in the pin file, located by file, line and field.
 type Error = strictyaml.Error
 
-var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
 // MaxBytes bounds a pin file. Real ones are under 1 KiB; the bound keeps a
 // hostile commit from making every device decode megabytes of YAML.
 const MaxBytes = 64 << 10
@@ -148,7 +145,7 @@ func (v *validator) version(field string, ver Version) {
 	} else if _, err := store.ParseURI(ver.URI); err != nil {
 		v.Fail(field+".uri", "%q: %v", ver.URI, err)
 	}
-	if !digestRE.MatchString(ver.ManifestDigest) {
+	if DigestHex(ver.ManifestDigest) == "" {
 		v.Fail(field+".manifestDigest", "%q is not sha256:<64 lowercase hex>", ver.ManifestDigest)
 	}
 	if !(ver.MinSelfTestAccuracy > 0 && ver.MinSelfTestAccuracy <= 1) {
@@ -178,10 +175,11 @@ func (p *Pins) Desired(deviceID string) (Version, bool) {
 	return p.Stable, false
 }
 
-// DigestHex returns the hex part of a "sha256:<hex>" digest.
-func DigestHex(digest string) string {
-	h := strings.TrimPrefix(digest, "sha256:")
-	if _, err := hex.DecodeString(h); err != nil || len(h) != 64 {
+// DigestHex returns the hex part of a "sha256:<64 lowercase hex>" digest
+// (go-digest's grammar, sha256 only), or "" if d is not one.
+func DigestHex(d string) string {
+	h, ok := strings.CutPrefix(d, string(digest.SHA256)+":")
+	if !ok || digest.SHA256.Validate(h) != nil {
 		return ""
 	}
 	return h

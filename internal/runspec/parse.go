@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -76,8 +76,6 @@ var (
 	// messages list them.
 	Optimizers = []string{"adam"}
 	Schedules  = []string{"constant", "cosine", "step"}
-
-	hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // Error is one problem in a declaration, at a line and field.
@@ -322,7 +320,7 @@ func validTeam(s string) string {
 }
 
 func validSHA256(s string) string {
-	if hex64RE.MatchString(s) {
+	if digest.SHA256.Validate(s) == nil {
 		return ""
 	}
 	return "must be 64 lowercase hex digits (the dataset digest that aerie dataset ingest prints)"

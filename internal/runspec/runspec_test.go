@@ -15,7 +15,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
-const digest = "f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370"
+const testDigest = "f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370"
 
 // base is a valid declaration; the error tests edit one line of it, so
 // the line numbers in their messages are those below.
@@ -36,7 +36,7 @@ spec:
       cropPadding: 4
   dataset:
     uri: gs://aerie-dev-training/datasets/fashion-mnist/
-    sha256: ` + digest + `
+    sha256: ` + testDigest + `
   resources:
     cpu: auto
     memory: auto
@@ -44,7 +44,7 @@ spec:
     uri: gs://aerie-dev-training
   gates:
     minTestAccuracy: 0.85
-  image: europe-west4-docker.pkg.dev/aerie-dev/aerie/trainer@sha256:` + digest + `
+  image: europe-west4-docker.pkg.dev/aerie-dev/aerie/trainer@sha256:` + testDigest + `
   deadline: 6h
   maxRestarts: 3
 `
@@ -111,7 +111,7 @@ func TestParseErrors(t *testing.T) {
 			file + ":11: spec.model.learningRate: must be a number above 0 and at most 1, got 0"},
 		{"learning rate nan", []string{"learningRate: 0.001", "learningRate: .nan"},
 			file + ":11: spec.model.learningRate: must be a number above 0 and at most 1, got .nan"},
-		{"patience without validation", []string{"earlyStoppingPatience: 0", "earlyStoppingPatience: 3", "sha256: " + digest, "sha256: " + digest + "\n    validationFraction: 0"},
+		{"patience without validation", []string{"earlyStoppingPatience: 0", "earlyStoppingPatience: 3", "sha256: " + testDigest, "sha256: " + testDigest + "\n    validationFraction: 0"},
 			file + ":12: spec.model.earlyStoppingPatience: must be 0 when spec.dataset.validationFraction is 0 (there is no validation set to watch), got 3"},
 		{"rotation", []string{"rotationDegrees: 10", "rotationDegrees: 200"},
 			file + ":14: spec.model.augmentation.rotationDegrees: must be a number between 0 and 180, got 200"},
@@ -132,7 +132,7 @@ func TestParseErrors(t *testing.T) {
 			file + `:23: spec.output.uri: must be gs://<bucket>[/<path>] or file:///<absolute path> (prefix "a/../b": has a ".." path element), got "gs://aerie-dev-training/a/../b"`},
 		{"output empty element", []string{"uri: gs://aerie-dev-training\n", "uri: gs://aerie-dev-training/a//b\n"},
 			file + `:23: spec.output.uri: must be gs://<bucket>[/<path>] or file:///<absolute path> (prefix "a//b": has an empty path element), got "gs://aerie-dev-training/a//b"`},
-		{"dataset digest", []string{"sha256: " + digest, "sha256: F37B"},
+		{"dataset testDigest", []string{"sha256: " + testDigest, "sha256: F37B"},
 			file + `:18: spec.dataset.sha256: must be 64 lowercase hex digits (the dataset digest that aerie dataset ingest prints), got "F37B"`},
 		{"cpu millicores", []string{"cpu: auto", "cpu: 500m"},
 			file + `:20: spec.resources.cpu: must be auto or whole cores between 1 and 16, got "500m"`},
@@ -142,16 +142,16 @@ func TestParseErrors(t *testing.T) {
 			file + `:23: spec.output.uri: must be gs://<bucket>[/<path>] or file:///<absolute path> (host "out": only local paths are supported), got "file://out"`},
 		{"gate above one", []string{"minTestAccuracy: 0.85", "minTestAccuracy: 85"},
 			file + ":25: spec.gates.minTestAccuracy: must be a number between 0 and 1, got 85"},
-		{"image tag only", []string{img + "@sha256:" + digest, img + ":latest"},
+		{"image tag only", []string{img + "@sha256:" + testDigest, img + ":latest"},
 			file + `:26: spec.image: must be pinned by digest: <registry>/<repository>@sha256:<64 hex digits>, got "` + img + `:latest"`},
-		{"image short digest", []string{"@sha256:" + digest, "@sha256:abc"},
+		{"image short testDigest", []string{"@sha256:" + testDigest, "@sha256:abc"},
 			file + `:26: spec.image: must be <registry>/<repository>[:<tag>]@sha256:<64 lowercase hex digits>, got "` + img + `@sha256:abc"`},
-		{"image without registry", []string{img + "@sha256:" + digest, "trainer@sha256:" + digest},
-			file + `:26: spec.image: must be <registry>/<repository>[:<tag>]@sha256:<64 lowercase hex digits>, got "trainer@sha256:` + digest + `"`},
-		{"image uppercase repository", []string{img + "@sha256:" + digest, "example.com/Trainer@sha256:" + digest},
-			file + `:26: spec.image: must be <registry>/<repository>[:<tag>]@sha256:<64 lowercase hex digits>, got "example.com/Trainer@sha256:` + digest + `"`},
-		{"image other digest algorithm", []string{img + "@sha256:" + digest, img + "@sha512:" + digest + digest},
-			file + `:26: spec.image: must be <registry>/<repository>[:<tag>]@sha256:<64 lowercase hex digits>, got "` + img + `@sha512:` + digest + digest[:5] + `…"`},
+		{"image without registry", []string{img + "@sha256:" + testDigest, "trainer@sha256:" + testDigest},
+			file + `:26: spec.image: must be <registry>/<repository>[:<tag>]@sha256:<64 lowercase hex digits>, got "trainer@sha256:` + testDigest + `"`},
+		{"image uppercase repository", []string{img + "@sha256:" + testDigest, "example.com/Trainer@sha256:" + testDigest},
+			file + `:26: spec.image: must be <registry>/<repository>[:<tag>]@sha256:<64 lowercase hex digits>, got "example.com/Trainer@sha256:` + testDigest + `"`},
+		{"image other testDigest algorithm", []string{img + "@sha256:" + testDigest, img + "@sha512:" + testDigest + testDigest},
+			file + `:26: spec.image: must be <registry>/<repository>[:<tag>]@sha256:<64 lowercase hex digits>, got "` + img + `@sha512:` + testDigest + testDigest[:5] + `…"`},
 		{"deadline number", []string{"deadline: 6h", "deadline: 3600"},
 			file + ":27: spec.deadline: must be a duration such as 6h or 90m between 1m and 168h, got 3600"},
 		{"deadline too long", []string{"deadline: 6h", "deadline: 30d"},

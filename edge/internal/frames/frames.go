@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"image"
@@ -21,6 +20,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/pixels"
@@ -159,8 +160,8 @@ const DatasetSplit = "test"
 // that ingest prints (…/datasets/<name>/<digest>/); the manifest must have
 // that digest.
 func OpenDataset(ctx context.Context, uri string, opts Options) (_ *Dataset, err error) {
-	digest := path.Base(strings.TrimSuffix(uri, "/"))
-	if _, err := hex.DecodeString(digest); err != nil || len(digest) != 64 {
+	sum := path.Base(strings.TrimSuffix(uri, "/"))
+	if digest.SHA256.Validate(sum) != nil {
 		return nil, fmt.Errorf("dataset %s: want the root ingest prints, …/datasets/<name>/<digest>/", uri)
 	}
 	st, err := store.Open(ctx, uri)
@@ -172,7 +173,7 @@ func OpenDataset(ctx context.Context, uri string, opts Options) (_ *Dataset, err
 			st.Close()
 		}
 	}()
-	d, err := dataset.Open(ctx, st, digest)
+	d, err := dataset.Open(ctx, st, sum)
 	if err != nil {
 		return nil, err
 	}
