@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"regexp"
 
 	"github.com/spf13/cobra"
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/jobs"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/status"
 )
 
@@ -30,7 +30,7 @@ func runCmd(e *env) *cobra.Command {
 	group(c)
 	c.PersistentFlags().StringVar(&f.jobs, "jobs", "apps/jobs", "the jobs `directory` (runs/ and the rendered overlays), relative to the repository root")
 	tree := func(ctx context.Context) (*jobs.Tree, error) {
-		if f.revision != "" && !revisionRE.MatchString(f.revision) {
+		if f.revision != "" && !render.IsRevision(f.revision) {
 			return nil, exitcode.Errorf(exitcode.Config, "--revision: must be 7 to 64 lowercase hex digits, got %q", f.revision)
 		}
 		dir, err := e.inRepo(f.jobs)
@@ -164,5 +164,3 @@ problem it exits 2 and prunes nothing.`,
 	c.AddCommand(renderCmd, checkCmd, diffCmd, statusCmd)
 	return c
 }
-
-var revisionRE = regexp.MustCompile(`^[0-9a-f]{7,64}$`)

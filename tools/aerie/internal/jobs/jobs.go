@@ -13,7 +13,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
 
 	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/dataset"
@@ -106,11 +106,17 @@ type Run struct {
 // Err returns the plan's problems as one error, or nil.
 func (p *Plan) Err() error { return errors.Join(p.Problems...) }
 
-// revisionRE finds the revision label in a rendered job.
-var revisionRE = regexp.MustCompile(`(?m)^    ` + regexp.QuoteMeta(render.LabelRevision) + `: "?([0-9a-f]+|unknown)"?$`)
-
-// imageRE finds the trainer image in a rendered run.yaml.
-var imageRE = regexp.MustCompile(`(?m)^  image: (\S+)$`)
+// committedImage is spec.image of a rendered run.yaml, "" when it has none.
+// Only that field is read: a file an older aerie wrote must keep its image.
+func committedImage(runFile []byte) (string, error) {
+	var r struct {
+		Spec struct {
+			Image string `json:"image"`
+		} `json:"spec"`
+	}
+	err := yaml.Unmarshal(runFile, &r)
+	return r.Spec.Image, err
+}
 
 // result is one run's outcome, computed in parallel.
 type result struct {
@@ -176,7 +182,7 @@ func (t *Tree) Plan(ctx context.Context) (*Plan, error) {
 
 	rev := sync.OnceValues(func() (string, error) {
 		if t.Revision == nil {
-			return "unknown", nil
+			return render.UnknownRevision, nil
 		}
 		return t.Revision()
 	})
@@ -324,8 +330,8 @@ func (t *Tree) run(ctx context.Context, root, repo *repofile.Tree, seen *manifes
 	// Keep the committed revision when nothing else changed, so that a
 	// render is reproducible and check does not depend on HEAD.
 	var files map[string][]byte
-	if m := revisionRE.FindSubmatch(old[render.Job]); m != nil {
-		files, err = render.Overlay(r, source, string(m[1]))
+	if v := render.Revision(old[render.Job]); v == render.UnknownRevision || render.IsRevision(v) {
+		files, err = render.Overlay(r, source, v)
 		if err != nil {
 			res.problems = append(res.problems, err)
 			return res
@@ -371,12 +377,18 @@ func (t *Tree) release(root *repofile.Tree) (*images.Release, error) {
 // one its committed run.yaml pins, so that a new release never changes
 // (and so re-runs) a rendered run, or else the newest release's.
 func (t *Tree) image(file, name string, committed []byte, release func() (*images.Release, error)) (string, error) {
-	if m := imageRE.FindSubmatch(committed); m != nil {
-		if msg := runspec.ValidImage(string(m[1])); msg != "" {
-			return "", fmt.Errorf("%s: spec.image: %s, got %q; fix it or delete %s to render the run anew",
-				t.path(name, render.RunFile), msg, m[1], t.path(name))
+	if committed != nil {
+		img, err := committedImage(committed)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w; fix it or delete %s to render the run anew", t.path(name, render.RunFile), err, t.path(name))
 		}
-		return string(m[1]), nil
+		if img != "" {
+			if msg := runspec.ValidImage(img); msg != "" {
+				return "", fmt.Errorf("%s: spec.image: %s, got %q; fix it or delete %s to render the run anew",
+					t.path(name, render.RunFile), msg, img, t.path(name))
+			}
+			return img, nil
+		}
 	}
 	rel, err := release()
 	if errors.Is(err, fs.ErrNotExist) {

@@ -429,9 +429,9 @@ func TestRenderPinsNewestRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := imageRE.FindSubmatch(readFile(t, filepath.Join(tr.Dir, "quick", render.RunFile)))
-	if old == nil || !strings.Contains(string(committed), "trainer: "+string(old[1])+"\n") {
-		t.Fatalf("quick/run.yaml pins %q, want the committed release's trainer", old)
+	old, err := committedImage(readFile(t, filepath.Join(tr.Dir, "quick", render.RunFile)))
+	if err != nil || old == "" || !strings.Contains(string(committed), "trainer: "+old+"\n") {
+		t.Fatalf("quick/run.yaml pins %q (%v), want the committed release's trainer", old, err)
 	}
 	const newer = "europe-west4-docker.pkg.dev/aerie-dev/aerie/trainer@sha256:1111111111111111111111111111111111111111111111111111111111111111"
 	write(t, filepath.Join(tr.Dir, images.File), []byte("apiVersion: aerie.dev/v1alpha1\nkind: ImageRelease\ntrainer: "+newer+"\n"))
@@ -449,7 +449,7 @@ func TestRenderPinsNewestRelease(t *testing.T) {
 	if diff := cmp.Diff(want, changed); diff != "" {
 		t.Errorf("changed files (-want +got):\n%s", diff)
 	}
-	for run, image := range map[string]string{"fresh": newer, "quick": string(old[1]), "fmnist-cnn": string(old[1])} {
+	for run, image := range map[string]string{"fresh": newer, "quick": old, "fmnist-cnn": old} {
 		for _, f := range []string{render.RunFile, render.Job} {
 			if b := readFile(t, filepath.Join(tr.Dir, run, f)); !strings.Contains(string(b), "image: "+image+"\n") {
 				t.Errorf("%s/%s does not pin %s:\n%s", run, f, image, b)

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -69,6 +70,32 @@ const (
 	// the team. Only the job carries it; its pods are Kueue's through it.
 	LabelQueue = "kueue.x-k8s.io/queue-name"
 )
+
+// UnknownRevision is the revision label of a job rendered outside a git
+// checkout.
+const UnknownRevision = "unknown"
+
+// revisionRE is a git revision as the label records it: an abbreviated or
+// full commit hash.
+var revisionRE = regexp.MustCompile(`^[0-9a-f]{7,64}$`)
+
+// IsRevision reports whether s is a commit hash of 7 to 64 lowercase hex
+// digits, what the revision label holds.
+func IsRevision(s string) bool { return revisionRE.MatchString(s) }
+
+// Revision returns the revision label of a rendered job (Job), "" when it
+// has none or the file does not decode as YAML.
+func Revision(job []byte) string {
+	var j struct {
+		Metadata struct {
+			Labels map[string]string `json:"labels"`
+		} `json:"metadata"`
+	}
+	if yaml.Unmarshal(job, &j) != nil {
+		return ""
+	}
+	return j.Metadata.Labels[LabelRevision]
+}
 
 // File names inside an overlay, in the order they are written.
 const (
