@@ -17,8 +17,12 @@ import (
 	kubeflowv1 "github.com/kubeflow/training-operator/pkg/apis/kubeflow.org/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
+
+	"github.com/aerie-ml/aerie/internal/runspec"
 )
 
 const repoRoot = "../.."
@@ -264,15 +268,9 @@ func TestClusters(t *testing.T) {
 			for _, want := range []struct{ kind, ns, name, by string }{
 				{"CustomResourceDefinition", "", "pytorchjobs.kubeflow.org", "flux-system/training-operator"},
 				{"Namespace", "", "kubeflow", "flux-system/infrastructure"},
-				{"RoleBinding", "training", "training-operator", "flux-system/infrastructure"},
 				{"RoleBinding", "kubeflow", "training-operator", "flux-system/infrastructure"},
 				{"ClusterRole", "", "training-operator", "flux-system/training-operator"},
-				{"Namespace", "", "training", "flux-system/infrastructure"},
-				{"ResourceQuota", "training", "training", "flux-system/infrastructure"},
-				{"LimitRange", "training", "training", "flux-system/infrastructure"},
-				{"NetworkPolicy", "training", "default-deny", "flux-system/infrastructure"},
-				{"NetworkPolicy", "training", "trainer", "flux-system/infrastructure"},
-				{"Secret", "training", "aerie-rendezvous", "flux-system/infrastructure"},
+				{"ClusterRoleBinding", "", "training-operator-watch", "flux-system/infrastructure"},
 			} {
 				if o := mustFind(t, objs, want.kind, want.ns, want.name); o.AppliedBy != want.by {
 					t.Errorf("%s applied by %s, want %s", o.ID(), o.AppliedBy, want.by)
@@ -282,20 +280,24 @@ func TestClusters(t *testing.T) {
 			if o, ok := find(objs, "ClusterRoleBinding", "", "training-operator"); ok {
 				t.Errorf("ClusterRoleBinding training-operator applied by %s: the operator would act in every namespace", o.AppliedBy)
 			}
-			var secret corev1.Secret
-			if err := mustFind(t, objs, "Secret", "training", "aerie-rendezvous").Decode(&secret); err != nil {
+			// Its cluster-wide role only reads.
+			var watch rbacv1.ClusterRole
+			if err := mustFind(t, objs, "ClusterRole", "", "training-operator-watch").Decode(&watch); err != nil {
 				t.Fatal(err)
 			}
-			if got := secret.StringData["token"]; got != "test-token" {
-				t.Errorf("Secret aerie-rendezvous token = %q, want the substituted test-token", got)
+			for _, r := range watch.Rules {
+				if v := slices.DeleteFunc(slices.Clone(r.Verbs), func(v string) bool { return v == "get" || v == "list" || v == "watch" }); len(v) > 0 {
+					t.Errorf("ClusterRole training-operator-watch may %q %q cluster-wide, want only get, list and watch", v, r.Resources)
+				}
 			}
+			checkTeamNamespaces(t, objs)
 			var dep appsv1.Deployment
 			if err := mustFind(t, objs, "Deployment", "kubeflow", "training-operator").Decode(&dep); err != nil {
 				t.Fatal(err)
 			}
 			c := dep.Spec.Template.Spec.Containers[0]
-			if !slices.Contains(c.Args, "--namespace=training") {
-				t.Errorf("training-operator args = %q, want --namespace=training", c.Args)
+			if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--namespace") }) {
+				t.Errorf("training-operator args = %q, want no --namespace: it watches every team's namespace", c.Args)
 			}
 			if c.Resources.Requests.Cpu().IsZero() || !c.Resources.Requests.Cpu().Equal(*c.Resources.Limits.Cpu()) {
 				t.Errorf("training-operator resources = %+v, want requests = limits (Autopilot)", c.Resources)
@@ -307,8 +309,12 @@ func TestClusters(t *testing.T) {
 				for _, o := range objs {
 					if o.Kind == "PyTorchJob" {
 						n++
-						if o.AppliedBy != "flux-system/jobs" || o.Namespace != "training" {
-							t.Errorf("%s applied by %s, want flux-system/jobs in namespace training", o.ID(), o.AppliedBy)
+						var job metav1.PartialObjectMetadata
+						if err := yaml.Unmarshal(o.YAML, &job); err != nil {
+							t.Fatal(err)
+						}
+						if want := runspec.TeamNamespace(job.Labels["aerie.dev/team"]); o.AppliedBy != "flux-system/jobs" || o.Namespace != want {
+							t.Errorf("%s applied by %s, want flux-system/jobs in its team's namespace %s", o.ID(), o.AppliedBy, want)
 						}
 					}
 				}
@@ -351,14 +357,26 @@ func checkKueue(t *testing.T, objs []Object) {
 		t.Fatal(err)
 	}
 	var cfg struct {
-		Integrations struct{ Frameworks []string } `json:"integrations"`
-		FairSharing  *struct{}                     `json:"fairSharing"`
+		Integrations                 struct{ Frameworks []string } `json:"integrations"`
+		FairSharing                  *struct{}                     `json:"fairSharing"`
+		ManagedJobsNamespaceSelector *metav1.LabelSelector         `json:"managedJobsNamespaceSelector"`
 	}
 	if err := yaml.Unmarshal([]byte(cm.Data["controller_manager_config.yaml"]), &cfg); err != nil {
 		t.Fatalf("kueue-manager-config: %v", err)
 	}
 	if !slices.Equal(cfg.Integrations.Frameworks, []string{"kubeflow.org/pytorchjob"}) || cfg.FairSharing == nil {
 		t.Errorf("Kueue configuration: frameworks %q, fairSharing %v; want only kubeflow.org/pytorchjob, with fair sharing", cfg.Integrations.Frameworks, cfg.FairSharing)
+	}
+	// Kueue manages the jobs of the teams' namespaces, and no others.
+	managed, err := metav1.LabelSelectorAsSelector(cfg.ManagedJobsNamespaceSelector)
+	if cfg.ManagedJobsNamespaceSelector == nil || err != nil {
+		t.Errorf("Kueue configuration: managedJobsNamespaceSelector %v (%v), want the teams' namespaces", cfg.ManagedJobsNamespaceSelector, err)
+	} else {
+		for _, ns := range namespaces(objs) {
+			if got, want := managed.Matches(labels.Set(ns.Labels)), strings.HasPrefix(ns.Name, runspec.TeamNamespacePrefix); got != want {
+				t.Errorf("Kueue manages the jobs of namespace %s: %v, want %v", ns.Name, got, want)
+			}
+		}
 	}
 
 	queues := map[string]bool{}
@@ -367,7 +385,8 @@ func checkKueue(t *testing.T, objs []Object) {
 		case "ClusterQueue":
 			var cq struct {
 				Spec struct {
-					CohortName string `json:"cohortName"`
+					CohortName        string                `json:"cohortName"`
+					NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector"`
 				} `json:"spec"`
 			}
 			if err := yaml.Unmarshal(o.YAML, &cq); err != nil {
@@ -375,6 +394,17 @@ func checkKueue(t *testing.T, objs []Object) {
 			}
 			if cq.Spec.CohortName != "aerie" || o.AppliedBy != "flux-system/teams" {
 				t.Errorf("%s: cohort %q applied by %s, want the cohort aerie, by flux-system/teams", o.ID(), cq.Spec.CohortName, o.AppliedBy)
+			}
+			// Only its team's namespace may submit to it.
+			sel, err := metav1.LabelSelectorAsSelector(cq.Spec.NamespaceSelector)
+			if cq.Spec.NamespaceSelector == nil || err != nil {
+				t.Errorf("%s: namespaceSelector %v (%v), want one matching only %s", o.ID(), cq.Spec.NamespaceSelector, err, runspec.TeamNamespace(o.Name))
+				continue
+			}
+			for _, ns := range namespaces(objs) {
+				if got, want := sel.Matches(labels.Set(ns.Labels)), ns.Name == runspec.TeamNamespace(o.Name); got != want {
+					t.Errorf("%s: namespaceSelector matches namespace %s: %v, want %v", o.ID(), ns.Name, got, want)
+				}
 			}
 		case "LocalQueue":
 			var lq struct {
@@ -385,15 +415,15 @@ func checkKueue(t *testing.T, objs []Object) {
 			if err := yaml.Unmarshal(o.YAML, &lq); err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := find(objs, "ClusterQueue", "", lq.Spec.ClusterQueue); !ok || o.Namespace != "training" {
-				t.Errorf("%s: clusterQueue %q; want a ClusterQueue applied here, and the namespace training", o.ID(), lq.Spec.ClusterQueue)
+			if _, ok := find(objs, "ClusterQueue", "", lq.Spec.ClusterQueue); !ok || lq.Spec.ClusterQueue != o.Name || o.Namespace != runspec.TeamNamespace(o.Name) {
+				t.Errorf("%s: clusterQueue %q; want the team's ClusterQueue, applied here, and the namespace %s", o.ID(), lq.Spec.ClusterQueue, runspec.TeamNamespace(o.Name))
 			}
-			queues[o.Name] = true
+			queues[o.Namespace+"/"+o.Name] = true
 		}
 	}
 	for _, team := range []string{"platform", "research"} {
-		if !queues[team] {
-			t.Errorf("no LocalQueue %s in training", team)
+		if !queues[runspec.TeamNamespace(team)+"/"+team] {
+			t.Errorf("no LocalQueue %s in %s", team, runspec.TeamNamespace(team))
 		}
 	}
 	for _, o := range objs {
@@ -406,8 +436,8 @@ func checkKueue(t *testing.T, objs []Object) {
 		if err := yaml.Unmarshal(o.YAML, &job); err != nil {
 			t.Fatal(err)
 		}
-		if q := job.Metadata.Labels["kueue.x-k8s.io/queue-name"]; !queues[q] {
-			t.Errorf("%s: kueue.x-k8s.io/queue-name %q names no LocalQueue in training", o.ID(), q)
+		if q := job.Metadata.Labels["kueue.x-k8s.io/queue-name"]; !queues[o.Namespace+"/"+q] {
+			t.Errorf("%s: kueue.x-k8s.io/queue-name %q names no LocalQueue in %s", o.ID(), q, o.Namespace)
 		}
 	}
 }
@@ -455,6 +485,72 @@ func checkTeamIdentities(t *testing.T, env string, objs []Object) {
 				}
 			}
 		}
+	}
+}
+
+// namespaces returns the Namespaces the tree applies, with the label the
+// API server gives every namespace, kubernetes.io/metadata.name.
+func namespaces(objs []Object) []corev1.Namespace {
+	var out []corev1.Namespace
+	for _, o := range objs {
+		if o.Kind != "Namespace" {
+			continue
+		}
+		var ns corev1.Namespace
+		if err := yaml.Unmarshal(o.YAML, &ns); err != nil {
+			panic(err) // validated already
+		}
+		if ns.Labels == nil {
+			ns.Labels = map[string]string{}
+		}
+		ns.Labels[corev1.LabelMetadataName] = ns.Name
+		out = append(out, ns)
+	}
+	return out
+}
+
+// checkTeamNamespaces checks that each team (a LocalQueue applied by the
+// teams Kustomization) has its namespace team-<team> with everything
+// apps/teams/tenant gives one, and that the training operator may act there.
+func checkTeamNamespaces(t *testing.T, objs []Object) {
+	t.Helper()
+	var teams int
+	for _, lq := range objs {
+		if lq.Kind != "LocalQueue" {
+			continue
+		}
+		teams++
+		ns := runspec.TeamNamespace(lq.Name)
+		for _, want := range []struct{ kind, ns, name string }{
+			{"Namespace", "", ns},
+			{"ResourceQuota", ns, "training"},
+			{"LimitRange", ns, "training"},
+			{"NetworkPolicy", ns, "default-deny"},
+			{"NetworkPolicy", ns, "trainer"},
+			{"Secret", ns, "aerie-rendezvous"},
+			{"RoleBinding", ns, "training-operator"},
+		} {
+			if o := mustFind(t, objs, want.kind, want.ns, want.name); o.AppliedBy != "flux-system/teams" {
+				t.Errorf("%s applied by %s, want flux-system/teams", o.ID(), o.AppliedBy)
+			}
+		}
+		var secret corev1.Secret
+		if err := mustFind(t, objs, "Secret", ns, "aerie-rendezvous").Decode(&secret); err != nil {
+			t.Fatal(err)
+		}
+		if got := secret.StringData["token"]; got != "test-token" {
+			t.Errorf("Secret %s/aerie-rendezvous token = %q, want the substituted test-token", ns, got)
+		}
+		var rb rbacv1.RoleBinding
+		if err := mustFind(t, objs, "RoleBinding", ns, "training-operator").Decode(&rb); err != nil {
+			t.Fatal(err)
+		}
+		if want := (rbacv1.Subject{Kind: "ServiceAccount", Name: "training-operator", Namespace: "kubeflow"}); rb.RoleRef.Name != "training-operator" || !slices.Equal(rb.Subjects, []rbacv1.Subject{want}) {
+			t.Errorf("RoleBinding %s/training-operator binds %s to %+v, want ClusterRole training-operator to %+v", ns, rb.RoleRef.Name, rb.Subjects, want)
+		}
+	}
+	if teams == 0 {
+		t.Error("no team's LocalQueue is applied")
 	}
 }
 

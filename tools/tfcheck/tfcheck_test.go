@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
+
+	"github.com/aerie-ml/aerie/internal/runspec"
 )
 
 // TestRepository checks every Terraform module and environment under
@@ -104,11 +106,11 @@ func TestTeams(t *testing.T) {
 		t.Fatalf("platform/main.tf does not read the teams with %s", expr)
 	}
 	// Workload Identity binds the service account the team's jobs run as
-	// (render.ServiceAccount in render.Namespace), which
-	// apps/teams/<team>/serviceaccount.yaml declares.
+	// (render.ServiceAccount in runspec.TeamNamespace), which
+	// apps/teams/<team>/namespace/ declares.
 	ksa := func(team string) string { return "aerie-trainer-" + team }
 	for _, want := range []string{
-		`namespace     = "training"`,
+		fmt.Sprintf("namespace     = %q", runspec.TeamNamespace("${each.key}")),
 		fmt.Sprintf("ksa           = %q", ksa("${each.key}")),
 	} {
 		if !strings.Contains(string(src), want) {
@@ -135,9 +137,14 @@ func TestTeams(t *testing.T) {
 	for _, r := range k.Resources {
 		if fi, err := os.Stat(filepath.Join("..", "..", "apps", "teams", r)); err == nil && fi.IsDir() {
 			applied = append(applied, r)
-			sa := filepath.Join("..", "..", "apps", "teams", r, "serviceaccount.yaml")
+			dir := filepath.Join("..", "..", "apps", "teams", r, "namespace")
+			sa := filepath.Join(dir, "serviceaccount.yaml")
 			if b, err := os.ReadFile(sa); err != nil || !strings.Contains(string(b), "name: "+ksa(r)+"\n") {
 				t.Errorf("%s does not declare ServiceAccount %s (err %v): modules/team binds it", sa, ksa(r), err)
+			}
+			kust := filepath.Join(dir, "kustomization.yaml")
+			if b, err := os.ReadFile(kust); err != nil || !strings.Contains(string(b), "\nnamespace: "+runspec.TeamNamespace(r)+"\n") {
+				t.Errorf("%s does not put the team in namespace %s (err %v): modules/team binds its service account there", kust, runspec.TeamNamespace(r), err)
 			}
 		}
 	}

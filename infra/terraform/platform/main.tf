@@ -99,8 +99,9 @@ module "iam" {
   teams         = local.teams
 }
 
-# The teams are the directories of apps/teams/ (each with its Kueue queues):
-# adding one there adds its identity and store prefix here, in the same PR.
+# The teams are the directories of apps/teams/ (each with its ClusterQueue,
+# queue.yaml): adding one there adds its identity and store prefix here, in
+# the same PR. Its service account lives in its namespace, team-<team>.
 locals {
   teams = toset([for f in fileset("${path.module}/../../../apps/teams", "*/queue.yaml") : dirname(f)])
 }
@@ -113,7 +114,7 @@ module "team" {
   bucket_name   = module.bucket.name
   workload_pool = module.cluster.workload_pool
   team          = each.key
-  namespace     = "training"
+  namespace     = "team-${each.key}"
   ksa           = "aerie-trainer-${each.key}"
 }
 

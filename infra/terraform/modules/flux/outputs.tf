@@ -4,6 +4,6 @@ output "path" {
 }
 
 output "rendezvous_secret" {
-  description = "Where the rendezvous token lives: the Secret Flux substitutes into training/aerie-rendezvous."
+  description = "Where the rendezvous token lives: the Secret Flux substitutes into each team namespace's aerie-rendezvous."
   value       = "${kubernetes_secret_v1.cluster_secrets.metadata[0].namespace}/${kubernetes_secret_v1.cluster_secrets.metadata[0].name}"
 }

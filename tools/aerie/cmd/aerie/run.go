@@ -16,8 +16,8 @@ import (
 )
 
 type runFlags struct {
-	jobs, revision        string
-	kubeconfig, namespace string
+	jobs, revision              string
+	kubeconfig, namespace, team string
 }
 
 func runCmd(e *env) *cobra.Command {
@@ -147,10 +147,10 @@ problem it exits 2 and prunes nothing.`,
 
 	statusCmd := &cobra.Command{
 		Use:   "status",
-		Short: "List the runs on a cluster: phase, replicas (active/desired) and age",
+		Short: "List the runs on a cluster: team, phase, replicas (active/desired) and age",
 		Args:  cobra.NoArgs,
 		RunE: e.do(func(ctx context.Context, _ []string) error {
-			runs, err := status.Get(ctx, status.Options{Kubeconfig: f.kubeconfig, Namespace: f.namespace}, e.now())
+			runs, err := status.Get(ctx, status.Options{Kubeconfig: f.kubeconfig, Namespace: f.namespace, Team: f.team}, e.now())
 			if err != nil {
 				return err
 			}
@@ -159,7 +159,8 @@ problem it exits 2 and prunes nothing.`,
 	}
 	statusOut = addOutput(statusCmd)
 	statusCmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig `path` (default $KUBECONFIG or ~/.kube/config)")
-	statusCmd.Flags().StringVar(&f.namespace, "namespace", "training", "`namespace` of the runs")
+	statusCmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "`namespace` of the runs (default: every team's)")
+	statusCmd.Flags().StringVar(&f.team, "team", "", "only the runs of `team` (its namespace team-<team>)")
 
 	c.AddCommand(renderCmd, checkCmd, diffCmd, statusCmd)
 	return c

@@ -26,9 +26,9 @@ import (
 
 // What every rendered job shares; apps/jobs/README.md documents them.
 const (
-	Namespace = "training"
 	// RendezvousSecret holds the token the replicas authenticate each
-	// other with (provisioned by infra), under key RendezvousKey.
+	// other with (in every team's namespace, apps/teams/tenant), under key
+	// RendezvousKey.
 	RendezvousSecret = "aerie-rendezvous"
 	RendezvousKey    = "token"
 	// RunDir is where the run spec ConfigMap is mounted; RunFile is the
@@ -66,8 +66,8 @@ const (
 	LabelRevision = "aerie.dev/revision"
 	LabelTeam     = "aerie.dev/team"
 	// LabelQueue submits the job to Kueue: the value is the team's
-	// LocalQueue in the job's namespace (apps/teams/<team>/), named after
-	// the team. Only the job carries it; its pods are Kueue's through it.
+	// LocalQueue in the team's namespace (apps/teams/<team>/namespace/),
+	// named after the team. Only the job carries it; its pods are Kueue's through it.
 	LabelQueue = "kueue.x-k8s.io/queue-name"
 )
 
@@ -108,7 +108,8 @@ const (
 var OverlayFiles = []string{Kustomization, Config, Job, RunFile}
 
 // ServiceAccount is the Kubernetes service account team's trainers run
-// as, in Namespace: apps/teams/<team>/serviceaccount.yaml declares it, and
+// as, in the team's namespace (runspec.TeamNamespace):
+// apps/teams/<team>/namespace/serviceaccount.yaml declares it, and
 // Workload Identity maps it to the team's Google service account
 // (infra/terraform/modules/team), the one that may write the team's part
 // of the store.
@@ -134,7 +135,7 @@ func Overlay(r *runspec.TrainingRun, source, revision string) (map[string][]byte
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", source, err)
 	}
-	kust, err := kustomization(r.Metadata.Name)
+	kust, err := kustomization(r.Metadata.Name, runspec.TeamNamespace(r.Spec.Team))
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", source, err)
 	}
@@ -150,10 +151,10 @@ func Overlay(r *runspec.TrainingRun, source, revision string) (map[string][]byte
 
 func configMapName(run string) string { return run + "-run" }
 
-func kustomization(run string) ([]byte, error) {
+func kustomization(run, namespace string) ([]byte, error) {
 	return yaml.Marshal(&kustypes.Kustomization{
 		TypeMeta:       kustypes.TypeMeta{APIVersion: kustypes.KustomizationVersion, Kind: kustypes.KustomizationKind},
-		Namespace:      Namespace,
+		Namespace:      namespace,
 		Resources:      []string{Job},
 		Configurations: []string{Config},
 		ConfigMapGenerator: []kustypes.ConfigMapArgs{{GeneratorArgs: kustypes.GeneratorArgs{
@@ -206,7 +207,8 @@ func Labels(r *runspec.TrainingRun, revision string) map[string]string {
 	}
 }
 
-// PyTorchJob builds the job for r: one Master and Count-1 Workers.
+// PyTorchJob builds the job for r, in its team's namespace: one Master and
+// Count-1 Workers.
 func PyTorchJob(r *runspec.TrainingRun, revision string) *kubeflowv1.PyTorchJob {
 	s := r.Spec
 	labels := Labels(r, revision)
@@ -221,7 +223,7 @@ func PyTorchJob(r *runspec.TrainingRun, revision string) *kubeflowv1.PyTorchJob 
 		TypeMeta: metav1.TypeMeta{APIVersion: kubeflowv1.SchemeGroupVersion.String(), Kind: kubeflowv1.PyTorchJobKind},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      r.Metadata.Name,
-			Namespace: Namespace,
+			Namespace: runspec.TeamNamespace(r.Spec.Team),
 			Labels:    labels,
 		},
 		Spec: kubeflowv1.PyTorchJobSpec{
@@ -271,7 +273,7 @@ func replica(r *runspec.TrainingRun, revision string, n int) *kubeflowv1.Replica
 				// The GKE metadata server authenticates the pod; no
 				// Kubernetes API token is needed.
 				AutomountServiceAccountToken: ptr.To(false),
-				// Hundreds of runs share the namespace: their services
+				// Hundreds of runs may share a team's namespace: their services
 				// would otherwise become environment variables.
 				EnableServiceLinks: ptr.To(false),
 				SecurityContext: &corev1.PodSecurityContext{

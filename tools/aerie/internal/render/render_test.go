@@ -140,8 +140,12 @@ func TestOverlayBuilds(t *testing.T) {
 					t.Fatalf("decode %s: %v", res.GetKind(), err)
 				}
 			}
-			if !strings.HasPrefix(cm.Name, name+"-run-") || cm.Namespace != Namespace {
-				t.Errorf("ConfigMap %s/%s, want %s/%s-run-<hash>", cm.Namespace, cm.Name, Namespace, name)
+			ns := runspec.TeamNamespace(run.Spec.Team)
+			if !strings.HasPrefix(cm.Name, name+"-run-") || cm.Namespace != ns {
+				t.Errorf("ConfigMap %s/%s, want %s/%s-run-<hash>", cm.Namespace, cm.Name, ns, name)
+			}
+			if job.Namespace != ns {
+				t.Errorf("PyTorchJob in namespace %q, want its team's %q", job.Namespace, ns)
 			}
 			back, err := runspec.Parse("run.yaml", []byte(cm.Data[RunFile]))
 			if err != nil {

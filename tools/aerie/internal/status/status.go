@@ -1,5 +1,5 @@
 // Package status reports the training runs a cluster is running: each
-// PyTorchJob's phase, its replicas and its age, read with client-go.
+// PyTorchJob's team, phase, replicas and age, read with client-go.
 package status
 
 import (
@@ -18,13 +18,17 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/aerie-ml/aerie/internal/runspec"
 )
 
 var pytorchJobs = schema.GroupVersionResource{Group: kubeflowv1.GroupVersion.Group, Version: kubeflowv1.GroupVersion.Version, Resource: "pytorchjobs"}
 
 // Run is one training run as the cluster reports it.
 type Run struct {
-	Name     string        `json:"name"`
+	Name string `json:"name"`
+	// Team is the job's aerie.dev/team label.
+	Team     string        `json:"team"`
 	Phase    string        `json:"phase"`
 	Replicas []Replicas    `json:"replicas"`
 	Age      time.Duration `json:"age"`
@@ -52,7 +56,7 @@ var phases = []kubeflowv1.JobConditionType{
 
 // FromJob summarizes job as of now.
 func FromJob(job *kubeflowv1.PyTorchJob, now time.Time) Run {
-	r := Run{Name: job.Name, Phase: "Pending", Age: now.Sub(job.CreationTimestamp.Time)}
+	r := Run{Name: job.Name, Team: job.Labels[labelTeam], Phase: "Pending", Age: now.Sub(job.CreationTimestamp.Time)}
 	if r.Age < 0 {
 		r.Age = 0
 	}
@@ -90,17 +94,27 @@ phase:
 	return r
 }
 
-// List returns the PyTorchJobs in namespace, by name.
+// labelTeam is render.LabelTeam: every job aerie renders carries it.
+const labelTeam = "aerie.dev/team"
+
+// List returns the PyTorchJobs in namespace, by name; namespace "" means
+// aerie's jobs (those labelled with a team) in every namespace.
 func List(ctx context.Context, client dynamic.Interface, namespace string, now time.Time) ([]Run, error) {
-	list, err := client.Resource(pytorchJobs).Namespace(namespace).List(ctx, metav1.ListOptions{})
+	var opts metav1.ListOptions
+	where := "namespace " + namespace
+	if namespace == "" {
+		opts.LabelSelector = labelTeam
+		where = "every namespace"
+	}
+	list, err := client.Resource(pytorchJobs).Namespace(namespace).List(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("list pytorchjobs in namespace %s: %w", namespace, err)
+		return nil, fmt.Errorf("list pytorchjobs in %s: %w", where, err)
 	}
 	runs := make([]Run, 0, len(list.Items))
 	for _, u := range list.Items {
 		var job kubeflowv1.PyTorchJob
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &job); err != nil {
-			return nil, fmt.Errorf("pytorchjob %s/%s: %w", namespace, u.GetName(), err)
+			return nil, fmt.Errorf("pytorchjob %s/%s: %w", u.GetNamespace(), u.GetName(), err)
 		}
 		runs = append(runs, FromJob(&job, now))
 	}
@@ -108,11 +122,11 @@ func List(ctx context.Context, client dynamic.Interface, namespace string, now t
 	return runs, nil
 }
 
-// Write prints runs as a table: NAME PHASE REPLICAS AGE, where REPLICAS is
+// Write prints runs as a table: NAME TEAM PHASE REPLICAS AGE, where REPLICAS is
 // active/desired per type, with succeeded and failed counts when non-zero.
 func Write(w io.Writer, runs []Run) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPHASE\tREPLICAS\tAGE")
+	fmt.Fprintln(tw, "NAME\tTEAM\tPHASE\tREPLICAS\tAGE")
 	for _, r := range runs {
 		var reps []string
 		for _, rep := range r.Replicas {
@@ -125,7 +139,7 @@ func Write(w io.Writer, runs []Run) error {
 			}
 			reps = append(reps, s)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Phase, strings.Join(reps, ", "), duration.HumanDuration(r.Age))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Team, r.Phase, strings.Join(reps, ", "), duration.HumanDuration(r.Age))
 	}
 	return tw.Flush()
 }
@@ -135,8 +149,10 @@ type Options struct {
 	// Kubeconfig is a kubeconfig path; empty means $KUBECONFIG or
 	// ~/.kube/config, as kubectl.
 	Kubeconfig string
-	// Namespace of the runs; empty means training.
+	// Namespace of the runs; empty means every team's (Team, or all).
 	Namespace string
+	// Team limits the runs to the team's namespace (runspec.TeamNamespace).
+	Team string
 }
 
 // Get lists the runs of the cluster o names.
@@ -154,8 +170,11 @@ func Get(ctx context.Context, o Options, now time.Time) ([]Run, error) {
 		return nil, err
 	}
 	ns := o.Namespace
-	if ns == "" {
-		ns = "training"
+	if o.Team != "" {
+		if ns != "" {
+			return nil, fmt.Errorf("name a team or a namespace, not both")
+		}
+		ns = runspec.TeamNamespace(o.Team)
 	}
 	return List(ctx, client, ns, now)
 }

@@ -23,7 +23,9 @@ import (
 
 // TestPrintAgainstAPIServer runs List and Print against a real
 // kube-apiserver with the training operator's PyTorchJob CRD, with job
-// statuses written as the operator writes them (status subresource).
+// statuses written as the operator writes them (status subresource): the
+// teams' jobs in their own namespaces, and a job aerie did not render
+// (no team label) that the listing leaves out.
 func TestPrintAgainstAPIServer(t *testing.T) {
 	ctx := context.Background()
 	cp := cluster.Start(t)
@@ -37,12 +39,14 @@ func TestPrintAgainstAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	create(t, ctx, cp, schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}, string(data))
-	create(t, ctx, cp, schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, "apiVersion: v1\nkind: Namespace\nmetadata: {name: training}\n")
+	for _, ns := range []string{"team-platform", "team-research", "other"} {
+		create(t, ctx, cp, schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}, "apiVersion: v1\nkind: Namespace\nmetadata: {name: "+ns+"}\n")
+	}
 
 	// The CRD serves a moment after it is created.
 	deadline := time.Now().Add(time.Minute)
 	for {
-		_, err := cp.Dynamic.Resource(pytorchJobs).Namespace("training").List(ctx, metav1.ListOptions{})
+		_, err := cp.Dynamic.Resource(pytorchJobs).List(ctx, metav1.ListOptions{})
 		if err == nil {
 			break
 		}
@@ -52,14 +56,19 @@ func TestPrintAgainstAPIServer(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	for _, j := range []struct{ name, workers, status string }{
-		{"fmnist-cnn", "3", `{"conditions":[{"type":"Created","status":"True"},{"type":"Running","status":"True"}],"replicaStatuses":{"Master":{"active":1},"Worker":{"active":2,"failed":1}}}`},
-		{"quick", "0", `{"conditions":[{"type":"Created","status":"True"},{"type":"Succeeded","status":"True"}],"replicaStatuses":{"Master":{"succeeded":1}}}`},
+	for _, j := range []struct{ name, team, workers, status string }{
+		{"fmnist-cnn", "platform", "3", `{"conditions":[{"type":"Created","status":"True"},{"type":"Running","status":"True"}],"replicaStatuses":{"Master":{"active":1},"Worker":{"active":2,"failed":1}}}`},
+		{"quick", "research", "0", `{"conditions":[{"type":"Created","status":"True"},{"type":"Succeeded","status":"True"}],"replicaStatuses":{"Master":{"succeeded":1}}}`},
+		{"not-aerie", "", "0", `{"conditions":[{"type":"Created","status":"True"}]}`},
 	} {
+		meta := "{name: " + j.name + ", namespace: other}"
+		if j.team != "" {
+			meta = "{name: " + j.name + ", namespace: team-" + j.team + ", labels: {aerie.dev/team: " + j.team + "}}"
+		}
 		doc := `
 apiVersion: kubeflow.org/v1
 kind: PyTorchJob
-metadata: {name: ` + j.name + `, namespace: training}
+metadata: ` + meta + `
 spec:
   pytorchReplicaSpecs:
     Master:
@@ -79,25 +88,41 @@ spec:
 			c.(map[string]any)["lastTransitionTime"] = time.Now().UTC().Format(time.RFC3339)
 		}
 		u.Object["status"] = st
-		if _, err := cp.Dynamic.Resource(pytorchJobs).Namespace("training").UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
+		if _, err := cp.Dynamic.Resource(pytorchJobs).Namespace(u.GetNamespace()).UpdateStatus(ctx, u, metav1.UpdateOptions{}); err != nil {
 			t.Fatalf("update status of %s: %v", j.name, err)
 		}
 	}
 
 	// Ages are measured from the server's creation timestamps; report as of
 	// an hour later so the column is stable.
-	var b bytes.Buffer
-	if runs, err := Get(ctx, Options{Kubeconfig: cp.Kubeconfig}, time.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	} else if err := Write(&b, runs); err != nil {
-		t.Fatal(err)
-	}
-	want := `NAME         PHASE       REPLICAS                            AGE
-fmnist-cnn   Running     Master 1/1, Worker 2/3 (1 failed)   60m
-quick        Succeeded   Master 0/1 (1 succeeded)            60m
-`
-	if diff := cmp.Diff(want, b.String()); diff != "" {
-		t.Errorf("Print diff (-want +got):\n%s", diff)
+	for _, tt := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"every team", Options{}, `NAME         TEAM       PHASE       REPLICAS                            AGE
+fmnist-cnn   platform   Running     Master 1/1, Worker 2/3 (1 failed)   60m
+quick        research   Succeeded   Master 0/1 (1 succeeded)            60m
+`},
+		{"one team", Options{Team: "research"}, `NAME    TEAM       PHASE       REPLICAS                   AGE
+quick   research   Succeeded   Master 0/1 (1 succeeded)   60m
+`},
+		{"one namespace", Options{Namespace: "other"}, `NAME        TEAM   PHASE     REPLICAS     AGE
+not-aerie          Created   Master 0/1   60m
+`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.o.Kubeconfig = cp.Kubeconfig
+			var b bytes.Buffer
+			if runs, err := Get(ctx, tt.o, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			} else if err := Write(&b, runs); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, b.String()); diff != "" {
+				t.Errorf("Print diff (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

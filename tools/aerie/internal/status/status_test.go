@@ -14,7 +14,7 @@ var t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 
 func job(name string, master, workers int32, conds []kubeflowv1.JobConditionType, statuses map[kubeflowv1.ReplicaType]*kubeflowv1.ReplicaStatus) *kubeflowv1.PyTorchJob {
 	j := &kubeflowv1.PyTorchJob{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "training", CreationTimestamp: metav1.NewTime(t0)},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team-platform", Labels: map[string]string{"aerie.dev/team": "platform"}, CreationTimestamp: metav1.NewTime(t0)},
 		Spec: kubeflowv1.PyTorchJobSpec{PyTorchReplicaSpecs: map[kubeflowv1.ReplicaType]*kubeflowv1.ReplicaSpec{
 			kubeflowv1.PyTorchJobReplicaTypeMaster: {Replicas: &master},
 		}},
@@ -40,7 +40,7 @@ func TestFromJob(t *testing.T) {
 			name: "new",
 			job:  job("a", 1, 3, nil, nil),
 			now:  t0.Add(90 * time.Second),
-			want: Run{Name: "a", Phase: "Pending", Age: 90 * time.Second, Replicas: []Replicas{{Type: "Master", Desired: 1}, {Type: "Worker", Desired: 3}}},
+			want: Run{Team: "platform", Name: "a", Phase: "Pending", Age: 90 * time.Second, Replicas: []Replicas{{Type: "Master", Desired: 1}, {Type: "Worker", Desired: 3}}},
 		},
 		{
 			name: "running",
@@ -49,7 +49,7 @@ func TestFromJob(t *testing.T) {
 				kubeflowv1.PyTorchJobReplicaTypeWorker: {Active: 2, Failed: 1},
 			}),
 			now:  t0.Add(time.Hour),
-			want: Run{Name: "b", Phase: "Running", Age: time.Hour, Replicas: []Replicas{{Type: "Master", Desired: 1, Active: 1}, {Type: "Worker", Desired: 3, Active: 2, Failed: 1}}},
+			want: Run{Team: "platform", Name: "b", Phase: "Running", Age: time.Hour, Replicas: []Replicas{{Type: "Master", Desired: 1, Active: 1}, {Type: "Worker", Desired: 3, Active: 2, Failed: 1}}},
 		},
 		{
 			name: "succeeded wins over running",
@@ -57,13 +57,13 @@ func TestFromJob(t *testing.T) {
 				kubeflowv1.PyTorchJobReplicaTypeMaster: {Succeeded: 1},
 			}),
 			now:  t0.Add(time.Minute),
-			want: Run{Name: "c", Phase: "Succeeded", Age: time.Minute, Replicas: []Replicas{{Type: "Master", Desired: 1, Succeeded: 1}}},
+			want: Run{Team: "platform", Name: "c", Phase: "Succeeded", Age: time.Minute, Replicas: []Replicas{{Type: "Master", Desired: 1, Succeeded: 1}}},
 		},
 		{
 			name: "clock behind creation",
 			job:  job("d", 1, 0, []kubeflowv1.JobConditionType{kubeflowv1.JobCreated}, nil),
 			now:  t0.Add(-time.Second),
-			want: Run{Name: "d", Phase: "Created", Replicas: []Replicas{{Type: "Master", Desired: 1}}},
+			want: Run{Team: "platform", Name: "d", Phase: "Created", Replicas: []Replicas{{Type: "Master", Desired: 1}}},
 		},
 	}
 	for _, tt := range tests {
@@ -77,16 +77,16 @@ func TestFromJob(t *testing.T) {
 
 func TestWrite(t *testing.T) {
 	runs := []Run{
-		{Name: "fmnist-cnn", Phase: "Running", Age: 3 * time.Hour, Replicas: []Replicas{{Type: "Master", Desired: 1, Active: 1}, {Type: "Worker", Desired: 3, Active: 2, Failed: 1}}},
-		{Name: "quick", Phase: "Succeeded", Age: 2 * time.Minute, Replicas: []Replicas{{Type: "Master", Desired: 1, Succeeded: 1}}},
+		{Name: "fmnist-cnn", Team: "platform", Phase: "Running", Age: 3 * time.Hour, Replicas: []Replicas{{Type: "Master", Desired: 1, Active: 1}, {Type: "Worker", Desired: 3, Active: 2, Failed: 1}}},
+		{Name: "quick", Team: "research", Phase: "Succeeded", Age: 2 * time.Minute, Replicas: []Replicas{{Type: "Master", Desired: 1, Succeeded: 1}}},
 	}
 	var b bytes.Buffer
 	if err := Write(&b, runs); err != nil {
 		t.Fatal(err)
 	}
-	want := `NAME         PHASE       REPLICAS                            AGE
-fmnist-cnn   Running     Master 1/1, Worker 2/3 (1 failed)   3h
-quick        Succeeded   Master 0/1 (1 succeeded)            2m
+	want := `NAME         TEAM       PHASE       REPLICAS                            AGE
+fmnist-cnn   platform   Running     Master 1/1, Worker 2/3 (1 failed)   3h
+quick        research   Succeeded   Master 0/1 (1 succeeded)            2m
 `
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("Write diff (-want +got):\n%s", diff)
