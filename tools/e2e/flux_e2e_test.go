@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
+	"github.com/aerie-ml/aerie/internal/runspec"
 	"github.com/aerie-ml/aerie/tools/e2e/cluster"
 	"github.com/aerie-ml/aerie/tools/manifests"
 )
@@ -68,34 +69,12 @@ func TestFluxSyncsClusterDev(t *testing.T) {
 
 	// What Flux applied.
 	waitCRDs(t, ctx, cp, "pytorchjobs.kubeflow.org")
-	for _, ns := range []string{"training", "kubeflow"} {
-		if _, err := cp.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
-			t.Errorf("namespace %s: %v", ns, err)
-		}
+	if _, err := cp.Client.CoreV1().Namespaces().Get(ctx, "kubeflow", metav1.GetOptions{}); err != nil {
+		t.Errorf("namespace kubeflow: %v", err)
 	}
-	q, err := cp.Client.CoreV1().ResourceQuotas("training").Get(ctx, "training", metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("ResourceQuota training/training: %v", err)
+	for _, team := range teams {
+		checkTeamNamespace(t, ctx, cp, runspec.TeamNamespace(team))
 	}
-	if got := q.Spec.Hard[corev1.ResourceRequestsCPU]; got.Cmp(resource.MustParse("16")) != 0 {
-		t.Errorf("ResourceQuota requests.cpu = %s, want the dev overlay's 16", got.String())
-	}
-	if _, err := cp.Client.CoreV1().LimitRanges("training").Get(ctx, "training", metav1.GetOptions{}); err != nil {
-		t.Errorf("LimitRange training/training: %v", err)
-	}
-	for _, np := range []string{"default-deny", "trainer"} {
-		if _, err := cp.Client.NetworkingV1().NetworkPolicies("training").Get(ctx, np, metav1.GetOptions{}); err != nil {
-			t.Errorf("NetworkPolicy training/%s: %v", np, err)
-		}
-	}
-	sec, err := cp.Client.CoreV1().Secrets("training").Get(ctx, "aerie-rendezvous", metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("Secret training/aerie-rendezvous: %v", err)
-	}
-	if got := string(sec.Data["token"]); got != rendezvousToken {
-		t.Errorf("Secret aerie-rendezvous token = %q, want the substituted %q", got, rendezvousToken)
-	}
-
 	want := renderedJobs(t)
 	if len(want) == 0 {
 		t.Fatal("apps/jobs renders no PyTorchJob")
@@ -111,7 +90,7 @@ func TestFluxSyncsClusterDev(t *testing.T) {
 		}
 		checkTeamIdentity(t, ctx, cp, j)
 	}
-	step("Flux applied the CRDs, namespaces, quota, limits, policies, secret, team service accounts and %d PyTorchJobs", len(want))
+	step("Flux applied the CRDs, the teams' namespaces with their quota, limits, policies, secret and service account, and %d PyTorchJobs", len(want))
 	if t.Failed() {
 		return
 	}
@@ -128,7 +107,40 @@ func TestFluxSyncsClusterDev(t *testing.T) {
 	checkAdmitted(t, ctx, cp, want)
 	step("Kueue admitted every job through its team's ClusterQueue")
 	checkOperatorScope(t, ctx, cp)
-	step("the operator's ServiceAccount may create pods in training only")
+	step("the operator's ServiceAccount may create pods in the teams' namespaces only")
+}
+
+// teams are apps/teams' teams.
+var teams = []string{"platform", "research"}
+
+// checkTeamNamespace checks what Flux applied in a team's namespace ns:
+// apps/teams/tenant's quota, limits, policies and substituted secret.
+func checkTeamNamespace(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, ns string) {
+	t.Helper()
+	if _, err := cp.Client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+		t.Errorf("namespace %s: %v", ns, err)
+		return
+	}
+	q, err := cp.Client.CoreV1().ResourceQuotas(ns).Get(ctx, "training", metav1.GetOptions{})
+	if err != nil {
+		t.Errorf("ResourceQuota %s/training: %v", ns, err)
+	} else if got := q.Spec.Hard[corev1.ResourceRequestsCPU]; got.Cmp(resource.MustParse("16")) != 0 {
+		t.Errorf("ResourceQuota %s/training requests.cpu = %s, want apps/teams/tenant's 16", ns, got.String())
+	}
+	if _, err := cp.Client.CoreV1().LimitRanges(ns).Get(ctx, "training", metav1.GetOptions{}); err != nil {
+		t.Errorf("LimitRange %s/training: %v", ns, err)
+	}
+	for _, np := range []string{"default-deny", "trainer"} {
+		if _, err := cp.Client.NetworkingV1().NetworkPolicies(ns).Get(ctx, np, metav1.GetOptions{}); err != nil {
+			t.Errorf("NetworkPolicy %s/%s: %v", ns, np, err)
+		}
+	}
+	sec, err := cp.Client.CoreV1().Secrets(ns).Get(ctx, "aerie-rendezvous", metav1.GetOptions{})
+	if err != nil {
+		t.Errorf("Secret %s/aerie-rendezvous: %v", ns, err)
+	} else if got := string(sec.Data["token"]); got != rendezvousToken {
+		t.Errorf("Secret %s/aerie-rendezvous token = %q, want the substituted %q", ns, got, rendezvousToken)
+	}
 }
 
 // checkTeamIdentity checks that each replica of j runs as its team's
@@ -138,6 +150,9 @@ func checkTeamIdentity(t *testing.T, ctx context.Context, cp *cluster.ControlPla
 	t.Helper()
 	team := j.Labels["aerie.dev/team"]
 	for rt, spec := range j.Spec.PyTorchReplicaSpecs {
+		if want := runspec.TeamNamespace(team); j.Namespace != want {
+			t.Errorf("PyTorchJob %s in namespace %s, want its team's %s", j.Name, j.Namespace, want)
+		}
 		name := spec.Template.Spec.ServiceAccountName
 		if want := "aerie-trainer-" + team; name != want {
 			t.Errorf("PyTorchJob %s %s runs as service account %q, want its team's %q", j.Name, rt, name, want)
@@ -162,7 +177,7 @@ func checkTeamIdentity(t *testing.T, ctx context.Context, cp *cluster.ControlPla
 // suspended, so their pods exist only because Kueue admitted them.
 func checkAdmitted(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, jobs []*kubeflowv1.PyTorchJob) {
 	t.Helper()
-	wls, err := cp.Dynamic.Resource(workloads).Namespace("training").List(ctx, metav1.ListOptions{})
+	wls, err := cp.Dynamic.Resource(workloads).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,21 +186,25 @@ func checkAdmitted(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, 
 		cq, _, _ := unstructured.NestedString(wl.Object, "status", "admission", "clusterQueue")
 		for _, o := range wl.GetOwnerReferences() {
 			if o.Kind == kubeflowv1.PyTorchJobKind {
-				byJob[o.Name] = cq
+				byJob[wl.GetNamespace()+"/"+o.Name] = cq
 			}
 		}
 	}
 	for _, j := range jobs {
-		if team := j.Labels["aerie.dev/team"]; byJob[j.Name] != team {
-			t.Errorf("PyTorchJob %s: admitted by ClusterQueue %q, want its team's, %q", j.Name, byJob[j.Name], team)
+		if team := j.Labels["aerie.dev/team"]; byJob[j.Namespace+"/"+j.Name] != team {
+			t.Errorf("PyTorchJob %s/%s: admitted by ClusterQueue %q, want its team's, %q", j.Namespace, j.Name, byJob[j.Namespace+"/"+j.Name], team)
 		}
 	}
 }
 
 // checkOperatorScope asks the API server what the operator's ServiceAccount
-// may do: create pods in training, and nowhere else.
+// may do: create pods in the teams' namespaces, and nowhere else.
 func checkOperatorScope(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) {
-	for ns, want := range map[string]bool{"training": true, "default": false, "flux-system": false} {
+	may := map[string]bool{"default": false, "flux-system": false, "kube-system": false}
+	for _, team := range teams {
+		may[runspec.TeamNamespace(team)] = true
+	}
+	for ns, want := range may {
 		r, err := cp.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User:               "system:serviceaccount:kubeflow:training-operator",
 			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:kubeflow"},
@@ -200,35 +219,23 @@ func checkOperatorScope(t *testing.T, ctx context.Context, cp *cluster.ControlPl
 	}
 }
 
-// standIns writes what the missing node components would: the quota
-// controller's first ResourceQuota status (quota admission refuses every
-// pod and PyTorchJob until it exists) and, only after that, the
-// training-operator's and Kueue's Deployments' available status (their pods
-// are the processes the tests run, or nothing). It returns a function that stops them.
+// standIns writes what the missing node components would: each
+// ResourceQuota's first status, as the quota controller does (quota
+// admission refuses every pod and PyTorchJob of a team's namespace until it
+// exists), and the training-operator's and Kueue's Deployments' available
+// status (their pods are the processes the tests run, or nothing). It
+// returns a function that stops them.
 func standIns(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		quotaReady := false
 		for ctx.Err() == nil {
 			time.Sleep(250 * time.Millisecond)
-			if !quotaReady {
-				q, err := cp.Client.CoreV1().ResourceQuotas("training").Get(ctx, "training", metav1.GetOptions{})
-				if err != nil {
-					continue
+			if qs, err := cp.Client.CoreV1().ResourceQuotas("").List(ctx, metav1.ListOptions{}); err == nil {
+				for i := range qs.Items {
+					initQuotaStatus(ctx, cp, &qs.Items[i])
 				}
-				if len(q.Status.Hard) == 0 {
-					q.Status.Hard = q.Spec.Hard.DeepCopy()
-					q.Status.Used = corev1.ResourceList{}
-					for r := range q.Spec.Hard {
-						q.Status.Used[r] = resource.MustParse("0")
-					}
-					if _, err := cp.Client.CoreV1().ResourceQuotas("training").UpdateStatus(ctx, q, metav1.UpdateOptions{}); err != nil {
-						continue
-					}
-				}
-				quotaReady = true
 			}
 			for _, dep := range standInDeployments {
 				markAvailable(ctx, cp, dep[0], dep[1])
@@ -236,6 +243,19 @@ func standIns(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) func(
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// initQuotaStatus writes q's first status, nothing used, if it has none.
+func initQuotaStatus(ctx context.Context, cp *cluster.ControlPlane, q *corev1.ResourceQuota) {
+	if len(q.Status.Hard) > 0 {
+		return
+	}
+	q.Status.Hard = q.Spec.Hard.DeepCopy()
+	q.Status.Used = corev1.ResourceList{}
+	for r := range q.Spec.Hard {
+		q.Status.Used[r] = resource.MustParse("0")
+	}
+	_, _ = cp.Client.CoreV1().ResourceQuotas(q.Namespace).UpdateStatus(ctx, q, metav1.UpdateOptions{})
 }
 
 // standInDeployments are the controllers that run out of cluster, or not

@@ -85,11 +85,12 @@ func TestKueueSharesCapacity(t *testing.T) {
 	}
 	checkWaiting(t, ctx, cp, waiting)
 	step("%v wait suspended, without pods", waiting)
-	status := run(t, env.repo, env.aerie, "run", "status", "--repo", env.repo, "--kubeconfig", cp.Kubeconfig, "--namespace", "training")
+	status := run(t, env.repo, env.aerie, "run", "status", "--repo", env.repo, "--kubeconfig", cp.Kubeconfig, "--team", "platform")
 	for _, job := range waiting {
 		if !slices.ContainsFunc(strings.Split(status, "\n"), func(l string) bool {
+			// NAME TEAM PHASE ...
 			f := strings.Fields(l)
-			return len(f) >= 2 && f[0] == job && f[1] == "Suspended"
+			return len(f) >= 3 && f[0] == job && f[1] == "platform" && f[2] == "Suspended"
 		}) {
 			t.Errorf("aerie run status does not show %s Suspended:\n%s", job, status)
 		}
@@ -233,7 +234,7 @@ func checkWaiting(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, j
 			t.Errorf("%s waits for quota but runPolicy.suspend = %v, want true", job, s)
 		}
 		waitGone(t, ctx, time.Minute, job+"'s pods", func() (bool, error) {
-			l, err := cp.Client.CoreV1().Pods("training").List(ctx, metav1.ListOptions{LabelSelector: "training.kubeflow.org/job-name=" + job})
+			l, err := cp.Client.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "training.kubeflow.org/job-name=" + job})
 			return err == nil && len(l.Items) == 0, err
 		})
 	}
@@ -347,12 +348,12 @@ func holdTrainers(t *testing.T, ctx context.Context, pods *podRecorder, n *node.
 }
 
 func (h *trainerHold) stopNew() {
-	type proc struct{ job, pod, uid string }
+	type proc struct{ job, ns, pod, uid string }
 	var running []proc
 	h.pods.mu.Lock()
 	for _, uid := range h.pods.order {
 		if a := h.pods.pods[uid]; !a.running.IsZero() && a.exit == nil {
-			running = append(running, proc{a.job, a.pod, string(uid)})
+			running = append(running, proc{a.job, a.ns, a.pod, string(uid)})
 		}
 	}
 	h.pods.mu.Unlock()
@@ -362,7 +363,7 @@ func (h *trainerHold) stopNew() {
 		if h.all || h.released[p.job] || h.stopped[p.uid] {
 			continue
 		}
-		if err := h.node.Signal("training", p.pod, kubeflowv1.PyTorchJobDefaultContainerName, syscall.SIGSTOP); err != nil {
+		if err := h.node.Signal(p.ns, p.pod, kubeflowv1.PyTorchJobDefaultContainerName, syscall.SIGSTOP); err != nil {
 			continue
 		}
 		h.stopped[p.uid] = true
@@ -393,7 +394,7 @@ func (h *trainerHold) releaseAll() {
 func (h *trainerHold) cont(match func(job string) bool) {
 	for _, a := range h.pods.all() {
 		if match(a.job) && a.exit == nil {
-			_ = h.node.Signal("training", a.pod, kubeflowv1.PyTorchJobDefaultContainerName, syscall.SIGCONT)
+			_ = h.node.Signal(a.ns, a.pod, kubeflowv1.PyTorchJobDefaultContainerName, syscall.SIGCONT)
 		}
 	}
 }

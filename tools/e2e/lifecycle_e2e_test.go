@@ -39,6 +39,7 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/dataset"
 	"github.com/aerie-ml/aerie/internal/manifest"
+	"github.com/aerie-ml/aerie/internal/runspec"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/e2e/cluster"
 	"github.com/aerie-ml/aerie/tools/e2e/node"
@@ -130,11 +131,12 @@ func TestLifecycle(t *testing.T) {
 
 	status := func(job, want string) {
 		t.Helper()
-		got := run(t, repo, aerie, "run", "status", "--repo", repo, "--kubeconfig", cp.Kubeconfig, "--namespace", "training")
+		got := run(t, repo, aerie, "run", "status", "--repo", repo, "--kubeconfig", cp.Kubeconfig)
 		for _, line := range strings.Split(got, "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == job {
-				if f[1] != want {
-					t.Errorf("aerie run status: %s is %s, want %s:\n%s", job, f[1], want, got)
+			// NAME TEAM PHASE ...
+			if f := strings.Fields(line); len(f) >= 3 && f[0] == job {
+				if f[1] != "platform" || f[2] != want {
+					t.Errorf("aerie run status: %s is platform's %s, want %s:\n%s", job, strings.Join(f[1:3], " "), want, got)
 				} else {
 					step("aerie run status: %s", line)
 				}
@@ -165,7 +167,7 @@ func TestLifecycle(t *testing.T) {
 		restarting <- watchJob(ctx, cp, "lifecycle", func(j *kubeflowv1.PyTorchJob) bool { return hasCondition(j, kubeflowv1.JobRestarting) })
 	}()
 	killed := time.Now()
-	if err := n.Signal("training", "lifecycle-master-0", kubeflowv1.PyTorchJobDefaultContainerName, syscall.SIGKILL); err != nil {
+	if err := n.Signal(runspec.TeamNamespace("platform"), "lifecycle-master-0", kubeflowv1.PyTorchJobDefaultContainerName, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	step("lifecycle: master SIGKILLed after checkpoint step %d", first)
@@ -229,11 +231,11 @@ func TestLifecycle(t *testing.T) {
 
 	// cleanPodPolicy All and the TTL clean up.
 	waitGone(t, ctx, 2*time.Minute, "lifecycle's pods", func() (bool, error) {
-		l, err := cp.Client.CoreV1().Pods("training").List(ctx, metav1.ListOptions{LabelSelector: "training.kubeflow.org/job-name=lifecycle"})
+		l, err := cp.Client.CoreV1().Pods(runspec.TeamNamespace("platform")).List(ctx, metav1.ListOptions{LabelSelector: "training.kubeflow.org/job-name=lifecycle"})
 		return err == nil && len(l.Items) == 0, err
 	})
 	waitGone(t, ctx, 2*time.Minute, "PyTorchJob lifecycle", func() (bool, error) {
-		_, err := cp.Dynamic.Resource(pytorchJobs).Namespace("training").Get(ctx, "lifecycle", metav1.GetOptions{})
+		_, err := cp.Dynamic.Resource(pytorchJobs).Namespace(runspec.TeamNamespace("platform")).Get(ctx, "lifecycle", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
@@ -468,7 +470,7 @@ func shortTTL(t *testing.T, path string, seconds int) {
 // attempt is one pod of a job, as the test saw it.
 type attempt struct {
 	job     string
-	pod     string
+	ns, pod string
 	uid     types.UID
 	running time.Time // when the test first saw its container running
 	exit    *int32    // its container's exit code, once terminated
@@ -492,7 +494,8 @@ type podRecorder struct {
 
 func recordPods(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) *podRecorder {
 	r := &podRecorder{pods: map[types.UID]*attempt{}}
-	f := informers.NewSharedInformerFactoryWithOptions(cp.Client, 0, informers.WithNamespace("training"))
+	// Every namespace: each team's jobs run in its own.
+	f := informers.NewSharedInformerFactory(cp.Client, 0)
 	inf := f.Core().V1().Pods().Informer()
 	see := func(obj any) {
 		pod, ok := obj.(*corev1.Pod)
@@ -503,7 +506,7 @@ func recordPods(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) *po
 		defer r.mu.Unlock()
 		a, ok := r.pods[pod.UID]
 		if !ok {
-			a = &attempt{job: pod.Labels["training.kubeflow.org/job-name"], pod: pod.Name, uid: pod.UID}
+			a = &attempt{job: pod.Labels["training.kubeflow.org/job-name"], ns: pod.Namespace, pod: pod.Name, uid: pod.UID}
 			r.pods[pod.UID] = a
 			r.order = append(r.order, pod.UID)
 		}
@@ -593,10 +596,11 @@ func hasCondition(j *kubeflowv1.PyTorchJob, typ kubeflowv1.JobConditionType) boo
 	return false
 }
 
-// watchJob watches the PyTorchJob name until cond holds for one of its
-// versions, seeing every update in order.
+// watchJob watches the PyTorchJob name (in whichever team's namespace: run
+// names are unique) until cond holds for one of its versions, seeing every
+// update in order.
 func watchJob(ctx context.Context, cp *cluster.ControlPlane, name string, cond func(*kubeflowv1.PyTorchJob) bool) error {
-	ri := cp.Dynamic.Resource(pytorchJobs).Namespace("training")
+	ri := cp.Dynamic.Resource(pytorchJobs)
 	lw := &cache.ListWatch{
 		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = "metadata.name=" + name
@@ -622,15 +626,15 @@ func watchJob(ctx context.Context, cp *cluster.ControlPlane, name string, cond f
 	return err
 }
 
-// waitJob polls the PyTorchJob name until cond holds, for at most timeout,
-// and returns it. A job that fails while the test waits for something else
+// waitJob polls the PyTorchJob name (in whichever team's namespace) until
+// cond holds, for at most timeout, and returns it. A job that fails while the test waits for something else
 // ends the wait at once.
 func waitJob(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, name string, timeout time.Duration, what string, cond func(*kubeflowv1.PyTorchJob) bool) *kubeflowv1.PyTorchJob {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
-		u, err := cp.Dynamic.Resource(pytorchJobs).Namespace("training").Get(ctx, name, metav1.GetOptions{})
+		u, err := getJob(ctx, cp, name)
 		if err == nil {
 			var j kubeflowv1.PyTorchJob
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &j); err != nil {
@@ -652,6 +656,21 @@ func waitJob(t *testing.T, ctx context.Context, cp *cluster.ControlPlane, name s
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// getJob returns the PyTorchJob name from whichever namespace holds it.
+func getJob(ctx context.Context, cp *cluster.ControlPlane, name string) (*unstructured.Unstructured, error) {
+	l, err := cp.Dynamic.Resource(pytorchJobs).List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	if err != nil {
+		return nil, err
+	}
+	switch len(l.Items) {
+	case 0:
+		return nil, apierrors.NewNotFound(pytorchJobs.GroupResource(), name)
+	case 1:
+		return &l.Items[0], nil
+	}
+	return nil, fmt.Errorf("%d PyTorchJobs named %s", len(l.Items), name)
 }
 
 // committedSteps lists the steps of run's committed checkpoints in s.

@@ -178,8 +178,8 @@ spec:
 
 // startOperator runs the real training operator controller out of cluster,
 // with the arguments Flux applied to its Deployment, as its ServiceAccount
-// (so the RBAC Flux applied, apps/training-operator/base/rbac.yaml, must be
-// enough). It returns the process and its arguments.
+// (so the RBAC Flux applied, apps/training-operator/base/rbac.yaml and each
+// team's apps/teams/tenant/rbac.yaml, must be enough). It returns the process and its arguments.
 func startOperator(t *testing.T, ctx context.Context, cp *cluster.ControlPlane) (*exec.Cmd, []string) {
 	t.Helper()
 	dep, err := cp.Client.AppsV1().Deployments("kubeflow").Get(ctx, "training-operator", metav1.GetOptions{})
