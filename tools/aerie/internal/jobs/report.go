@@ -27,7 +27,7 @@ func (t *Tree) Check(plan *Plan, w io.Writer) error {
 		case c.Old == nil:
 			fmt.Fprintf(w, "%s: missing: run aerie run render\n", p)
 		case c.New == nil && c.Path == RootServiceAccount:
-			fmt.Fprintf(w, "%s: left over: runs use their team's service account (apps/teams/<team>/serviceaccount.yaml): run aerie run render to prune it\n", p)
+			fmt.Fprintf(w, "%s: left over: runs use their team's service account (apps/teams/<team>/namespace/serviceaccount.yaml): run aerie run render to prune it\n", p)
 		case c.New == nil:
 			fmt.Fprintf(w, "%s: left over from a deleted run: run aerie run render to prune it\n", p)
 		default:
