@@ -36,7 +36,7 @@ func testSources(t *testing.T) Sources {
 }
 
 // TestResolveGolden resolves each testdata/*.yaml, compares the run as
-// jobgen renders it (architecture inline, memory sized) with
+// aerie run render renders it (architecture inline, memory sized) with
 // testdata/<name>.resolved, and checks that it parses back to itself.
 func TestResolveGolden(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.yaml")

@@ -27,7 +27,7 @@ import (
 
 const repoRoot = "../.."
 
-// trainingOperator is the Go module whose API types jobgen renders with and
+// trainingOperator is the Go module whose API types aerie run render uses and
 // whose manifests Flux fetches from the upstream Git tag of the same version.
 const trainingOperator = "github.com/kubeflow/training-operator"
 
@@ -229,7 +229,7 @@ func TestClusters(t *testing.T) {
 				applied[o.ID()] = o.AppliedBy
 			}
 
-			// The upstream operator at the version jobgen's API types come from.
+			// The upstream operator at the version aerie run render's API types come from.
 			var repo sourcev1.GitRepository
 			if err := mustFind(t, objs, "GitRepository", "flux-system", "training-operator").Decode(&repo); err != nil {
 				t.Fatal(err)
