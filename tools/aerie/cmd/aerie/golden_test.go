@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/fixture"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/shapes"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -117,21 +119,49 @@ func scrub(s string, w *fixture.World) string {
 // every output format where it has one.
 func TestUse(t *testing.T) {
 	w := fixture.New(t)
+	// The use tests run in order on one World: the diff before the render
+	// shows the whole overlay, and promote after its dry run.
 	tests := []struct {
-		name string
-		args []string
+		name  string
+		args  []string
+		setup func(t *testing.T, out string) // prepares $OUT
 	}{
-		{"model_list", []string{"model", "list", fixture.Run}},
-		{"model_list_json", []string{"model", "list", fixture.Run, "-o", "json"}},
-		{"model_show", []string{"model", "show", fixture.Run, w.New.Version}},
-		{"model_show_yaml", []string{"model", "show", fixture.Run, w.Old.Version, "-o", "yaml"}},
-		{"model_compare", []string{"model", "compare", fixture.Run, w.Old.Version, w.New.Version}},
-		{"fleet_status", []string{"fleet", "status", fixture.Fleet, "--store", w.Store}},
-		{"fleet_status_json", []string{"fleet", "status", fixture.Fleet, "--store", w.Store, "-o", "json"}},
-		{"dataset_show", []string{"dataset", "show", fixture.Run}},
-		{"dataset_show_uri_json", []string{"dataset", "show", w.DatasetURI, "-o", "json"}},
-		{"site_build", []string{"site", "build", "--out", "$OUT", "--status-store", w.Store}},
-		{"promote_dry_run", []string{"promote", "--run", fixture.Run, "--fleet", fixture.Fleet, "--version", "newest", "--local-fleet", "--dry-run"}},
+		{name: "version", args: []string{"version"}},
+		{name: "run_diff", args: []string{"run", "diff", "--revision", "0123456"},
+			setup: func(t *testing.T, _ string) {
+				// The run's architecture, models/small.yaml, as this checkout has it.
+				b, err := os.ReadFile(filepath.Join(repoRoot, "models", "small.yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(filepath.Join(w.Repo, "models"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(w.Repo, "models", "small.yaml"), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "run_render", args: []string{"run", "render", "--revision", "0123456"}},
+		{name: "run_check", args: []string{"run", "check"}},
+		{name: "dataset_generate", args: []string{"dataset", "generate", "shapes", "$OUT/shapes", "--train", "1", "--test", "1"}},
+		{name: "dataset_ingest", args: []string{"dataset", "ingest", "--from", "$OUT/shapes", "--name", "shapes", "--size", "16x16", "--channels", "3", "--to", "file://$OUT/store"},
+			setup: func(t *testing.T, out string) {
+				if _, err := shapes.Generate(filepath.Join(out, "shapes"), shapes.Options{Seed: 1, TrainPerClass: 1, TestPerClass: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{"model_list", []string{"model", "list", fixture.Run}, nil},
+		{"model_list_json", []string{"model", "list", fixture.Run, "-o", "json"}, nil},
+		{"model_show", []string{"model", "show", fixture.Run, w.New.Version}, nil},
+		{"model_show_yaml", []string{"model", "show", fixture.Run, w.Old.Version, "-o", "yaml"}, nil},
+		{"model_compare", []string{"model", "compare", fixture.Run, w.Old.Version, w.New.Version}, nil},
+		{"fleet_status", []string{"fleet", "status", fixture.Fleet, "--store", w.Store}, nil},
+		{"fleet_status_json", []string{"fleet", "status", fixture.Fleet, "--store", w.Store, "-o", "json"}, nil},
+		{"dataset_show", []string{"dataset", "show", fixture.Run}, nil},
+		{"dataset_show_uri_json", []string{"dataset", "show", w.DatasetURI, "-o", "json"}, nil},
+		{"site_build", []string{"site", "build", "--out", "$OUT", "--status-store", w.Store}, nil},
+		{"promote_dry_run", []string{"promote", "--run", fixture.Run, "--fleet", fixture.Fleet, "--version", "newest", "--local-fleet", "--dry-run"}, nil},
+		{"promote", []string{"promote", "--run", fixture.Run, "--fleet", fixture.Fleet, "--version", w.New.Version, "--local-fleet"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,10 +172,14 @@ func TestUse(t *testing.T) {
 			for i := range tt.args {
 				tt.args[i] = strings.ReplaceAll(tt.args[i], "$OUT", out)
 			}
+			if tt.setup != nil {
+				tt.setup(t, out)
+			}
 			if code := e.run(t.Context(), append([]string{"--repo", w.Repo}, tt.args...)); code != 0 {
 				t.Fatalf("aerie %q = exit %d\n%s", tt.args, code, errs.String())
 			}
-			golden(t, filepath.Join("use", tt.name+".txt"), strings.ReplaceAll(scrub(stdout.String(), w), out, "$OUT"))
+			got := strings.ReplaceAll(scrub(stdout.String(), w), out, "$OUT")
+			golden(t, filepath.Join("use", tt.name+".txt"), strings.ReplaceAll(got, runtime.Version(), "$GO_VERSION"))
 		})
 	}
 }

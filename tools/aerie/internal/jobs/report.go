@@ -63,9 +63,16 @@ func (t *Tree) PrintPlans(plan *Plan, w io.Writer) error {
 }
 
 // Diff writes the unified diff of plan's changes, paths as in the
-// repository (a/apps/jobs/..., b/apps/jobs/...).
+// repository (a/apps/jobs/..., b/apps/jobs/...), so that git apply and
+// patch -p1 take it at the repository's root.
 func (t *Tree) Diff(plan *Plan, w io.Writer) error {
-	dir := filepath.ToSlash(filepath.Clean(t.Dir))
+	dir := filepath.Clean(t.Dir)
+	if t.Repo != "" {
+		if rel, err := filepath.Rel(t.Repo, dir); err == nil && filepath.IsLocal(rel) {
+			dir = rel
+		}
+	}
+	dir = filepath.ToSlash(dir)
 	for _, c := range plan.Changes {
 		p := path.Join(dir, c.Path)
 		if _, err := io.WriteString(w, unifiedDiff("a/"+p, c.Old, "b/"+p, c.New)); err != nil {
