@@ -2,6 +2,8 @@ package manifest
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 )
 
@@ -43,7 +45,25 @@ func (r GateResult) String() string {
 	if r.Missing != "" {
 		return fmt.Sprintf("%s %s: %s", verdict, r.Name, r.Missing)
 	}
-	return fmt.Sprintf("%s %s: %.4g %s %.4g (margin %+.4g)", verdict, r.Name, r.Value, r.Comparison, r.Threshold, r.Margin())
+	return fmt.Sprintf("%s %s: %s %s %s (margin %s)", verdict, r.Name, FormatFigure(r.Value), r.Comparison, FormatFigure(r.Threshold), r.FormatMargin())
+}
+
+// FormatFigure writes a gate's value or threshold: whole numbers of 1000
+// and more (bytes) in full, the others to 4 significant digits.
+func FormatFigure(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) >= 1000 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64)
+}
+
+// FormatMargin writes the gate's margin as FormatFigure does, signed.
+func (r GateResult) FormatMargin() string {
+	m := FormatFigure(r.Margin())
+	if r.Margin() >= 0 {
+		m = "+" + m
+	}
+	return m
 }
 
 func atLeast(name string, value, threshold float64) GateResult {

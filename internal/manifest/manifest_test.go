@@ -268,3 +268,19 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestGateResultString: byte counts read as integers, ratios to 4 digits.
+func TestGateResultString(t *testing.T) {
+	for _, tt := range []struct {
+		r    GateResult
+		want string
+	}{
+		{atMost("modelBytes", 82320, 16<<20), "pass modelBytes: 82320 <= 16777216 (margin +16694896)"},
+		{atLeast("testAccuracy", 0.98333, 0.8), "pass testAccuracy: 0.9833 >= 0.8 (margin +0.1833)"},
+		{atLeast("classAccuracy[Shirt]", 0.41, 0.5), "FAIL classAccuracy[Shirt]: 0.41 >= 0.5 (margin -0.09)"},
+	} {
+		if got := tt.r.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}

@@ -2,8 +2,6 @@ package promote
 
 import (
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 
 	"github.com/aerie-ml/aerie/internal/manifest"
@@ -35,11 +33,7 @@ func (r *Result) Description() string {
 			fmt.Fprintf(&b, "| %s | – | missing: %s | | %s |\n", g.Name, g.Missing, verdict)
 			continue
 		}
-		margin := num(g.Margin())
-		if g.Margin() >= 0 {
-			margin = "+" + margin
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s %s | %s | %s |\n", g.Name, num(g.Value), g.Comparison, num(g.Threshold), margin, verdict)
+		fmt.Fprintf(&b, "| %s | %s | %s %s | %s | %s |\n", g.Name, manifest.FormatFigure(g.Value), g.Comparison, manifest.FormatFigure(g.Threshold), g.FormatMargin(), verdict)
 	}
 
 	b.WriteString("\n### Test accuracy by class\n\n")
@@ -80,12 +74,4 @@ func className(m *manifest.Manifest, i int) string {
 		return m.Model.Classes[i]
 	}
 	return fmt.Sprint(i)
-}
-
-// num formats a gate figure: byte counts as integers, ratios to 4 digits.
-func num(v float64) string {
-	if v == math.Trunc(v) && math.Abs(v) >= 1000 {
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	}
-	return strconv.FormatFloat(v, 'g', 4, 64)
 }
