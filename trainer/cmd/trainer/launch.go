@@ -40,16 +40,15 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return exitcode.Wrap(exitcode.Config, err)
 	}
-	// On a terminal, one bar for the job with every line, the launcher's
-	// own log records too, printed above it as text; else JSON lines.
+	// JSON lines; on a terminal, one bar for the job with every record,
+	// the launcher's own too, printed above it as the ranks' text.
 	var bar *progress.Aggregate
-	var logger *slog.Logger
+	logTo := stderr
 	if progress.IsTerminal(stderr) {
 		bar = progress.NewAggregate(stderr, 0)
-		logger = slog.New(slog.NewTextHandler(bar.Writer(-1), nil))
-	} else {
-		logger = slog.New(slog.NewJSONHandler(stderr, nil))
+		logTo = bar.Writer(-1)
 	}
+	logger := slog.New(slog.NewJSONHandler(logTo, nil))
 	var replicas []launch.Replica
 	switch {
 	case fs.NArg() == 1 && *nproc == 0:

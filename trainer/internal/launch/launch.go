@@ -133,6 +133,7 @@ func Run(ctx context.Context, replicas []Replica, o Options) error {
 	}
 	agg := o.Bar
 	if agg != nil {
+		agg.Expect(len(replicas))
 		defer agg.Close()
 	}
 	// Replicas' lines must not interleave mid-line: one lock per stream.

@@ -156,9 +156,9 @@ func TestRunFirstFailureWins(t *testing.T) {
 	}
 }
 
-// TestRunLogsAboveTheBar: on a terminal, the launcher's own log line
-// (here: a rank failed) is printed on a line of its own above the job's
-// bar, not appended to the bar.
+// TestRunLogsAboveTheBar: on a terminal, the launcher's own log record
+// (here: a rank failed) is printed as text on a line of its own above the
+// job's bar, not appended to the bar.
 func TestRunLogsAboveTheBar(t *testing.T) {
 	reps, err := Local(2, nil)
 	if err != nil {
@@ -166,7 +166,7 @@ func TestRunLogsAboveTheBar(t *testing.T) {
 	}
 	var out syncBuffer
 	bar := progress.NewAggregate(&out, 100)
-	log := slog.New(slog.NewTextHandler(bar.Writer(-1), nil))
+	log := slog.New(slog.NewJSONHandler(bar.Writer(-1), nil))
 	err = Run(context.Background(), withRole(reps, "step-fail"), Options{Bar: bar, Log: log, Grace: time.Second})
 	if exitcode.Of(err) != exitcode.PeerLost {
 		t.Fatalf("Run() = %v, want rank 1's failure", err)
@@ -187,7 +187,7 @@ func TestRunLogsAboveTheBar(t *testing.T) {
 		if i := strings.LastIndex(line, "\r\x1b[K"); i >= 0 {
 			line = line[i+len("\r\x1b[K"):]
 		}
-		if !strings.HasPrefix(line, "time=") {
+		if !strings.HasPrefix(line, "INFO a rank failed; stopping the others rank=1") {
 			t.Errorf("the launcher's log record shares a line with the bar: %q", line)
 		}
 	}

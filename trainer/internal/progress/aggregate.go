@@ -17,6 +17,7 @@ type Aggregate struct {
 	width  int
 
 	mu      sync.Mutex
+	world   int           // the job's ranks, as Expect was told
 	ranks   map[int]State // the latest step of each rank
 	printed map[int]bool  // epochs already printed
 }
@@ -37,6 +38,14 @@ func (a *Aggregate) Writer(rank int) io.WriteCloser {
 	return &lineWriter{emit: func(line []byte) { a.Line(rank, line) }}
 }
 
+// Expect tells the bar the job's number of ranks, so that it names them
+// all before every rank has reported a step.
+func (a *Aggregate) Expect(ranks int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.world = ranks
+}
+
 // Line takes one line of output of rank (-1 when unknown: the line's own
 // "rank" attribute is used then).
 func (a *Aggregate) Line(rank int, line []byte) {
@@ -46,7 +55,11 @@ func (a *Aggregate) Line(rank int, line []byte) {
 	}
 	if !ok {
 		// A terminal shows log records as text, not as the JSON a pod logs.
-		if text, isRecord := FormatRecord(line); isRecord {
+		omit := []string{"rank"} // the prefix says it
+		if rank < 0 {
+			omit = nil // the launcher's own record: its rank attribute is what it is about
+		}
+		if text, isRecord := FormatRecord(line, omit...); isRecord {
 			line = []byte(text)
 		}
 		if rank >= 0 {
@@ -105,8 +118,9 @@ func (a *Aggregate) state() State {
 			s.ETA = max(s.ETA, rs.ETA)
 		}
 	}
-	s.Label = fmt.Sprintf("%d ranks", len(ranks))
-	if len(ranks) == 1 {
+	n := max(len(ranks), a.world)
+	s.Label = fmt.Sprintf("%d ranks", n)
+	if n == 1 {
 		s.Label = "1 rank"
 	}
 	return s

@@ -398,10 +398,15 @@ func TestFormatRecord(t *testing.T) {
 	for _, tc := range []struct {
 		line, want string
 		ok         bool
+		omit       []string
 	}{
 		{
 			line: `{"time":"2026-12-01T00:00:00Z","level":"INFO","msg":"dataset","rank":1,"source":"file:///d","train":54000,"digest":"sha256:ab"}`,
-			want: "INFO dataset source=file:///d train=54000 digest=sha256:ab", ok: true,
+			want: "INFO dataset source=file:///d train=54000 digest=sha256:ab", ok: true, omit: []string{"rank"},
+		},
+		{
+			line: `{"time":"2026-12-01T00:00:00Z","level":"INFO","msg":"a rank failed; stopping the others","rank":1,"code":130}`,
+			want: "INFO a rank failed; stopping the others rank=1 code=130", ok: true,
 		},
 		{
 			line: `{"level":"WARN","msg":"slow peer","peer":"rank 2","after":{"s":3},"ok":false}`,
@@ -412,7 +417,7 @@ func TestFormatRecord(t *testing.T) {
 		{line: `{"level":"INFO","msg":"x"} trailing`},
 		{line: `{"level":"INFO","msg":`},
 	} {
-		got, ok := FormatRecord([]byte(tc.line))
+		got, ok := FormatRecord([]byte(tc.line), tc.omit...)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("FormatRecord(%s) = %q, %v, want %q, %v", tc.line, got, ok, tc.want, tc.ok)
 		}
@@ -428,5 +433,17 @@ func TestAggregateShowsRecordsAsText(t *testing.T) {
 	agg.Close()
 	if diff := cmp.Diff([]string{"[rank 1] INFO checkpoint saved step=200", ""}, ft.screen()); diff != "" {
 		t.Errorf("terminal screen diff (-want +got):\n%s", diff)
+	}
+}
+
+// TestAggregateExpect: told the job's size, the bar names every rank
+// from the first rank's first step.
+func TestAggregateExpect(t *testing.T) {
+	var out bytes.Buffer
+	agg := NewAggregate(&out, 100)
+	agg.Expect(2)
+	agg.Line(0, []byte(`{"level":"INFO","msg":"step","step":1,"total":10,"epoch":1,"epochs":1,"loss":1.5,"accuracy":0.5,"imagesPerSecond":100}`))
+	if got := agg.State().Label; got != "2 ranks" {
+		t.Errorf("label after one rank's step = %q, want 2 ranks", got)
 	}
 }

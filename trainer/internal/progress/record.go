@@ -3,15 +3,17 @@ package progress
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // FormatRecord turns one slog JSON record into the text a terminal shows,
 // `LEVEL msg key=value ...` in the record's order, without its time and
-// rank (the launcher prefixes the rank). ok is false when line is not such
-// a record; it is then shown as it is.
-func FormatRecord(line []byte) (text string, ok bool) {
+// the attributes named in omit (a rank's lines omit "rank": the launcher
+// prefixes it). ok is false when line is not such a record; it is then
+// shown as it is.
+func FormatRecord(line []byte, omit ...string) (text string, ok bool) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 || line[0] != '{' {
 		return "", false
@@ -33,11 +35,11 @@ func FormatRecord(line []byte) (text string, ok bool) {
 		if err := dec.Decode(&v); err != nil {
 			return "", false
 		}
-		switch key {
-		case "time", "rank":
-		case "level":
+		switch {
+		case key == "time" || slices.Contains(omit, key):
+		case key == "level":
 			level = unquote(v)
-		case "msg":
+		case key == "msg":
 			msg = unquote(v)
 		default:
 			attrs = append(attrs, key+"="+textValue(v))
