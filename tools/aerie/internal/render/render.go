@@ -67,7 +67,8 @@ const (
 	LabelTeam     = "aerie.dev/team"
 	// LabelQueue submits the job to Kueue: the value is the team's
 	// LocalQueue in the team's namespace (apps/teams/<team>/namespace/),
-	// named after the team. Only the job carries it; its pods are Kueue's through it.
+	// named after the team. Only the job carries it; its pods are Kueue's
+	// through it.
 	LabelQueue = "kueue.x-k8s.io/queue-name"
 )
 

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/aerie-ml/aerie/internal/runspec"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/render"
 )
 
 var pytorchJobs = schema.GroupVersionResource{Group: kubeflowv1.GroupVersion.Group, Version: kubeflowv1.GroupVersion.Version, Resource: "pytorchjobs"}
@@ -27,7 +28,7 @@ var pytorchJobs = schema.GroupVersionResource{Group: kubeflowv1.GroupVersion.Gro
 // Run is one training run as the cluster reports it.
 type Run struct {
 	Name string `json:"name"`
-	// Team is the job's aerie.dev/team label.
+	// Team is the job's render.LabelTeam.
 	Team     string        `json:"team"`
 	Phase    string        `json:"phase"`
 	Replicas []Replicas    `json:"replicas"`
@@ -56,7 +57,7 @@ var phases = []kubeflowv1.JobConditionType{
 
 // FromJob summarizes job as of now.
 func FromJob(job *kubeflowv1.PyTorchJob, now time.Time) Run {
-	r := Run{Name: job.Name, Team: job.Labels[labelTeam], Phase: "Pending", Age: now.Sub(job.CreationTimestamp.Time)}
+	r := Run{Name: job.Name, Team: job.Labels[render.LabelTeam], Phase: "Pending", Age: now.Sub(job.CreationTimestamp.Time)}
 	if r.Age < 0 {
 		r.Age = 0
 	}
@@ -94,16 +95,13 @@ phase:
 	return r
 }
 
-// labelTeam is render.LabelTeam: every job aerie renders carries it.
-const labelTeam = "aerie.dev/team"
-
 // List returns the PyTorchJobs in namespace, by name; namespace "" means
 // aerie's jobs (those labelled with a team) in every namespace.
 func List(ctx context.Context, client dynamic.Interface, namespace string, now time.Time) ([]Run, error) {
 	var opts metav1.ListOptions
 	where := "namespace " + namespace
 	if namespace == "" {
-		opts.LabelSelector = labelTeam
+		opts.LabelSelector = render.LabelTeam
 		where = "every namespace"
 	}
 	list, err := client.Resource(pytorchJobs).Namespace(namespace).List(ctx, opts)
