@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/aerie-ml/aerie/internal/exitcode"
 	"github.com/aerie-ml/aerie/trainer/internal/dist"
 )
 
@@ -22,15 +21,14 @@ import (
 // ranks' mean time, and the bandwidths as nccl-tests define them.
 func runBenchAllReduce(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("trainer bench-allreduce", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	floats := fs.Int("floats", 421642, "float32 elements per all-reduce (421,642: the cnn model's gradient)")
 	iters := fs.Int("iters", 50, "timed iterations")
 	warmup := fs.Int("warmup", 5, "untimed iterations first")
 	chunk := fs.Int("chunk-bytes", 0, "data frame payload (0: the default)")
 	sockbuf := fs.Int("socket-buffer", 0, "SO_SNDBUF/SO_RCVBUF (0: kernel autotuning)")
 	streamMB := fs.Int("stream-mb", 0, "then time one plain TCP stream of this many MB from rank 1 to rank 0: what the link carries without the collective")
-	if err := fs.Parse(args); err != nil {
-		return exitcode.Wrap(exitcode.Config, err)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	env, err := dist.EnvFrom(os.Getenv)
 	if err != nil {

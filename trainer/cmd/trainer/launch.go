@@ -30,15 +30,14 @@ func runLaunch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		args, trainArgs = args[:i], args[i+1:]
 	}
 	fs := flag.NewFlagSet("trainer launch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		io.WriteString(stderr, launchUsage)
+		io.WriteString(fs.Output(), launchUsage)
 		fs.PrintDefaults()
 	}
 	nproc := fs.Int("nproc", 0, "number of local ranks (without OVERLAY_DIR)")
 	grace := fs.Duration("grace", 10*time.Second, "how long ranks get to exit after SIGTERM before SIGKILL")
-	if err := fs.Parse(args); err != nil {
-		return exitcode.Wrap(exitcode.Config, err)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	// JSON lines; on a terminal, one bar for the job with every record,
 	// the launcher's own too, printed above it as the ranks' text.

@@ -68,6 +68,26 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return exitcode.Errorf(exitcode.Config, "unknown command %q", args[0])
 }
 
+// parseFlags parses args into fs as aerie's commands do: -h prints the
+// flags on stdout and returns flag.ErrHelp, which run turns into exit 0; a
+// bad flag prints them on stderr and is a usage error (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return err
+	case err != nil:
+		fs.SetOutput(stderr)
+		fs.Usage()
+		return exitcode.Wrap(exitcode.Config, err)
+	}
+	fs.SetOutput(stderr)
+	return nil
+}
+
 // trainFlags are the train command's settings: the run declaration's, each
 // overridable by a flag.
 type trainFlags struct {
@@ -86,14 +106,13 @@ type trainFlags struct {
 	gates       runspec.Gates
 }
 
-func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
+func parseTrainFlags(args []string, stdout, stderr io.Writer) (*trainFlags, error) {
 	// The flags' defaults are a declaration's (runspec.Default), so the same
 	// run trains the same way from flags and from a run file.
 	d := runspec.Default()
 	m := d.Spec.Model
 	f := &trainFlags{gates: d.Spec.Gates}
 	fs := flag.NewFlagSet("trainer train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&f.runFile, "run", "", "TrainingRun declaration (YAML); flags below override it")
 	fs.StringVar(&f.name, "name", "local", "run name (the store prefix models/<name>/)")
 	fs.StringVar(&f.arch, "arch", "", "architecture: a models file (path/<name>.yaml) or a built-in name: "+strings.Join(arch.BuiltinNames(), ", ")+" (required without --run)")
@@ -119,8 +138,8 @@ func parseTrainFlags(args []string, stderr io.Writer) (*trainFlags, error) {
 	fs.Float64Var(&f.valFraction, "val-fraction", d.Spec.Dataset.ValidationFraction, "fraction of the train split held out for validation")
 	fs.StringVar(&f.output, "output", "", "store root for checkpoints and the model: a directory or file:///dir (required)")
 	fs.Int64Var(&f.maxSteps, "max-steps", 0, "stop after N steps and write nothing but a throughput line (benchmarks)")
-	if err := fs.Parse(args); err != nil {
-		return nil, exitcode.Wrap(exitcode.Config, err)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, exitcode.Errorf(exitcode.Config, "unexpected arguments %q", fs.Args())
@@ -251,7 +270,7 @@ func openStore(ctx context.Context, uri string) (store.Store, error) {
 }
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	f, err := parseTrainFlags(args, stderr)
+	f, err := parseTrainFlags(args, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -155,16 +156,24 @@ func TestTrainBadInput(t *testing.T) {
 	}
 }
 
-// TestHelpAndVersion: -h of every command and --version exit 0, as the
-// aerie CLI's do.
+// TestHelpAndVersion: -h of every command and --version exit 0 and print
+// on stdout, as the aerie CLI's do; a bad flag is a usage error (exit 2)
+// with the flags on stderr.
 func TestHelpAndVersion(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"train", "-h"}, {"train", "--help"}, {"launch", "-h"}, {"bench-allreduce", "-h"}, {"--version"}} {
 		var out, errs bytes.Buffer
 		if err := run(t.Context(), args, &out, &errs); err != nil {
 			t.Errorf("trainer %q = %v, want nil (exit 0)", args, err)
 		}
-		if out.Len()+errs.Len() == 0 {
-			t.Errorf("trainer %q printed nothing", args)
+		if out.Len() == 0 || errs.Len() > 0 {
+			t.Errorf("trainer %q printed %d bytes on stdout and %q on stderr, want its help on stdout only", args, out.Len(), errs.String())
+		}
+	}
+	for _, args := range [][]string{{"train", "--bogus"}, {"launch", "--bogus"}, {"bench-allreduce", "--bogus"}} {
+		var out, errs bytes.Buffer
+		err := run(t.Context(), args, &out, &errs)
+		if exitcode.Of(err) != exitcode.Config || !strings.Contains(fmt.Sprint(err), "-bogus") || out.Len() > 0 || !strings.Contains(errs.String(), "usage") && !strings.Contains(errs.String(), "Usage") {
+			t.Errorf("trainer %q = %v, stdout %q, stderr %q; want exit 2 naming -bogus, the flags on stderr", args, err, out.String(), errs.String())
 		}
 	}
 	var out bytes.Buffer
@@ -187,7 +196,7 @@ func TestTrainArchitecture(t *testing.T) {
 		{[]string{"--run", "../../../apps/jobs/quick/run.yaml", "--arch", "cnn"}, "cnn"},
 	}
 	for _, tt := range tests {
-		f, err := parseTrainFlags(tt.args, io.Discard)
+		f, err := parseTrainFlags(tt.args, io.Discard, io.Discard)
 		if err != nil {
 			t.Errorf("parseTrainFlags(%q): %v", tt.args, err)
 			continue

@@ -68,12 +68,12 @@ spec:
     uri: gs://bucket
   image: example.com/trainer@sha256:b28009423ade7024b7ee2e34661b867eadccec2ebc2e829494036c7adbd59954
 `), 0o644)
-	fromRun, err := parseTrainFlags([]string{"--run=" + runFile}, io.Discard)
+	fromRun, err := parseTrainFlags([]string{"--run=" + runFile}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const digest = "f37bf62265b0989968a94c78e420344f1ede1007dabf032a0dc5e88371fef370"
-	fromFlags, err := parseTrainFlags([]string{"--arch=cnn", "--output=gs://bucket", "--data=gs://bucket/datasets/fashion-mnist/" + digest + "/", "--dataset-sha256=" + digest}, io.Discard)
+	fromFlags, err := parseTrainFlags([]string{"--arch=cnn", "--output=gs://bucket", "--data=gs://bucket/datasets/fashion-mnist/" + digest + "/", "--dataset-sha256=" + digest}, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,11 +89,11 @@ spec:
 }
 
 func TestArchRequired(t *testing.T) {
-	_, err := parseTrainFlags([]string{"--output=gs://bucket"}, io.Discard)
+	_, err := parseTrainFlags([]string{"--output=gs://bucket"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--arch") {
 		t.Fatalf("parseTrainFlags without --arch = %v, want an error naming --arch", err)
 	}
-	_, err = parseTrainFlags([]string{"--arch=cnn", "--output=gs://bucket"}, io.Discard)
+	_, err = parseTrainFlags([]string{"--arch=cnn", "--output=gs://bucket"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "--data and --dataset-sha256") {
 		t.Fatalf("parseTrainFlags without --data = %v, want an error naming --data", err)
 	}
@@ -109,7 +109,7 @@ func TestFlagsBoundedAsDeclarations(t *testing.T) {
 		{"--val-fraction=-0.1", "--val-fraction"},
 		{"--val-fraction=0 --patience=3", "--patience"},
 	} {
-		_, err := parseTrainFlags(append(base, strings.Fields(tt.flags)...), io.Discard)
+		_, err := parseTrainFlags(append(base, strings.Fields(tt.flags)...), io.Discard, io.Discard)
 		if exitcode.Of(err) != exitcode.Config || !strings.Contains(fmt.Sprint(err), tt.want) {
 			t.Errorf("parseTrainFlags(%s) = %v, want a configuration error naming %s", tt.flags, err, tt.want)
 		}
@@ -119,14 +119,14 @@ func TestFlagsBoundedAsDeclarations(t *testing.T) {
 func TestRunFileBounded(t *testing.T) {
 	for name, path := range map[string]string{"device": "/dev/zero", "directory": t.TempDir()} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := parseTrainFlags([]string{"--run=" + path}, io.Discard); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			if _, err := parseTrainFlags([]string{"--run=" + path}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 				t.Errorf("--run=%s: error %v, want not a regular file", path, err)
 			}
 		})
 	}
 	big := filepath.Join(t.TempDir(), "big.yaml")
 	os.WriteFile(big, bytes.Repeat([]byte("# padding\n"), 40_000), 0o644)
-	if _, err := parseTrainFlags([]string{"--run=" + big}, io.Discard); err == nil || !strings.Contains(err.Error(), "more than the limit") {
+	if _, err := parseTrainFlags([]string{"--run=" + big}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "more than the limit") {
 		t.Errorf("400 KB run file: error %v, want a size error", err)
 	}
 }
