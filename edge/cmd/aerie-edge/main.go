@@ -5,8 +5,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -26,7 +28,21 @@ func main() {
 	check := flag.Bool("check-config", false, "parse the configuration, print it with defaults and exit")
 	level := flag.String("log-level", "info", "debug, info, warn or error")
 	version := flag.Bool("version", false, "print the version the agent was built from and exit")
-	flag.Parse()
+	// -h prints the flags on stdout and exits 0; a bad flag prints them on
+	// stderr and exits 2, as aerie and the trainer do.
+	flag.CommandLine.Init(os.Args[0], flag.ContinueOnError)
+	flag.CommandLine.SetOutput(io.Discard)
+	switch err := flag.CommandLine.Parse(os.Args[1:]); {
+	case errors.Is(err, flag.ErrHelp):
+		flag.CommandLine.SetOutput(os.Stdout)
+		flag.Usage()
+		return
+	case err != nil:
+		flag.CommandLine.SetOutput(os.Stderr)
+		flag.Usage()
+		fmt.Fprintln(os.Stderr, "aerie-edge:", err)
+		os.Exit(exitcode.Config)
+	}
 	if *version {
 		fmt.Println("aerie-edge", buildinfo.Read())
 		return

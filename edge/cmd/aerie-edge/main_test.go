@@ -84,11 +84,12 @@ func TestExitCodes(t *testing.T) {
 		stdout   string // a prefix of stdout
 		stderr   string // a part of stderr
 		noOutput bool   // nothing on stdout
+		noStderr bool   // nothing on stderr
 	}{
 		{name: "version", args: []string{"--version"}, stdout: "aerie-edge "},
 		{name: "-version", args: []string{"-version"}, stdout: "aerie-edge "},
-		{name: "-h", args: []string{"-h"}, stderr: "-check-config", noOutput: true},
-		{name: "--help", args: []string{"--help"}, stderr: "-config file", noOutput: true},
+		{name: "-h", args: []string{"-h"}, stdout: "Usage of ", noStderr: true},
+		{name: "--help", args: []string{"--help"}, stdout: "Usage of ", noStderr: true},
 		{name: "unknown flag", args: []string{"-colour"}, code: 2, stderr: "flag provided but not defined: -colour", noOutput: true},
 		{name: "stray argument", args: []string{"run"}, code: 2, stderr: `unexpected arguments ["run"]`, noOutput: true},
 		{name: "missing config", args: []string{"-check-config", "-config", "testdata/absent.yaml"}, code: 2, stderr: "testdata/absent.yaml", noOutput: true},
@@ -103,6 +104,9 @@ func TestExitCodes(t *testing.T) {
 			}
 			if !strings.HasPrefix(stdout, tt.stdout) || tt.noOutput && stdout != "" {
 				t.Errorf("aerie-edge %v stdout = %q, want it to start with %q", tt.args, stdout, tt.stdout)
+			}
+			if tt.noStderr && stderr != "" {
+				t.Errorf("aerie-edge %v stderr = %q, want nothing", tt.args, stderr)
 			}
 			if !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("aerie-edge %v stderr = %q, want it to contain %q", tt.args, stderr, tt.stderr)
