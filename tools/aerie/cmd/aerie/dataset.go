@@ -18,6 +18,7 @@ import (
 	"github.com/aerie-ml/aerie/internal/repofile"
 	"github.com/aerie-ml/aerie/internal/store"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/ingest"
+	"github.com/aerie-ml/aerie/tools/aerie/internal/jobs"
 	"github.com/aerie-ml/aerie/tools/aerie/internal/shapes"
 )
 
@@ -75,31 +76,42 @@ func datasetShowCmd(e *env) *cobra.Command {
 		Use:   "show (RUN | URI)",
 		Short: "Show a dataset's shape, classes and splits: a run's (spec.dataset), or the one at URI",
 		Long: `Show reads a dataset's dataset.json and checks its digest: the run's
-spec.dataset.uri against spec.dataset.sha256, or, for a URI
-(…/datasets/<name>/<digest>/), against the digest the URI names.`,
+spec.dataset.uri against spec.dataset.sha256 (its committed copy under
+apps/jobs/datasets/ when there is one, as aerie run check reads it), or, for
+a URI (…/datasets/<name>/<digest>/), against the digest the URI names.`,
 		Example:           "  aerie dataset show fmnist-cnn\n  aerie dataset show file:///var/lib/aerie/datasets/fashion-mnist/<digest>/ -o json",
 		Args:              exactArgs("RUN or URI"),
 		ValidArgsFunction: e.completeRuns,
 		RunE: e.do(func(ctx context.Context, args []string) error {
-			uri, digest := args[0], path.Base(strings.TrimSuffix(args[0], "/"))
-			if !strings.Contains(uri, "://") {
+			var info datasetInfo
+			var m *dataset.Manifest
+			if uri := args[0]; strings.Contains(uri, "://") {
+				s, err := store.Open(ctx, uri)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				d, err := dataset.Open(ctx, s, path.Base(strings.TrimSuffix(uri, "/")))
+				if err != nil {
+					return err
+				}
+				info.URI, info.Digest, m = s.URI(""), d.Digest, d.Manifest
+			} else {
 				spec, err := e.runSpec(uri)
 				if err != nil {
 					return err
 				}
-				uri, digest = spec.Spec.Dataset.URI, spec.Spec.Dataset.SHA256
+				dir, err := e.inRepo(path.Join("apps", "jobs"))
+				if err != nil {
+					return err
+				}
+				if m, err = (&jobs.Tree{Dir: dir}).Manifest(ctx, spec.Spec.Dataset); err != nil {
+					return err
+				}
+				info.URI, info.Digest = strings.TrimSuffix(spec.Spec.Dataset.URI, "/"), spec.Spec.Dataset.SHA256
 			}
-			s, err := store.Open(ctx, uri)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			d, err := dataset.Open(ctx, s, digest)
-			if err != nil {
-				return err
-			}
-			info := datasetInfo{URI: s.URI(""), Digest: d.Digest, Classes: d.Manifest.Classes, Shape: d.Manifest.Shape.String()}
-			for _, sp := range d.Manifest.Splits {
+			info.Classes, info.Shape = m.Classes, m.Shape.String()
+			for _, sp := range m.Splits {
 				info.Splits = append(info.Splits, splitInfo{Name: sp.Name, Samples: sp.Samples, Shards: len(sp.Shards), ClassCounts: sp.ClassCounts})
 			}
 			return out.print(e.stdout, info, func(w io.Writer) {

@@ -200,3 +200,17 @@ func TestIngestManifestCopy(t *testing.T) {
 		t.Errorf("wrote %v through the symlink", left)
 	}
 }
+
+// TestShowFromCommittedManifest: a run's dataset shows from the manifest's
+// committed copy, with no store to reach (fmnist-cnn's is on GCS).
+func TestShowFromCommittedManifest(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := execute(t.Context(), []string{"--repo", repoRoot, "dataset", "show", "fmnist-cnn"}, &out, &errs); code != 0 {
+		t.Fatalf("aerie dataset show fmnist-cnn = exit %d\n%s", code, errs.String())
+	}
+	for _, want := range []string{"gs://", "Ankle boot", "60000 (3 shards)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("aerie dataset show fmnist-cnn lacks %q:\n%s", want, out.String())
+		}
+	}
+}

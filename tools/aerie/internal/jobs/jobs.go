@@ -428,6 +428,17 @@ func (t *Tree) manifest(ctx context.Context, root *repofile.Tree, seen *manifest
 	return mr.m, mr.err
 }
 
+// Manifest reads the manifest of dataset d, checked against its digest: the
+// committed copy under DatasetsDir when there is one, else the store's.
+func (t *Tree) Manifest(ctx context.Context, d runspec.Dataset) (*dataset.Manifest, error) {
+	root, err := t.open()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return t.readManifest(ctx, root, d)
+}
+
 func (t *Tree) readManifest(ctx context.Context, root *repofile.Tree, d runspec.Dataset) (*dataset.Manifest, error) {
 	name, uri, err := dataset.Locate(d.URI, d.SHA256)
 	if err != nil {
