@@ -227,38 +227,33 @@ func names(fields []field) string {
 }
 
 // integer decodes an integer in [lo, hi].
-func (d *decoder) integer(n *yaml.Node, path string, lo, hi int64, dst *int64) {
+func (d *decoder) integer(n *yaml.Node, path string, r IntRange, dst *int64) {
 	var v int64
-	if !strictyaml.IsScalar(n, "!!int") || n.Decode(&v) != nil || v < lo || v > hi {
-		d.errorf(n, path, "must be an integer between %d and %d, got %s", lo, hi, strictyaml.Describe(n))
+	if !strictyaml.IsScalar(n, "!!int") || n.Decode(&v) != nil || !r.Contains(v) {
+		d.errorf(n, path, "must be %s, got %s", r, strictyaml.Describe(n))
 		return
 	}
 	*dst = v
 }
 
-func (d *decoder) intField(lo, hi int64, dst *int) func(*yaml.Node, string) {
+func (d *decoder) intField(r IntRange, dst *int) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
 		v := int64(*dst)
-		d.integer(n, path, lo, hi, &v)
+		d.integer(n, path, r, &v)
 		*dst = int(v)
 	}
 }
 
-func (d *decoder) int64Field(lo, hi int64, dst *int64) func(*yaml.Node, string) {
-	return func(n *yaml.Node, path string) { d.integer(n, path, lo, hi, dst) }
+func (d *decoder) int64Field(r IntRange, dst *int64) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) { d.integer(n, path, r, dst) }
 }
 
-// number decodes a finite number in [lo, hi], or in (lo, hi] when openLo.
-func (d *decoder) number(lo, hi float64, openLo bool, dst *float64) func(*yaml.Node, string) {
+// number decodes a finite number in r.
+func (d *decoder) number(r NumberRange, dst *float64) func(*yaml.Node, string) {
 	return func(n *yaml.Node, path string) {
 		var v float64
-		ok := strictyaml.IsScalar(n, "!!int", "!!float") && n.Decode(&v) == nil && !math.IsNaN(v) && v <= hi && (v > lo || !openLo && v == lo)
-		if !ok {
-			if openLo {
-				d.errorf(n, path, "must be a number above %s and at most %s, got %s", fmtFloat(lo), fmtFloat(hi), strictyaml.Describe(n))
-			} else {
-				d.errorf(n, path, "must be a number between %s and %s, got %s", fmtFloat(lo), fmtFloat(hi), strictyaml.Describe(n))
-			}
+		if !strictyaml.IsScalar(n, "!!int", "!!float") || n.Decode(&v) != nil || !r.Contains(v) {
+			d.errorf(n, path, "must be %s, got %s", r, strictyaml.Describe(n))
 			return
 		}
 		*dst = v
@@ -430,24 +425,24 @@ func (d *decoder) run(root *yaml.Node) *TrainingRun {
 					m := &s.Model
 					d.mapping(n, p,
 						field{"architecture", d.architecture(&m.Architecture)},
-						field{"epochs", d.intField(1, MaxEpochs, &m.Epochs)},
-						field{"batchSize", d.intField(1, MaxBatchSize, &m.BatchSize)},
-						field{"learningRate", d.number(0, 1, true, &m.LearningRate)},
+						field{"epochs", d.intField(Ranges.Epochs, &m.Epochs)},
+						field{"batchSize", d.intField(Ranges.BatchSize, &m.BatchSize)},
+						field{"learningRate", d.number(Ranges.LearningRate, &m.LearningRate)},
 						field{"optimizer", d.str(&m.Optimizer, oneOf(Optimizers...))},
 						field{"schedule", d.str(&m.Schedule, oneOf(Schedules...))},
-						field{"seed", d.int64Field(0, math.MaxInt64, &m.Seed)},
+						field{"seed", d.int64Field(IntRange{0, math.MaxInt64}, &m.Seed)},
 						field{"dropout", d.boolean(&m.Dropout)},
-						field{"ghostBatch", d.intField(1, MaxBatchSize, &m.GhostBatch)},
-						field{"earlyStoppingPatience", d.intField(0, MaxPatience, &m.EarlyStoppingPatience)},
+						field{"ghostBatch", d.intField(Ranges.GhostBatch, &m.GhostBatch)},
+						field{"earlyStoppingPatience", d.intField(Ranges.Patience, &m.EarlyStoppingPatience)},
 						field{"augmentation", func(n *yaml.Node, p string) {
 							a := &m.Augmentation
 							d.mapping(n, p,
-								field{"rotationDegrees", d.number(0, MaxRotation, false, &a.RotationDegrees)},
-								field{"cropPadding", d.intField(0, MaxCropPadding, &a.CropPadding)},
+								field{"rotationDegrees", d.number(Ranges.Rotation, &a.RotationDegrees)},
+								field{"cropPadding", d.intField(Ranges.CropPadding, &a.CropPadding)},
 								field{"horizontalFlip", d.boolean(&a.HorizontalFlip)},
-								field{"brightness", d.number(0, 1, false, &a.Brightness)},
-								field{"contrast", d.number(0, 1, false, &a.Contrast)},
-								field{"erasing", d.number(0, 1, false, &a.Erasing)},
+								field{"brightness", d.number(Ranges.Jitter, &a.Brightness)},
+								field{"contrast", d.number(Ranges.Jitter, &a.Contrast)},
+								field{"erasing", d.number(Ranges.Jitter, &a.Erasing)},
 							)
 						}},
 					)
@@ -456,14 +451,14 @@ func (d *decoder) run(root *yaml.Node) *TrainingRun {
 					d.mapping(n, p,
 						field{"uri", d.str(&s.Dataset.URI, validURI)},
 						field{"sha256", d.str(&s.Dataset.SHA256, validSHA256)},
-						field{"validationFraction", d.number(0, MaxValidation, false, &s.Dataset.ValidationFraction)},
+						field{"validationFraction", d.number(Ranges.Validation, &s.Dataset.ValidationFraction)},
 					)
 				}},
 				field{"workers", func(n *yaml.Node, p string) {
 					d.mapping(n, p,
-						field{"count", d.intField(1, MaxWorkers, &s.Workers.Count)},
-						field{"min", d.intField(1, MaxWorkers, &s.Workers.Min)},
-						field{"max", d.intField(1, MaxWorkers, &s.Workers.Max)},
+						field{"count", d.intField(IntRange{1, MaxWorkers}, &s.Workers.Count)},
+						field{"min", d.intField(IntRange{1, MaxWorkers}, &s.Workers.Min)},
+						field{"max", d.intField(IntRange{1, MaxWorkers}, &s.Workers.Max)},
 					)
 				}},
 				field{"resources", func(n *yaml.Node, p string) {
@@ -473,19 +468,19 @@ func (d *decoder) run(root *yaml.Node) *TrainingRun {
 					d.mapping(n, p, field{"uri", d.str(&s.Output.URI, validURI)})
 				}},
 				field{"checkpoint", func(n *yaml.Node, p string) {
-					d.mapping(n, p, field{"everySteps", d.intField(0, MaxEverySteps, &s.Checkpoint.EverySteps)})
+					d.mapping(n, p, field{"everySteps", d.intField(Ranges.EverySteps, &s.Checkpoint.EverySteps)})
 				}},
 				field{"gates", func(n *yaml.Node, p string) {
 					g := &s.Gates
 					d.mapping(n, p,
-						field{"minTestAccuracy", d.number(0, 1, false, &g.MinTestAccuracy)},
-						field{"minClassAccuracy", d.number(0, 1, false, &g.MinClassAccuracy)},
-						field{"maxModelBytes", d.int64Field(1, MaxModelBytes, &g.MaxModelBytes)},
+						field{"minTestAccuracy", d.number(NumberRange{Lo: 0, Hi: 1}, &g.MinTestAccuracy)},
+						field{"minClassAccuracy", d.number(NumberRange{Lo: 0, Hi: 1}, &g.MinClassAccuracy)},
+						field{"maxModelBytes", d.int64Field(IntRange{1, MaxModelBytes}, &g.MaxModelBytes)},
 					)
 				}},
 				field{"image", d.str(&s.Image, ValidImage)},
 				field{"deadline", d.duration(MinDeadline, MaxDeadline, &s.Deadline)},
-				field{"maxRestarts", d.intField(0, MaxRestartLimit, &s.MaxRestarts)},
+				field{"maxRestarts", d.intField(IntRange{0, MaxRestartLimit}, &s.MaxRestarts)},
 			)
 		}},
 	)

@@ -189,9 +189,8 @@ func parseTrainFlags(args []string, stdout, stderr io.Writer) (*trainFlags, erro
 	if f.arch == "" {
 		return nil, exitcode.Errorf(exitcode.Config, "--arch (or spec.model.architecture) is required")
 	}
-	// The bounds of a declaration's spec.dataset.validationFraction.
-	if !(f.valFraction >= 0 && f.valFraction <= runspec.MaxValidation) {
-		return nil, exitcode.Errorf(exitcode.Config, "--val-fraction %v, want 0 to %v", f.valFraction, runspec.MaxValidation)
+	if err := runspec.Ranges.Validation.Check("--val-fraction", f.valFraction); err != nil {
+		return nil, exitcode.Errorf(exitcode.Config, "%w", err)
 	}
 	if f.cfg.Patience > 0 && f.valFraction == 0 {
 		return nil, exitcode.Errorf(exitcode.Config, "--patience %d needs a validation set to watch: set --val-fraction above 0", f.cfg.Patience)

@@ -21,7 +21,6 @@ package train
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"slices"
 
@@ -104,61 +103,44 @@ func (c *Config) Validate() error {
 	if c.Plan == nil {
 		return bad("no architecture")
 	}
-	// The ranges are a declaration's (runspec), so that flags accept what
+	// A declaration's ranges (runspec.Ranges), so that flags accept what
 	// a run file does.
+	r := runspec.Ranges
+	for _, err := range []error{
+		r.Epochs.Check("epochs", int64(c.Epochs)),
+		r.BatchSize.Check("batch size", int64(c.BatchSize)),
+		r.GhostBatch.Check("ghost batch", int64(c.GhostBatch)),
+		r.LearningRate.Check("learning rate", c.LearningRate),
+		r.Patience.Check("early stopping patience", int64(c.Patience)),
+		r.EverySteps.Check("checkpoint interval", int64(c.CheckpointEvery)),
+		r.Rotation.Check("augmentation rotation", c.Augment.RotationDegrees),
+		r.CropPadding.Check("augmentation crop padding", int64(c.Augment.CropPadding)),
+		r.Jitter.Check("augmentation brightness", c.Augment.Brightness),
+		r.Jitter.Check("augmentation contrast", c.Augment.Contrast),
+		r.Jitter.Check("augmentation erasing", c.Augment.Erasing),
+	} {
+		if err != nil {
+			return bad("%v", err)
+		}
+	}
 	switch {
-	case c.Epochs < 1 || c.Epochs > runspec.MaxEpochs:
-		return bad("epochs %d, want 1 to %d", c.Epochs, runspec.MaxEpochs)
 	case c.WorldSize < 1 || c.Rank < 0 || c.Rank >= c.WorldSize:
 		return bad("rank %d of world size %d", c.Rank, c.WorldSize)
-	case c.BatchSize > runspec.MaxBatchSize:
-		return bad("batch size %d, want at most %d", c.BatchSize, runspec.MaxBatchSize)
 	case c.BatchSize < c.WorldSize:
 		return bad("batch size %d is smaller than the %d workers sharing it", c.BatchSize, c.WorldSize)
-	case c.GhostBatch < 1 || c.GhostBatch > runspec.MaxBatchSize:
-		return bad("ghost batch %d, want 1 to %d", c.GhostBatch, runspec.MaxBatchSize)
 	case c.BatchSize%c.unit() != 0:
 		return bad("batch size %d is not a multiple of the ghost batch %d: %s's batch norm computes statistics over ghost batches of %d images, so that every split of the batch across workers and lanes trains the same model",
 			c.BatchSize, c.GhostBatch, c.Plan.Name, c.GhostBatch)
 	case c.BatchSize/c.unit() < c.WorldSize:
 		return bad("batch size %d holds %d ghost batches of %d, fewer than the %d workers sharing it: each worker needs whole ghost batches for batch norm",
 			c.BatchSize, c.BatchSize/c.unit(), c.GhostBatch, c.WorldSize)
-	case !(c.LearningRate > 0 && c.LearningRate <= 1):
-		return bad("learning rate %v, want above 0 and at most 1", c.LearningRate)
 	case c.LabelSmoothing < 0 || c.LabelSmoothing >= 1:
 		return bad("label smoothing %v, want [0, 1)", c.LabelSmoothing)
-	case c.Patience < 0 || c.Patience > runspec.MaxPatience:
-		return bad("early stopping patience %d, want 0 to %d", c.Patience, runspec.MaxPatience)
-	case c.CheckpointEvery < 0 || c.CheckpointEvery > runspec.MaxEverySteps:
-		return bad("checkpoint interval %d steps, want 0 to %d", c.CheckpointEvery, runspec.MaxEverySteps)
 	case c.EvalBatch < 1:
 		return bad("eval batch %d, want at least 1", c.EvalBatch)
 	}
-	if err := checkAugment(c.Augment); err != nil {
-		return bad("%v", err)
-	}
 	if !slices.Contains(runspec.Schedules, c.Schedule) {
 		return bad("schedule %q, want one of %v", c.Schedule, runspec.Schedules)
-	}
-	return nil
-}
-
-// checkAugment checks the ranges runspec.Parse checks in a declaration, for
-// flags.
-func checkAugment(a runspec.Augmentation) error {
-	switch {
-	case !(a.RotationDegrees >= 0 && a.RotationDegrees <= runspec.MaxRotation):
-		return fmt.Errorf("augmentation rotation %v°, want 0 to %d", a.RotationDegrees, runspec.MaxRotation)
-	case a.CropPadding < 0 || a.CropPadding > runspec.MaxCropPadding:
-		return fmt.Errorf("augmentation crop padding %d, want 0 to %d", a.CropPadding, runspec.MaxCropPadding)
-	}
-	for _, f := range []struct {
-		name string
-		v    float64
-	}{{"brightness", a.Brightness}, {"contrast", a.Contrast}, {"erasing", a.Erasing}} {
-		if !(f.v >= 0 && f.v <= 1) {
-			return fmt.Errorf("augmentation %s %v, want 0 to 1", f.name, f.v)
-		}
 	}
 	return nil
 }
