@@ -110,6 +110,10 @@ bench-train: ## Training throughput vs PyTorch, 1×2 and 2×1 (DDP), cnn and res
 bench-data: ## Dataset figures, A B A B, 5 runs: cnn new format vs old IDX trainer, peak RSS on Fashion-MNIST vs 10x, ingest s and MB/s (RUNS, MAX_STEPS).
 	bench/data.sh
 
+.PHONY: bench-memory
+bench-memory: ## Memory used / requested: one replica of each committed Fashion-MNIST run with its rendered env, peak RSS over the request (BENCH_MEMORY_STEPS, BENCH_MEMORY_REPS).
+	bench/memory.sh $(or $(BENCH_MEMORY_STEPS),300) $(or $(BENCH_MEMORY_REPS),3)
+
 .PHONY: bench-dist
 bench-dist: ## Distributed figures beside their bounds: 2×1 vs 1×1 core scaling, all-reduce busbw over loopback and 1 Gbit/s veths between netns (root).
 	bench/dist.sh
