@@ -2,7 +2,10 @@
 
 package kernels
 
-import "simd/archsimd"
+import (
+	"simd/archsimd"
+	"unsafe"
+)
 
 // vecWidth pads the columns of packed matrices: one AVX-512 vector.
 const vecWidth = 16
@@ -25,9 +28,11 @@ func ISA() string {
 
 // gemm adds a·b to acc: acc is [m][n] and b [k][n] row-major, a is
 // k-major ([k][m], so the four rows a step reads are adjacent), n a
-// multiple of vecWidth. Four rows at a time, in column panels of 64 (four
-// vectors of accumulators per row).
+// multiple of vecWidth.
 func gemm(acc, a, b []float32, m, k, n int) {
+	if k == 0 {
+		return
+	}
 	switch {
 	case hasAVX512:
 		gemm512(acc, a, b, m, k, n)
@@ -38,18 +43,22 @@ func gemm(acc, a, b []float32, m, k, n int) {
 	}
 }
 
+// gemm512 works in tiles of four rows by 32 columns: eight accumulators,
+// two vectors of b and a broadcast fit the 15 vector registers Go's
+// register allocator uses (Z0–Z14), where four rows by 64 columns spilled
+// its accumulators to the stack on every step (2–3× slower).
 func gemm512(acc, a, b []float32, m, k, n int) {
+	// The kernels step raw pointers along k; check the last element each
+	// reads once here instead of per step.
+	_, _, _ = acc[m*n-1], a[(k-1)*m+m-1], b[k*n-1]
 	r := 0
 	for ; r+4 <= m; r += 4 {
 		j := 0
-		for ; j+64 <= n; j += 64 {
-			kern4x64(acc[r*n+j:], a[r:], b[j:], k, n, m)
-		}
 		for ; j+32 <= n; j += 32 {
-			kern4x32(acc[r*n+j:], a[r:], b[j:], k, n, m)
+			kern4x32(&acc[r*n+j], &a[r], &b[j], k, n, m)
 		}
-		for ; j < n; j += 16 {
-			kern4x16(acc[r*n+j:], a[r:], b[j:], k, n, m)
+		if j < n {
+			kern4x16(&acc[r*n+j], &a[r], &b[j], k, n, m)
 		}
 	}
 	// Leftover rows, one at a time: four accumulator chains per row hide
@@ -57,110 +66,106 @@ func gemm512(acc, a, b []float32, m, k, n int) {
 	for ; r < m; r++ {
 		j := 0
 		for ; j+64 <= n; j += 64 {
-			kern1x64(acc[r*n+j:], a[r:], b[j:], k, n, m)
+			kern1x64(&acc[r*n+j], &a[r], &b[j], k, n, m)
 		}
 		for ; j < n; j += 16 {
-			kern1x16(acc[r*n+j:], a[r:], b[j:], k, n, m)
+			kern1x16(&acc[r*n+j], &a[r], &b[j], k, n, m)
 		}
 	}
-}
-
-func kern1x64(c, a, b []float32, k, n, lda int) {
-	c0, c1, c2, c3 := load16(c[0:]), load16(c[16:]), load16(c[32:]), load16(c[48:])
-	for kk := range k {
-		x := archsimd.BroadcastFloat32x16(a[kk*lda])
-		br := b[kk*n:][:64]
-		c0, c1 = load16(br[0:]).MulAdd(x, c0), load16(br[16:]).MulAdd(x, c1)
-		c2, c3 = load16(br[32:]).MulAdd(x, c2), load16(br[48:]).MulAdd(x, c3)
-	}
-	store16(c, c0, c1, c2, c3)
 }
 
 func load16(s []float32) archsimd.Float32x16 { return archsimd.LoadFloat32x16((*[16]float32)(s[:16])) }
 
-func kern4x64(c, a, b []float32, k, n, lda int) {
-	var c00, c01, c02, c03, c10, c11, c12, c13 archsimd.Float32x16
-	var c20, c21, c22, c23, c30, c31, c32, c33 archsimd.Float32x16
-	c00, c01, c02, c03 = load16(c[0:]), load16(c[16:]), load16(c[32:]), load16(c[48:])
-	c10, c11, c12, c13 = load16(c[n:]), load16(c[n+16:]), load16(c[n+32:]), load16(c[n+48:])
-	c20, c21, c22, c23 = load16(c[2*n:]), load16(c[2*n+16:]), load16(c[2*n+32:]), load16(c[2*n+48:])
-	c30, c31, c32, c33 = load16(c[3*n:]), load16(c[3*n+16:]), load16(c[3*n+32:]), load16(c[3*n+48:])
-	for kk := range k {
-		ak := a[kk*lda:][:4]
-		br := b[kk*n:][:64]
-		b0, b1, b2, b3 := load16(br[0:]), load16(br[16:]), load16(br[32:]), load16(br[48:])
-		x := archsimd.BroadcastFloat32x16(ak[0])
-		c00, c01, c02, c03 = b0.MulAdd(x, c00), b1.MulAdd(x, c01), b2.MulAdd(x, c02), b3.MulAdd(x, c03)
-		x = archsimd.BroadcastFloat32x16(ak[1])
-		c10, c11, c12, c13 = b0.MulAdd(x, c10), b1.MulAdd(x, c11), b2.MulAdd(x, c12), b3.MulAdd(x, c13)
-		x = archsimd.BroadcastFloat32x16(ak[2])
-		c20, c21, c22, c23 = b0.MulAdd(x, c20), b1.MulAdd(x, c21), b2.MulAdd(x, c22), b3.MulAdd(x, c23)
-		x = archsimd.BroadcastFloat32x16(ak[3])
-		c30, c31, c32, c33 = b0.MulAdd(x, c30), b1.MulAdd(x, c31), b2.MulAdd(x, c32), b3.MulAdd(x, c33)
-	}
-	store16(c[0:], c00, c01, c02, c03)
-	store16(c[n:], c10, c11, c12, c13)
-	store16(c[2*n:], c20, c21, c22, c23)
-	store16(c[3*n:], c30, c31, c32, c33)
+// vec16 is the 16 floats at p plus off bytes.
+func vec16(p unsafe.Pointer, off uintptr) archsimd.Float32x16 {
+	return archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(p, off)))
 }
 
-func store16(c []float32, v0, v1, v2, v3 archsimd.Float32x16) {
-	v0.Store((*[16]float32)(c[0:16]))
-	v1.Store((*[16]float32)(c[16:32]))
-	v2.Store((*[16]float32)(c[32:48]))
-	v3.Store((*[16]float32)(c[48:64]))
+func put16(v archsimd.Float32x16, p unsafe.Pointer, off uintptr) {
+	v.Store((*[16]float32)(unsafe.Add(p, off)))
 }
 
-func kern4x32(c, a, b []float32, k, n, lda int) {
-	c00, c01 := load16(c[0:]), load16(c[16:])
-	c10, c11 := load16(c[n:]), load16(c[n+16:])
-	c20, c21 := load16(c[2*n:]), load16(c[2*n+16:])
-	c30, c31 := load16(c[3*n:]), load16(c[3*n+16:])
-	for kk := range k {
-		ak := a[kk*lda:][:4]
-		br := b[kk*n:][:32]
-		b0, b1 := load16(br[0:]), load16(br[16:])
-		x := archsimd.BroadcastFloat32x16(ak[0])
+// bcast16 is the float at p plus off bytes in every lane.
+func bcast16(p unsafe.Pointer, off uintptr) archsimd.Float32x16 {
+	return archsimd.BroadcastFloat32x16(*(*float32)(unsafe.Add(p, off)))
+}
+
+// The kernels below add a tile of a·b to c. c is row-major with rows n
+// floats apart, a k-major with steps lda floats apart, b row-major with
+// rows n apart; gemm512 has checked the bounds.
+
+func kern4x32(c, a, b *float32, k, n, lda int) {
+	pc, pa, pb := unsafe.Pointer(c), unsafe.Pointer(a), unsafe.Pointer(b)
+	rs, sa := uintptr(n*4), uintptr(lda*4)
+	c00, c01 := vec16(pc, 0), vec16(pc, 64)
+	c10, c11 := vec16(pc, rs), vec16(pc, rs+64)
+	c20, c21 := vec16(pc, 2*rs), vec16(pc, 2*rs+64)
+	c30, c31 := vec16(pc, 3*rs), vec16(pc, 3*rs+64)
+	for range k {
+		b0, b1 := vec16(pb, 0), vec16(pb, 64)
+		x := bcast16(pa, 0)
 		c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
-		x = archsimd.BroadcastFloat32x16(ak[1])
+		x = bcast16(pa, 4)
 		c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
-		x = archsimd.BroadcastFloat32x16(ak[2])
+		x = bcast16(pa, 8)
 		c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
-		x = archsimd.BroadcastFloat32x16(ak[3])
+		x = bcast16(pa, 12)
 		c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
+		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
 	}
-	c00.Store((*[16]float32)(c[0:16]))
-	c01.Store((*[16]float32)(c[16:32]))
-	c10.Store((*[16]float32)(c[n : n+16]))
-	c11.Store((*[16]float32)(c[n+16 : n+32]))
-	c20.Store((*[16]float32)(c[2*n : 2*n+16]))
-	c21.Store((*[16]float32)(c[2*n+16 : 2*n+32]))
-	c30.Store((*[16]float32)(c[3*n : 3*n+16]))
-	c31.Store((*[16]float32)(c[3*n+16 : 3*n+32]))
+	put16(c00, pc, 0)
+	put16(c01, pc, 64)
+	put16(c10, pc, rs)
+	put16(c11, pc, rs+64)
+	put16(c20, pc, 2*rs)
+	put16(c21, pc, 2*rs+64)
+	put16(c30, pc, 3*rs)
+	put16(c31, pc, 3*rs+64)
 }
 
-func kern4x16(c, a, b []float32, k, n, lda int) {
-	c0, c1, c2, c3 := load16(c[0:]), load16(c[n:]), load16(c[2*n:]), load16(c[3*n:])
-	for kk := range k {
-		ak := a[kk*lda:][:4]
-		bv := load16(b[kk*n:])
-		c0 = bv.MulAdd(archsimd.BroadcastFloat32x16(ak[0]), c0)
-		c1 = bv.MulAdd(archsimd.BroadcastFloat32x16(ak[1]), c1)
-		c2 = bv.MulAdd(archsimd.BroadcastFloat32x16(ak[2]), c2)
-		c3 = bv.MulAdd(archsimd.BroadcastFloat32x16(ak[3]), c3)
+func kern4x16(c, a, b *float32, k, n, lda int) {
+	pc, pa, pb := unsafe.Pointer(c), unsafe.Pointer(a), unsafe.Pointer(b)
+	rs, sa := uintptr(n*4), uintptr(lda*4)
+	c0, c1, c2, c3 := vec16(pc, 0), vec16(pc, rs), vec16(pc, 2*rs), vec16(pc, 3*rs)
+	for range k {
+		bv := vec16(pb, 0)
+		c0 = bv.MulAdd(bcast16(pa, 0), c0)
+		c1 = bv.MulAdd(bcast16(pa, 4), c1)
+		c2 = bv.MulAdd(bcast16(pa, 8), c2)
+		c3 = bv.MulAdd(bcast16(pa, 12), c3)
+		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
 	}
-	c0.Store((*[16]float32)(c[0:16]))
-	c1.Store((*[16]float32)(c[n : n+16]))
-	c2.Store((*[16]float32)(c[2*n : 2*n+16]))
-	c3.Store((*[16]float32)(c[3*n : 3*n+16]))
+	put16(c0, pc, 0)
+	put16(c1, pc, rs)
+	put16(c2, pc, 2*rs)
+	put16(c3, pc, 3*rs)
 }
 
-func kern1x16(c, a, b []float32, k, n, lda int) {
-	c0 := load16(c)
-	for kk := range k {
-		c0 = load16(b[kk*n:]).MulAdd(archsimd.BroadcastFloat32x16(a[kk*lda]), c0)
+func kern1x64(c, a, b *float32, k, n, lda int) {
+	pc, pa, pb := unsafe.Pointer(c), unsafe.Pointer(a), unsafe.Pointer(b)
+	rs, sa := uintptr(n*4), uintptr(lda*4)
+	c0, c1, c2, c3 := vec16(pc, 0), vec16(pc, 64), vec16(pc, 128), vec16(pc, 192)
+	for range k {
+		x := bcast16(pa, 0)
+		c0, c1 = vec16(pb, 0).MulAdd(x, c0), vec16(pb, 64).MulAdd(x, c1)
+		c2, c3 = vec16(pb, 128).MulAdd(x, c2), vec16(pb, 192).MulAdd(x, c3)
+		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
 	}
-	c0.Store((*[16]float32)(c[0:16]))
+	put16(c0, pc, 0)
+	put16(c1, pc, 64)
+	put16(c2, pc, 128)
+	put16(c3, pc, 192)
+}
+
+func kern1x16(c, a, b *float32, k, n, lda int) {
+	pc, pa, pb := unsafe.Pointer(c), unsafe.Pointer(a), unsafe.Pointer(b)
+	rs, sa := uintptr(n*4), uintptr(lda*4)
+	c0 := vec16(pc, 0)
+	for range k {
+		c0 = vec16(pb, 0).MulAdd(bcast16(pa, 0), c0)
+		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
+	}
+	put16(c0, pc, 0)
 }
 
 func load8(s []float32) archsimd.Float32x8 { return archsimd.LoadFloat32x8((*[8]float32)(s[:8])) }
