@@ -168,67 +168,82 @@ func kern1x16(c, a, b *float32, k, n, lda int) {
 	put16(c0, pc, 0)
 }
 
-func load8(s []float32) archsimd.Float32x8 { return archsimd.LoadFloat32x8((*[8]float32)(s[:8])) }
-
-// gemm256 is gemm with AVX2: four rows by 16 columns, then one.
+// gemm256 is gemm with AVX2: four rows by 16 columns (eight accumulators),
+// then one row at a time.
 func gemm256(acc, a, b []float32, m, k, n int) {
+	_, _, _ = acc[m*n-1], a[(k-1)*m+m-1], b[k*n-1]
 	r := 0
 	for ; r+4 <= m; r += 4 {
 		for j := 0; j < n; j += 16 {
-			c := acc[r*n+j:]
-			c00, c01 := load8(c[0:]), load8(c[8:])
-			c10, c11 := load8(c[n:]), load8(c[n+8:])
-			c20, c21 := load8(c[2*n:]), load8(c[2*n+8:])
-			c30, c31 := load8(c[3*n:]), load8(c[3*n+8:])
-			for kk := range k {
-				ak := a[kk*m+r:][:4]
-				br := b[kk*n+j:][:16]
-				b0, b1 := load8(br[0:]), load8(br[8:])
-				x := archsimd.BroadcastFloat32x8(ak[0])
-				c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
-				x = archsimd.BroadcastFloat32x8(ak[1])
-				c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
-				x = archsimd.BroadcastFloat32x8(ak[2])
-				c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
-				x = archsimd.BroadcastFloat32x8(ak[3])
-				c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
-			}
-			store8(c[0:], c00, c01)
-			store8(c[n:], c10, c11)
-			store8(c[2*n:], c20, c21)
-			store8(c[3*n:], c30, c31)
+			kern4x16avx2(&acc[r*n+j], &a[r], &b[j], k, n, m)
 		}
 	}
-	// Leftover rows (a 7×7 map's 49, a 1×1 weight gradient's single row)
-	// one at a time, with the inner dimension in two accumulator chains.
+	// Leftover rows (a 7×7 map's 49th, a 1×1 weight gradient's single row)
+	// with the inner dimension in two accumulator chains.
 	for ; r < m; r++ {
 		for j := 0; j < n; j += 16 {
-			row1x16avx2(acc[r*n+j:], a[r:], b[j:], k, n, m)
+			kern1x16avx2(&acc[r*n+j], &a[r], &b[j], k, n, m)
 		}
 	}
 }
 
-func row1x16avx2(c, a, b []float32, k, n, lda int) {
-	c0, c1 := load8(c[0:]), load8(c[8:])
+func vec8(p unsafe.Pointer, off uintptr) archsimd.Float32x8 {
+	return archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(p, off)))
+}
+
+func put8(v archsimd.Float32x8, p unsafe.Pointer, off uintptr) {
+	v.Store((*[8]float32)(unsafe.Add(p, off)))
+}
+
+func bcast8(p unsafe.Pointer, off uintptr) archsimd.Float32x8 {
+	return archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Add(p, off)))
+}
+
+func kern4x16avx2(c, a, b *float32, k, n, lda int) {
+	pc, pa, pb := unsafe.Pointer(c), unsafe.Pointer(a), unsafe.Pointer(b)
+	rs, sa := uintptr(n*4), uintptr(lda*4)
+	c00, c01 := vec8(pc, 0), vec8(pc, 32)
+	c10, c11 := vec8(pc, rs), vec8(pc, rs+32)
+	c20, c21 := vec8(pc, 2*rs), vec8(pc, 2*rs+32)
+	c30, c31 := vec8(pc, 3*rs), vec8(pc, 3*rs+32)
+	for range k {
+		b0, b1 := vec8(pb, 0), vec8(pb, 32)
+		x := bcast8(pa, 0)
+		c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
+		x = bcast8(pa, 4)
+		c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
+		x = bcast8(pa, 8)
+		c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
+		x = bcast8(pa, 12)
+		c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
+		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
+	}
+	put8(c00, pc, 0)
+	put8(c01, pc, 32)
+	put8(c10, pc, rs)
+	put8(c11, pc, rs+32)
+	put8(c20, pc, 2*rs)
+	put8(c21, pc, 2*rs+32)
+	put8(c30, pc, 3*rs)
+	put8(c31, pc, 3*rs+32)
+}
+
+func kern1x16avx2(c, a, b *float32, k, n, lda int) {
+	pc, pa, pb := unsafe.Pointer(c), unsafe.Pointer(a), unsafe.Pointer(b)
+	rs, sa := uintptr(n*4), uintptr(lda*4)
+	c0, c1 := vec8(pc, 0), vec8(pc, 32)
 	var c2, c3 archsimd.Float32x8
 	kk := 0
 	for ; kk+2 <= k; kk += 2 {
-		x := archsimd.BroadcastFloat32x8(a[kk*lda])
-		br := b[kk*n:][:16]
-		c0, c1 = load8(br[0:]).MulAdd(x, c0), load8(br[8:]).MulAdd(x, c1)
-		y := archsimd.BroadcastFloat32x8(a[(kk+1)*lda])
-		br = b[(kk+1)*n:][:16]
-		c2, c3 = load8(br[0:]).MulAdd(y, c2), load8(br[8:]).MulAdd(y, c3)
+		x, y := bcast8(pa, 0), bcast8(pa, sa)
+		c0, c1 = vec8(pb, 0).MulAdd(x, c0), vec8(pb, 32).MulAdd(x, c1)
+		c2, c3 = vec8(pb, rs).MulAdd(y, c2), vec8(pb, rs+32).MulAdd(y, c3)
+		pa, pb = unsafe.Add(pa, 2*sa), unsafe.Add(pb, 2*rs)
 	}
 	if kk < k {
-		x := archsimd.BroadcastFloat32x8(a[kk*lda])
-		br := b[kk*n:][:16]
-		c0, c1 = load8(br[0:]).MulAdd(x, c0), load8(br[8:]).MulAdd(x, c1)
+		x := bcast8(pa, 0)
+		c0, c1 = vec8(pb, 0).MulAdd(x, c0), vec8(pb, 32).MulAdd(x, c1)
 	}
-	store8(c, c0.Add(c2), c1.Add(c3))
-}
-
-func store8(c []float32, v0, v1 archsimd.Float32x8) {
-	v0.Store((*[8]float32)(c[0:8]))
-	v1.Store((*[8]float32)(c[8:16]))
+	put8(c0.Add(c2), pc, 0)
+	put8(c1.Add(c3), pc, 32)
 }
