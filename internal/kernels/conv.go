@@ -46,6 +46,11 @@ type Conv struct {
 	// outSpatialFirst writes each output channel's run of positions when
 	// output channels are not contiguous.
 	outSpatialFirst bool
+	// kpMajor orders the inner dimension kernel-position-major, kk =
+	// kpos*cg + ci: without cMajor, and on the implicit path.
+	kpMajor bool
+	// im, when set, reads the input in place instead of an im2col copy.
+	im *implicitConv
 	// runs gathers A's columns as copies of contiguous input runs: the
 	// last spatial axis is contiguous and unstrided, and each kernel
 	// position's runs serve several channels.
@@ -154,12 +159,16 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 			r /= od
 		}
 	}
+	if s == 2 && c.cg >= implicitMinChannels && c.idil[0] == 1 && c.idil[1] == 1 && c.m >= 4*c.ks {
+		c.im = newImplicitConv(c)
+	}
+	c.kpMajor = !c.cMajor || c.im != nil
 	// Every tile's input offsets are the same for each batch element and
 	// group. Without runs (few input channels: a first layer's nine
 	// products per row) walking the axes for them cost more than the
 	// products, so they are worked out once; with runs, a table measured
 	// slower than the walk.
-	if !c.runs && c.m*c.ks <= maxKeptOffsets {
+	if c.im == nil && !c.runs && c.m*c.ks <= maxKeptOffsets {
 		c.rowRel = make([]int, c.m*c.ks)
 		for m := range c.m {
 			for kp := range c.ks {
@@ -213,6 +222,7 @@ type convScratch struct {
 	acc     []float32 // [mBlock][np]
 	rowBase []int     // [ks][mBlock]: input offset of (kernel position, row), -1 for padding
 	outOff  []int     // [mBlock]: output offset of each row
+	outRow  []int     // [mBlock]: on the implicit path, the tile row of each outOff
 	// runs[runAt[kp]:runAt[kp+1]] are kernel position kp's rows as runs
 	// of consecutive input offsets (or of padding), when Conv.runs.
 	runs    []inputRun
@@ -225,6 +235,9 @@ type convScratch struct {
 type inputRun struct{ row, n, off int }
 
 func newConvScratch(c *Conv) *convScratch {
+	if c.im != nil {
+		return &convScratch{acc: make([]float32, mBlock*c.np), outOff: make([]int, mBlock), outRow: make([]int, mBlock)}
+	}
 	return &convScratch{
 		a:       make([]float32, mBlock*min(kBlock, c.k)),
 		acc:     make([]float32, mBlock*c.np),
@@ -242,14 +255,21 @@ func (c *Conv) Run(out, in, kernel []float32) {
 	defer c.packed.Put(bp)
 	b := *bp
 	c.pack(b, kernel)
-	tiles := (c.m + mBlock - 1) / mBlock
+	rows, tile := c.m, c.tile
+	if c.im != nil {
+		pp := c.im.padded.Get().(*[]float32)
+		defer c.im.padded.Put(pp)
+		c.im.fill(c, *pp, in)
+		in, rows, tile = *pp, c.im.rows, c.implicitTile
+	}
+	tiles := (rows + mBlock - 1) / mBlock
 	items := c.batch * c.groups * tiles
 	workers := min(runtime.GOMAXPROCS(0), items)
 	run := func(sc *convScratch, lo, hi int) {
 		for it := lo; it < hi; it++ {
 			t := it % tiles
 			bg := it / tiles
-			c.tile(sc, out, in, b, bg/c.groups, bg%c.groups, t*mBlock, min(mBlock, c.m-t*mBlock))
+			tile(sc, out, in, b, bg/c.groups, bg%c.groups, t*mBlock, min(mBlock, rows-t*mBlock))
 		}
 	}
 	if workers <= 1 {
@@ -346,7 +366,7 @@ func (c *Conv) tile(sc *convScratch, out, in, b []float32, bi, g, m0, mt int) {
 		a := sc.a[:mt*kc]
 		// im2col of this block, k-major: A[kk-k0][r].
 		c.gather(a, sc, in, k0, kc, mt)
-		gemm(acc, a, gb[k0*c.np:][:kc*c.np], mt, kc, c.np)
+		gemm(acc, a, gb[k0*c.np:][:kc*c.np], mt, kc, c.np, mt)
 	}
 	// Scatter the tile into out.
 	ob := bi*c.ysB + g*c.og*c.ysC
@@ -389,7 +409,7 @@ func (c *Conv) pack(b, kernel []float32) {
 			n := min(len(src), c.k-k0)
 			for j := range n {
 				kp, ci := (k0+j)%c.ks, (k0+j)/c.ks
-				if !c.cMajor {
+				if c.kpMajor {
 					kp, ci = (k0+j)/c.cg, (k0+j)%c.cg
 				}
 				src[j] = base + c.wOff[kp] + ci*c.wsI
@@ -418,7 +438,7 @@ func (c *Conv) pack(b, kernel []float32) {
 func (c *Conv) gather(a []float32, sc *convScratch, in []float32, k0, kc, mt int) {
 	for j := range kc {
 		kp, ci := (k0+j)%c.ks, (k0+j)/c.ks
-		if !c.cMajor {
+		if c.kpMajor {
 			kp, ci = (k0+j)/c.cg, (k0+j)%c.cg
 		}
 		dst := a[j*mt:][:mt]
@@ -440,6 +460,127 @@ func (c *Conv) gather(a []float32, sc *convScratch, in []float32, k0, kc, mt int
 			} else {
 				dst[r] = in[off+shift]
 			}
+		}
+	}
+}
+
+// implicitMinChannels is the fewest input channels per group the implicit
+// path takes: each kernel position is one matrix product over them, too
+// short below this (a first layer's single channel).
+const implicitMinChannels = 8
+
+// implicitConv runs a 2-d convolution without an im2col copy. Run copies
+// the input once, zero-padded and split into stride×stride phase planes
+// (space to depth), so that at each kernel position the input a run of
+// output positions reads is a run of consecutive floats of one plane:
+// the matrix product reads it in place, one product per kernel position.
+// Output rows are computed as wide as the plane (wq) and the columns past
+// the output's width are dropped.
+type implicitConv struct {
+	hq, wq int   // phase plane rows and columns
+	plane  int   // floats per (channel, batch element) image: s0·s1·hq·wq
+	rows   int   // output positions per image in plane coordinates, ho·wq
+	wo     int   // output width
+	kOff   []int // kernel position kp's offset in an image
+	size   int   // floats of the padded copy, with slack for over-reads
+	padded sync.Pool
+}
+
+func newImplicitConv(c *Conv) *implicitConv {
+	s0, s1 := c.stride[0], c.stride[1]
+	ho, wo := c.spec.Out[c.spec.OutSpatial[0]], c.spec.Out[c.spec.OutSpatial[1]]
+	// Padded extents: every input row and column after low padding, and
+	// every one an output reads (which covers high padding).
+	ext := func(d, out int) int {
+		return max(c.pad[d]+c.inSize[d], c.stride[d]*(out-1)+(c.kSize[d]-1)*c.kdil[d]+1)
+	}
+	im := &implicitConv{wo: wo}
+	im.hq, im.wq = (ext(0, ho)+s0-1)/s0, (ext(1, wo)+s1-1)/s1
+	hw := im.hq * im.wq
+	im.plane = s0 * s1 * hw
+	im.rows = ho * im.wq
+	im.kOff = make([]int, c.ks)
+	for kp := range c.ks {
+		ky, kx := c.kOff[kp*2], c.kOff[kp*2+1] // dilated
+		im.kOff[kp] = (ky%s0*s1+kx%s1)*hw + ky/s0*im.wq + kx/s1
+	}
+	// A tile's rows are rounded up to four and the last image's
+	// products may read past it: one more image of zeros covers both.
+	im.size = (c.spec.In[c.spec.InChannels]*c.batch + 1) * im.plane
+	im.padded.New = func() any { v := make([]float32, im.size); return &v }
+	return im
+}
+
+// fill writes in into p, padded and split into phase planes:
+// p[(ci*batch+bi)*plane + phase*hq*wq + (py/s0)*wq + px/s1] for padded
+// coordinates (py, px), phase = (py%s0)*s1 + px%s1; zeros elsewhere.
+func (im *implicitConv) fill(c *Conv, p, in []float32) {
+	clear(p)
+	s0, s1 := c.stride[0], c.stride[1]
+	hw := im.hq * im.wq
+	h, w := c.inSize[0], c.inSize[1]
+	// Input columns inside the padded extent, and where each lands.
+	x0 := max(0, -c.pad[1])
+	x1 := min(w, s1*im.wq-c.pad[1])
+	for img := range c.spec.In[c.spec.InChannels] * c.batch {
+		ci, bi := img/c.batch, img%c.batch
+		dst := p[img*im.plane:][:im.plane]
+		src := bi*c.xsB + ci*c.xsC
+		for y := range h {
+			py := y + c.pad[0]
+			if py < 0 || py >= s0*im.hq {
+				continue
+			}
+			row := dst[(py%s0)*s1*hw+(py/s0)*im.wq:]
+			srow := in[src+y*c.xs[0]:]
+			if s1 == 1 && c.xs[1] == 1 {
+				copy(row[x0+c.pad[1]:x1+c.pad[1]], srow[x0:x1])
+				continue
+			}
+			for x := x0; x < x1; x++ {
+				px := x + c.pad[1]
+				row[(px%s1)*hw+px/s1] = srow[x*c.xs[1]]
+			}
+		}
+	}
+}
+
+// implicitTile computes output positions [m0, m0+mt) in plane
+// coordinates of batch element bi, group g, from the padded copy p.
+func (c *Conv) implicitTile(sc *convScratch, out, p, b []float32, bi, g, m0, mt int) {
+	im := c.im
+	mt4 := (mt + 3) &^ 3
+	acc := sc.acc[:mt4*c.np]
+	clear(acc)
+	base := (g*c.cg*c.batch+bi)*im.plane + m0
+	gb := b[g*c.k*c.np:][:c.k*c.np]
+	for kp, off := range im.kOff {
+		gemm(acc, p[base+off:], gb[kp*c.cg*c.np:][:c.cg*c.np], mt4, c.cg, c.np, c.batch*im.plane)
+	}
+	ob := bi*c.ysB + g*c.og*c.ysC
+	n := 0
+	for r := range mt {
+		y, x := (m0+r)/im.wq, (m0+r)%im.wq
+		if x >= im.wo {
+			continue
+		}
+		off := ob + y*c.ys[0] + x*c.ys[1]
+		src := acc[r*c.np:][:c.og]
+		switch {
+		case c.ysC == 1:
+			copy(out[off:off+c.og], src)
+		case !c.outSpatialFirst:
+			for o, v := range src {
+				out[off+o*c.ysC] = v
+			}
+		default:
+			sc.outOff[n], sc.outRow[n] = off, r
+			n++
+		}
+	}
+	for o := range c.og {
+		for i, off := range sc.outOff[:n] {
+			out[off+o*c.ysC] = acc[sc.outRow[i]*c.np+o]
 		}
 	}
 }

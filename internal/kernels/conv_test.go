@@ -83,9 +83,14 @@ func size(d []int) int {
 // randomSpec draws a 1- or 2-d convolution with random layouts, sizes,
 // strides, paddings, dilations and groups.
 func randomSpec(rng *rand.Rand) ConvSpec {
-	s := 1 + rng.IntN(2)
+	return drawSpec(rng, 1+rng.IntN(2), 1+rng.IntN(5), 2)
+}
+
+// drawSpec draws a convolution of s spatial axes with cg input channels
+// per group and input dilations up to maxInputDilation.
+func drawSpec(rng *rand.Rand, s, cg, maxInputDilation int) ConvSpec {
 	g := 1 + rng.IntN(3)
-	batch, cg, og := 1+rng.IntN(3), 1+rng.IntN(5), 1+rng.IntN(20)
+	batch, og := 1+rng.IntN(3), 1+rng.IntN(20)
 	var sp ConvSpec
 	sp.Groups = g
 	perm := func(n int) []int { return rng.Perm(n) }
@@ -99,7 +104,7 @@ func randomSpec(rng *rand.Rand) ConvSpec {
 	sp.Out[sp.OutBatch], sp.Out[sp.OutChannels] = batch, og*g
 	for d := range s {
 		n, k := 1+rng.IntN(9), 1+rng.IntN(4)
-		st, id, kd := 1+rng.IntN(3), 1+rng.IntN(2), 1+rng.IntN(2)
+		st, id, kd := 1+rng.IntN(3), 1+rng.IntN(maxInputDilation), 1+rng.IntN(2)
 		lo, hi := rng.IntN(3), rng.IntN(3)
 		eff := (k-1)*kd + 1
 		dil := (n-1)*id + 1
@@ -147,6 +152,31 @@ func TestConvMatchesDefinition(t *testing.T) {
 			}
 			in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
 			out := randoms(rng, size(sp.Out)) // garbage: Run must overwrite all
+			c.Run(out, in, w)
+			near(t, fmt.Sprintf("%+v", sp), out, refConv(sp, in, w))
+		})
+	}
+}
+
+// TestConvImplicit covers the implicit path (2-d, eight or more channels
+// per group, no input dilation) on random layouts, strides, paddings and
+// kernel dilations, at 1 and 2 workers.
+func TestConvImplicit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 400 {
+		sp := drawSpec(rng, 2, implicitMinChannels+rng.IntN(5), 1)
+		c, err := NewConv(sp)
+		if err != nil {
+			t.Fatalf("NewConv(%+v): %v", sp, err)
+		}
+		if c.im == nil {
+			continue // too few output positions for its kernel
+		}
+		procs := 1 + i%2
+		t.Run(fmt.Sprintf("%d/procs%d", i, procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
+			out := randoms(rng, size(sp.Out))
 			c.Run(out, in, w)
 			near(t, fmt.Sprintf("%+v", sp), out, refConv(sp, in, w))
 		})

@@ -27,19 +27,19 @@ func ISA() string {
 }
 
 // gemm adds a·b to acc: acc is [m][n] and b [k][n] row-major, a is
-// k-major ([k][m], so the four rows a step reads are adjacent), n a
-// multiple of vecWidth.
-func gemm(acc, a, b []float32, m, k, n int) {
+// k-major with steps lda apart (a[kk*lda+r], so the four rows a step
+// reads are adjacent), n a multiple of vecWidth.
+func gemm(acc, a, b []float32, m, k, n, lda int) {
 	if k == 0 {
 		return
 	}
 	switch {
 	case hasAVX512:
-		gemm512(acc, a, b, m, k, n)
+		gemm512(acc, a, b, m, k, n, lda)
 	case hasAVX2:
-		gemm256(acc, a, b, m, k, n)
+		gemm256(acc, a, b, m, k, n, lda)
 	default:
-		gemmPortable(acc, a, b, 0, m, k, n, m)
+		gemmPortable(acc, a, b, 0, m, k, n, lda)
 	}
 }
 
@@ -47,18 +47,18 @@ func gemm(acc, a, b []float32, m, k, n int) {
 // two vectors of b and a broadcast fit the 15 vector registers Go's
 // register allocator uses (Z0–Z14), where four rows by 64 columns spilled
 // its accumulators to the stack on every step (2–3× slower).
-func gemm512(acc, a, b []float32, m, k, n int) {
+func gemm512(acc, a, b []float32, m, k, n, lda int) {
 	// The kernels step raw pointers along k; check the last element each
 	// reads once here instead of per step.
-	_, _, _ = acc[m*n-1], a[(k-1)*m+m-1], b[k*n-1]
+	_, _, _ = acc[m*n-1], a[(k-1)*lda+m-1], b[k*n-1]
 	r := 0
 	for ; r+4 <= m; r += 4 {
 		j := 0
 		for ; j+32 <= n; j += 32 {
-			kern4x32(&acc[r*n+j], &a[r], &b[j], k, n, m)
+			kern4x32(&acc[r*n+j], &a[r], &b[j], k, n, lda)
 		}
 		if j < n {
-			kern4x16(&acc[r*n+j], &a[r], &b[j], k, n, m)
+			kern4x16(&acc[r*n+j], &a[r], &b[j], k, n, lda)
 		}
 	}
 	// Leftover rows, one at a time: four accumulator chains per row hide
@@ -66,10 +66,10 @@ func gemm512(acc, a, b []float32, m, k, n int) {
 	for ; r < m; r++ {
 		j := 0
 		for ; j+64 <= n; j += 64 {
-			kern1x64(&acc[r*n+j], &a[r], &b[j], k, n, m)
+			kern1x64(&acc[r*n+j], &a[r], &b[j], k, n, lda)
 		}
 		for ; j < n; j += 16 {
-			kern1x16(&acc[r*n+j], &a[r], &b[j], k, n, m)
+			kern1x16(&acc[r*n+j], &a[r], &b[j], k, n, lda)
 		}
 	}
 }
@@ -157,32 +157,43 @@ func kern1x64(c, a, b *float32, k, n, lda int) {
 	put16(c3, pc, 192)
 }
 
+// kern1x16 splits k into four accumulator chains: one chain waits on the
+// FMA latency at every step (a 3×3 weight gradient's ninth row).
 func kern1x16(c, a, b *float32, k, n, lda int) {
 	pc, pa, pb := unsafe.Pointer(c), unsafe.Pointer(a), unsafe.Pointer(b)
 	rs, sa := uintptr(n*4), uintptr(lda*4)
 	c0 := vec16(pc, 0)
-	for range k {
+	var c1, c2, c3 archsimd.Float32x16
+	kk := 0
+	for ; kk+4 <= k; kk += 4 {
+		c0 = vec16(pb, 0).MulAdd(bcast16(pa, 0), c0)
+		c1 = vec16(pb, rs).MulAdd(bcast16(pa, sa), c1)
+		c2 = vec16(pb, 2*rs).MulAdd(bcast16(pa, 2*sa), c2)
+		c3 = vec16(pb, 3*rs).MulAdd(bcast16(pa, 3*sa), c3)
+		pa, pb = unsafe.Add(pa, 4*sa), unsafe.Add(pb, 4*rs)
+	}
+	for ; kk < k; kk++ {
 		c0 = vec16(pb, 0).MulAdd(bcast16(pa, 0), c0)
 		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
 	}
-	put16(c0, pc, 0)
+	put16(c0.Add(c1).Add(c2.Add(c3)), pc, 0)
 }
 
 // gemm256 is gemm with AVX2: four rows by 16 columns (eight accumulators),
 // then one row at a time.
-func gemm256(acc, a, b []float32, m, k, n int) {
-	_, _, _ = acc[m*n-1], a[(k-1)*m+m-1], b[k*n-1]
+func gemm256(acc, a, b []float32, m, k, n, lda int) {
+	_, _, _ = acc[m*n-1], a[(k-1)*lda+m-1], b[k*n-1]
 	r := 0
 	for ; r+4 <= m; r += 4 {
 		for j := 0; j < n; j += 16 {
-			kern4x16avx2(&acc[r*n+j], &a[r], &b[j], k, n, m)
+			kern4x16avx2(&acc[r*n+j], &a[r], &b[j], k, n, lda)
 		}
 	}
 	// Leftover rows (a 7×7 map's 49th, a 1×1 weight gradient's single row)
 	// with the inner dimension in two accumulator chains.
 	for ; r < m; r++ {
 		for j := 0; j < n; j += 16 {
-			kern1x16avx2(&acc[r*n+j], &a[r], &b[j], k, n, m)
+			kern1x16avx2(&acc[r*n+j], &a[r], &b[j], k, n, lda)
 		}
 	}
 }

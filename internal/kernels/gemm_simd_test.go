@@ -12,7 +12,7 @@ import (
 // gemm picks, against the portable one, on odd row and inner counts.
 func TestGemmKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
-	kernels := map[string]func(acc, a, b []float32, m, k, n int){}
+	kernels := map[string]func(acc, a, b []float32, m, k, n, lda int){}
 	if hasAVX512 {
 		kernels["avx512"] = gemm512
 	}
@@ -22,12 +22,12 @@ func TestGemmKernels(t *testing.T) {
 	for name, kern := range kernels {
 		for _, m := range []int{1, 3, 4, 7, 64} {
 			for _, n := range []int{16, 32, 48, 64, 80, 144} {
-				k := 1 + rng.IntN(40)
-				t.Run(fmt.Sprintf("%s/%dx%dx%d", name, m, k, n), func(t *testing.T) {
-					a, b, acc := randoms(rng, m*k), randoms(rng, k*n), randoms(rng, m*n)
+				k, lda := 1+rng.IntN(40), m+rng.IntN(3)
+				t.Run(fmt.Sprintf("%s/%dx%dx%d/lda%d", name, m, k, n, lda), func(t *testing.T) {
+					a, b, acc := randoms(rng, (k-1)*lda+m), randoms(rng, k*n), randoms(rng, m*n)
 					want := append([]float32(nil), acc...)
-					gemmPortable(want, a, b, 0, m, k, n, m)
-					kern(acc, a, b, m, k, n)
+					gemmPortable(want, a, b, 0, m, k, n, lda)
+					kern(acc, a, b, m, k, n, lda)
 					near(t, "gemm", acc, want)
 				})
 			}
@@ -47,7 +47,7 @@ func BenchmarkGemm(b *testing.B) {
 			a, bm, acc := randoms(rng, m*k), randoms(rng, k*n), make([]float32, m*n)
 			cpu := cpuTime()
 			for b.Loop() {
-				gemm(acc, a, bm, m, k, n)
+				gemm(acc, a, bm, m, k, n, m)
 			}
 			b.ReportMetric(2*float64(m*k*n)*float64(b.N)/(cpuTime()-cpu).Seconds()/1e9, "GFLOP/cpu-s")
 		})
