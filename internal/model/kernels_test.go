@@ -38,10 +38,18 @@ func TestKernelsTrainLikeGoBackend(t *testing.T) {
 					t.Errorf("loss of step %d = %g, gobackend %g", i+1, gotLoss[i], wantLoss[i])
 				}
 			}
+			// Weights agree to 1e-4 and their updates to 1% of the tensor's
+			// largest: a gradient that sums terms which nearly cancel (a
+			// batch norm offset's) is rounding left over, and its size
+			// depends on the order of the sum.
 			for i, p := range net.Plan().Params {
-				for j := range want[i] {
-					if d := math.Abs(float64(got[i][j] - want[i][j])); d > 1e-4*(1e-2+math.Abs(float64(want[i][j]))) {
-						t.Fatalf("%s[%d] = %g after %d steps, gobackend %g", p.Name, j, got[i][j], goldenSteps, want[i][j])
+				largest := 0.0
+				for j, w := range want[i] {
+					largest = max(largest, math.Abs(float64(w-n.init[i][j])))
+				}
+				for j, w := range want[i] {
+					if d := math.Abs(float64(got[i][j] - w)); d > 1e-4*math.Abs(float64(w))+1e-2*largest {
+						t.Fatalf("%s[%d] = %g after %d steps, gobackend %g (from %g; largest update %g)", p.Name, j, got[i][j], goldenSteps, w, n.init[i][j], largest)
 					}
 				}
 			}
