@@ -63,8 +63,8 @@ type Conv struct {
 	// position kp from its (batch, group) base, -1 for padding: kept
 	// without runs, up to maxKeptOffsets elements.
 	rowRel  []int
-	scratch sync.Pool
-	packed  sync.Pool
+	scratch *freeList[*convScratch]
+	packed  *freeList[[]float32]
 }
 
 // maxKeptOffsets bounds Conv.rowRel.
@@ -176,8 +176,8 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 			}
 		}
 	}
-	c.scratch.New = func() any { return newConvScratch(c) }
-	c.packed.New = func() any { v := make([]float32, c.groups*c.k*c.np); return &v }
+	c.scratch = newFreeList(func() *convScratch { return newConvScratch(c) })
+	c.packed = newFreeList(func() []float32 { return make([]float32, c.groups*c.k*c.np) })
 	return c, nil
 }
 
@@ -251,16 +251,15 @@ func newConvScratch(c *Conv) *convScratch {
 // Run computes out (Out's shape) from in (In's) and kernel (Kernel's).
 // It writes every element of out.
 func (c *Conv) Run(out, in, kernel []float32) {
-	bp := c.packed.Get().(*[]float32)
-	defer c.packed.Put(bp)
-	b := *bp
+	b := c.packed.get()
+	defer c.packed.put(b)
 	c.pack(b, kernel)
 	rows, tile := c.m, c.tile
 	if c.im != nil {
-		pp := c.im.padded.Get().(*[]float32)
-		defer c.im.padded.Put(pp)
-		c.im.fill(c, *pp, in)
-		in, rows, tile = *pp, c.im.rows, c.implicitTile
+		p := c.im.padded.get()
+		defer c.im.padded.put(p)
+		c.im.fill(c, p, in)
+		in, rows, tile = p, c.im.rows, c.implicitTile
 	}
 	tiles := (rows + mBlock - 1) / mBlock
 	items := c.batch * c.groups * tiles
@@ -273,18 +272,18 @@ func (c *Conv) Run(out, in, kernel []float32) {
 		}
 	}
 	if workers <= 1 {
-		sc := c.scratch.Get().(*convScratch)
+		sc := c.scratch.get()
 		run(sc, 0, items)
-		c.scratch.Put(sc)
+		c.scratch.put(sc)
 		return
 	}
 	var wg sync.WaitGroup
 	for w := range workers {
 		lo, hi := items*w/workers, items*(w+1)/workers
 		wg.Go(func() {
-			sc := c.scratch.Get().(*convScratch)
+			sc := c.scratch.get()
 			run(sc, lo, hi)
-			c.scratch.Put(sc)
+			c.scratch.put(sc)
 		})
 	}
 	wg.Wait()
@@ -366,7 +365,7 @@ func (c *Conv) tile(sc *convScratch, out, in, b []float32, bi, g, m0, mt int) {
 		a := sc.a[:mt*kc]
 		// im2col of this block, k-major: A[kk-k0][r].
 		c.gather(a, sc, in, k0, kc, mt)
-		gemm(acc, a, gb[k0*c.np:][:kc*c.np], mt, kc, c.np, mt)
+		gemm(acc, a, nil, gb[k0*c.np:][:kc*c.np], mt, kc, c.np, mt)
 	}
 	// Scatter the tile into out.
 	ob := bi*c.ysB + g*c.og*c.ysC
@@ -483,7 +482,7 @@ type implicitConv struct {
 	wo     int   // output width
 	kOff   []int // kernel position kp's offset in an image
 	size   int   // floats of the padded copy, with slack for over-reads
-	padded sync.Pool
+	padded *freeList[[]float32]
 }
 
 func newImplicitConv(c *Conv) *implicitConv {
@@ -507,7 +506,7 @@ func newImplicitConv(c *Conv) *implicitConv {
 	// A tile's rows are rounded up to four and the last image's
 	// products may read past it: one more image of zeros covers both.
 	im.size = (c.spec.In[c.spec.InChannels]*c.batch + 1) * im.plane
-	im.padded.New = func() any { v := make([]float32, im.size); return &v }
+	im.padded = newFreeList(func() []float32 { return make([]float32, im.size) })
 	return im
 }
 
@@ -555,7 +554,7 @@ func (c *Conv) implicitTile(sc *convScratch, out, p, b []float32, bi, g, m0, mt 
 	base := (g*c.cg*c.batch+bi)*im.plane + m0
 	gb := b[g*c.k*c.np:][:c.k*c.np]
 	for kp, off := range im.kOff {
-		gemm(acc, p[base+off:], gb[kp*c.cg*c.np:][:c.cg*c.np], mt4, c.cg, c.np, c.batch*im.plane)
+		gemm(acc, p[base+off:], nil, gb[kp*c.cg*c.np:][:c.cg*c.np], mt4, c.cg, c.np, c.batch*im.plane)
 	}
 	ob := bi*c.ysB + g*c.og*c.ysC
 	n := 0

@@ -28,48 +28,63 @@ func ISA() string {
 
 // gemm adds a·b to acc: acc is [m][n] and b [k][n] row-major, a is
 // k-major with steps lda apart (a[kk*lda+r], so the four rows a step
-// reads are adjacent), n a multiple of vecWidth.
-func gemm(acc, a, b []float32, m, k, n, lda int) {
-	if k == 0 {
+// reads are adjacent; or a[kk*lda+rows[r]] with row offsets), n a
+// multiple of vecWidth.
+func gemm(acc, a []float32, rows []int, b []float32, m, k, n, lda int) {
+	if m == 0 || k == 0 {
 		return
 	}
+	checkGemm(acc, a, rows, b, m, k, n, lda)
 	switch {
 	case hasAVX512:
-		gemm512(acc, a, b, m, k, n, lda)
+		gemm512(acc, a, rows, b, m, k, n, lda)
 	case hasAVX2:
-		gemm256(acc, a, b, m, k, n, lda)
+		gemm256(acc, a, rows, b, m, k, n, lda)
 	default:
-		gemmPortable(acc, a, b, 0, m, k, n, lda)
+		gemmPortable(acc, a, rows, b, m, k, n, lda)
 	}
+}
+
+// rowBytes are the byte offsets in a of rows r to r+3.
+func rowBytes(rows []int, r int) *[4]uintptr {
+	return &[4]uintptr{uintptr(rowAt(rows, r) * 4), uintptr(rowAt(rows, r+1) * 4), uintptr(rowAt(rows, r+2) * 4), uintptr(rowAt(rows, r+3) * 4)}
 }
 
 // gemm512 works in tiles of four rows by 32 columns: eight accumulators,
 // two vectors of b and a broadcast fit the 15 vector registers Go's
 // register allocator uses (Z0–Z14), where four rows by 64 columns spilled
 // its accumulators to the stack on every step (2–3× slower).
-func gemm512(acc, a, b []float32, m, k, n, lda int) {
-	// The kernels step raw pointers along k; check the last element each
-	// reads once here instead of per step.
-	_, _, _ = acc[m*n-1], a[(k-1)*lda+m-1], b[k*n-1]
+func gemm512(acc, a []float32, rows []int, b []float32, m, k, n, lda int) {
+	pa := unsafe.Pointer(&a[0])
 	r := 0
 	for ; r+4 <= m; r += 4 {
 		j := 0
+		if rows == nil {
+			for ; j+32 <= n; j += 32 {
+				kern4x32(&acc[r*n+j], &a[r], &b[j], k, n, lda)
+			}
+			if j < n {
+				kern4x16(&acc[r*n+j], &a[r], &b[j], k, n, lda)
+			}
+			continue
+		}
+		o := rowBytes(rows, r)
 		for ; j+32 <= n; j += 32 {
-			kern4x32(&acc[r*n+j], &a[r], &b[j], k, n, lda)
+			kern4x32rows(&acc[r*n+j], pa, o, &b[j], k, n, lda)
 		}
 		if j < n {
-			kern4x16(&acc[r*n+j], &a[r], &b[j], k, n, lda)
+			kern4x16rows(&acc[r*n+j], pa, o, &b[j], k, n, lda)
 		}
 	}
-	// Leftover rows, one at a time: four accumulator chains per row hide
-	// the FMA latency that one chain (kern1x16) is bound by.
+	// Leftover rows, one at a time, with four accumulator chains.
 	for ; r < m; r++ {
+		ar := &a[rowAt(rows, r)]
 		j := 0
 		for ; j+64 <= n; j += 64 {
-			kern1x64(&acc[r*n+j], &a[r], &b[j], k, n, lda)
+			kern1x64(&acc[r*n+j], ar, &b[j], k, n, lda)
 		}
 		for ; j < n; j += 16 {
-			kern1x16(&acc[r*n+j], &a[r], &b[j], k, n, lda)
+			kern1x16(&acc[r*n+j], ar, &b[j], k, n, lda)
 		}
 	}
 }
@@ -92,7 +107,9 @@ func bcast16(p unsafe.Pointer, off uintptr) archsimd.Float32x16 {
 
 // The kernels below add a tile of a·b to c. c is row-major with rows n
 // floats apart, a k-major with steps lda floats apart, b row-major with
-// rows n apart; gemm512 has checked the bounds.
+// rows n apart; gemm has checked the bounds. The contiguous four-row
+// kernels' offsets are constants: as four registers (the rows variants)
+// they measured ~20% slower, the loop running short of scalar registers.
 
 func kern4x32(c, a, b *float32, k, n, lda int) {
 	pc, pa, pb := unsafe.Pointer(c), unsafe.Pointer(a), unsafe.Pointer(b)
@@ -123,6 +140,37 @@ func kern4x32(c, a, b *float32, k, n, lda int) {
 	put16(c31, pc, 3*rs+64)
 }
 
+// kern4x32rows is kern4x32 with row i of a at byte offset o[i].
+func kern4x32rows(c *float32, pa unsafe.Pointer, o *[4]uintptr, b *float32, k, n, lda int) {
+	pc, pb := unsafe.Pointer(c), unsafe.Pointer(b)
+	rs, sa := uintptr(n*4), uintptr(lda*4)
+	o0, o1, o2, o3 := o[0], o[1], o[2], o[3]
+	c00, c01 := vec16(pc, 0), vec16(pc, 64)
+	c10, c11 := vec16(pc, rs), vec16(pc, rs+64)
+	c20, c21 := vec16(pc, 2*rs), vec16(pc, 2*rs+64)
+	c30, c31 := vec16(pc, 3*rs), vec16(pc, 3*rs+64)
+	for range k {
+		b0, b1 := vec16(pb, 0), vec16(pb, 64)
+		x := bcast16(pa, o0)
+		c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
+		x = bcast16(pa, o1)
+		c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
+		x = bcast16(pa, o2)
+		c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
+		x = bcast16(pa, o3)
+		c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
+		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
+	}
+	put16(c00, pc, 0)
+	put16(c01, pc, 64)
+	put16(c10, pc, rs)
+	put16(c11, pc, rs+64)
+	put16(c20, pc, 2*rs)
+	put16(c21, pc, 2*rs+64)
+	put16(c30, pc, 3*rs)
+	put16(c31, pc, 3*rs+64)
+}
+
 func kern4x16(c, a, b *float32, k, n, lda int) {
 	pc, pa, pb := unsafe.Pointer(c), unsafe.Pointer(a), unsafe.Pointer(b)
 	rs, sa := uintptr(n*4), uintptr(lda*4)
@@ -133,6 +181,26 @@ func kern4x16(c, a, b *float32, k, n, lda int) {
 		c1 = bv.MulAdd(bcast16(pa, 4), c1)
 		c2 = bv.MulAdd(bcast16(pa, 8), c2)
 		c3 = bv.MulAdd(bcast16(pa, 12), c3)
+		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
+	}
+	put16(c0, pc, 0)
+	put16(c1, pc, rs)
+	put16(c2, pc, 2*rs)
+	put16(c3, pc, 3*rs)
+}
+
+// kern4x16rows is kern4x16 with row i of a at byte offset o[i].
+func kern4x16rows(c *float32, pa unsafe.Pointer, o *[4]uintptr, b *float32, k, n, lda int) {
+	pc, pb := unsafe.Pointer(c), unsafe.Pointer(b)
+	rs, sa := uintptr(n*4), uintptr(lda*4)
+	o0, o1, o2, o3 := o[0], o[1], o[2], o[3]
+	c0, c1, c2, c3 := vec16(pc, 0), vec16(pc, rs), vec16(pc, 2*rs), vec16(pc, 3*rs)
+	for range k {
+		bv := vec16(pb, 0)
+		c0 = bv.MulAdd(bcast16(pa, o0), c0)
+		c1 = bv.MulAdd(bcast16(pa, o1), c1)
+		c2 = bv.MulAdd(bcast16(pa, o2), c2)
+		c3 = bv.MulAdd(bcast16(pa, o3), c3)
 		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
 	}
 	put16(c0, pc, 0)
@@ -181,19 +249,27 @@ func kern1x16(c, a, b *float32, k, n, lda int) {
 
 // gemm256 is gemm with AVX2: four rows by 16 columns (eight accumulators),
 // then one row at a time.
-func gemm256(acc, a, b []float32, m, k, n, lda int) {
-	_, _, _ = acc[m*n-1], a[(k-1)*lda+m-1], b[k*n-1]
+func gemm256(acc, a []float32, rows []int, b []float32, m, k, n, lda int) {
+	pa := unsafe.Pointer(&a[0])
 	r := 0
 	for ; r+4 <= m; r += 4 {
+		if rows == nil {
+			for j := 0; j < n; j += 16 {
+				kern4x16avx2(&acc[r*n+j], &a[r], &b[j], k, n, lda)
+			}
+			continue
+		}
+		o := rowBytes(rows, r)
 		for j := 0; j < n; j += 16 {
-			kern4x16avx2(&acc[r*n+j], &a[r], &b[j], k, n, lda)
+			kern4x16avx2rows(&acc[r*n+j], pa, o, &b[j], k, n, lda)
 		}
 	}
 	// Leftover rows (a 7×7 map's 49th, a 1×1 weight gradient's single row)
 	// with the inner dimension in two accumulator chains.
 	for ; r < m; r++ {
+		ar := &a[rowAt(rows, r)]
 		for j := 0; j < n; j += 16 {
-			kern1x16avx2(&acc[r*n+j], &a[r], &b[j], k, n, lda)
+			kern1x16avx2(&acc[r*n+j], ar, &b[j], k, n, lda)
 		}
 	}
 }
@@ -226,6 +302,37 @@ func kern4x16avx2(c, a, b *float32, k, n, lda int) {
 		x = bcast8(pa, 8)
 		c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
 		x = bcast8(pa, 12)
+		c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
+		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
+	}
+	put8(c00, pc, 0)
+	put8(c01, pc, 32)
+	put8(c10, pc, rs)
+	put8(c11, pc, rs+32)
+	put8(c20, pc, 2*rs)
+	put8(c21, pc, 2*rs+32)
+	put8(c30, pc, 3*rs)
+	put8(c31, pc, 3*rs+32)
+}
+
+// kern4x16avx2rows is kern4x16avx2 with row i of a at byte offset o[i].
+func kern4x16avx2rows(c *float32, pa unsafe.Pointer, o *[4]uintptr, b *float32, k, n, lda int) {
+	pc, pb := unsafe.Pointer(c), unsafe.Pointer(b)
+	rs, sa := uintptr(n*4), uintptr(lda*4)
+	o0, o1, o2, o3 := o[0], o[1], o[2], o[3]
+	c00, c01 := vec8(pc, 0), vec8(pc, 32)
+	c10, c11 := vec8(pc, rs), vec8(pc, rs+32)
+	c20, c21 := vec8(pc, 2*rs), vec8(pc, 2*rs+32)
+	c30, c31 := vec8(pc, 3*rs), vec8(pc, 3*rs+32)
+	for range k {
+		b0, b1 := vec8(pb, 0), vec8(pb, 32)
+		x := bcast8(pa, o0)
+		c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
+		x = bcast8(pa, o1)
+		c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
+		x = bcast8(pa, o2)
+		c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
+		x = bcast8(pa, o3)
 		c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
 		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, rs)
 	}
