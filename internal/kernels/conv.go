@@ -49,8 +49,11 @@ type Conv struct {
 	// kpMajor orders the inner dimension kernel-position-major, kk =
 	// kpos*cg + ci: without cMajor, and on the implicit path.
 	kpMajor bool
-	// im, when set, reads the input in place instead of an im2col copy.
+	// im or iw, when set, reads the input in place instead of an im2col
+	// copy: im for many output positions, iw for many kernel positions
+	// (weight gradients).
 	im *implicitConv
+	iw *implicitWeights
 	// runs gathers A's columns as copies of contiguous input runs: the
 	// last spatial axis is contiguous and unstrided, and each kernel
 	// position's runs serve several channels.
@@ -159,8 +162,13 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 			r /= od
 		}
 	}
-	if s == 2 && c.cg >= implicitMinChannels && c.idil[0] == 1 && c.idil[1] == 1 && c.m >= 4*c.ks {
-		c.im = newImplicitConv(c)
+	if s == 2 && c.idil[0] == 1 && c.idil[1] == 1 {
+		switch {
+		case c.cg >= implicitMinChannels && c.m >= 4*c.ks:
+			c.im = newImplicitConv(c)
+		case c.ks >= 4*c.m && c.m <= mBlock:
+			c.iw = newImplicitWeights(c)
+		}
 	}
 	c.kpMajor = !c.cMajor || c.im != nil
 	// Every tile's input offsets are the same for each batch element and
@@ -168,7 +176,7 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 	// products per row) walking the axes for them cost more than the
 	// products, so they are worked out once; with runs, a table measured
 	// slower than the walk.
-	if c.im == nil && !c.runs && c.m*c.ks <= maxKeptOffsets {
+	if c.im == nil && c.iw == nil && !c.runs && c.m*c.ks <= maxKeptOffsets {
 		c.rowRel = make([]int, c.m*c.ks)
 		for m := range c.m {
 			for kp := range c.ks {
@@ -177,7 +185,9 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 		}
 	}
 	c.scratch = newFreeList(func() *convScratch { return newConvScratch(c) })
-	c.packed = newFreeList(func() []float32 { return make([]float32, c.groups*c.k*c.np) })
+	if c.iw == nil {
+		c.packed = newFreeList(func() []float32 { return make([]float32, c.groups*c.k*c.np) })
+	}
 	return c, nil
 }
 
@@ -251,13 +261,17 @@ func newConvScratch(c *Conv) *convScratch {
 // Run computes out (Out's shape) from in (In's) and kernel (Kernel's).
 // It writes every element of out.
 func (c *Conv) Run(out, in, kernel []float32) {
+	if c.iw != nil {
+		c.iw.run(c, out, in, kernel)
+		return
+	}
 	b := c.packed.get()
 	defer c.packed.put(b)
 	c.pack(b, kernel)
 	rows, tile := c.m, c.tile
 	if c.im != nil {
-		p := c.im.padded.get()
-		defer c.im.padded.put(p)
+		p := c.im.bufs.get()
+		defer c.im.bufs.put(p)
 		c.im.fill(c, p, in)
 		in, rows, tile = p, c.im.rows, c.implicitTile
 	}
@@ -459,127 +473,6 @@ func (c *Conv) gather(a []float32, sc *convScratch, in []float32, k0, kc, mt int
 			} else {
 				dst[r] = in[off+shift]
 			}
-		}
-	}
-}
-
-// implicitMinChannels is the fewest input channels per group the implicit
-// path takes: each kernel position is one matrix product over them, too
-// short below this (a first layer's single channel).
-const implicitMinChannels = 8
-
-// implicitConv runs a 2-d convolution without an im2col copy. Run copies
-// the input once, zero-padded and split into stride×stride phase planes
-// (space to depth), so that at each kernel position the input a run of
-// output positions reads is a run of consecutive floats of one plane:
-// the matrix product reads it in place, one product per kernel position.
-// Output rows are computed as wide as the plane (wq) and the columns past
-// the output's width are dropped.
-type implicitConv struct {
-	hq, wq int   // phase plane rows and columns
-	plane  int   // floats per (channel, batch element) image: s0·s1·hq·wq
-	rows   int   // output positions per image in plane coordinates, ho·wq
-	wo     int   // output width
-	kOff   []int // kernel position kp's offset in an image
-	size   int   // floats of the padded copy, with slack for over-reads
-	padded *freeList[[]float32]
-}
-
-func newImplicitConv(c *Conv) *implicitConv {
-	s0, s1 := c.stride[0], c.stride[1]
-	ho, wo := c.spec.Out[c.spec.OutSpatial[0]], c.spec.Out[c.spec.OutSpatial[1]]
-	// Padded extents: every input row and column after low padding, and
-	// every one an output reads (which covers high padding).
-	ext := func(d, out int) int {
-		return max(c.pad[d]+c.inSize[d], c.stride[d]*(out-1)+(c.kSize[d]-1)*c.kdil[d]+1)
-	}
-	im := &implicitConv{wo: wo}
-	im.hq, im.wq = (ext(0, ho)+s0-1)/s0, (ext(1, wo)+s1-1)/s1
-	hw := im.hq * im.wq
-	im.plane = s0 * s1 * hw
-	im.rows = ho * im.wq
-	im.kOff = make([]int, c.ks)
-	for kp := range c.ks {
-		ky, kx := c.kOff[kp*2], c.kOff[kp*2+1] // dilated
-		im.kOff[kp] = (ky%s0*s1+kx%s1)*hw + ky/s0*im.wq + kx/s1
-	}
-	// A tile's rows are rounded up to four and the last image's
-	// products may read past it: one more image of zeros covers both.
-	im.size = (c.spec.In[c.spec.InChannels]*c.batch + 1) * im.plane
-	im.padded = newFreeList(func() []float32 { return make([]float32, im.size) })
-	return im
-}
-
-// fill writes in into p, padded and split into phase planes:
-// p[(ci*batch+bi)*plane + phase*hq*wq + (py/s0)*wq + px/s1] for padded
-// coordinates (py, px), phase = (py%s0)*s1 + px%s1; zeros elsewhere.
-func (im *implicitConv) fill(c *Conv, p, in []float32) {
-	clear(p)
-	s0, s1 := c.stride[0], c.stride[1]
-	hw := im.hq * im.wq
-	h, w := c.inSize[0], c.inSize[1]
-	// Input columns inside the padded extent, and where each lands.
-	x0 := max(0, -c.pad[1])
-	x1 := min(w, s1*im.wq-c.pad[1])
-	for img := range c.spec.In[c.spec.InChannels] * c.batch {
-		ci, bi := img/c.batch, img%c.batch
-		dst := p[img*im.plane:][:im.plane]
-		src := bi*c.xsB + ci*c.xsC
-		for y := range h {
-			py := y + c.pad[0]
-			if py < 0 || py >= s0*im.hq {
-				continue
-			}
-			row := dst[(py%s0)*s1*hw+(py/s0)*im.wq:]
-			srow := in[src+y*c.xs[0]:]
-			if s1 == 1 && c.xs[1] == 1 {
-				copy(row[x0+c.pad[1]:x1+c.pad[1]], srow[x0:x1])
-				continue
-			}
-			for x := x0; x < x1; x++ {
-				px := x + c.pad[1]
-				row[(px%s1)*hw+px/s1] = srow[x*c.xs[1]]
-			}
-		}
-	}
-}
-
-// implicitTile computes output positions [m0, m0+mt) in plane
-// coordinates of batch element bi, group g, from the padded copy p.
-func (c *Conv) implicitTile(sc *convScratch, out, p, b []float32, bi, g, m0, mt int) {
-	im := c.im
-	mt4 := (mt + 3) &^ 3
-	acc := sc.acc[:mt4*c.np]
-	clear(acc)
-	base := (g*c.cg*c.batch+bi)*im.plane + m0
-	gb := b[g*c.k*c.np:][:c.k*c.np]
-	for kp, off := range im.kOff {
-		gemm(acc, p[base+off:], nil, gb[kp*c.cg*c.np:][:c.cg*c.np], mt4, c.cg, c.np, c.batch*im.plane)
-	}
-	ob := bi*c.ysB + g*c.og*c.ysC
-	n := 0
-	for r := range mt {
-		y, x := (m0+r)/im.wq, (m0+r)%im.wq
-		if x >= im.wo {
-			continue
-		}
-		off := ob + y*c.ys[0] + x*c.ys[1]
-		src := acc[r*c.np:][:c.og]
-		switch {
-		case c.ysC == 1:
-			copy(out[off:off+c.og], src)
-		case !c.outSpatialFirst:
-			for o, v := range src {
-				out[off+o*c.ysC] = v
-			}
-		default:
-			sc.outOff[n], sc.outRow[n] = off, r
-			n++
-		}
-	}
-	for o := range c.og {
-		for i, off := range sc.outOff[:n] {
-			out[off+o*c.ysC] = acc[sc.outRow[i]*c.np+o]
 		}
 	}
 }

@@ -183,6 +183,50 @@ func TestConvImplicit(t *testing.T) {
 	}
 }
 
+// weightGradientSpec draws a 2-d convolution shaped like a weight
+// gradient: a kernel nearly as large as the input (the output gradient)
+// and a few output positions (the weights'), with strides, kernel
+// dilations (the forward stride), paddings, layouts and groups.
+func weightGradientSpec(rng *rand.Rand) ConvSpec {
+	sp := drawSpec(rng, 2, 1+rng.IntN(30), 1)
+	for d := range 2 {
+		n, out := 3+rng.IntN(10), 1+rng.IntN(3)
+		st, kd, lo, hi := 1+rng.IntN(2), 1+rng.IntN(2), rng.IntN(2), rng.IntN(2)
+		eff := n + lo + hi - (out-1)*st // the dilated kernel's extent
+		for eff < 1 || (eff-1)%kd != 0 {
+			hi++
+			eff++
+		}
+		sp.In[sp.InSpatial[d]], sp.Kernel[sp.KernelSpatial[d]], sp.Out[sp.OutSpatial[d]] = n, (eff-1)/kd+1, out
+		sp.Strides[d], sp.KernelDilations[d], sp.Paddings[d] = st, kd, [2]int{lo, hi}
+	}
+	return sp
+}
+
+// TestConvImplicitWeights covers the implicit path for weight gradients
+// at 1 and 2 workers.
+func TestConvImplicitWeights(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := range 200 {
+		sp := weightGradientSpec(rng)
+		c, err := NewConv(sp)
+		if err != nil {
+			t.Fatalf("NewConv(%+v): %v", sp, err)
+		}
+		if c.iw == nil {
+			continue // too few kernel positions for its outputs
+		}
+		procs := 1 + i%2
+		t.Run(fmt.Sprintf("%d/procs%d", i, procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
+			out := randoms(rng, size(sp.Out))
+			c.Run(out, in, w)
+			near(t, fmt.Sprintf("%+v", sp), out, refConv(sp, in, w))
+		})
+	}
+}
+
 // TestConvLarge covers the blocked paths: several K blocks, M tiles,
 // panels of 64 columns and the four-row kernel, at 1 and 2 workers.
 func TestConvLarge(t *testing.T) {
