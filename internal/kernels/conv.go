@@ -164,9 +164,9 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 	}
 	if s == 2 && c.idil[0] == 1 && c.idil[1] == 1 {
 		switch {
-		case c.cg >= implicitMinChannels && c.m >= 4*c.ks:
+		case c.cg >= implicitMinChannels && c.m >= 4*c.ks && c.readsEveryPhase(c.stride, c.ks, c.kOff, []int{1, 1}):
 			c.im = newImplicitConv(c)
-		case c.ks >= 4*c.m && c.m <= mBlock:
+		case c.ks >= 4*c.m && c.m <= mBlock && c.readsEveryPhase(c.kdil, c.m, c.outPos, c.stride):
 			c.iw = newImplicitWeights(c)
 		}
 	}
@@ -189,6 +189,17 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 		c.packed = newFreeList(func() []float32 { return make([]float32, c.groups*c.k*c.np) })
 	}
 	return c, nil
+}
+
+// readsEveryPhase says whether the n 2-d positions pos, scaled per axis,
+// fall in each of the f0×f1 phases of a padded copy: a 1×1 convolution of
+// stride 2 reads one phase in four, cheaper gathered than copied whole.
+func (c *Conv) readsEveryPhase(f []int, n int, pos, scale []int) bool {
+	seen := map[[2]int]bool{}
+	for i := range n {
+		seen[[2]int{pos[i*2] * scale[0] % f[0], pos[i*2+1] * scale[1] % f[1]}] = true
+	}
+	return len(seen) == f[0]*f[1]
 }
 
 // inputOffset is output position m's input offset at kernel position kp

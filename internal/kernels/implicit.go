@@ -71,8 +71,12 @@ func (p *paddedInput) fill(c *Conv, dst, in []float32) {
 				copy(image[at:at+x1-x0], srow[x0:x1])
 				continue
 			}
-			for x := x0; x < x1; x++ {
-				image[p.at(py, x+c.pad[1])] = srow[x*c.xs[1]]
+			// Each column phase is a strided run of the row.
+			for x := x0; x < min(x1, x0+p.f1); x++ {
+				drow := image[p.at(py, x+c.pad[1]):]
+				for i, xx := 0, x; xx < x1; i, xx = i+1, xx+p.f1 {
+					drow[i] = srow[xx*c.xs[1]]
+				}
 			}
 		}
 	}
