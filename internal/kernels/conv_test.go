@@ -175,8 +175,9 @@ func TestConvImplicit(t *testing.T) {
 		procs := 1 + i%2
 		t.Run(fmt.Sprintf("%d/procs%d", i, procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
 			out := randoms(rng, size(sp.Out))
+			c.Run(out, randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))) // buffers reused below
+			in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
 			c.Run(out, in, w)
 			near(t, fmt.Sprintf("%+v", sp), out, refConv(sp, in, w))
 		})
@@ -219,8 +220,9 @@ func TestConvImplicitWeights(t *testing.T) {
 		procs := 1 + i%2
 		t.Run(fmt.Sprintf("%d/procs%d", i, procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
 			out := randoms(rng, size(sp.Out))
+			c.Run(out, randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))) // buffers reused below
+			in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
 			c.Run(out, in, w)
 			near(t, fmt.Sprintf("%+v", sp), out, refConv(sp, in, w))
 		})

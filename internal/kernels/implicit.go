@@ -50,9 +50,9 @@ func (p *paddedInput) at(py, px int) int {
 	return ((py%p.f0)*p.f1+px%p.f1)*p.hq*p.wq + (py/p.f0)*p.wq + px/p.f1
 }
 
-// fill writes in into dst in this layout, zeros elsewhere.
+// fill writes in into dst in this layout. It writes the same elements at
+// every call, so the padding stays as zero as the buffer was made.
 func (p *paddedInput) fill(c *Conv, dst, in []float32) {
-	clear(dst)
 	h, w := c.inSize[0], c.inSize[1]
 	// Input columns inside the padded extent.
 	x0, x1 := max(0, -c.pad[1]), min(w, p.f1*p.wq-c.pad[1])
@@ -166,20 +166,27 @@ func newImplicitWeights(c *Conv) *implicitWeights {
 	return iw
 }
 
-// pack writes B[g][ci][ky][kx][o] from kernel, zero for kx at or past the
-// kernel's width and o at or past og.
+// pack writes B[g][ci][ky][kx][o] from kernel for kx below the kernel's
+// width and o below og. It writes the same elements at every call, so the
+// rest stays as zero as the buffer was made.
 func (iw *implicitWeights) pack(c *Conv, b, kernel []float32) {
-	clear(b)
-	kh, kw := c.kSize[0], c.kSize[1]
+	kh, kw, np, ws1 := c.kSize[0], c.kSize[1], c.np, c.ws[1]
 	for g := range c.groups {
 		for ci := range c.cg {
 			for ky := range kh {
-				dst := b[((g*c.cg+ci)*iw.kLen+ky*iw.wq)*c.np:]
+				dst := b[((g*c.cg+ci)*iw.kLen+ky*iw.wq)*np:][:kw*np]
 				src := g*c.og*c.wsO + ci*c.wsI + ky*c.ws[0]
 				for o := range c.og {
-					so := src + o*c.wsO
+					d := dst[o:]
+					row := kernel[src+o*c.wsO:][:(kw-1)*ws1+1]
+					if ws1 == 1 {
+						for kx, v := range row {
+							d[kx*np] = v
+						}
+						continue
+					}
 					for kx := range kw {
-						dst[kx*c.np+o] = kernel[so+kx*c.ws[1]]
+						d[kx*np] = row[kx*ws1]
 					}
 				}
 			}
