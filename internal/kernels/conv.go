@@ -162,11 +162,13 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 			r /= od
 		}
 	}
-	if s == 2 && c.idil[0] == 1 && c.idil[1] == 1 {
+	if s == 2 {
+		undilated, unstrided := c.idil[0] == 1 && c.idil[1] == 1, c.stride[0] == 1 && c.stride[1] == 1
 		switch {
-		case c.cg >= implicitMinChannels && c.m >= 4*c.ks && c.readsEveryPhase(c.stride, c.ks, c.kOff, []int{1, 1}):
+		case c.cg >= implicitMinChannels && c.m*c.idil[0]*c.idil[1] >= 4*c.ks &&
+			(undilated && c.readsEveryPhase(c.stride, c.ks, c.kOff, []int{1, 1}) || unstrided && !undilated):
 			c.im = newImplicitConv(c)
-		case c.ks >= 4*c.m && c.m <= mBlock && c.readsEveryPhase(c.kdil, c.m, c.outPos, c.stride):
+		case undilated && c.ks >= 4*c.m && c.m <= mBlock && c.readsEveryPhase(c.kdil, c.m, c.outPos, c.stride):
 			c.iw = newImplicitWeights(c)
 		}
 	}
@@ -279,21 +281,21 @@ func (c *Conv) Run(out, in, kernel []float32) {
 	b := c.packed.get()
 	defer c.packed.put(b)
 	c.pack(b, kernel)
-	rows, tile := c.m, c.tile
+	tiles, tile := (c.m+mBlock-1)/mBlock, func(sc *convScratch, bi, g, t int) {
+		c.tile(sc, out, in, b, bi, g, t*mBlock, min(mBlock, c.m-t*mBlock))
+	}
 	if c.im != nil {
 		p := c.im.bufs.get()
 		defer c.im.bufs.put(p)
 		c.im.fill(c, p, in)
-		in, rows, tile = p, c.im.rows, c.implicitTile
+		tiles, tile = len(c.im.tiles), func(sc *convScratch, bi, g, t int) { c.implicitTile(sc, out, p, b, bi, g, t) }
 	}
-	tiles := (rows + mBlock - 1) / mBlock
 	items := c.batch * c.groups * tiles
 	workers := min(runtime.GOMAXPROCS(0), items)
 	run := func(sc *convScratch, lo, hi int) {
 		for it := lo; it < hi; it++ {
-			t := it % tiles
 			bg := it / tiles
-			tile(sc, out, in, b, bg/c.groups, bg%c.groups, t*mBlock, min(mBlock, rows-t*mBlock))
+			tile(sc, bg/c.groups, bg%c.groups, it%tiles)
 		}
 	}
 	if workers <= 1 {

@@ -83,12 +83,13 @@ func size(d []int) int {
 // randomSpec draws a 1- or 2-d convolution with random layouts, sizes,
 // strides, paddings, dilations and groups.
 func randomSpec(rng *rand.Rand) ConvSpec {
-	return drawSpec(rng, 1+rng.IntN(2), 1+rng.IntN(5), 2)
+	return drawSpec(rng, 1+rng.IntN(2), 1+rng.IntN(5), 2, 3)
 }
 
 // drawSpec draws a convolution of s spatial axes with cg input channels
-// per group and input dilations up to maxInputDilation.
-func drawSpec(rng *rand.Rand, s, cg, maxInputDilation int) ConvSpec {
+// per group, input dilations up to maxInputDilation and strides up to
+// maxStride.
+func drawSpec(rng *rand.Rand, s, cg, maxInputDilation, maxStride int) ConvSpec {
 	g := 1 + rng.IntN(3)
 	batch, og := 1+rng.IntN(3), 1+rng.IntN(20)
 	var sp ConvSpec
@@ -104,7 +105,7 @@ func drawSpec(rng *rand.Rand, s, cg, maxInputDilation int) ConvSpec {
 	sp.Out[sp.OutBatch], sp.Out[sp.OutChannels] = batch, og*g
 	for d := range s {
 		n, k := 1+rng.IntN(9), 1+rng.IntN(4)
-		st, id, kd := 1+rng.IntN(3), 1+rng.IntN(maxInputDilation), 1+rng.IntN(2)
+		st, id, kd := 1+rng.IntN(maxStride), 1+rng.IntN(maxInputDilation), 1+rng.IntN(2)
 		lo, hi := rng.IntN(3), rng.IntN(3)
 		eff := (k-1)*kd + 1
 		dil := (n-1)*id + 1
@@ -159,12 +160,15 @@ func TestConvMatchesDefinition(t *testing.T) {
 }
 
 // TestConvImplicit covers the implicit path (2-d, eight or more channels
-// per group, no input dilation) on random layouts, strides, paddings and
-// kernel dilations, at 1 and 2 workers.
+// per group) on random layouts, strides, paddings, kernel and input
+// dilations, at 1 and 2 workers.
 func TestConvImplicit(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for i := range 400 {
-		sp := drawSpec(rng, 2, implicitMinChannels+rng.IntN(5), 1)
+		sp := drawSpec(rng, 2, implicitMinChannels+rng.IntN(5), 1, 3)
+		if i%2 == 1 { // an input gradient's input dilations, unstrided
+			sp = drawSpec(rng, 2, implicitMinChannels+rng.IntN(5), 3, 1)
+		}
 		c, err := NewConv(sp)
 		if err != nil {
 			t.Fatalf("NewConv(%+v): %v", sp, err)
@@ -172,8 +176,8 @@ func TestConvImplicit(t *testing.T) {
 		if c.im == nil {
 			continue // too few output positions for its kernel
 		}
-		procs := 1 + i%2
-		t.Run(fmt.Sprintf("%d/procs%d", i, procs), func(t *testing.T) {
+		procs := 1 + i/2%2
+		t.Run(fmt.Sprintf("%d/procs%d/idil%v", i, procs, sp.InputDilations), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 			out := randoms(rng, size(sp.Out))
 			c.Run(out, randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))) // buffers reused below
@@ -189,7 +193,7 @@ func TestConvImplicit(t *testing.T) {
 // and a few output positions (the weights'), with strides, kernel
 // dilations (the forward stride), paddings, layouts and groups.
 func weightGradientSpec(rng *rand.Rand) ConvSpec {
-	sp := drawSpec(rng, 2, 1+rng.IntN(30), 1)
+	sp := drawSpec(rng, 2, 1+rng.IntN(30), 1, 3)
 	for d := range 2 {
 		n, out := 3+rng.IntN(10), 1+rng.IntN(3)
 		st, kd, lo, hi := 1+rng.IntN(2), 1+rng.IntN(2), rng.IntN(2), rng.IntN(2)

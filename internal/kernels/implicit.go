@@ -20,29 +20,38 @@ import (
 const implicitMinChannels = 8
 
 // paddedInput is the layout of the padded copy: image (ci, bi) at
-// (ci*batch+bi)*plane; in it, padded coordinates (py, px) at phase
-// (py%f0)*f1 + px%f1, position (py/f0)*wq + px/f1 of the phase's hq×wq
-// plane.
+// (ci*batch+bi)*plane; in it, input (y, x) at padded coordinates (py, px)
+// = (y+lo0, x+lo1), at phase (py%f0)*f1 + px%f1, position
+// (py/f0)*wq + px/f1 of the phase's hq×wq plane.
 type paddedInput struct {
 	f0, f1, hq, wq int
-	plane          int // floats per image
+	lo             [2]int // low padding; negative crops
+	plane          int    // floats per image
 	bufs           *freeList[[]float32]
 }
 
-func newPaddedInput(c *Conv, f0, f1 int) *paddedInput {
-	// Padded extents: every input row and column after low padding, and
-	// every one an output reads (which covers high padding).
-	ext := func(d int) int {
-		out := c.spec.Out[c.spec.OutSpatial[d]]
-		return max(c.pad[d]+c.inSize[d], c.stride[d]*(out-1)+(c.kSize[d]-1)*c.kdil[d]+1)
-	}
-	p := &paddedInput{f0: f0, f1: f1, hq: (ext(0) + f0 - 1) / f0, wq: (ext(1) + f1 - 1) / f1}
-	p.plane = f0 * f1 * p.hq * p.wq
-	// Products over the dropped columns read past the last image: one
-	// more image of zeros covers them.
-	size := (c.spec.In[c.spec.InChannels]*c.batch + 1) * p.plane
+// newPaddedInput lays out the copy with phase factors f, low paddings lo
+// and at least ext padded rows and columns.
+func newPaddedInput(c *Conv, f, lo, ext [2]int) *paddedInput {
+	p := &paddedInput{f0: f[0], f1: f[1], lo: lo, hq: (ext[0] + f[0] - 1) / f[0], wq: (ext[1] + f[1] - 1) / f[1]}
+	p.plane = f[0] * f[1] * p.hq * p.wq
+	// Products over the dropped columns and the rows a four-row tile adds
+	// read up to a row and four floats past the last image.
+	size := (c.spec.In[c.spec.InChannels]*c.batch+1)*p.plane + 4
 	p.bufs = newFreeList(func() []float32 { return make([]float32, size) })
 	return p
+}
+
+// convExtents are the padded extents a convolution without input
+// dilation reads: every input row and column after low padding, and every
+// one an output reads (which covers high padding).
+func convExtents(c *Conv) [2]int {
+	var ext [2]int
+	for d := range ext {
+		out := c.spec.Out[c.spec.OutSpatial[d]]
+		ext[d] = max(c.pad[d]+c.inSize[d], c.stride[d]*(out-1)+(c.kSize[d]-1)*c.kdil[d]+1)
+	}
+	return ext
 }
 
 // at is the offset of padded coordinates (py, px) in an image.
@@ -55,25 +64,25 @@ func (p *paddedInput) at(py, px int) int {
 func (p *paddedInput) fill(c *Conv, dst, in []float32) {
 	h, w := c.inSize[0], c.inSize[1]
 	// Input columns inside the padded extent.
-	x0, x1 := max(0, -c.pad[1]), min(w, p.f1*p.wq-c.pad[1])
+	x0, x1 := max(0, -p.lo[1]), min(w, p.f1*p.wq-p.lo[1])
 	for img := range c.spec.In[c.spec.InChannels] * c.batch {
 		ci, bi := img/c.batch, img%c.batch
 		image := dst[img*p.plane:][:p.plane]
 		src := bi*c.xsB + ci*c.xsC
 		for y := range h {
-			py := y + c.pad[0]
+			py := y + p.lo[0]
 			if py < 0 || py >= p.f0*p.hq {
 				continue
 			}
 			srow := in[src+y*c.xs[0]:]
 			if p.f1 == 1 && c.xs[1] == 1 {
-				at := p.at(py, x0+c.pad[1])
+				at := p.at(py, x0+p.lo[1])
 				copy(image[at:at+x1-x0], srow[x0:x1])
 				continue
 			}
 			// Each column phase is a strided run of the row.
 			for x := x0; x < min(x1, x0+p.f1); x++ {
-				drow := image[p.at(py, x+c.pad[1]):]
+				drow := image[p.at(py, x+p.lo[1]):]
 				for i, xx := 0, x; xx < x1; i, xx = i+1, xx+p.f1 {
 					drow[i] = srow[xx*c.xs[1]]
 				}
@@ -83,44 +92,120 @@ func (p *paddedInput) fill(c *Conv, dst, in []float32) {
 }
 
 // implicitConv computes each tile of output positions as one product per
-// kernel position, over the input channels.
+// kernel position, over the input channels. With input dilation (the
+// input gradient of a strided convolution) the output splits into
+// id0×id1 phases, each a convolution of the undilated input with the
+// kernel positions that land on input there: none of the products
+// multiplies the dilation's zeros.
 type implicitConv struct {
 	*paddedInput
-	rows int   // output positions per image in plane coordinates, ho·wq
-	wo   int   // output width
-	kOff []int // kernel position kp's offset in an image
+	phases []outputPhase
+	tiles  []phaseTile
 }
 
+// outputPhase is output positions (id0·u+a0, id1·v+a1), u below rows/wq
+// and v below wv, computed from kernel positions taps at offsets offs of
+// an image.
+type outputPhase struct {
+	a0, a1, rows, wv int
+	taps, offs       []int
+}
+
+// phaseTile is rows [m0, m0+mt) of a phase, in plane coordinates.
+type phaseTile struct{ phase, m0, mt int }
+
 func newImplicitConv(c *Conv) *implicitConv {
-	im := &implicitConv{paddedInput: newPaddedInput(c, c.stride[0], c.stride[1])}
 	ho, wo := c.spec.Out[c.spec.OutSpatial[0]], c.spec.Out[c.spec.OutSpatial[1]]
-	im.rows, im.wo = ho*im.wq, wo
-	im.kOff = make([]int, c.ks)
-	for kp := range c.ks {
-		im.kOff[kp] = im.at(c.kOff[kp*2], c.kOff[kp*2+1]) // dilated offsets
+	id := [2]int{c.idil[0], c.idil[1]}
+	im := &implicitConv{}
+	// Each phase's taps, and their input offsets δ along each axis:
+	// output id·u+a reads input u+δ through kernel position k (dilated
+	// offset k') when id divides δ·id = a+k'-pad.
+	type tap struct{ kp, d0, d1 int }
+	var taps [][]tap
+	lo := [2]int{c.pad[0], c.pad[1]}
+	if id != [2]int{1, 1} {
+		lo = [2]int{}
+	}
+	for a0 := range min(id[0], ho) {
+		for a1 := range min(id[1], wo) {
+			var ts []tap
+			for kp := range c.ks {
+				t0, t1 := a0+c.kOff[kp*2]-c.pad[0], a1+c.kOff[kp*2+1]-c.pad[1]
+				if t0%id[0] != 0 || t1%id[1] != 0 {
+					continue
+				}
+				ts = append(ts, tap{kp, t0 / id[0], t1 / id[1]})
+				if id != [2]int{1, 1} {
+					lo = [2]int{max(lo[0], -t0/id[0]), max(lo[1], -t1/id[1])}
+				}
+			}
+			taps = append(taps, ts)
+			im.phases = append(im.phases, outputPhase{a0: a0, a1: a1})
+		}
+	}
+	var ext [2]int
+	if id == [2]int{1, 1} {
+		ext = convExtents(c)
+		taps[0] = taps[0][:0]
+		for kp := range c.ks { // offsets in padded coordinates
+			taps[0] = append(taps[0], tap{kp, c.kOff[kp*2], c.kOff[kp*2+1]})
+		}
+	} else {
+		for d := range ext {
+			ext[d] = lo[d] + c.inSize[d]
+		}
+		for i, ph := range im.phases {
+			hu, wv := (ho-ph.a0+id[0]-1)/id[0], (wo-ph.a1+id[1]-1)/id[1]
+			ext = [2]int{max(ext[0], hu), max(ext[1], wv)} // a phase without taps is zeros
+			for _, t := range taps[i] {
+				ext = [2]int{max(ext[0], hu+t.d0+lo[0]), max(ext[1], wv+t.d1+lo[1])}
+			}
+		}
+		for i := range taps {
+			for j := range taps[i] {
+				taps[i][j].d0 += lo[0]
+				taps[i][j].d1 += lo[1]
+			}
+		}
+	}
+	im.paddedInput = newPaddedInput(c, [2]int{c.stride[0], c.stride[1]}, lo, ext)
+	for i := range im.phases {
+		ph := &im.phases[i]
+		hu := (ho - ph.a0 + id[0] - 1) / id[0]
+		ph.rows, ph.wv = hu*im.wq, (wo-ph.a1+id[1]-1)/id[1]
+		for _, t := range taps[i] {
+			ph.taps, ph.offs = append(ph.taps, t.kp), append(ph.offs, im.at(t.d0, t.d1))
+		}
+		for m0 := 0; m0 < ph.rows; m0 += mBlock {
+			im.tiles = append(im.tiles, phaseTile{i, m0, min(mBlock, ph.rows-m0)})
+		}
 	}
 	return im
 }
 
-// implicitTile computes output positions [m0, m0+mt) in plane
-// coordinates of batch element bi, group g, from the padded copy p.
-func (c *Conv) implicitTile(sc *convScratch, out, p, b []float32, bi, g, m0, mt int) {
+// implicitTile computes tile t of batch element bi, group g, from the
+// padded copy p.
+func (c *Conv) implicitTile(sc *convScratch, out, p, b []float32, bi, g, t int) {
 	im := c.im
-	mt4 := (mt + 3) &^ 3 // the kernel's four-row tiles; the extra rows are dropped
+	tl := im.tiles[t]
+	ph := &im.phases[tl.phase]
+	mt4 := (tl.mt + 3) &^ 3 // the kernel's four-row tiles; the extra rows are dropped
 	acc := sc.acc[:mt4*c.np]
 	clear(acc)
-	base := (g*c.cg*c.batch+bi)*im.plane + m0
+	base := (g*c.cg*c.batch+bi)*im.plane + tl.m0
 	gb := b[g*c.k*c.np:][:c.k*c.np]
-	for kp, off := range im.kOff {
-		gemm(acc, p[base+off:], nil, gb[kp*c.cg*c.np:][:c.cg*c.np], mt4, c.cg, c.np, c.batch*im.plane)
+	for i, kp := range ph.taps {
+		gemm(acc, p[base+ph.offs[i]:], nil, gb[kp*c.cg*c.np:][:c.cg*c.np], mt4, c.cg, c.np, c.batch*im.plane)
 	}
 	ob := bi*c.ysB + g*c.og*c.ysC
 	n := 0
-	for r := range mt {
-		y, x := (m0+r)/im.wq, (m0+r)%im.wq
-		if x >= im.wo {
+	for r := range tl.mt {
+		u, v := (tl.m0+r)/im.wq, (tl.m0+r)%im.wq
+		if v >= ph.wv {
 			continue
 		}
+		y, x := u*c.idil[0]+ph.a0, v*c.idil[1]+ph.a1
 		off := ob + y*c.ys[0] + x*c.ys[1]
 		src := acc[r*c.np:][:c.og]
 		switch {
@@ -155,7 +240,7 @@ type implicitWeights struct {
 }
 
 func newImplicitWeights(c *Conv) *implicitWeights {
-	iw := &implicitWeights{paddedInput: newPaddedInput(c, c.kdil[0], c.kdil[1])}
+	iw := &implicitWeights{paddedInput: newPaddedInput(c, [2]int{c.kdil[0], c.kdil[1]}, [2]int{c.pad[0], c.pad[1]}, convExtents(c))}
 	iw.kLen = c.kSize[0] * iw.wq
 	iw.rowOff = make([]int, c.m)
 	for r := range c.m {
