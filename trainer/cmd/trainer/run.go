@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/aerie-ml/aerie/internal/arch"
@@ -273,6 +274,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if p, ok := trainGCPercent(os.Getenv); ok {
+		debug.SetGCPercent(p)
+	}
 	// On a terminal, one bar with the log lines printed above it; in a pod
 	// or under a launcher, JSON lines.
 	var term *progress.Terminal
@@ -405,4 +409,17 @@ func writeModel(ctx context.Context, out store.Store, f *trainFlags, src *data.S
 		Gates: manifest.Gates{MinTestAccuracy: f.gates.MinTestAccuracy, MinClassAccuracy: f.gates.MinClassAccuracy,
 			MaxModelBytes: f.gates.MaxModelBytes},
 	})
+}
+
+// trainGCPercent is the trainer's garbage-collection target when neither
+// GOGC nor GOMEMLIMIT is set. A step allocates about the same every time
+// and frees it, so collecting at half the live heap's growth instead of
+// Go's default of as much again lowers the peak RSS (cnn, 1 process × 2
+// cores: 270 → 220 MB) at no measurable cost. With GOMEMLIMIT (a pod's,
+// from its memory request) the runtime collects toward the limit.
+func trainGCPercent(getenv func(string) string) (int, bool) {
+	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	return 50, true
 }

@@ -206,3 +206,20 @@ func TestTrainArchitecture(t *testing.T) {
 		}
 	}
 }
+
+func TestTrainGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want int
+		set  bool
+	}{
+		{env: nil, want: 50, set: true},
+		{env: map[string]string{"GOGC": "200"}},
+		{env: map[string]string{"GOMEMLIMIT": "900MiB"}},
+	} {
+		got, set := trainGCPercent(func(k string) string { return tc.env[k] })
+		if got != tc.want || set != tc.set {
+			t.Errorf("trainGCPercent(%v) = %d, %v; want %d, %v", tc.env, got, set, tc.want, tc.set)
+		}
+	}
+}
