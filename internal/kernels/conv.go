@@ -29,8 +29,9 @@ type ConvSpec struct {
 }
 
 // Conv is a planned convolution: NewConv checks a spec once, Run computes
-// it as an im2col matrix product in cache-sized blocks, with no
-// allocation in steady state.
+// it as a matrix product in cache-sized blocks, with no allocation in
+// steady state: on an im2col copy of the input, or for most 2-d
+// convolutions on the input in place (implicit.go).
 type Conv struct {
 	spec ConvSpec
 	// Per spatial axis (S of them).
@@ -162,16 +163,7 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 			r /= od
 		}
 	}
-	if s == 2 {
-		undilated, unstrided := c.idil[0] == 1 && c.idil[1] == 1, c.stride[0] == 1 && c.stride[1] == 1
-		switch {
-		case c.cg >= implicitMinChannels && c.m*c.idil[0]*c.idil[1] >= 4*c.ks &&
-			(undilated && c.readsEveryPhase(c.stride, c.ks, c.kOff, []int{1, 1}) || unstrided && !undilated):
-			c.im = newImplicitConv(c)
-		case undilated && c.ks >= 4*c.m && c.m <= mBlock && c.readsEveryPhase(c.kdil, c.m, c.outPos, c.stride):
-			c.iw = newImplicitWeights(c)
-		}
-	}
+	c.planImplicit()
 	c.kpMajor = !c.cMajor || c.im != nil
 	// Every tile's input offsets are the same for each batch element and
 	// group. Without runs (few input channels: a first layer's nine
@@ -191,17 +183,6 @@ func NewConv(spec ConvSpec) (*Conv, error) {
 		c.packed = newFreeList(func() []float32 { return make([]float32, c.groups*c.k*c.np) })
 	}
 	return c, nil
-}
-
-// readsEveryPhase says whether the n 2-d positions pos, scaled per axis,
-// fall in each of the f0×f1 phases of a padded copy: a 1×1 convolution of
-// stride 2 reads one phase in four, cheaper gathered than copied whole.
-func (c *Conv) readsEveryPhase(f []int, n int, pos, scale []int) bool {
-	seen := map[[2]int]bool{}
-	for i := range n {
-		seen[[2]int{pos[i*2] * scale[0] % f[0], pos[i*2+1] * scale[1] % f[1]}] = true
-	}
-	return len(seen) == f[0]*f[1]
 }
 
 // inputOffset is output position m's input offset at kernel position kp

@@ -19,6 +19,39 @@ import (
 // below this (a first layer's single channel).
 const implicitMinChannels = 8
 
+// planImplicit picks an implicit path for a 2-d convolution when one
+// applies: implicitConv for many output positions per kernel position and
+// enough channels, with input dilation but no stride (a strided
+// convolution's input gradient) or without input dilation when the kernel
+// reads every stride phase; implicitWeights for many kernel positions per
+// output position (a weight gradient) when the outputs read every
+// kernel-dilation phase.
+func (c *Conv) planImplicit() {
+	if len(c.inSize) != 2 {
+		return
+	}
+	undilated := c.idil[0] == 1 && c.idil[1] == 1
+	unstrided := c.stride[0] == 1 && c.stride[1] == 1
+	switch {
+	case c.cg >= implicitMinChannels && c.m*c.idil[0]*c.idil[1] >= 4*c.ks &&
+		(undilated && c.readsEveryPhase(c.stride, c.ks, c.kOff, []int{1, 1}) || unstrided && !undilated):
+		c.im = newImplicitConv(c)
+	case undilated && c.ks >= 4*c.m && c.m <= mBlock && c.readsEveryPhase(c.kdil, c.m, c.outPos, c.stride):
+		c.iw = newImplicitWeights(c)
+	}
+}
+
+// readsEveryPhase says whether the n 2-d positions pos, scaled per axis,
+// fall in each of the f0×f1 phases of a padded copy: a 1×1 convolution of
+// stride 2 reads one phase in four, cheaper gathered than copied whole.
+func (c *Conv) readsEveryPhase(f []int, n int, pos, scale []int) bool {
+	seen := map[[2]int]bool{}
+	for i := range n {
+		seen[[2]int{pos[i*2] * scale[0] % f[0], pos[i*2+1] * scale[1] % f[1]}] = true
+	}
+	return len(seen) == f[0]*f[1]
+}
+
 // paddedInput is the layout of the padded copy: image (ci, bi) at
 // (ci*batch+bi)*plane; in it, input (y, x) at padded coordinates (py, px)
 // = (y+lo0, x+lo1), at phase (py%f0)*f1 + px%f1, position
@@ -117,65 +150,56 @@ type phaseTile struct{ phase, m0, mt int }
 func newImplicitConv(c *Conv) *implicitConv {
 	ho, wo := c.spec.Out[c.spec.OutSpatial[0]], c.spec.Out[c.spec.OutSpatial[1]]
 	id := [2]int{c.idil[0], c.idil[1]}
-	im := &implicitConv{}
-	// Each phase's taps, and their input offsets δ along each axis:
-	// output id·u+a reads input u+δ through kernel position k (dilated
-	// offset k') when id divides δ·id = a+k'-pad.
-	type tap struct{ kp, d0, d1 int }
-	var taps [][]tap
-	lo := [2]int{c.pad[0], c.pad[1]}
-	if id != [2]int{1, 1} {
-		lo = [2]int{}
+	// Output position id·u+a reads, through kernel position kp at dilated
+	// offset k', the dilated input's a+k'-pad: input u+δ when id divides
+	// it. Low padding lifts every u+δ to zero or more.
+	type tap struct {
+		kp int
+		d  [2]int
 	}
+	im := &implicitConv{}
+	var taps [][]tap
+	var lo [2]int
 	for a0 := range min(id[0], ho) {
 		for a1 := range min(id[1], wo) {
 			var ts []tap
 			for kp := range c.ks {
-				t0, t1 := a0+c.kOff[kp*2]-c.pad[0], a1+c.kOff[kp*2+1]-c.pad[1]
-				if t0%id[0] != 0 || t1%id[1] != 0 {
+				t := [2]int{a0 + c.kOff[kp*2] - c.pad[0], a1 + c.kOff[kp*2+1] - c.pad[1]}
+				if t[0]%id[0] != 0 || t[1]%id[1] != 0 {
 					continue
 				}
-				ts = append(ts, tap{kp, t0 / id[0], t1 / id[1]})
-				if id != [2]int{1, 1} {
-					lo = [2]int{max(lo[0], -t0/id[0]), max(lo[1], -t1/id[1])}
-				}
+				d := [2]int{t[0] / id[0], t[1] / id[1]}
+				lo = [2]int{max(lo[0], -d[0]), max(lo[1], -d[1])}
+				ts = append(ts, tap{kp, d})
 			}
 			taps = append(taps, ts)
 			im.phases = append(im.phases, outputPhase{a0: a0, a1: a1})
 		}
 	}
-	var ext [2]int
-	if id == [2]int{1, 1} {
-		ext = convExtents(c)
-		taps[0] = taps[0][:0]
-		for kp := range c.ks { // offsets in padded coordinates
-			taps[0] = append(taps[0], tap{kp, c.kOff[kp*2], c.kOff[kp*2+1]})
-		}
-	} else {
+	// Each phase's u and v counts.
+	counts := func(ph outputPhase) [2]int {
+		return [2]int{(ho - ph.a0 + id[0] - 1) / id[0], (wo - ph.a1 + id[1] - 1) / id[1]}
+	}
+	// The padded extent holds the input and every row and column an
+	// output reads; a phase without taps (zeros) still needs its rows.
+	ext := [2]int{lo[0] + c.inSize[0], lo[1] + c.inSize[1]}
+	for i, ph := range im.phases {
+		n := counts(ph)
 		for d := range ext {
-			ext[d] = lo[d] + c.inSize[d]
-		}
-		for i, ph := range im.phases {
-			hu, wv := (ho-ph.a0+id[0]-1)/id[0], (wo-ph.a1+id[1]-1)/id[1]
-			ext = [2]int{max(ext[0], hu), max(ext[1], wv)} // a phase without taps is zeros
+			last := c.stride[d] * (n[d] - 1)
+			ext[d] = max(ext[d], last+1)
 			for _, t := range taps[i] {
-				ext = [2]int{max(ext[0], hu+t.d0+lo[0]), max(ext[1], wv+t.d1+lo[1])}
-			}
-		}
-		for i := range taps {
-			for j := range taps[i] {
-				taps[i][j].d0 += lo[0]
-				taps[i][j].d1 += lo[1]
+				ext[d] = max(ext[d], last+t.d[d]+lo[d]+1)
 			}
 		}
 	}
 	im.paddedInput = newPaddedInput(c, [2]int{c.stride[0], c.stride[1]}, lo, ext)
 	for i := range im.phases {
 		ph := &im.phases[i]
-		hu := (ho - ph.a0 + id[0] - 1) / id[0]
-		ph.rows, ph.wv = hu*im.wq, (wo-ph.a1+id[1]-1)/id[1]
+		n := counts(*ph)
+		ph.rows, ph.wv = n[0]*im.wq, n[1]
 		for _, t := range taps[i] {
-			ph.taps, ph.offs = append(ph.taps, t.kp), append(ph.offs, im.at(t.d0, t.d1))
+			ph.taps, ph.offs = append(ph.taps, t.kp), append(ph.offs, im.at(t.d[0]+lo[0], t.d[1]+lo[1]))
 		}
 		for m0 := 0; m0 < ph.rows; m0 += mBlock {
 			im.tiles = append(im.tiles, phaseTile{i, m0, min(mBlock, ph.rows-m0)})
