@@ -9,7 +9,9 @@
 #   bench/edge.sh                     (make bench-edge)
 #   MODELS=cnn bench/edge.sh          the cnn only
 #   ARCH=arm64 bench/edge.sh          the arm64 binary under qemu-aarch64-static
-#                                     (emulated: RSS is meaningful, latency is not)
+#                                     (emulated: the peak RSS includes qemu's
+#                                     own memory and latency means nothing;
+#                                     "Go-mapped" is the agent's)
 #   FRAMES=2000 GOMEMLIMIT=32MiB bench/edge.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
