@@ -178,14 +178,22 @@ func TestConvImplicit(t *testing.T) {
 		}
 		procs := 1 + i/2%2
 		t.Run(fmt.Sprintf("%d/procs%d/idil%v", i, procs, sp.InputDilations), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			out := randoms(rng, size(sp.Out))
-			c.Run(out, randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))) // buffers reused below
-			in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
-			c.Run(out, in, w)
-			near(t, fmt.Sprintf("%+v", sp), out, refConv(sp, in, w))
+			runTwice(t, rng, c, sp, procs)
 		})
 	}
+}
+
+// runTwice runs c at procs workers on random operands, then on others
+// into the same output (the plan's buffers reused), and checks the second
+// result against the definition.
+func runTwice(t *testing.T, rng *rand.Rand, c *Conv, sp ConvSpec, procs int) {
+	t.Helper()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+	out := randoms(rng, size(sp.Out))
+	c.Run(out, randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel)))
+	in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
+	c.Run(out, in, w)
+	near(t, fmt.Sprintf("%+v", sp), out, refConv(sp, in, w))
 }
 
 // weightGradientSpec draws a 2-d convolution shaped like a weight
@@ -223,12 +231,7 @@ func TestConvImplicitWeights(t *testing.T) {
 		}
 		procs := 1 + i%2
 		t.Run(fmt.Sprintf("%d/procs%d", i, procs), func(t *testing.T) {
-			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-			out := randoms(rng, size(sp.Out))
-			c.Run(out, randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))) // buffers reused below
-			in, w := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel))
-			c.Run(out, in, w)
-			near(t, fmt.Sprintf("%+v", sp), out, refConv(sp, in, w))
+			runTwice(t, rng, c, sp, procs)
 		})
 	}
 }
