@@ -1,0 +1,18 @@
+// Package kernels holds aerie's float32 CPU kernels, which
+// internal/cpubackend runs in place of gomlx's pure-Go backend ops:
+// convolutions of any layout, stride, padding, dilation and groups (Conv),
+// max and sum pooling and the max-pool gradient (Pool), transposes and
+// per-channel bias sums.
+//
+// A convolution is a matrix product. For most 2-d convolutions it reads a
+// padded, phase-split copy of the input in place (implicit.go); the rest
+// gather an im2col block first (conv.go). The product's inner kernels
+// (gemm_simd.go) are AVX-512 or AVX2 through Go's simd experiment
+// (GOEXPERIMENT=simd), in tiles of four rows that fit the 15 vector
+// registers Go allocates; gemm_portable.go serves arm64 and other CPUs.
+// With GOMAXPROCS=1 everything runs on the calling goroutine.
+//
+// Every kernel is tested against a direct float64 definition on random
+// shapes (conv_test.go, pool_test.go), and every SIMD kernel against the
+// portable one.
+package kernels
