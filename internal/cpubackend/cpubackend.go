@@ -1,8 +1,8 @@
 //go:generate go run ./internal/genops
 
-// Package cpubackend is a gomlx compute.Backend that runs convolutions and
-// pooling with aerie's CPU kernels (internal/kernels) and every other op
-// with gomlx's pure-Go backend.
+// Package cpubackend is a gomlx compute.Backend that runs convolutions,
+// pooling and batch norm with aerie's CPU kernels (internal/kernels) and
+// every other op with gomlx's pure-Go backend.
 //
 // gobackend keeps its executors internal, so ops cannot be added to it.
 // Instead a Builder here forwards ops into a chain of gobackend segments:
@@ -56,6 +56,9 @@ func New(base compute.Backend) *Backend {
 	// Closures would have to live inside one segment; gomlx builds
 	// without them when the backend says so.
 	caps.Functions = false
+	for _, op := range []compute.OpType{compute.OpTypeBatchNormForTraining, compute.OpTypeBatchNormForInference, compute.OpTypeBatchNormGradient} {
+		caps.Operations[op] = true // ops.go
+	}
 	return &Backend{base: base, caps: caps}
 }
 
@@ -172,18 +175,19 @@ type step struct {
 	exports []*value
 	export  map[int]bool
 	exe     compute.Executable
-	// A kernel; dead when nothing live reads its result.
-	k      kernel
-	args   []*value
-	result *value
-	dead   bool
+	// A kernel; dead when nothing live reads its results.
+	k       kernel
+	args    []*value
+	results []*value
+	dead    bool
 }
 
 // kernel is an op run by this package on gobackend buffers' memory.
 type kernel interface {
-	// run computes out from in; in are the step's arguments' flat data.
-	run(out any, in []any)
-	shape() shapes.Shape
+	// run computes out, the results' flat data, from in, the step's
+	// arguments'.
+	run(out, in []any)
+	shapes() []shapes.Shape
 }
 
 // Builder records a computation as segments and kernels.
@@ -303,16 +307,24 @@ func (b *Builder) exportFrom(v *value) {
 	}
 }
 
-// addKernel appends a kernel step on args and returns its result.
+// addKernel appends a kernel step on args and returns its first result.
 func (b *Builder) addKernel(k kernel, args ...*value) *value {
+	return b.addKernelResults(k, args...)[0]
+}
+
+// addKernelResults appends a kernel step on args and returns its results.
+func (b *Builder) addKernelResults(k kernel, args ...*value) []*value {
 	for _, a := range args {
 		b.exportFrom(a)
 	}
 	s := &step{k: k, args: args}
 	b.steps = append(b.steps, s)
-	s.result = b.newValue(k.shape(), len(b.steps)-1, nil)
-	s.result.deps = args
-	return s.result
+	for _, shape := range k.shapes() {
+		v := b.newValue(shape, len(b.steps)-1, nil)
+		v.deps = args
+		s.results = append(s.results, v)
+	}
+	return s.results
 }
 
 // Compile implements compute.Builder.
@@ -407,7 +419,7 @@ func (b *Builder) prune() {
 	}
 	for _, s := range b.steps {
 		if s.fn == nil {
-			s.dead = !live[s.result.id]
+			s.dead = !slices.ContainsFunc(s.results, func(v *value) bool { return live[v.id] })
 			continue
 		}
 		s.exports = slices.DeleteFunc(s.exports, func(v *value) bool { return !live[v.id] })

@@ -199,6 +199,43 @@ func TestTransposes(t *testing.T) {
 	}
 }
 
+// TestBatchNorm checks the batch-norm ops (training, inference and the
+// gradient gomlx builds) against their elementwise definition on
+// gobackend, which has no batch norm of its own, over a middle axis.
+func TestBatchNorm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	const eps = 1e-3
+	xd, wd := []int{4, 6, 5, 3}, []int{2, 6} // w: scale and offset of axis 1
+	fn := func(fused bool) func(x, w *Node) []*Node {
+		return func(x, w *Node) []*Node {
+			scale, offset := Reshape(Slice(w, AxisElem(0)), 6), Reshape(Slice(w, AxisElem(1)), 6)
+			perFeature := func(v *Node) *Node { return Reshape(v, 1, 6, 1, 1) }
+			var y, mean, variance, inferred *Node
+			if fused {
+				y, mean, variance = InternalBatchNormForTraining(x, scale, offset, eps, 1)
+				inferred = InternalBatchNormForInference(x, scale, offset, AddScalar(mean, 1), MulScalar(variance, 2), eps, 1)
+			} else {
+				mean = ReduceMean(x, 0, 2, 3)
+				centered := Sub(x, perFeature(mean))
+				variance = ReduceMean(Square(centered), 0, 2, 3)
+				norm := func(m, v *Node) *Node {
+					return Add(Mul(Div(Sub(x, perFeature(m)), Sqrt(AddScalar(perFeature(v), eps))), perFeature(scale)), perFeature(offset))
+				}
+				y = norm(mean, variance)
+				inferred = norm(AddScalar(mean, 1), MulScalar(variance, 2))
+			}
+			g := Gradient(ReduceAllSum(Mul(y, Sin(x))), x, w)
+			return []*Node{y, StopGradient(mean), StopGradient(variance), inferred, g[0], g[1]}
+		}
+	}
+	x, w := randoms(rng, xd), randoms(rng, wd)
+	want := run(t, gobackend.GetBackend(), fn(false), x, w, xd, wd)
+	got := run(t, cpubackend.Get(), fn(true), x, w, xd, wd)
+	for j, what := range []string{"y", "mean", "variance", "inference", "d/dx", "d/dw"} {
+		near(t, what, got[j], want[j])
+	}
+}
+
 // TestKernelResultsReused checks that repeated calls reuse a kernel's
 // result and its input from a segment (Tanh's, recycled by gobackend):
 // a call allocates far less than either.

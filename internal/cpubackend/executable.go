@@ -25,12 +25,12 @@ type Executable struct {
 
 type frame struct {
 	bufs []compute.Buffer
-	// kept[si] is kernel step si's result buffer, reused by every call
+	// kept[id] is the buffer of kernel result id, reused by every call
 	// that gets this frame unless the result is a graph output.
-	kept   []compute.Buffer
-	args   []compute.Buffer
-	donate []bool
-	flats  []any
+	kept        []compute.Buffer
+	args        []compute.Buffer
+	donate      []bool
+	flats, outs []any
 }
 
 var _ compute.Executable = (*Executable)(nil)
@@ -71,7 +71,7 @@ func (e *Executable) getFrame() *frame {
 		e.frames = e.frames[:n-1]
 		return f
 	}
-	return &frame{bufs: make([]compute.Buffer, len(e.b.values)), kept: make([]compute.Buffer, len(e.b.steps))}
+	return &frame{bufs: make([]compute.Buffer, len(e.b.values)), kept: make([]compute.Buffer, len(e.b.values))}
 }
 
 func (e *Executable) putFrame(f *frame) {
@@ -204,22 +204,26 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, device comp
 				}
 				f.flats = append(f.flats, flat)
 			}
-			out := f.kept[si]
-			if out == nil {
-				var err error
-				if out, _, err = e.be.base.NewSharedBuffer(0, s.result.shape); err != nil {
+			f.outs = f.outs[:0]
+			for _, r := range s.results {
+				out := f.kept[r.id]
+				if out == nil {
+					var err error
+					if out, _, err = e.be.base.NewSharedBuffer(0, r.shape); err != nil {
+						return fail(err)
+					}
+					if kept(r.id) {
+						f.kept[r.id] = out
+					}
+				}
+				flat, err := out.Data()
+				if err != nil {
 					return fail(err)
 				}
-				if kept(s.result.id) {
-					f.kept[si] = out
-				}
+				f.bufs[r.id] = out
+				f.outs = append(f.outs, flat)
 			}
-			flat, err := out.Data()
-			if err != nil {
-				return fail(err)
-			}
-			s.k.run(flat, f.flats)
-			f.bufs[s.result.id] = out
+			s.k.run(f.outs, f.flats)
 		}
 		release(si)
 	}

@@ -1,6 +1,7 @@
 package cpubackend
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/gomlx/compute"
@@ -71,9 +72,9 @@ type convKernel struct {
 	out  shapes.Shape
 }
 
-func (k *convKernel) shape() shapes.Shape { return k.out }
-func (k *convKernel) run(out any, in []any) {
-	k.plan.Run(out.([]float32), in[0].([]float32), in[1].([]float32))
+func (k *convKernel) shapes() []shapes.Shape { return []shapes.Shape{k.out} }
+func (k *convKernel) run(out, in []any) {
+	k.plan.Run(out[0].([]float32), in[0].([]float32), in[1].([]float32))
 }
 
 // ReduceWindow runs float32 max and sum windows without dilations with
@@ -122,9 +123,9 @@ type poolKernel struct {
 	out  shapes.Shape
 }
 
-func (k *poolKernel) shape() shapes.Shape { return k.out }
-func (k *poolKernel) run(out any, in []any) {
-	k.plan.Forward(out.([]float32), in[0].([]float32))
+func (k *poolKernel) shapes() []shapes.Shape { return []shapes.Shape{k.out} }
+func (k *poolKernel) run(out, in []any) {
+	k.plan.Forward(out[0].([]float32), in[0].([]float32))
 }
 
 // SelectAndScatterMax is max-pooling's gradient, with kernels.Pool.
@@ -171,9 +172,9 @@ type scatterKernel struct {
 	out  shapes.Shape
 }
 
-func (k *scatterKernel) shape() shapes.Shape { return k.out }
-func (k *scatterKernel) run(out any, in []any) {
-	k.plan.ScatterMax(out.([]float32), in[0].([]float32), in[1].([]float32))
+func (k *scatterKernel) shapes() []shapes.Shape { return []shapes.Shape{k.out} }
+func (k *scatterKernel) run(out, in []any) {
+	k.plan.ScatterMax(out[0].([]float32), in[0].([]float32), in[1].([]float32))
 }
 
 func allOnes(v []int) bool {
@@ -241,13 +242,13 @@ type addKernel struct {
 	out  shapes.Shape
 }
 
-func (k *addKernel) shape() shapes.Shape { return k.out }
-func (k *addKernel) run(out any, in []any) {
+func (k *addKernel) shapes() []shapes.Shape { return []shapes.Shape{k.out} }
+func (k *addKernel) run(out, in []any) {
 	x, b := in[0].([]float32), in[1].([]float32)
 	if k.rows {
-		kernels.AddRows(out.([]float32), x, b)
+		kernels.AddRows(out[0].([]float32), x, b)
 	} else {
-		kernels.AddColumns(out.([]float32), x, b)
+		kernels.AddColumns(out[0].([]float32), x, b)
 	}
 }
 
@@ -279,12 +280,12 @@ type sumKernel struct {
 	out  shapes.Shape
 }
 
-func (k *sumKernel) shape() shapes.Shape { return k.out }
-func (k *sumKernel) run(out any, in []any) {
+func (k *sumKernel) shapes() []shapes.Shape { return []shapes.Shape{k.out} }
+func (k *sumKernel) run(out, in []any) {
 	if k.rows {
-		kernels.SumRows(out.([]float32), in[0].([]float32))
+		kernels.SumRows(out[0].([]float32), in[0].([]float32))
 	} else {
-		kernels.SumColumns(out.([]float32), in[0].([]float32))
+		kernels.SumColumns(out[0].([]float32), in[0].([]float32))
 	}
 }
 
@@ -338,7 +339,116 @@ type transposeKernel struct {
 	out  shapes.Shape
 }
 
-func (k *transposeKernel) shape() shapes.Shape { return k.out }
-func (k *transposeKernel) run(out any, in []any) {
-	k.plan.Run(out.([]float32), in[0].([]float32))
+func (k *transposeKernel) shapes() []shapes.Shape { return []shapes.Shape{k.out} }
+func (k *transposeKernel) run(out, in []any) {
+	k.plan.Run(out[0].([]float32), in[0].([]float32))
+}
+
+// BatchNormForTraining runs float32 batch norm with kernels.BatchNorm:
+// the normalized operand and each feature's mean and biased variance.
+func (f *Function) BatchNormForTraining(operand, scale, offset compute.Value, epsilon float32, featureAxis int) (normalized, batchMean, batchVariance compute.Value, err error) {
+	vs, err := f.handles(operand, scale, offset)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	plan, err := f.batchNormPlan(vs, epsilon, featureAxis)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	x, perFeature := vs[0].shape, vs[1].shape
+	r := f.b.addKernelResults(&batchNormKernel{plan: plan, outs: []shapes.Shape{x, perFeature, perFeature}}, vs...)
+	return r[0], r[1], r[2], nil
+}
+
+// BatchNormForInference runs float32 batch norm by given statistics with
+// kernels.BatchNorm.
+func (f *Function) BatchNormForInference(operand, scale, offset, mean, variance compute.Value, epsilon float32, featureAxis int) (compute.Value, error) {
+	vs, err := f.handles(operand, scale, offset, mean, variance)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := f.batchNormPlan(vs, epsilon, featureAxis)
+	if err != nil {
+		return nil, err
+	}
+	return f.b.addKernel(&batchNormKernel{plan: plan, inference: true, outs: []shapes.Shape{vs[0].shape}}, vs...), nil
+}
+
+// BatchNormGradient is BatchNormForTraining's gradient, with
+// kernels.BatchNorm: of the operand, the scale and the offset.
+func (f *Function) BatchNormGradient(operand, scale, mean, variance, gradOutput compute.Value, epsilon float32, featureAxis int) (gradOperand, gradScale, gradOffset compute.Value, err error) {
+	vs, err := f.handles(operand, scale, mean, variance, gradOutput)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !vs[4].shape.Equal(vs[0].shape) {
+		return nil, nil, nil, errShape("BatchNormGradient gradOutput", vs[4].shape, vs[0].shape.Dimensions)
+	}
+	plan, err := f.batchNormPlan(vs[:4], epsilon, featureAxis)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	x, perFeature := vs[0].shape, vs[1].shape
+	r := f.b.addKernelResults(&batchNormGradKernel{plan: plan, outs: []shapes.Shape{x, perFeature, perFeature}}, vs...)
+	return r[0], r[1], r[2], nil
+}
+
+func (f *Function) handles(ops ...compute.Value) ([]*value, error) {
+	vs := make([]*value, len(ops))
+	for i, op := range ops {
+		var err error
+		if vs[i], err = f.b.handle(op); err != nil {
+			return nil, err
+		}
+	}
+	return vs, nil
+}
+
+// batchNormPlan checks that vs are a float32 operand and vectors of its
+// featureAxis's length, and plans their batch norm. gobackend has no batch
+// norm, so there is nothing to fall back to.
+func (f *Function) batchNormPlan(vs []*value, epsilon float32, featureAxis int) (*kernels.BatchNorm, error) {
+	x := vs[0].shape
+	for _, v := range vs {
+		if !isF32(v.shape) {
+			return nil, fmt.Errorf("backend %s: batch norm of %s: float32 only", Name, v.shape)
+		}
+	}
+	plan, err := kernels.NewBatchNorm(x.Dimensions, featureAxis, epsilon)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", Name, err)
+	}
+	for _, v := range vs[1:] {
+		if v.shape.Rank() != 1 || v.shape.Dimensions[0] != plan.Features() {
+			return nil, errShape("batch norm per-feature vector", v.shape, []int{plan.Features()})
+		}
+	}
+	return plan, nil
+}
+
+type batchNormKernel struct {
+	plan      *kernels.BatchNorm
+	inference bool
+	outs      []shapes.Shape
+}
+
+func (k *batchNormKernel) shapes() []shapes.Shape { return k.outs }
+func (k *batchNormKernel) run(out, in []any) {
+	x, scale, offset := in[0].([]float32), in[1].([]float32), in[2].([]float32)
+	if k.inference {
+		k.plan.Infer(out[0].([]float32), x, scale, offset, in[3].([]float32), in[4].([]float32))
+		return
+	}
+	k.plan.Train(out[0].([]float32), out[1].([]float32), out[2].([]float32), x, scale, offset)
+}
+
+type batchNormGradKernel struct {
+	plan *kernels.BatchNorm
+	outs []shapes.Shape
+}
+
+func (k *batchNormGradKernel) shapes() []shapes.Shape { return k.outs }
+func (k *batchNormGradKernel) run(out, in []any) {
+	k.plan.Gradient(out[0].([]float32), out[1].([]float32), out[2].([]float32),
+		in[0].([]float32), in[1].([]float32), in[2].([]float32), in[3].([]float32), in[4].([]float32))
 }

@@ -4,17 +4,20 @@ package model
 
 import (
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 
 	"github.com/aerie-ml/aerie/internal/cpubackend"
 )
 
-// The one place that picks how convolutions and max-pools are expressed.
-// On aerie's backend (internal/cpubackend) a convolution is one
-// ConvGeneral and a max-pool one ReduceWindow: the backend runs them, and
-// the ConvGeneral, Reverse and SelectAndScatter ops gomlx builds for
-// their gradients, with its own kernels. Any other backend gets the
-// im2col and reshape formulations, which gobackend runs fastest.
+// The one place that picks how convolutions, max-pools and batch norms
+// are expressed. On aerie's backend (internal/cpubackend) a convolution is
+// one ConvGeneral, a max-pool one ReduceWindow and a batch norm one
+// BatchNormForTraining or BatchNormForInference: the backend runs them,
+// and the ConvGeneral, Reverse, SelectAndScatter and BatchNormGradient ops
+// gomlx builds for their gradients, with its own kernels. Any other
+// backend gets the im2col, reshape and elementwise formulations, which
+// gobackend runs fastest.
 
 // accelerated reports whether g's backend runs aerie's kernels.
 func accelerated(g *Graph) bool {
@@ -51,4 +54,27 @@ func convGeneral(x, kernel *Node, s, p, groups int) *Node {
 // without padding, as one ReduceWindow.
 func maxPoolWindow(x *Node, k, s int) *Node {
 	return BackendReduceWindow(x, compute.ReduceOpMax, []int{1, 1, k, k}, []int{1, 1, s, s}, nil, nil, nil)
+}
+
+// batchNormAccelerated reports whether x's batch norm runs as one op: the
+// backend's kernels are float32 only, and gobackend has none to fall
+// back to.
+func batchNormAccelerated(x *Node) bool {
+	return accelerated(x.Graph()) && x.DType() == dtypes.Float32
+}
+
+// batchNormTrainOp is batchNormTrain of a channel-first feature map as
+// one BatchNormForTraining: with the ghost batches as features of their
+// own ([C·ghosts, ghost·H·W], contiguous rows), each channel's scale and
+// offset broadcast to its ghosts.
+func batchNormTrainOp(x, scale, offset *Node, eps float64, ghost int) (y, meanSum, varSum *Node) {
+	d := x.Shape().Dimensions
+	c, ghosts, n := d[0], d[1]/ghost, ghost*d[2]*d[3]
+	perGhost := func(v *Node) *Node { return Reshape(BroadcastToDims(Reshape(v, c, 1), c, ghosts), c*ghosts) }
+	yr, mean, variance := InternalBatchNormForTraining(Reshape(x, c*ghosts, n), perGhost(scale), perGhost(offset), float32(eps), 0)
+	if n > 1 {
+		variance = MulScalar(variance, float64(n)/float64(n-1)) // unbiased
+	}
+	sum := func(v *Node) *Node { return StopGradient(ReduceSum(Reshape(v, c, ghosts), 1)) }
+	return Reshape(yr, d...), sum(mean), sum(variance)
 }

@@ -409,6 +409,13 @@ func bnView(x *Node) (featureMap bool) { return x.Rank() == 4 }
 // batchNorm normalizes x by running statistics, folded into one scale and
 // shift per feature.
 func batchNorm(x, scale, offset, mean, variance *Node, eps float64) *Node {
+	if batchNormAccelerated(x) {
+		axis := 1 // [batch, N]
+		if bnView(x) {
+			axis = 0
+		}
+		return InternalBatchNormForInference(x, scale, offset, mean, variance, float32(eps), axis)
+	}
 	a := Mul(scale, Rsqrt(AddScalar(variance, eps)))
 	b := Sub(offset, Mul(mean, a))
 	if bnView(x) {
@@ -422,6 +429,9 @@ func batchNorm(x, scale, offset, mean, variance *Node, eps float64) *Node {
 // ghost consecutive images and returns, per feature, the sums over the
 // ghost batches of their means and unbiased variances.
 func batchNormTrain(x, scale, offset *Node, eps float64, ghost int) (y, meanSum, varSum *Node) {
+	if bnView(x) && batchNormAccelerated(x) {
+		return batchNormTrainOp(x, scale, offset, eps, ghost)
+	}
 	d := x.Shape().Dimensions
 	var xr *Node
 	var axes []int

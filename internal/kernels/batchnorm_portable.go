@@ -1,0 +1,11 @@
+//go:build !(goexperiment.simd && amd64)
+
+package kernels
+
+func sumSpan(x []float32) float32                 { return sumSpanPortable(x) }
+func sumSqDevSpan(x []float32, m float32) float32 { return sumSqDevSpanPortable(x, m) }
+func affineSpan(y, x []float32, a, c float32)     { affineSpanPortable(y, x, a, c) }
+func gradSumsSpan(dy, x []float32, m float32) (float32, float32) {
+	return gradSumsSpanPortable(dy, x, m)
+}
+func gradAffineSpan(dx, dy, x []float32, a, b, c float32) { gradAffineSpanPortable(dx, dy, x, a, b, c) }

@@ -1,0 +1,103 @@
+//go:build goexperiment.simd && amd64
+
+package kernels
+
+import "simd/archsimd"
+
+// The batch-norm spans 16 lanes at a time on AVX-512, and portably
+// otherwise. Sums keep two vector accumulators.
+
+func sumSpan(x []float32) float32 {
+	if !hasAVX512 {
+		return sumSpanPortable(x)
+	}
+	var s0, s1 archsimd.Float32x16
+	i := 0
+	for ; i+32 <= len(x); i += 32 {
+		s0 = s0.Add(archsimd.LoadFloat32x16Slice(x[i:]))
+		s1 = s1.Add(archsimd.LoadFloat32x16Slice(x[i+16:]))
+	}
+	for ; i < len(x); i += 16 {
+		s0 = s0.Add(archsimd.LoadFloat32x16SlicePart(x[i:min(i+16, len(x))]))
+	}
+	return hsum(s0.Add(s1))
+}
+
+func sumSqDevSpan(x []float32, m float32) float32 {
+	if !hasAVX512 {
+		return sumSqDevSpanPortable(x, m)
+	}
+	mv := archsimd.BroadcastFloat32x16(m)
+	var s0, s1 archsimd.Float32x16
+	i := 0
+	for ; i+32 <= len(x); i += 32 {
+		d0 := archsimd.LoadFloat32x16Slice(x[i:]).Sub(mv)
+		d1 := archsimd.LoadFloat32x16Slice(x[i+16:]).Sub(mv)
+		s0, s1 = d0.MulAdd(d0, s0), d1.MulAdd(d1, s1)
+	}
+	// The tail portably: a partial load's zero lanes would add m².
+	return hsum(s0.Add(s1)) + sumSqDevSpanPortable(x[i:], m)
+}
+
+func affineSpan(y, x []float32, a, c float32) {
+	if !hasAVX512 {
+		affineSpanPortable(y, x, a, c)
+		return
+	}
+	y = y[:len(x)]
+	av, cv := archsimd.BroadcastFloat32x16(a), archsimd.BroadcastFloat32x16(c)
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		archsimd.LoadFloat32x16Slice(x[i:]).MulAdd(av, cv).StoreSlice(y[i:])
+	}
+	if i < len(x) {
+		archsimd.LoadFloat32x16SlicePart(x[i:]).MulAdd(av, cv).StoreSlicePart(y[i:])
+	}
+}
+
+func gradSumsSpan(dy, x []float32, m float32) (sdy, sdyx float32) {
+	if !hasAVX512 {
+		return gradSumsSpanPortable(dy, x, m)
+	}
+	x = x[:len(dy)]
+	mv := archsimd.BroadcastFloat32x16(m)
+	var a, b archsimd.Float32x16
+	i := 0
+	for ; i+16 <= len(dy); i += 16 {
+		g := archsimd.LoadFloat32x16Slice(dy[i:])
+		a = a.Add(g)
+		b = g.MulAdd(archsimd.LoadFloat32x16Slice(x[i:]).Sub(mv), b)
+	}
+	if i < len(dy) {
+		// dy's missing lanes load as zeros, so both products vanish there.
+		g := archsimd.LoadFloat32x16SlicePart(dy[i:])
+		a = a.Add(g)
+		b = g.MulAdd(archsimd.LoadFloat32x16SlicePart(x[i:]).Sub(mv), b)
+	}
+	return hsum(a), hsum(b)
+}
+
+func gradAffineSpan(dx, dy, x []float32, a, b, c float32) {
+	if !hasAVX512 {
+		gradAffineSpanPortable(dx, dy, x, a, b, c)
+		return
+	}
+	dx, x = dx[:len(dy)], x[:len(dy)]
+	av, bv, cv := archsimd.BroadcastFloat32x16(a), archsimd.BroadcastFloat32x16(b), archsimd.BroadcastFloat32x16(c)
+	i := 0
+	for ; i+16 <= len(dy); i += 16 {
+		xb := archsimd.LoadFloat32x16Slice(x[i:]).MulAdd(bv, cv)
+		archsimd.LoadFloat32x16Slice(dy[i:]).MulAdd(av, xb).StoreSlice(dx[i:])
+	}
+	if i < len(dy) {
+		xb := archsimd.LoadFloat32x16SlicePart(x[i:]).MulAdd(bv, cv)
+		archsimd.LoadFloat32x16SlicePart(dy[i:]).MulAdd(av, xb).StoreSlicePart(dx[i:])
+	}
+}
+
+// hsum adds v's lanes.
+func hsum(v archsimd.Float32x16) float32 {
+	var a [16]float32
+	v.Store(&a)
+	return sumSpanPortable(a[:])
+}
