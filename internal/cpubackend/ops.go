@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapeinference"
 	"github.com/gomlx/compute/shapes"
 
@@ -306,11 +307,12 @@ func (f *Function) forward(op func(seg compute.Function, args []compute.Value) (
 	return f.out(r), nil
 }
 
-// minTransposeKernel is the size from which a float32 Transpose runs as a
-// kernel: a smaller one costs less in its segment than the cut.
-const minTransposeKernel = 4096
+// minElementwiseKernel is the size from which a float32 Transpose or
+// Where runs as a kernel: a smaller one costs less in its segment than the
+// cut.
+const minElementwiseKernel = 4096
 
-// Transpose runs float32 permutations of at least minTransposeKernel
+// Transpose runs float32 permutations of at least minElementwiseKernel
 // elements with kernels.Transpose (dropout masks and flattening between
 // layouts); others run in a segment.
 func (f *Function) Transpose(x compute.Value, permutation ...int) (compute.Value, error) {
@@ -318,7 +320,7 @@ func (f *Function) Transpose(x compute.Value, permutation ...int) (compute.Value
 	if err != nil {
 		return nil, err
 	}
-	if isF32(v.shape) && v.shape.Size() >= minTransposeKernel {
+	if isF32(v.shape) && v.shape.Size() >= minElementwiseKernel {
 		shape, err := shapeinference.Transpose(v.shape, permutation)
 		if err != nil {
 			return nil, err
@@ -451,4 +453,29 @@ func (k *batchNormGradKernel) shapes() []shapes.Shape { return k.outs }
 func (k *batchNormGradKernel) run(out, in []any) {
 	k.plan.Gradient(out[0].([]float32), out[1].([]float32), out[2].([]float32),
 		in[0].([]float32), in[1].([]float32), in[2].([]float32), in[3].([]float32), in[4].([]float32))
+}
+
+// Where runs float32 selections of at least minElementwiseKernel elements
+// by a condition of their shape, each operand whole or a scalar, with
+// kernels.Select: ReLU and its gradient. Others run in a segment.
+func (f *Function) Where(condition, onTrue, onFalse compute.Value) (compute.Value, error) {
+	vs, err := f.handles(condition, onTrue, onFalse)
+	if err != nil {
+		return nil, err
+	}
+	c, t, e := vs[0].shape, vs[1].shape, vs[2].shape
+	wholeOrScalar := func(s shapes.Shape) bool { return s.IsScalar() || slices.Equal(s.Dimensions, c.Dimensions) }
+	if c.DType == dtypes.Bool && c.Size() >= minElementwiseKernel && isF32(t, e) && wholeOrScalar(t) && wholeOrScalar(e) {
+		return f.b.addKernel(&selectKernel{out: shapes.Make(dtypes.Float32, c.Dimensions...)}, vs...), nil
+	}
+	return f.forward(func(seg compute.Function, a []compute.Value) (compute.Value, error) {
+		return seg.Where(a[0], a[1], a[2])
+	}, condition, onTrue, onFalse)
+}
+
+type selectKernel struct{ out shapes.Shape }
+
+func (k *selectKernel) shapes() []shapes.Shape { return []shapes.Shape{k.out} }
+func (k *selectKernel) run(out, in []any) {
+	kernels.Select(out[0].([]float32), in[0].([]bool), in[1].([]float32), in[2].([]float32))
 }

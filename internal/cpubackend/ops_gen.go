@@ -2106,29 +2106,3 @@ func (f *Function) Tanh(p_x compute.Value) (r0 compute.Value, err error) {
 	r0 = f.out(r0)
 	return
 }
-
-// Where forwards to the current gobackend segment.
-func (f *Function) Where(p_condition compute.Value, p_onTrue compute.Value, p_onFalse compute.Value) (r0 compute.Value, err error) {
-	a_condition, err := f.in(p_condition)
-	if err != nil {
-		return
-	}
-	a_onTrue, err := f.in(p_onTrue)
-	if err != nil {
-		return
-	}
-	a_onFalse, err := f.in(p_onFalse)
-	if err != nil {
-		return
-	}
-	seg, err := f.segment()
-	if err != nil {
-		return
-	}
-	r0, err = seg.Where(a_condition, a_onTrue, a_onFalse)
-	if err != nil {
-		return
-	}
-	r0 = f.out(r0)
-	return
-}

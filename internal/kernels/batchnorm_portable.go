@@ -9,3 +9,7 @@ func gradSumsSpan(dy, x []float32, m float32) (float32, float32) {
 	return gradSumsSpanPortable(dy, x, m)
 }
 func gradAffineSpan(dx, dy, x []float32, a, b, c float32) { gradAffineSpanPortable(dx, dy, x, a, b, c) }
+
+func selectSpan(out []float32, cond []uint8, onTrue, onFalse []float32) {
+	selectPortable(out, cond, onTrue, onFalse)
+}

@@ -101,3 +101,34 @@ func hsum(v archsimd.Float32x16) float32 {
 	v.Store(&a)
 	return sumSpanPortable(a[:])
 }
+
+// selectSpan is selectPortable 16 lanes at a time on AVX-512.
+func selectSpan(out []float32, cond []uint8, onTrue, onFalse []float32) {
+	if !hasAVX512 {
+		selectPortable(out, cond, onTrue, onFalse)
+		return
+	}
+	scalarT, scalarF := len(onTrue) == 1, len(onFalse) == 1
+	t, f := archsimd.BroadcastFloat32x16(onTrue[0]), archsimd.BroadcastFloat32x16(onFalse[0])
+	var zero archsimd.Uint32x16
+	i := 0
+	for ; i+16 <= len(out); i += 16 {
+		m := archsimd.LoadUint8x16Slice(cond[i:]).ExtendToUint32().NotEqual(zero)
+		if !scalarT {
+			t = archsimd.LoadFloat32x16Slice(onTrue[i:])
+		}
+		if !scalarF {
+			f = archsimd.LoadFloat32x16Slice(onFalse[i:])
+		}
+		t.Merge(f, m).StoreSlice(out[i:])
+	}
+	if i < len(out) {
+		rest := func(v []float32) []float32 {
+			if len(v) == 1 {
+				return v
+			}
+			return v[i:]
+		}
+		selectPortable(out[i:], cond[i:], rest(onTrue), rest(onFalse))
+	}
+}

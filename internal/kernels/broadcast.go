@@ -1,5 +1,11 @@
 package kernels
 
+import (
+	"fmt"
+	"math"
+	"unsafe"
+)
+
 // AddRows sets out[o·n+i] = x[o·n+i] + b[o] for n = len(x)/len(b): a
 // per-channel bias on a channel-first feature map.
 func AddRows(out, x, b []float32) {
@@ -49,5 +55,31 @@ func SumColumns(out, x []float32) {
 		for i, v := range x[o:][:n] {
 			out[i] += v
 		}
+	}
+}
+
+// Select sets out[i] to onTrue[i] where cond[i] and to onFalse[i]
+// elsewhere; an operand of one element stands for every element.
+func Select(out []float32, cond []bool, onTrue, onFalse []float32) {
+	if len(cond) != len(out) || (len(onTrue) != 1 && len(onTrue) != len(out)) || (len(onFalse) != 1 && len(onFalse) != len(out)) {
+		panic(fmt.Sprintf("select: %d elements from %d conditions and operands of %d and %d", len(out), len(cond), len(onTrue), len(onFalse)))
+	}
+	selectSpan(out, unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(cond))), len(cond)), onTrue, onFalse)
+}
+
+// selectPortable is Select on conditions as bytes 0 or 1, without
+// branches: a random condition (ReLU's) mispredicts half of them.
+func selectPortable(out []float32, cond []uint8, onTrue, onFalse []float32) {
+	st, sf := 1, 1 // operand steps: 0 for a scalar
+	if len(onTrue) == 1 {
+		st = 0
+	}
+	if len(onFalse) == 1 {
+		sf = 0
+	}
+	for i, c := range cond {
+		m := -uint32(c) // all ones where true
+		t, f := math.Float32bits(onTrue[i*st]), math.Float32bits(onFalse[i*sf])
+		out[i] = math.Float32frombits(t&m | f&^m)
 	}
 }

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -35,5 +36,38 @@ func TestBroadcastAndSums(t *testing.T) {
 			SumColumns(cs, x)
 			near(t, "SumColumns", cs, wantColSum)
 		})
+	}
+}
+
+// TestSelect checks Select with each operand whole or one element, and
+// that an unselected infinity leaves no trace.
+func TestSelect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, n := range []int{1, 7, 33, 100} {
+		cond := make([]bool, n)
+		for i := range cond {
+			cond[i] = rng.IntN(2) == 0
+		}
+		for _, lens := range [][2]int{{n, n}, {n, 1}, {1, n}, {1, 1}} {
+			a, b := randoms(rng, lens[0]), randoms(rng, lens[1])
+			for i, c := range cond {
+				if c && len(b) == n {
+					b[i] = float32(math.Inf(-1))
+				} else if !c && len(a) == n {
+					a[i] = float32(math.Inf(1))
+				}
+			}
+			want := make([]float32, n)
+			for i, c := range cond {
+				if c {
+					want[i] = a[min(i, len(a)-1)]
+				} else {
+					want[i] = b[min(i, len(b)-1)]
+				}
+			}
+			got := randoms(rng, n)
+			Select(got, cond, a, b)
+			near(t, fmt.Sprintf("n %d, operands of %v", n, lens), got, want)
+		}
 	}
 }
