@@ -4,8 +4,9 @@ package kernels
 
 import "simd/archsimd"
 
-// The batch-norm spans 16 lanes at a time on AVX-512, and portably
-// otherwise. Sums keep two vector accumulators.
+// The elementwise spans of batch norm and Select, 16 lanes at a time on
+// AVX-512 and portably otherwise (elementwise_portable.go holds the other
+// builds' dispatch). Sums keep vector accumulators.
 
 func sumSpan(x []float32) float32 {
 	if !hasAVX512 {
