@@ -13,3 +13,5 @@ func gradAffineSpan(dx, dy, x []float32, a, b, c float32) { gradAffineSpanPortab
 func selectSpan(out []float32, cond []uint8, onTrue, onFalse []float32) {
 	selectPortable(out, cond, onTrue, onFalse)
 }
+
+func adamSpan(p, m, v, g []float32, c adamCoefficients) { adamSpanPortable(p, m, v, g, c) }

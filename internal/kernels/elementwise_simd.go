@@ -133,3 +133,26 @@ func selectSpan(out []float32, cond []uint8, onTrue, onFalse []float32) {
 		selectPortable(out[i:], cond[i:], rest(onTrue), rest(onFalse))
 	}
 }
+
+// adamSpan is adamSpanPortable 16 lanes at a time on AVX-512.
+func adamSpan(p, m, v, g []float32, c adamCoefficients) {
+	if !hasAVX512 {
+		adamSpanPortable(p, m, v, g, c)
+		return
+	}
+	m, v, g = m[:len(p)], v[:len(p)], g[:len(p)]
+	b1, b2 := archsimd.BroadcastFloat32x16(c.beta1), archsimd.BroadcastFloat32x16(c.beta2)
+	nb1, nb2 := archsimd.BroadcastFloat32x16(1-c.beta1), archsimd.BroadcastFloat32x16(1-c.beta2)
+	lr1, c2, eps := archsimd.BroadcastFloat32x16(c.lr1), archsimd.BroadcastFloat32x16(c.c2), archsimd.BroadcastFloat32x16(c.eps)
+	i := 0
+	for ; i+16 <= len(p); i += 16 {
+		gi := archsimd.LoadFloat32x16Slice(g[i:])
+		mi := archsimd.LoadFloat32x16Slice(m[i:]).MulAdd(b1, gi.Mul(nb1))
+		vi := archsimd.LoadFloat32x16Slice(v[i:]).MulAdd(b2, gi.Mul(gi).Mul(nb2))
+		mi.StoreSlice(m[i:])
+		vi.StoreSlice(v[i:])
+		step := lr1.Mul(mi).Div(vi.Mul(c2).Sqrt().Add(eps))
+		archsimd.LoadFloat32x16Slice(p[i:]).Sub(step).StoreSlice(p[i:])
+	}
+	adamSpanPortable(p[i:], m[i:], v[i:], g[i:], c)
+}

@@ -18,7 +18,6 @@ import (
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	gmodel "github.com/gomlx/gomlx/ml/model"
-	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/dataset"
@@ -103,10 +102,6 @@ type sums struct {
 
 const progressKey = "aerie.progress"
 
-type optimizerWithGradients interface {
-	UpdateGraphWithGradients(scope *gmodel.Scope, grads []*Node, lossDType dtypes.DType)
-}
-
 type trainer struct {
 	cfg    Config
 	opts   Options
@@ -116,9 +111,8 @@ type trainer struct {
 	state  []*gmodel.Variable // batch norm's running statistics
 	// nParams and nState are the values of params and state.
 	nParams, nState int
-	lr              *gmodel.Variable
 	grad            *gmodel.Exec
-	apply           *gmodel.Exec
+	adam            *adam
 	eval            *gmodel.Exec
 	reducer         Reducer
 	log             *slog.Logger
@@ -200,7 +194,7 @@ func Run(ctx context.Context, cfg Config, src *data.Source, opts Options) (*Resu
 			b := pb.b
 			stepStart := time.Now()
 			lr := cfg.learningRate(prog.Step, total, steps)
-			s, err := t.step(ctx, b, lr)
+			s, err := t.step(ctx, b, prog.Step+1, lr)
 			if err != nil {
 				stop()
 				return nil, err
@@ -338,10 +332,9 @@ func (t *trainer) build(state *checkpoint.State, prog *progress) error {
 	} else if err := t.createVariables(t.net.Init(uint64(t.cfg.Seed)), t.net.InitState()); err != nil {
 		return err
 	}
-	t.lr = optimizer.LearningRateVar(t.store.RootScope(), dtypes.Float32, t.cfg.LearningRate)
-	opt, ok := optimizer.Adam().Epsilon(1e-8).Done().(optimizerWithGradients)
-	if !ok {
-		return errors.New("gomlx's Adam cannot apply precomputed gradients")
+	var err error
+	if t.adam, err = newAdam(t.store, t.params); err != nil {
+		return err
 	}
 	backend := model.Backend()
 	nMasks := 0
@@ -349,7 +342,6 @@ func (t *trainer) build(state *checkpoint.State, prog *progress) error {
 		nMasks = len(plan.Dropouts)
 	}
 	classes := plan.Classes
-	var err error
 	t.grad, err = gmodel.NewExec(backend, t.store, func(scope *gmodel.Scope, in []*Node) []*Node {
 		g := in[0].Graph()
 		var masks []*Node
@@ -360,13 +352,6 @@ func (t *trainer) build(state *checkpoint.State, prog *progress) error {
 		lossSum := ReduceAllSum(crossEntropy(logits, in[1], classes, t.cfg.LabelSmoothing))
 		grads := scope.BuildTrainableVariablesGradientsGraph(lossSum)
 		return append(append(grads, stats...), lossSum, correct(logits, in[1]))
-	})
-	if err != nil {
-		return err
-	}
-	t.apply, err = gmodel.NewExec(backend, t.store, func(scope *gmodel.Scope, grads []*Node) {
-		t.nodes(grads[0].Graph()) // mark the parameters in use, in order
-		opt.UpdateGraphWithGradients(scope, grads, dtypes.Float32)
 	})
 	if err != nil {
 		return err
@@ -441,16 +426,12 @@ func correct(logits, labels *Node) *Node {
 	return ReduceAllSum(ConvertDType(Equal(ArgMax(logits, 1, dtypes.Int32), labels), dtypes.Float32))
 }
 
-// step runs one global step with the learning rate lr and returns the
-// global batch's loss sum, correct count and size.
-func (t *trainer) step(ctx context.Context, b *batch, lr float64) (sums, error) {
-	if err := t.lr.SetValue(tensors.FromScalar(float32(lr))); err != nil {
-		return sums{}, err
-	}
+// step runs global step number step (from 1) with the learning rate lr
+// and returns the global batch's loss sum, correct count and size.
+func (t *trainer) step(ctx context.Context, b *batch, step int64, lr float64) (sums, error) {
 	if err := t.gradients(b); err != nil {
 		return sums{}, err
 	}
-	n := len(t.params)
 	off := t.nParams + t.nState
 	t.buf[off+2] = float32(b.n)
 	if err := t.reducer.AllReduce(ctx, t.buf); err != nil {
@@ -461,23 +442,13 @@ func (t *trainer) step(ctx context.Context, b *batch, lr float64) (sums, error) 
 		return sums{}, err
 	}
 	// The mean over the global batch: gradients are of the summed loss.
+	grads := t.buf[:t.nParams]
 	scale := float32(1 / s.Count)
-	grads := make([]any, n)
-	off = 0
-	for i, p := range t.cfg.Plan.Params {
-		k := size(p.Shape)
-		g := t.buf[off : off+k]
-		for j := range g {
-			g[j] *= scale
-		}
-		grads[i] = tensors.FromFlatDataAndDimensions(g, p.Shape...)
-		off += k
+	for i := range grads {
+		grads[i] *= scale
 	}
-	if _, err := t.apply.Exec(grads...); err != nil {
-		return sums{}, fmt.Errorf("apply gradients: %w", err)
-	}
-	for _, g := range grads {
-		g.(*tensors.Tensor).MustFinalizeAll()
+	if err := t.adam.apply(step, float32(lr), grads); err != nil {
+		return sums{}, err
 	}
 	return s, nil
 }
