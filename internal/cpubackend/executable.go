@@ -19,14 +19,18 @@ type Executable struct {
 	// stand-ins for dead values a live segment imports: a dead kernel's
 	// result that only dead ops of the segment read.
 	standIns map[int]compute.Buffer
-	mu       sync.Mutex
-	frames   []*frame // idle; kept out of a sync.Pool so GC keeps their buffers
+	// slot[id] is the frame slot holding kernel result id (-1: an output,
+	// made anew every call); nSlots is how many a frame has.
+	slot   []int
+	nSlots int
+	mu     sync.Mutex
+	frames []*frame // idle; kept out of a sync.Pool so GC keeps their buffers
 }
 
 type frame struct {
 	bufs []compute.Buffer
-	// kept[id] is the buffer of kernel result id, reused by every call
-	// that gets this frame unless the result is a graph output.
+	// kept[slot] is the buffer of the kernel results in that slot (see
+	// planSlots), reused by every call that gets this frame.
 	kept        []compute.Buffer
 	args        []compute.Buffer
 	donate      []bool
@@ -60,7 +64,44 @@ func newExecutable(b *Builder) (*Executable, error) {
 	for _, v := range b.outputs {
 		e.isOut[v.id] = true
 	}
+	e.slot, e.nSlots = planSlots(b, e.lastUse, e.isOut)
 	return e, nil
+}
+
+// planSlots assigns every kernel result that is not an output a slot of
+// the frame: the slot of an earlier result of its shape that no step
+// reads any more, or a new one. A frame then holds the kernel results live
+// at once (in a training step, about the forward pass's activations), not
+// every kernel result of the step.
+func planSlots(b *Builder, lastUse []int, isOut []bool) (slot []int, n int) {
+	slot = make([]int, len(b.values))
+	for i := range slot {
+		slot[i] = -1
+	}
+	free := map[string][]int{} // shape → slots no later step reads
+	freedAfter := make([][]*value, len(b.steps))
+	for si, s := range b.steps {
+		if s.fn == nil && !s.dead {
+			for _, r := range s.results {
+				if isOut[r.id] {
+					continue
+				}
+				key := r.shape.String()
+				if k := len(free[key]); k > 0 {
+					slot[r.id], free[key] = free[key][k-1], free[key][:k-1]
+				} else {
+					slot[r.id], n = n, n+1
+				}
+				last := max(lastUse[r.id], si) // a result nothing reads is free after its step
+				freedAfter[last] = append(freedAfter[last], r)
+			}
+		}
+		for _, r := range freedAfter[si] {
+			key := r.shape.String()
+			free[key] = append(free[key], slot[r.id])
+		}
+	}
+	return slot, n
 }
 
 func (e *Executable) getFrame() *frame {
@@ -71,7 +112,7 @@ func (e *Executable) getFrame() *frame {
 		e.frames = e.frames[:n-1]
 		return f
 	}
-	return &frame{bufs: make([]compute.Buffer, len(e.b.values)), kept: make([]compute.Buffer, len(e.b.values))}
+	return &frame{bufs: make([]compute.Buffer, len(e.b.values)), kept: make([]compute.Buffer, e.nSlots)}
 }
 
 func (e *Executable) putFrame(f *frame) {
@@ -131,14 +172,10 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, device comp
 	}
 	f := e.getFrame()
 	defer e.putFrame(f)
-	// A kernel's result that is not an output stays in f.kept for the
-	// next call: it is neither finalized nor donated.
-	kept := func(id int) bool {
-		v := e.b.values[id]
-		return !e.isOut[id] && v.step >= 0 && e.b.steps[v.step].exe == nil
-	}
+	// A kernel's result that is not an output stays in its slot of f.kept
+	// for the next call: it is neither finalized nor donated.
 	owned := func(id int) bool {
-		return !e.isOut[id] && !kept(id) && (e.b.values[id].step >= 0 || donateOf(donate, e.b.values[id].input))
+		return !e.isOut[id] && e.slot[id] < 0 && (e.b.values[id].step >= 0 || donateOf(donate, e.b.values[id].input))
 	}
 	for i, v := range e.b.inputs {
 		f.bufs[v.id] = unwrap(inputs[i])
@@ -206,14 +243,17 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, device comp
 			}
 			f.outs = f.outs[:0]
 			for _, r := range s.results {
-				out := f.kept[r.id]
+				var out compute.Buffer
+				if sl := e.slot[r.id]; sl >= 0 {
+					out = f.kept[sl]
+				}
 				if out == nil {
 					var err error
 					if out, _, err = e.be.base.NewSharedBuffer(0, r.shape); err != nil {
 						return fail(err)
 					}
-					if kept(r.id) {
-						f.kept[r.id] = out
+					if sl := e.slot[r.id]; sl >= 0 {
+						f.kept[sl] = out
 					}
 				}
 				flat, err := out.Data()
