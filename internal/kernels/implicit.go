@@ -70,8 +70,11 @@ func newPaddedInput(c *Conv, f, lo, ext [2]int) *paddedInput {
 	p.plane = f[0] * f[1] * p.hq * p.wq
 	// Products over the dropped columns and the rows a four-row tile adds
 	// read up to a row and four floats past the last image.
-	size := (c.spec.In[c.spec.InChannels]*c.batch+1)*p.plane + 4
-	p.bufs = newFreeList(func() []float32 { return make([]float32, size) })
+	images := c.spec.In[c.spec.InChannels] * c.batch
+	size := (images+1)*p.plane + 4
+	// fill's writes depend on these alone.
+	type layout struct{ f0, f1, lo0, lo1, hq, wq, h, w, images int }
+	p.bufs = sharedFreeList(layout{p.f0, p.f1, lo[0], lo[1], p.hq, p.wq, c.inSize[0], c.inSize[1], images}, size)
 	return p
 }
 
@@ -270,8 +273,11 @@ func newImplicitWeights(c *Conv) *implicitWeights {
 	for r := range c.m {
 		iw.rowOff[r] = iw.at(c.outPos[r*2]*c.stride[0], c.outPos[r*2+1]*c.stride[1])
 	}
-	iw.packed = newFreeList(func() []float32 { return make([]float32, c.groups*c.cg*iw.kLen*c.np) })
-	iw.accs = newFreeList(func() []float32 { return make([]float32, c.batch*c.groups*c.m*c.np) })
+	// pack's writes depend on these alone; accs are cleared at every call.
+	type packing struct{ groups, cg, kLen, wq, np, og, kh, kw int }
+	iw.packed = sharedFreeList(packing{c.groups, c.cg, iw.kLen, iw.wq, c.np, c.og, c.kSize[0], c.kSize[1]}, c.groups*c.cg*iw.kLen*c.np)
+	type cleared struct{}
+	iw.accs = sharedFreeList(cleared{}, c.batch*c.groups*c.m*c.np)
 	return iw
 }
 
