@@ -1,16 +1,19 @@
 //go:generate go run ./internal/genops
 
 // Package cpubackend is a gomlx compute.Backend that runs convolutions,
-// pooling and batch norm with aerie's CPU kernels (internal/kernels) and
-// every other op with gomlx's pure-Go backend.
+// pooling, batch norm, ReLU and bias additions with aerie's CPU kernels
+// (internal/kernels) and every other op with gomlx's pure-Go backend.
 //
 // gobackend keeps its executors internal, so ops cannot be added to it.
 // Instead a Builder here forwards ops into a chain of gobackend segments:
-// each op this backend runs itself (ConvGeneral, ReduceWindow,
-// SelectAndScatterMax) ends the current segment, and the next standard op
-// starts a new one. A value crossing a cut becomes an output of the segment
-// that made it and a parameter of the one that uses it. Buffers are
-// gobackend's own, shared with the kernels without copies.
+// each op this backend runs itself (ops.go: ConvGeneral, ReduceWindow,
+// SelectAndScatterMax, the BatchNorm ops, Where, and some Add, ReduceSum
+// and Transpose) ends the current segment, and the next standard op starts
+// a new one. A value crossing a cut becomes an output of the segment that
+// made it and a parameter of the one that uses it. Buffers are gobackend's
+// own, shared with the kernels without copies; a kernel's results live in
+// slots of a per-call frame, reused across calls and, once no step reads
+// them, by later results of their shape (planSlots).
 package cpubackend
 
 import (
