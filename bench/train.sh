@@ -94,7 +94,8 @@ mean() { awk '{s += $1} END {if (NR) printf "%.2f", s / NR; else print "nan"}'; 
 
 # Each runner prints "images_per_second peak_rss_mb" (RSS: the largest
 # process's); go_run adds its CPU utilization (CPU time over wall time ×
-# GOMAXPROCS, the mean over ranks).
+# GOMAXPROCS, the mean over ranks) over the throughput's window: the steps
+# after the first, which compiles the graphs.
 go_run() { # model layout steps
 	local flags=(--arch="$1" --batch-size=64 --max-steps="$3" --rotation=0 --crop-padding=0 --dropout=true --data="$GO_DATA" --dataset-sha256="$FMNIST_DIGEST")
 	local out

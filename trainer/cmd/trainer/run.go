@@ -339,6 +339,16 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// The throughput window starts after the first step, which compiles
+	// the graphs: the benchmark line's utilization is over it too.
+	var window *sysstat.Meter
+	onStep := opts.OnStep
+	opts.OnStep = func(s train.Step) {
+		onStep(s)
+		if window == nil {
+			window, _ = sysstat.Start() // nil on error: the whole run's
+		}
+	}
 	res, err := train.Run(ctx, f.cfg, src, opts)
 	if err != nil {
 		return peerErr(comm, err)
@@ -349,8 +359,14 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	rep.Close()
 	if f.maxSteps > 0 {
+		steps := usage
+		if window != nil {
+			if steps, err = window.Stop(); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(stdout, "arch=%s batch=%d steps=%d images_per_second=%.1f cpu_utilization=%.2f gomaxprocs=%d peak_rss_mb=%d\n",
-			f.cfg.Plan.Name, f.cfg.BatchSize, res.Steps, res.ImagesPerSecond, usage.Utilization, runtime.GOMAXPROCS(0), usage.PeakRSSBytes>>20)
+			f.cfg.Plan.Name, f.cfg.BatchSize, res.Steps, res.ImagesPerSecond, steps.Utilization, runtime.GOMAXPROCS(0), usage.PeakRSSBytes>>20)
 		return peerErr(comm, comm.Close(ctx))
 	}
 	// Rank 0 alone writes the artifact; the others wait for it in Close.
