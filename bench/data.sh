@@ -21,8 +21,12 @@
 #
 #   bench/data.sh [a] [b] [c]        (default: all three)
 #
+# Parts a and c first wait up to SETTLE seconds (default 120) for the load
+# average to fall to 0.5 per core (bench/lib.sh), and part a prints the
+# load before every run.
+#
 # Knobs: RUNS, MAX_STEPS, OLD_COMMIT, WORK (scratch, default
-# /tmp/aerie-bench-data; 2.5 GB for b), GOMAXPROCS. Needs Debian's
+# /tmp/aerie-bench-data; 2.5 GB for b), GOMAXPROCS, SETTLE. Needs Debian's
 # dataset-fashion-mnist and GNU time (installed when missing, as root or
 # with sudo).
 set -euo pipefail
@@ -64,6 +68,7 @@ stats() {
 }
 now() { date +%s.%N; }
 load() { cut -d' ' -f1 /proc/loadavg; }
+. bench/lib.sh
 
 bench_format() {
 	local old=$WORK/old
@@ -75,10 +80,11 @@ bench_format() {
 	fi
 	local flags=(--arch=cnn --batch-size=64 --max-steps="$MAX_STEPS" --rotation=0 --crop-padding=0 --dropout=true)
 	local new_ips=() old_ips=() new_wall=() old_wall=()
-	echo "a. format: cnn, batch 64, $MAX_STEPS steps, $RUNS runs each, A B A B; load $(load) on $(nproc) cores"
+	echo "a. format: cnn, batch 64, $MAX_STEPS steps, $RUNS runs each, A B A B; load $(settle) on $cores cores after up to ${SETTLE}s settling"
 	for ((i = 1; i <= RUNS; i++)); do
 		for which in new old; do
-			local t0 out t1
+			local t0 out t1 before
+			before=$(load)
 			t0=$(now)
 			if [[ $which == new ]]; then
 				out=$("$BIN/trainer" train "${flags[@]}" --data="$DATA" --dataset-sha256="$FMNIST_DIGEST" 2>/dev/null)
@@ -89,7 +95,7 @@ bench_format() {
 			local ips wall
 			ips=$(sed -n 's/.*images_per_second=\([0-9.]*\).*/\1/p' <<<"$out")
 			wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')
-			echo "   run $i $which: $ips images/s, $wall s wall"
+			echo "   run $i $which: $ips images/s, $wall s wall (load before: $before)"
 			if [[ $which == new ]]; then new_ips+=("$ips") new_wall+=("$wall"); else old_ips+=("$ips") old_wall+=("$wall"); fi
 		done
 	done
@@ -155,7 +161,7 @@ bench_memory() {
 
 bench_ingest() {
 	local secs=() rates=()
-	echo "c. ingest: Debian's Fashion-MNIST (70,000 images) into an empty file:// store, $RUNS runs; load $(load)"
+	echo "c. ingest: Debian's Fashion-MNIST (70,000 images) into an empty file:// store, $RUNS runs; load $(settle) after up to ${SETTLE}s settling"
 	for ((i = 1; i <= RUNS; i++)); do
 		local to=$WORK/ingest-$i
 		rm -rf "$to"

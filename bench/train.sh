@@ -46,20 +46,7 @@ BIN=${BIN:-$PWD/bin}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 PYTHON=/usr/bin/python3 # Debian's interpreter: the one python3-torch is for
 export GOEXPERIMENT=${GOEXPERIMENT:-simd}
-cores=$(nproc)
-max_load=$(awk -v c="$cores" 'BEGIN {print 0.5 * c}')
-SETTLE=${SETTLE:-120}
-
-# settle waits up to SETTLE seconds for the 1-minute load average to fall
-# to max_load, then prints it.
-settle() {
-	local load waited=0
-	while read -r load _ </proc/loadavg && awk -v l="$load" -v m="$max_load" 'BEGIN {exit !(l > m)}' && ((waited < SETTLE)); do
-		sleep 5
-		waited=$((waited + 5))
-	done
-	echo "$load"
-}
+. bench/lib.sh
 
 # Training FLOPs per image: 3× the forward pass (forward, and the two
 # products of the backward pass), from internal/arch/README.md's MFLOPs.
