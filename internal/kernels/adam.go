@@ -3,8 +3,6 @@ package kernels
 import (
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 )
 
 // Adam is the Adam optimizer's update (Kingma and Ba, 2015) with decay
@@ -19,7 +17,7 @@ type Adam struct{ Beta1, Beta2, Epsilon float32 }
 //	v ← β2·v + (1−β2)·g²
 //	p ← p − lr·m̂ / (√v̂ + ε),  m̂ = m/(1−β1ᵗ), v̂ = v/(1−β2ᵗ)
 //
-// Large slices are split across GOMAXPROCS goroutines.
+// Large slices are split across the cores.
 func (a Adam) Step(p, m, v, g []float32, lr float32, t int64) {
 	if len(m) != len(p) || len(v) != len(p) || len(g) != len(p) {
 		panic(fmt.Sprintf("adam: parameters %d, moments %d and %d, gradient %d", len(p), len(m), len(v), len(g)))
@@ -32,22 +30,12 @@ func (a Adam) Step(p, m, v, g []float32, lr float32, t int64) {
 		lr1: lr / float32(1-math.Pow(float64(a.Beta1), float64(t))),
 		c2:  1 / float32(1-math.Pow(float64(a.Beta2), float64(t))),
 	}
+	// Whole vectors a goroutine, so the chunks start on them.
 	n := len(p)
-	workers := min(runtime.GOMAXPROCS(0), n/minParallelElements)
-	if workers <= 1 {
-		adamSpan(p, m, v, g, c)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		// Chunks start on whole vectors.
-		lo, hi := n*w/workers/vecWidth*vecWidth, n*(w+1)/workers/vecWidth*vecWidth
-		if w == workers-1 {
-			hi = n
-		}
-		wg.Go(func() { adamSpan(p[lo:hi], m[lo:hi], v[lo:hi], g[lo:hi], c) })
-	}
-	wg.Wait()
+	splitWork((n+vecWidth-1)/vecWidth, minParallelElements/vecWidth, func(lo, hi int) {
+		lo, hi = lo*vecWidth, min(n, hi*vecWidth)
+		adamSpan(p[lo:hi], m[lo:hi], v[lo:hi], g[lo:hi], c)
+	})
 }
 
 // adamCoefficients are one step's: lr1 is the learning rate over β1's

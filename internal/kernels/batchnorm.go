@@ -3,8 +3,6 @@ package kernels
 import (
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 )
 
 // BatchNorm normalizes a tensor per feature: viewed as [outer, features,
@@ -123,31 +121,16 @@ func (p *BatchNorm) check(x, y []float32, perFeature ...[]float32) {
 	}
 }
 
-// perFeature runs fn for every feature, split across GOMAXPROCS
-// goroutines when there is enough work.
+// perFeature runs fn for every feature, split across the cores in runs
+// of at least minParallelElements elements.
 func (p *BatchNorm) perFeature(fn func(f int)) {
-	workers := min(runtime.GOMAXPROCS(0), p.features)
-	if workers <= 1 || p.size() < minParallelElements {
-		for f := range p.features {
+	perFeature := max(1, p.outer*p.inner)
+	splitWork(p.features, (minParallelElements+perFeature-1)/perFeature, func(lo, hi int) {
+		for f := lo; f < hi; f++ {
 			fn(f)
 		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := p.features*w/workers, p.features*(w+1)/workers
-		wg.Go(func() {
-			for f := lo; f < hi; f++ {
-				fn(f)
-			}
-		})
-	}
-	wg.Wait()
+	})
 }
-
-// minParallelElements is the size from which an elementwise kernel
-// splits across goroutines: below it starting them costs more.
-const minParallelElements = 1 << 14
 
 func sumSpanPortable(x []float32) float32 {
 	var s0, s1, s2, s3 float32

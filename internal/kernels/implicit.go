@@ -1,10 +1,5 @@
 package kernels
 
-import (
-	"runtime"
-	"sync"
-)
-
 // The implicit paths run a 2-d convolution without an im2col copy. Run
 // copies the input once, zero-padded and split into f0×f1 phase planes
 // (space to depth), so that the input a run of products reads is a run of
@@ -333,15 +328,7 @@ func (iw *implicitWeights) run(c *Conv, out, in, kernel []float32) {
 			}
 		}
 	}
-	if workers := min(runtime.GOMAXPROCS(0), items); workers <= 1 {
-		work(0, items)
-	} else {
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() { work(items*w/workers, items*(w+1)/workers) })
-		}
-		wg.Wait()
-	}
+	splitWork(items, 1, work)
 	for it := range items {
 		bi, g := it/c.groups, it%c.groups
 		ob := bi*c.ysB + g*c.og*c.ysC
