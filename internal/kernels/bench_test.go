@@ -1,7 +1,10 @@
 package kernels
 
 import (
+	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -39,19 +42,66 @@ func cnnConvs() map[string]ConvSpec {
 	}
 }
 
-// BenchmarkConvCNN reports each cnn convolution's rate in GFLOP per CPU second.
+// resnetConvs are the 3×3 block convolutions of resnet-small
+// (models/resnet-small.yaml) at one lane's 32 images, in the same layout:
+// per stage, the forward pass, the input gradient and the weight gradient
+// of its unstrided conv, and the strided conv into stages 2 and 3 with
+// its input gradient (a dilated input) and weight gradient.
+func resnetConvs() map[string]ConvSpec {
+	const batch = 32
+	fwd, hwio, hwoi := [4]int{1, 0, 2, 3}, [4]int{2, 3, 0, 1}, [4]int{3, 2, 0, 1}
+	cf := func(in, kernel, out []int, ia, ka, oa [4]int, stride, dil int, pad [2]int) ConvSpec {
+		return ConvSpec{In: in, Kernel: kernel, Out: out,
+			InBatch: ia[0], InChannels: ia[1], InSpatial: []int{ia[2], ia[3]},
+			KernelIn: ka[0], KernelOut: ka[1], KernelSpatial: []int{ka[2], ka[3]},
+			OutBatch: oa[0], OutChannels: oa[1], OutSpatial: []int{oa[2], oa[3]},
+			Strides: []int{stride, stride}, InputDilations: []int{dil, dil},
+			Paddings: [][2]int{pad, pad}, Groups: 1}
+	}
+	convs := map[string]ConvSpec{}
+	for i, st := range []struct{ c, hw int }{{32, 28}, {64, 14}, {128, 7}} {
+		name := fmt.Sprintf("stage%d", i+1)
+		x := []int{st.c, batch, st.hw, st.hw}
+		w := []int{3, 3, st.c, st.c}
+		convs[name] = cf(x, w, x, fwd, hwio, fwd, 1, 1, [2]int{1, 1})
+		convs[name+".dx"] = cf(x, w, x, fwd, hwoi, fwd, 1, 1, [2]int{1, 1})
+		convs[name+".dw"] = cf(x, x, w, [4]int{0, 1, 2, 3}, [4]int{1, 0, 2, 3}, hwio, 1, 1, [2]int{1, 1})
+		if i == 0 {
+			continue
+		}
+		// The strided conv from the stage before: 2× the spatial size, half the channels.
+		in := []int{st.c / 2, batch, 2 * st.hw, 2 * st.hw}
+		ws := []int{3, 3, st.c / 2, st.c}
+		convs[name+"s"] = cf(in, ws, x, fwd, hwio, fwd, 2, 1, [2]int{1, 1})
+		// Its input gradient reads the output gradient dilated by the stride.
+		convs[name+"s.dx"] = cf(x, ws, in, fwd, hwoi, fwd, 1, 2, [2]int{1, 2})
+	}
+	return convs
+}
+
+// BenchmarkConv reports each cnn and resnet-small convolution's rate in
+// GFLOP per CPU second.
 //
-//	GOEXPERIMENT=simd go test ./internal/kernels -run XXX -bench ConvCNN
-func BenchmarkConvCNN(b *testing.B) {
+//	GOEXPERIMENT=simd go test ./internal/kernels -run XXX -bench Conv/
+func BenchmarkConv(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
+	convs := map[string]ConvSpec{}
 	for name, sp := range cnnConvs() {
+		convs["cnn/"+name] = sp
+	}
+	for name, sp := range resnetConvs() {
+		convs["resnet-small/"+name] = sp
+	}
+	for _, name := range slices.Sorted(maps.Keys(convs)) {
+		sp := convs[name]
 		b.Run(name, func(b *testing.B) {
 			c, err := NewConv(sp)
 			if err != nil {
 				b.Fatal(err)
 			}
 			in, w, out := randoms(rng, size(sp.In)), randoms(rng, size(sp.Kernel)), make([]float32, size(sp.Out))
-			flops := 2 * float64(size(sp.Out)) * float64(c.k)
+			// An input dilation's zeros are not multiplied.
+			flops := 2 * float64(size(sp.Out)) * float64(c.k) / float64(c.idil[0]*c.idil[1])
 			cpu := cpuTime()
 			for b.Loop() {
 				c.Run(out, in, w)

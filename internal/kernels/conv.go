@@ -226,7 +226,6 @@ type convScratch struct {
 	acc     []float32 // [mBlock][np]
 	rowBase []int     // [ks][mBlock]: input offset of (kernel position, row), -1 for padding
 	outOff  []int     // [mBlock]: output offset of each row
-	outRow  []int     // [mBlock]: on the implicit path, the tile row of each outOff
 	// runs[runAt[kp]:runAt[kp+1]] are kernel position kp's rows as runs
 	// of consecutive input offsets (or of padding), when Conv.runs.
 	runs    []inputRun
@@ -240,7 +239,7 @@ type inputRun struct{ row, n, off int }
 
 func newConvScratch(c *Conv) *convScratch {
 	if c.im != nil {
-		return &convScratch{acc: make([]float32, mBlock*c.np), outOff: make([]int, mBlock), outRow: make([]int, mBlock)}
+		return &convScratch{acc: make([]float32, mBlock*c.np)}
 	}
 	return &convScratch{
 		a:       make([]float32, mBlock*min(kBlock, c.k)),
@@ -373,7 +372,7 @@ func (c *Conv) tile(sc *convScratch, out, in, b []float32, bi, g, m0, mt int) {
 		a := sc.a[:mt*kc]
 		// im2col of this block, k-major: A[kk-k0][r].
 		c.gather(a, sc, in, k0, kc, mt)
-		gemm(acc, a, nil, gb[k0*c.np:][:kc*c.np], mt, kc, c.np, mt)
+		gemm(acc, a, nil, gb[k0*c.np:][:kc*c.np], mt, kc, c.np, mt, c.np)
 	}
 	// Scatter the tile into out.
 	ob := bi*c.ysB + g*c.og*c.ysC

@@ -10,7 +10,7 @@ func rowAt(rows []int, r int) int {
 
 // gemmPortable is gemm in plain Go: the arm64 build's kernel and the
 // fallback for CPUs without AVX2.
-func gemmPortable(acc, a []float32, rows []int, b []float32, m, k, n, lda int) {
+func gemmPortable(acc, a []float32, rows []int, b []float32, m, k, n, lda, ldb int) {
 	for r := range m {
 		c := acc[r*n:][:n]
 		ar := rowAt(rows, r)
@@ -19,7 +19,7 @@ func gemmPortable(acc, a []float32, rows []int, b []float32, m, k, n, lda int) {
 			if av == 0 {
 				continue
 			}
-			br := b[kk*n:][:n]
+			br := b[kk*ldb:][:n]
 			for j, bv := range br {
 				c[j] += av * bv
 			}
@@ -29,7 +29,7 @@ func gemmPortable(acc, a []float32, rows []int, b []float32, m, k, n, lda int) {
 
 // checkGemm panics unless every element gemm would read and write is in
 // its slice: the SIMD kernels step raw pointers and check nothing.
-func checkGemm(acc, a []float32, rows []int, b []float32, m, k, n, lda int) {
+func checkGemm(acc, a []float32, rows []int, b []float32, m, k, n, lda, ldb int) {
 	hi := m - 1
 	if rows != nil {
 		hi = 0
@@ -40,5 +40,5 @@ func checkGemm(acc, a []float32, rows []int, b []float32, m, k, n, lda int) {
 			hi = max(hi, o)
 		}
 	}
-	_, _, _ = acc[m*n-1], a[(k-1)*lda+hi], b[k*n-1]
+	_, _, _ = acc[m*n-1], a[(k-1)*lda+hi], b[(k-1)*ldb+n-1]
 }

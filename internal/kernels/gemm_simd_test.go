@@ -12,7 +12,7 @@ import (
 // gemm picks, against the portable one, on odd row and inner counts.
 func TestGemmKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
-	kernels := map[string]func(acc, a []float32, rows []int, b []float32, m, k, n, lda int){}
+	kernels := map[string]func(acc, a []float32, rows []int, b []float32, m, k, n, lda, ldb int){}
 	if hasAVX512 {
 		kernels["avx512"] = gemm512
 	}
@@ -22,16 +22,16 @@ func TestGemmKernels(t *testing.T) {
 	for name, kern := range kernels {
 		for _, m := range []int{1, 3, 4, 7, 64} {
 			for _, n := range []int{16, 32, 48, 64, 80, 144} {
-				k, lda := 1+rng.IntN(40), m+rng.IntN(3)
+				k, lda, ldb := 1+rng.IntN(40), m+rng.IntN(3), n+rng.IntN(2)*(1+rng.IntN(20))
 				var rows []int // nil: rows 0 to m-1
 				if rng.IntN(2) == 0 {
 					rows = rng.Perm(lda)[:m]
 				}
-				t.Run(fmt.Sprintf("%s/%dx%dx%d/lda%d/rows%v", name, m, k, n, lda, rows != nil), func(t *testing.T) {
-					a, b, acc := randoms(rng, (k-1)*lda+lda), randoms(rng, k*n), randoms(rng, m*n)
+				t.Run(fmt.Sprintf("%s/%dx%dx%d/lda%d/ldb%d/rows%v", name, m, k, n, lda, ldb, rows != nil), func(t *testing.T) {
+					a, b, acc := randoms(rng, (k-1)*lda+lda), randoms(rng, (k-1)*ldb+n), randoms(rng, m*n)
 					want := append([]float32(nil), acc...)
-					gemmPortable(want, a, rows, b, m, k, n, lda)
-					kern(acc, a, rows, b, m, k, n, lda)
+					gemmPortable(want, a, rows, b, m, k, n, lda, ldb)
+					kern(acc, a, rows, b, m, k, n, lda, ldb)
 					near(t, "gemm", acc, want)
 				})
 			}
@@ -51,7 +51,7 @@ func BenchmarkGemm(b *testing.B) {
 			a, bm, acc := randoms(rng, m*k), randoms(rng, k*n), make([]float32, m*n)
 			cpu := cpuTime()
 			for b.Loop() {
-				gemm(acc, a, nil, bm, m, k, n, m)
+				gemm(acc, a, nil, bm, m, k, n, m, n)
 			}
 			b.ReportMetric(2*float64(m*k*n)*float64(b.N)/(cpuTime()-cpu).Seconds()/1e9, "GFLOP/cpu-s")
 		})

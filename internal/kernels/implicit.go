@@ -48,14 +48,19 @@ func (c *Conv) readsEveryPhase(f []int, n int, pos, scale []int) bool {
 }
 
 // paddedInput is the layout of the padded copy: image (ci, bi) at
-// (ci*batch+bi)*plane; in it, input (y, x) at padded coordinates (py, px)
-// = (y+lo0, x+lo1), at phase (py%f0)*f1 + px%f1, position
+// ci*cstride + bi*plane; in it, input (y, x) at padded coordinates (py,
+// px) = (y+lo0, x+lo1), at phase (py%f0)*f1 + px%f1, position
 // (py/f0)*wq + px/f1 of the phase's hq×wq plane.
 type paddedInput struct {
 	f0, f1, hq, wq int
 	lo             [2]int // low padding; negative crops
 	plane          int    // floats per image
-	bufs           *freeList[[]float32]
+	// cstride is the floats from one channel's images to the next: the
+	// products step along it, so it is an odd number of cache lines, or
+	// every channel's run would fall in the same L1 sets (14×14 maps
+	// padded to 16×16 at batch 32 are 32 KiB apart).
+	cstride int
+	bufs    *freeList[[]float32]
 }
 
 // newPaddedInput lays out the copy with phase factors f, low paddings lo
@@ -63,15 +68,22 @@ type paddedInput struct {
 func newPaddedInput(c *Conv, f, lo, ext [2]int) *paddedInput {
 	p := &paddedInput{f0: f[0], f1: f[1], lo: lo, hq: (ext[0] + f[0] - 1) / f[0], wq: (ext[1] + f[1] - 1) / f[1]}
 	p.plane = f[0] * f[1] * p.hq * p.wq
-	// Products over the dropped columns and the rows a four-row tile adds
-	// read up to a row and four floats past the last image.
-	images := c.spec.In[c.spec.InChannels] * c.batch
-	size := (images+1)*p.plane + 4
+	p.cstride = (c.batch*p.plane + vecWidth - 1) &^ (vecWidth - 1)
+	if p.cstride/vecWidth%2 == 0 {
+		p.cstride += vecWidth
+	}
+	// Products over the dropped columns and the positions a tile rounds
+	// up to read up to a row and a vector past the last image.
+	channels := c.spec.In[c.spec.InChannels]
+	size := channels*p.cstride + p.plane + vecWidth
 	// fill's writes depend on these alone.
-	type layout struct{ f0, f1, lo0, lo1, hq, wq, h, w, images int }
-	p.bufs = sharedFreeList(layout{p.f0, p.f1, lo[0], lo[1], p.hq, p.wq, c.inSize[0], c.inSize[1], images}, size)
+	type layout struct{ f0, f1, lo0, lo1, hq, wq, h, w, channels, batch int }
+	p.bufs = sharedFreeList(layout{p.f0, p.f1, lo[0], lo[1], p.hq, p.wq, c.inSize[0], c.inSize[1], channels, c.batch}, size)
 	return p
 }
+
+// image is the offset of image (ci, bi).
+func (p *paddedInput) image(ci, bi int) int { return ci*p.cstride + bi*p.plane }
 
 // convExtents are the padded extents a convolution without input
 // dilation reads: every input row and column after low padding, and every
@@ -98,7 +110,7 @@ func (p *paddedInput) fill(c *Conv, dst, in []float32) {
 	x0, x1 := max(0, -p.lo[1]), min(w, p.f1*p.wq-p.lo[1])
 	for img := range c.spec.In[c.spec.InChannels] * c.batch {
 		ci, bi := img/c.batch, img%c.batch
-		image := dst[img*p.plane:][:p.plane]
+		image := dst[p.image(ci, bi):][:p.plane]
 		src := bi*c.xsB + ci*c.xsC
 		for y := range h {
 			py := y + p.lo[0]
@@ -209,19 +221,22 @@ func newImplicitConv(c *Conv) *implicitConv {
 // implicitTile computes tile t of batch element bi, group g, from the
 // padded copy p.
 func (c *Conv) implicitTile(sc *convScratch, out, p, b []float32, bi, g, t int) {
+	if c.outSpatialFirst {
+		c.implicitChannelTile(sc, out, p, b, bi, g, t)
+		return
+	}
 	im := c.im
 	tl := im.tiles[t]
 	ph := &im.phases[tl.phase]
 	mt4 := (tl.mt + 3) &^ 3 // the kernel's four-row tiles; the extra rows are dropped
 	acc := sc.acc[:mt4*c.np]
 	clear(acc)
-	base := (g*c.cg*c.batch+bi)*im.plane + tl.m0
+	base := im.image(g*c.cg, bi) + tl.m0
 	gb := b[g*c.k*c.np:][:c.k*c.np]
 	for i, kp := range ph.taps {
-		gemm(acc, p[base+ph.offs[i]:], nil, gb[kp*c.cg*c.np:][:c.cg*c.np], mt4, c.cg, c.np, c.batch*im.plane)
+		gemm(acc, p[base+ph.offs[i]:], nil, gb[kp*c.cg*c.np:][:c.cg*c.np], mt4, c.cg, c.np, im.cstride, c.np)
 	}
 	ob := bi*c.ysB + g*c.og*c.ysC
-	n := 0
 	for r := range tl.mt {
 		u, v := (tl.m0+r)/im.wq, (tl.m0+r)%im.wq
 		if v >= ph.wv {
@@ -230,22 +245,52 @@ func (c *Conv) implicitTile(sc *convScratch, out, p, b []float32, bi, g, t int) 
 		y, x := u*c.idil[0]+ph.a0, v*c.idil[1]+ph.a1
 		off := ob + y*c.ys[0] + x*c.ys[1]
 		src := acc[r*c.np:][:c.og]
-		switch {
-		case c.ysC == 1:
+		if c.ysC == 1 {
 			copy(out[off:off+c.og], src)
-		case !c.outSpatialFirst:
-			for o, v := range src {
-				out[off+o*c.ysC] = v
-			}
-		default:
-			sc.outOff[n], sc.outRow[n] = off, r
-			n++
+			continue
+		}
+		for o, v := range src {
+			out[off+o*c.ysC] = v
 		}
 	}
-	for o := range c.og {
-		for i, off := range sc.outOff[:n] {
-			out[off+o*c.ysC] = acc[sc.outRow[i]*c.np+o]
+}
+
+// implicitChannelTile is implicitTile for outputs whose channels are not
+// contiguous (channel-first layouts): the product is [output
+// channel][position], its vectors run along the positions of the padded
+// copy, and each channel's run of an output row is copied out whole.
+func (c *Conv) implicitChannelTile(sc *convScratch, out, p, b []float32, bi, g, t int) {
+	im := c.im
+	tl := im.tiles[t]
+	ph := &im.phases[tl.phase]
+	n := (tl.mt + vecWidth - 1) &^ (vecWidth - 1) // the extra positions are dropped
+	acc := sc.acc[:c.og*n]
+	clear(acc)
+	base := im.image(g*c.cg, bi) + tl.m0
+	gb := b[g*c.k*c.np:][:c.k*c.np]
+	for i, kp := range ph.taps {
+		gemm(acc, gb[kp*c.cg*c.np:][:c.cg*c.np], nil, p[base+ph.offs[i]:], c.og, c.cg, n, c.np, im.cstride)
+	}
+	ob := bi*c.ysB + g*c.og*c.ysC
+	step := c.idil[1] * c.ys[1]
+	for r := 0; r < tl.mt; {
+		u, v := (tl.m0+r)/im.wq, (tl.m0+r)%im.wq
+		row := min(tl.mt-r, im.wq-v) // the tile's positions in plane row u
+		if w := min(row, ph.wv-v); w > 0 {
+			y, x := u*c.idil[0]+ph.a0, v*c.idil[1]+ph.a1
+			off := ob + y*c.ys[0] + x*c.ys[1]
+			for o := range c.og {
+				src, dst := acc[o*n+r:][:w], out[off+o*c.ysC:]
+				if step == 1 {
+					copy(dst[:w], src)
+					continue
+				}
+				for i, v := range src {
+					dst[i*step] = v
+				}
+			}
 		}
+		r += row
 	}
 }
 
@@ -322,9 +367,8 @@ func (iw *implicitWeights) run(c *Conv, out, in, kernel []float32) {
 		for ci := range c.cg {
 			for it := lo; it < hi; it++ {
 				bi, g := it/c.groups, it%c.groups
-				img := (g*c.cg+ci)*c.batch + bi
 				gb := b[(g*c.cg+ci)*iw.kLen*c.np:][:iw.kLen*c.np]
-				gemm(accs[it*block:][:block], p[img*iw.plane:], iw.rowOff, gb, c.m, iw.kLen, c.np, 1)
+				gemm(accs[it*block:][:block], p[iw.image(g*c.cg+ci, bi):], iw.rowOff, gb, c.m, iw.kLen, c.np, 1, c.np)
 			}
 		}
 	}
