@@ -236,6 +236,35 @@ func TestConvImplicitWeights(t *testing.T) {
 	}
 }
 
+// TestConvImplicitWeightsChannelFirst covers weight gradients in
+// internal/model's channel-first layout, whose output-gradient maps are
+// contiguous, so pack transposes 16×16 blocks: channel counts and map
+// sizes that are and are not multiples of 16.
+func TestConvImplicitWeightsChannelFirst(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, og := range []int{16, 21, 32, 47} {
+		for _, hw := range []int{6, 7, 9} {
+			cin, batch := 1+rng.IntN(9), 1+rng.IntN(3)
+			sp := ConvSpec{
+				In: []int{cin, batch, hw, hw}, Kernel: []int{og, batch, hw, hw}, Out: []int{3, 3, cin, og},
+				InBatch: 0, InChannels: 1, InSpatial: []int{2, 3},
+				KernelIn: 1, KernelOut: 0, KernelSpatial: []int{2, 3},
+				OutBatch: 2, OutChannels: 3, OutSpatial: []int{0, 1},
+				Paddings: [][2]int{{1, 1}, {1, 1}}, Groups: 1}
+			c, err := NewConv(sp)
+			if err != nil {
+				t.Fatalf("NewConv(%+v): %v", sp, err)
+			}
+			if c.iw == nil {
+				t.Fatalf("%+v: not on the implicit weight-gradient path", sp)
+			}
+			t.Run(fmt.Sprintf("og%d/%dx%d", og, hw, hw), func(t *testing.T) {
+				runTwice(t, rng, c, sp, 1)
+			})
+		}
+	}
+}
+
 // TestConvLarge covers the blocked paths: several K blocks, M tiles,
 // panels of 64 columns and the four-row kernel, at 1 and 2 workers.
 func TestConvLarge(t *testing.T) {

@@ -15,3 +15,7 @@ func selectSpan(out []float32, cond []uint8, onTrue, onFalse []float32) {
 }
 
 func adamSpan(p, m, v, g []float32, c adamCoefficients) { adamSpanPortable(p, m, v, g, c) }
+
+func transpose16(dst []float32, rows *[16]int, src []float32, stride int) {
+	transpose16Portable(dst, rows, src, stride)
+}

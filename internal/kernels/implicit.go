@@ -323,27 +323,43 @@ func newImplicitWeights(c *Conv) *implicitWeights {
 
 // pack writes B[g][ci][ky][kx][o] from kernel for kx below the kernel's
 // width and o below og. It writes the same elements at every call, so the
-// rest stays as zero as the buffer was made.
+// rest stays as zero as the buffer was made. When each (o, ci)'s kernel
+// is contiguous, as an output gradient's map is, blocks of 16 channels by
+// 16 kernel positions are transposed in registers.
 func (iw *implicitWeights) pack(c *Conv, b, kernel []float32) {
-	kh, kw, np, ws1 := c.kSize[0], c.kSize[1], c.np, c.ws[1]
+	kh, kw, np := c.kSize[0], c.kSize[1], c.np
+	contiguous := c.ws[1] == 1 && c.ws[0] == kw
 	for g := range c.groups {
 		for ci := range c.cg {
-			for ky := range kh {
-				dst := b[((g*c.cg+ci)*iw.kLen+ky*iw.wq)*np:][:kw*np]
-				src := g*c.og*c.wsO + ci*c.wsI + ky*c.ws[0]
-				for o := range c.og {
-					d := dst[o:]
-					row := kernel[src+o*c.wsO:][:(kw-1)*ws1+1]
-					if ws1 == 1 {
-						for kx, v := range row {
-							d[kx*np] = v
-						}
-						continue
+			dst := b[(g*c.cg+ci)*iw.kLen*np:][:iw.kLen*np]
+			src := g*c.og*c.wsO + ci*c.wsI
+			o := 0
+			for ; contiguous && o+16 <= c.og; o += 16 {
+				j := 0
+				for ; j+16 <= kh*kw; j += 16 {
+					var rows [16]int
+					for t := range rows {
+						rows[t] = ((j+t)/kw*iw.wq+(j+t)%kw)*np + o
 					}
-					for kx := range kw {
-						d[kx*np] = row[kx*ws1]
-					}
+					transpose16(dst, &rows, kernel[src+o*c.wsO+j:], c.wsO)
 				}
+				iw.packScalar(c, dst, kernel[src:], o, o+16, j)
+			}
+			iw.packScalar(c, dst, kernel[src:], o, c.og, 0)
+		}
+	}
+}
+
+// packScalar is pack for channels [o0, o1) and kernel positions j0 on
+// (ky·kw + kx) of one (group, channel): kernel starts at its weights.
+func (iw *implicitWeights) packScalar(c *Conv, dst, kernel []float32, o0, o1, j0 int) {
+	kh, kw, np := c.kSize[0], c.kSize[1], c.np
+	for o := o0; o < o1; o++ {
+		for ky := j0 / kw; ky < kh; ky++ {
+			d := dst[ky*iw.wq*np+o:]
+			row := kernel[o*c.wsO+ky*c.ws[0]:]
+			for kx := max(0, j0-ky*kw); kx < kw; kx++ {
+				d[kx*np] = row[kx*c.ws[1]]
 			}
 		}
 	}

@@ -119,3 +119,13 @@ func (t *Transpose) tiles(out, in []float32, ob, ib int) {
 		}
 	}
 }
+
+// transpose16Portable is transpose16 in plain Go.
+func transpose16Portable(dst []float32, rows *[16]int, src []float32, stride int) {
+	for t, r := range rows {
+		d := dst[r:][:16]
+		for i := range d {
+			d[i] = src[i*stride+t]
+		}
+	}
+}

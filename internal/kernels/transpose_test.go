@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // refTranspose permutes in's axes by walking out's indices.
@@ -70,5 +72,27 @@ func TestTransposeRejects(t *testing.T) {
 		if _, err := NewTranspose([]int{2, 3}, perm); err == nil {
 			t.Errorf("NewTranspose([2 3], %v) = nil error, want one", perm)
 		}
+	}
+}
+
+// TestTranspose16 checks the 16×16 block transpose against its
+// definition, with rows written in any order.
+func TestTranspose16(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const stride = 21
+	src := randoms(rng, 15*stride+16)
+	var rows [16]int
+	for i, r := range rng.Perm(20)[:16] {
+		rows[i] = r * 16
+	}
+	got, want := make([]float32, 20*16), make([]float32, 20*16)
+	transpose16(got, &rows, src, stride)
+	for c, r := range rows {
+		for i := range 16 {
+			want[r+i] = src[i*stride+c]
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("transpose16 (-want +got):\n%s", diff)
 	}
 }
