@@ -82,17 +82,25 @@ mean() { awk '{s += $1} END {if (NR) printf "%.2f", s / NR; else print "nan"}'; 
 # Each runner prints "images_per_second peak_rss_mb" (RSS: the largest
 # process's); go_run adds its CPU utilization (CPU time over wall time ×
 # GOMAXPROCS, the mean over ranks) over the throughput's window: the steps
-# after the first, which compiles the graphs.
+# after the first, which compiles the graphs; and rank 0's mean step split
+# over the same steps: gradients, all-reduce and update, in ms.
 go_run() { # model layout steps
 	local flags=(--arch="$1" --batch-size=64 --max-steps="$3" --rotation=0 --crop-padding=0 --dropout=true --data="$GO_DATA" --dataset-sha256="$FMNIST_DIGEST")
 	local out
 	if [[ $2 == 1x2 ]]; then
 		out=$(GOMAXPROCS=2 "$BIN/trainer" train "${flags[@]}" 2>/dev/null)
-		echo "$(field images_per_second <<<"$out") $(field peak_rss_mb <<<"$out") $(field cpu_utilization <<<"$out")"
+		echo "$(field images_per_second <<<"$out") $(field peak_rss_mb <<<"$out") $(field cpu_utilization <<<"$out") $(split <<<"$out")"
 	else
 		out=$(GOMAXPROCS=1 "$BIN/trainer" launch --nproc 2 -- "${flags[@]}" 2>/dev/null)
-		echo "$(grep '^\[rank 0\]' <<<"$out" | field images_per_second) $(field peak_rss_mb <<<"$out" | maxof) $(grep '^\[rank' <<<"$out" | field cpu_utilization | mean)"
+		echo "$(grep '^\[rank 0\]' <<<"$out" | field images_per_second) $(field peak_rss_mb <<<"$out" | maxof) $(grep '^\[rank' <<<"$out" | field cpu_utilization | mean) $(grep '^\[rank 0\]' <<<"$out" | split)"
 	fi
+}
+
+# split is a benchmark line's step split: "gradients_ms allreduce_ms update_ms".
+split() {
+	local line
+	line=$(cat)
+	echo "$(field gradients_ms <<<"$line") $(field allreduce_ms <<<"$line") $(field update_ms <<<"$line")"
 }
 
 torch_run() { # model layout steps
@@ -135,7 +143,7 @@ for model in $MODELS; do
 			exit 2
 			;;
 		esac
-		gos=() torches=() grss=() trss=() gcpu=() loads=() busy=""
+		gos=() torches=() grss=() trss=() gcpu=() ggrad=() gred=() gupd=() loads=() busy=""
 		for ((i = 1; i <= runs; i++)); do
 			for side in go torch; do
 				load=$(settle)
@@ -143,12 +151,16 @@ for model in $MODELS; do
 				if awk -v l="$load" -v m="$max_load" 'BEGIN {exit !(l > m)}'; then
 					busy="${busy:-load average $load before run $i ($side)}"
 				fi
-				read -r ips rss cpu < <(${side}_run "$model" "$layout" "$n")
+				read -r ips rss cpu grad red upd < <(${side}_run "$model" "$layout" "$n")
 				if [[ -z $ips ]]; then
 					echo "bench-train: $side run $i of $model ($layout) printed no throughput" >&2
 					exit 1
 				fi
-				if [[ $side == go ]]; then gos+=("$ips") grss+=("$rss") gcpu+=("$cpu"); else torches+=("$ips") trss+=("$rss"); fi
+				if [[ $side == go ]]; then
+					gos+=("$ips") grss+=("$rss") gcpu+=("$cpu") ggrad+=("$grad") gred+=("$red") gupd+=("$upd")
+				else
+					torches+=("$ips") trss+=("$rss")
+				fi
 			done
 			printf '  run %d: go %8.1f img/s (%4s MB)   pytorch %8.1f img/s (%4s MB)   load before: %s %s\n' \
 				"$i" "${gos[-1]}" "${grss[-1]}" "${torches[-1]}" "${trss[-1]}" "${loads[-2]}" "${loads[-1]}"
@@ -156,6 +168,7 @@ for model in $MODELS; do
 		gm=$(printf '%s\n' "${gos[@]}" | median)
 		tm=$(printf '%s\n' "${torches[@]}" | median)
 		printf '  go      median %8.1f img/s (min–max %s), peak RSS %s MB per process, CPU utilization %s (min–max %s)\n' "$gm" "$(printf '%s\n' "${gos[@]}" | spread)" "$(printf '%s\n' "${grss[@]}" | median)" "$(printf '%s\n' "${gcpu[@]}" | median)" "$(printf '%s\n' "${gcpu[@]}" | spread)"
+		printf '  go      step (rank 0, medians): gradients %s ms, all-reduce %s ms (min–max %s), update %s ms\n' "$(printf '%s\n' "${ggrad[@]}" | median)" "$(printf '%s\n' "${gred[@]}" | median)" "$(printf '%s\n' "${gred[@]}" | spread)" "$(printf '%s\n' "${gupd[@]}" | median)"
 		printf '  pytorch median %8.1f img/s (min–max %s), peak RSS %s MB per process\n' "$tm" "$(printf '%s\n' "${torches[@]}" | spread)" "$(printf '%s\n' "${trss[@]}" | median)"
 		printf '  load average before runs: %s–%s\n' "$(printf '%s\n' "${loads[@]}" | sort -g | head -1)" "$(printf '%s\n' "${loads[@]}" | maxof)"
 		awk -v g="$gm" -v t="$tm" -v f="${fwd_mflops[$model]}" -v p="$peak_gflops" 'BEGIN {

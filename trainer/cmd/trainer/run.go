@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/aerie-ml/aerie/internal/arch"
 	"github.com/aerie-ml/aerie/internal/buildinfo"
@@ -365,8 +366,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return err
 			}
 		}
-		fmt.Fprintf(stdout, "arch=%s batch=%d steps=%d images_per_second=%.1f cpu_utilization=%.2f gomaxprocs=%d peak_rss_mb=%d\n",
-			f.cfg.Plan.Name, f.cfg.BatchSize, res.Steps, res.ImagesPerSecond, steps.Utilization, runtime.GOMAXPROCS(0), usage.PeakRSSBytes>>20)
+		ph, n := res.Phases, float64(max(res.Phases.Steps, 1))
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 / n }
+		fmt.Fprintf(stdout, "arch=%s batch=%d steps=%d images_per_second=%.1f cpu_utilization=%.2f gomaxprocs=%d peak_rss_mb=%d gradients_ms=%.1f allreduce_ms=%.2f update_ms=%.2f\n",
+			f.cfg.Plan.Name, f.cfg.BatchSize, res.Steps, res.ImagesPerSecond, steps.Utilization, runtime.GOMAXPROCS(0), usage.PeakRSSBytes>>20,
+			ms(ph.Gradients), ms(ph.AllReduce), ms(ph.Update))
 		return peerErr(comm, comm.Close(ctx))
 	}
 	// Rank 0 alone writes the artifact; the others wait for it in Close.

@@ -73,9 +73,11 @@ type Result struct {
 	// ImagesPerSecond is the global training throughput of this process's
 	// steps (excluding evaluation).
 	ImagesPerSecond float64
-	Steps           int64
-	ResumedFrom     string
-	StoppedEarly    bool
+	// Phases splits the same steps' time.
+	Phases       StepPhases
+	Steps        int64
+	ResumedFrom  string
+	StoppedEarly bool
 }
 
 // progress is the trainer's state beyond the variables, kept in
@@ -117,10 +119,19 @@ type trainer struct {
 	reducer         Reducer
 	log             *slog.Logger
 	buf             []float32
+	phases          StepPhases
 	// lanes is the number of micro-batches per step; compiled is set once
 	// their graphs are.
 	lanes    int
 	compiled bool
+}
+
+// StepPhases is where training steps' time went: the lanes' gradients,
+// the all-reduce (with any wait for the slowest rank) and the optimizer
+// update, summed over Steps steps.
+type StepPhases struct {
+	Steps                        int64
+	Gradients, AllReduce, Update time.Duration
 }
 
 // Run trains cfg.Plan on src, resuming from the newest valid checkpoint.
@@ -204,6 +215,8 @@ func Run(ctx context.Context, cfg Config, src *data.Source, opts Options) (*Resu
 			if warm {
 				trainSecs += time.Since(stepStart).Seconds()
 				trainImages += int64(s.Count)
+			} else {
+				t.phases = StepPhases{}
 			}
 			warm = true
 			prog.Step++
@@ -217,7 +230,7 @@ func Run(ctx context.Context, cfg Config, src *data.Source, opts Options) (*Resu
 			}
 			if opts.MaxSteps > 0 && prog.Step >= opts.MaxSteps {
 				stop()
-				res.Steps, res.ImagesPerSecond = prog.Step, float64(trainImages)/trainSecs
+				res.Steps, res.ImagesPerSecond, res.Phases = prog.Step, float64(trainImages)/trainSecs, t.phases
 				return res, nil
 			}
 			if cfg.CheckpointEvery > 0 && prog.Step%int64(cfg.CheckpointEvery) == 0 && prog.StepInEpoch < steps {
@@ -268,7 +281,7 @@ func Run(ctx context.Context, cfg Config, src *data.Source, opts Options) (*Resu
 	res.Steps = prog.Step
 	res.StoppedEarly = prog.Stopped && prog.Epoch < cfg.Epochs
 	if trainSecs > 0 {
-		res.ImagesPerSecond = float64(trainImages) / trainSecs
+		res.ImagesPerSecond, res.Phases = float64(trainImages)/trainSecs, t.phases
 	}
 	res.TestLoss, res.TestAccuracy = test.loss(), test.accuracy()
 	res.ClassAccuracy, res.Confusion = test.perClass()
@@ -429,14 +442,23 @@ func correct(logits, labels *Node) *Node {
 // step runs global step number step (from 1) with the learning rate lr
 // and returns the global batch's loss sum, correct count and size.
 func (t *trainer) step(ctx context.Context, b *batch, step int64, lr float64) (sums, error) {
+	start := time.Now()
 	if err := t.gradients(b); err != nil {
 		return sums{}, err
 	}
+	reduce := time.Now()
 	off := t.nParams + t.nState
 	t.buf[off+2] = float32(b.n)
 	if err := t.reducer.AllReduce(ctx, t.buf); err != nil {
 		return sums{}, err
 	}
+	update := time.Now()
+	defer func() {
+		t.phases.Steps++
+		t.phases.Gradients += reduce.Sub(start)
+		t.phases.AllReduce += update.Sub(reduce)
+		t.phases.Update += time.Since(update)
+	}()
 	s := sums{Loss: float64(t.buf[off]), Correct: float64(t.buf[off+1]), Count: float64(t.buf[off+2])}
 	if err := t.updateState(t.buf[t.nParams:off], int(s.Count)/t.cfg.GhostBatch); err != nil {
 		return sums{}, err

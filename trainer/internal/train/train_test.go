@@ -501,3 +501,22 @@ func TestResumeWithOtherWorldSize(t *testing.T) {
 		}
 	}
 }
+
+// TestPhasesSplitTheWarmSteps checks that Result.Phases covers the steps
+// after the first (which compiles the graphs) and that each rank's step
+// time is split among its phases.
+func TestPhasesSplitTheWarmSteps(t *testing.T) {
+	sets := synthetic(t, 64, 16)
+	cfg := Config{Plan: smallPlan, Epochs: 100, BatchSize: 16, LearningRate: 1e-3, Seed: 1}
+	res, err := Run(context.Background(), cfg, sets, Options{MaxSteps: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph := res.Phases
+	if ph.Steps != 3 {
+		t.Errorf("Phases.Steps = %d, want 3 (4 steps less the first)", ph.Steps)
+	}
+	if ph.Gradients <= 0 || ph.AllReduce < 0 || ph.Update <= 0 {
+		t.Errorf("Phases = %+v, want positive gradient and update times", ph)
+	}
+}
