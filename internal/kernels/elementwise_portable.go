@@ -19,3 +19,5 @@ func adamSpan(p, m, v, g []float32, c adamCoefficients) { adamSpanPortable(p, m,
 func transpose16(dst []float32, rows *[16]int, src []float32, stride int) {
 	transpose16Portable(dst, rows, src, stride)
 }
+
+func deinterleave(even, odd, src []float32) { deinterleavePortable(even, odd, src) }

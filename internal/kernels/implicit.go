@@ -118,9 +118,14 @@ func (p *paddedInput) fill(c *Conv, dst, in []float32) {
 				continue
 			}
 			srow := in[src+y*c.xs[0]:]
-			if p.f1 == 1 && c.xs[1] == 1 {
+			switch {
+			case p.f1 == 1 && c.xs[1] == 1:
 				at := p.at(py, x0+p.lo[1])
 				copy(image[at:at+x1-x0], srow[x0:x1])
+				continue
+			case p.f1 == 2 && c.xs[1] == 1 && x1-x0 >= 2:
+				px := x0 + p.lo[1]
+				deinterleave(image[p.at(py, px):], image[p.at(py, px+1):], srow[x0:x1])
 				continue
 			}
 			// Each column phase is a strided run of the row.

@@ -129,3 +129,13 @@ func transpose16Portable(dst []float32, rows *[16]int, src []float32, stride int
 		}
 	}
 }
+
+// deinterleavePortable is deinterleave in plain Go.
+func deinterleavePortable(even, odd, src []float32) {
+	for i := 0; i+1 < len(src); i += 2 {
+		even[i/2], odd[i/2] = src[i], src[i+1]
+	}
+	if len(src)%2 == 1 {
+		even[len(src)/2] = src[len(src)-1]
+	}
+}

@@ -11,6 +11,26 @@ var (
 	shuffleHi = archsimd.LoadUint32x16(&[16]uint32{8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})
 )
 
+// Index vectors that pick the even and the odd elements of x and y.
+var (
+	pickEven = archsimd.LoadUint32x16(&[16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+	pickOdd  = archsimd.LoadUint32x16(&[16]uint32{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31})
+)
+
+// deinterleave writes src's even elements to even and its odd ones to
+// odd: a stride-2 row split into its two column phases.
+func deinterleave(even, odd, src []float32) {
+	i := 0
+	if hasAVX512 {
+		for ; i+32 <= len(src); i += 32 {
+			x, y := archsimd.LoadFloat32x16Slice(src[i:][:16]), archsimd.LoadFloat32x16Slice(src[i+16:][:16])
+			x.ConcatPermute(y, pickEven).StoreSlice(even[i/2:][:16])
+			x.ConcatPermute(y, pickOdd).StoreSlice(odd[i/2:][:16])
+		}
+	}
+	deinterleavePortable(even[i/2:], odd[i/2:], src[i:])
+}
+
 // transpose16 writes column t of the 16×16 block at src (rows stride
 // apart) to dst[rows[t]:][:16]. Interleaving row i with row i+8 into rows
 // 2i and 2i+1 rotates the 8 bits of an element's (row, column) left by

@@ -96,3 +96,24 @@ func TestTranspose16(t *testing.T) {
 		t.Errorf("transpose16 (-want +got):\n%s", diff)
 	}
 }
+
+// TestDeinterleave checks the stride-2 split against its definition on
+// odd and even lengths around the vector width.
+func TestDeinterleave(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{2, 3, 31, 32, 33, 64, 75} {
+		src := randoms(rng, n)
+		even, odd := make([]float32, (n+1)/2), make([]float32, n/2)
+		deinterleave(even, odd, src)
+		var want []float32
+		for i := 0; i < n; i += 2 {
+			want = append(want, src[i])
+		}
+		for i := 1; i < n; i += 2 {
+			want = append(want, src[i])
+		}
+		if diff := cmp.Diff(want, append(even, odd...)); diff != "" {
+			t.Errorf("deinterleave of %d (-want +got):\n%s", n, diff)
+		}
+	}
+}
