@@ -20,15 +20,21 @@ var (
 // deinterleave writes src's even elements to even and its odd ones to
 // odd: a stride-2 row split into its two column phases.
 func deinterleave(even, odd, src []float32) {
-	i := 0
-	if hasAVX512 {
-		for ; i+32 <= len(src); i += 32 {
-			x, y := archsimd.LoadFloat32x16Slice(src[i:][:16]), archsimd.LoadFloat32x16Slice(src[i+16:][:16])
-			x.ConcatPermute(y, pickEven).StoreSlice(even[i/2:][:16])
-			x.ConcatPermute(y, pickOdd).StoreSlice(odd[i/2:][:16])
-		}
+	if !hasAVX512 {
+		deinterleavePortable(even, odd, src)
+		return
 	}
-	deinterleavePortable(even[i/2:], odd[i/2:], src[i:])
+	// Masked loads and stores take the last 1 to 31 elements.
+	for i := 0; i < len(src); i += 32 {
+		n := min(32, len(src)-i)
+		x := archsimd.LoadFloat32x16SlicePart(src[i:][:min(n, 16)])
+		var y archsimd.Float32x16
+		if n > 16 {
+			y = archsimd.LoadFloat32x16SlicePart(src[i+16:][:n-16])
+		}
+		x.ConcatPermute(y, pickEven).StoreSlicePart(even[i/2:][:(n+1)/2])
+		x.ConcatPermute(y, pickOdd).StoreSlicePart(odd[i/2:][:n/2])
+	}
 }
 
 // transpose16 writes column t of the 16×16 block at src (rows stride
