@@ -7,7 +7,10 @@ package kernels
 // place. The run is along output positions (implicitConv: f is the
 // stride) or along kernel positions (implicitWeights: f is the kernel
 // dilation). Along it, rows are computed as wide as the plane (wq) and the
-// columns past the real width are dropped or multiply zeros.
+// columns past the real width are dropped or multiply zeros. For a
+// channel-first output, implicitConv's product is [output
+// channel][position]: its vectors are runs of the plane and its rows are
+// the output's, so nothing is transposed.
 
 // implicitMinChannels is the fewest input channels per group implicitConv
 // takes: each kernel position is one matrix product over them, too short
