@@ -265,8 +265,8 @@ func (c *Conv) Run(out, in, kernel []float32) {
 		c.tile(sc, out, in, b, bi, g, t*mBlock, min(mBlock, c.m-t*mBlock))
 	}
 	if c.im != nil {
-		p := c.im.bufs.get()
-		defer c.im.bufs.put(p)
+		p := c.im.get()
+		defer c.im.put(p)
 		c.im.fill(c, p, in)
 		tiles, tile = len(c.im.tiles), func(sc *convScratch, bi, g, t int) { c.implicitTile(sc, out, p, b, bi, g, t) }
 	}

@@ -63,7 +63,8 @@ type paddedInput struct {
 	// every channel's run would fall in the same L1 sets (14×14 maps
 	// padded to 16×16 at batch 32 are 32 KiB apart).
 	cstride int
-	bufs    *freeList[[]float32]
+	size    int // floats of the copy
+	layout  any // fill's writes depend on it alone (see scratchPool)
 }
 
 // newPaddedInput lays out the copy with phase factors f, low paddings lo
@@ -78,12 +79,16 @@ func newPaddedInput(c *Conv, f, lo, ext [2]int) *paddedInput {
 	// Products over the dropped columns and the positions a tile rounds
 	// up to read up to a row and a vector past the last image.
 	channels := c.spec.In[c.spec.InChannels]
-	size := channels*p.cstride + p.plane + vecWidth
-	// fill's writes depend on these alone.
+	p.size = channels*p.cstride + p.plane + vecWidth
 	type layout struct{ f0, f1, lo0, lo1, hq, wq, h, w, channels, batch int }
-	p.bufs = sharedFreeList(layout{p.f0, p.f1, lo[0], lo[1], p.hq, p.wq, c.inSize[0], c.inSize[1], channels, c.batch}, size)
+	p.layout = layout{p.f0, p.f1, lo[0], lo[1], p.hq, p.wq, c.inSize[0], c.inSize[1], channels, c.batch}
 	return p
 }
+
+// get borrows a buffer for the copy, zero wherever fill does not write.
+func (p *paddedInput) get() []float32 { return scratchBuffers.get(p.size, p.layout) }
+
+func (p *paddedInput) put(buf []float32) { scratchBuffers.put(buf, p.layout) }
 
 // image is the offset of image (ci, bi).
 func (p *paddedInput) image(ci, bi int) int { return ci*p.cstride + bi*p.plane }
@@ -105,8 +110,8 @@ func (p *paddedInput) at(py, px int) int {
 	return ((py%p.f0)*p.f1+px%p.f1)*p.hq*p.wq + (py/p.f0)*p.wq + px/p.f1
 }
 
-// fill writes in into dst in this layout. It writes the same elements at
-// every call, so the padding stays as zero as the buffer was made.
+// fill writes in into dst (from get) in this layout. It writes the same
+// elements at every call, so the padding stays zero.
 func (p *paddedInput) fill(c *Conv, dst, in []float32) {
 	h, w := c.inSize[0], c.inSize[1]
 	// Input columns inside the padded extent.
@@ -310,8 +315,8 @@ type implicitWeights struct {
 	*paddedInput
 	rowOff []int // output position r's offset in an image
 	kLen   int   // kernel positions per channel in plane coordinates: kh·wq
-	packed *freeList[[]float32]
-	accs   *freeList[[]float32]
+	// packing is the key of pack's writes (see scratchPool).
+	packing any
 }
 
 func newImplicitWeights(c *Conv) *implicitWeights {
@@ -321,17 +326,14 @@ func newImplicitWeights(c *Conv) *implicitWeights {
 	for r := range c.m {
 		iw.rowOff[r] = iw.at(c.outPos[r*2]*c.stride[0], c.outPos[r*2+1]*c.stride[1])
 	}
-	// pack's writes depend on these alone; accs are cleared at every call.
 	type packing struct{ groups, cg, kLen, wq, np, og, kh, kw int }
-	iw.packed = sharedFreeList(packing{c.groups, c.cg, iw.kLen, iw.wq, c.np, c.og, c.kSize[0], c.kSize[1]}, c.groups*c.cg*iw.kLen*c.np)
-	type cleared struct{}
-	iw.accs = sharedFreeList(cleared{}, c.batch*c.groups*c.m*c.np)
+	iw.packing = packing{c.groups, c.cg, iw.kLen, iw.wq, c.np, c.og, c.kSize[0], c.kSize[1]}
 	return iw
 }
 
 // pack writes B[g][ci][ky][kx][o] from kernel for kx below the kernel's
 // width and o below og. It writes the same elements at every call, so the
-// rest stays as zero as the buffer was made. When each (o, ci)'s kernel
+// rest of a buffer lent for iw.packing stays zero. When each (o, ci)'s kernel
 // is contiguous, as an output gradient's map is, blocks of 16 channels by
 // 16 kernel positions are transposed in registers.
 func (iw *implicitWeights) pack(c *Conv, b, kernel []float32) {
@@ -374,14 +376,14 @@ func (iw *implicitWeights) packScalar(c *Conv, dst, kernel []float32, o0, o1, j0
 }
 
 func (iw *implicitWeights) run(c *Conv, out, in, kernel []float32) {
-	p := iw.bufs.get()
-	defer iw.bufs.put(p)
+	p := iw.get()
+	defer iw.put(p)
 	iw.fill(c, p, in)
-	b := iw.packed.get()
-	defer iw.packed.put(b)
+	b := scratchBuffers.get(c.groups*c.cg*iw.kLen*c.np, iw.packing)
+	defer scratchBuffers.put(b, iw.packing)
 	iw.pack(c, b, kernel)
-	accs := iw.accs.get()
-	defer iw.accs.put(accs)
+	accs := scratchBuffers.get(c.batch*c.groups*c.m*c.np, nil)
+	defer scratchBuffers.put(accs, nil)
 	clear(accs)
 	items := c.batch * c.groups
 	block := c.m * c.np
