@@ -110,6 +110,10 @@ func bcast16(p unsafe.Pointer, off uintptr) archsimd.Float32x16 {
 // rows ldb apart; gemm has checked the bounds. The contiguous four-row
 // kernels' offsets are constants: as four registers (the rows variants)
 // they measured ~20% slower, the loop running short of scalar registers.
+// MulAdd's receiver is the register the FMA overwrites (VFMADD213PS), so
+// it is the broadcast, used twice, not b's vector, used four times: one
+// register copy per row instead of three (+4–10% on an Intel core, where
+// the loop is bound by the uops it issues).
 
 func kern4x32(c, a, b *float32, k, n, lda, ldb int) {
 	pc, pa, pb := unsafe.Pointer(c), unsafe.Pointer(a), unsafe.Pointer(b)
@@ -121,13 +125,13 @@ func kern4x32(c, a, b *float32, k, n, lda, ldb int) {
 	for range k {
 		b0, b1 := vec16(pb, 0), vec16(pb, 64)
 		x := bcast16(pa, 0)
-		c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
+		c00, c01 = x.MulAdd(b0, c00), x.MulAdd(b1, c01)
 		x = bcast16(pa, 4)
-		c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
+		c10, c11 = x.MulAdd(b0, c10), x.MulAdd(b1, c11)
 		x = bcast16(pa, 8)
-		c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
+		c20, c21 = x.MulAdd(b0, c20), x.MulAdd(b1, c21)
 		x = bcast16(pa, 12)
-		c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
+		c30, c31 = x.MulAdd(b0, c30), x.MulAdd(b1, c31)
 		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, sb)
 	}
 	put16(c00, pc, 0)
@@ -152,13 +156,13 @@ func kern4x32rows(c *float32, pa unsafe.Pointer, o *[4]uintptr, b *float32, k, n
 	for range k {
 		b0, b1 := vec16(pb, 0), vec16(pb, 64)
 		x := bcast16(pa, o0)
-		c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
+		c00, c01 = x.MulAdd(b0, c00), x.MulAdd(b1, c01)
 		x = bcast16(pa, o1)
-		c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
+		c10, c11 = x.MulAdd(b0, c10), x.MulAdd(b1, c11)
 		x = bcast16(pa, o2)
-		c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
+		c20, c21 = x.MulAdd(b0, c20), x.MulAdd(b1, c21)
 		x = bcast16(pa, o3)
-		c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
+		c30, c31 = x.MulAdd(b0, c30), x.MulAdd(b1, c31)
 		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, sb)
 	}
 	put16(c00, pc, 0)
@@ -177,10 +181,10 @@ func kern4x16(c, a, b *float32, k, n, lda, ldb int) {
 	c0, c1, c2, c3 := vec16(pc, 0), vec16(pc, rs), vec16(pc, 2*rs), vec16(pc, 3*rs)
 	for range k {
 		bv := vec16(pb, 0)
-		c0 = bv.MulAdd(bcast16(pa, 0), c0)
-		c1 = bv.MulAdd(bcast16(pa, 4), c1)
-		c2 = bv.MulAdd(bcast16(pa, 8), c2)
-		c3 = bv.MulAdd(bcast16(pa, 12), c3)
+		c0 = bcast16(pa, 0).MulAdd(bv, c0)
+		c1 = bcast16(pa, 4).MulAdd(bv, c1)
+		c2 = bcast16(pa, 8).MulAdd(bv, c2)
+		c3 = bcast16(pa, 12).MulAdd(bv, c3)
 		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, sb)
 	}
 	put16(c0, pc, 0)
@@ -197,10 +201,10 @@ func kern4x16rows(c *float32, pa unsafe.Pointer, o *[4]uintptr, b *float32, k, n
 	c0, c1, c2, c3 := vec16(pc, 0), vec16(pc, rs), vec16(pc, 2*rs), vec16(pc, 3*rs)
 	for range k {
 		bv := vec16(pb, 0)
-		c0 = bv.MulAdd(bcast16(pa, o0), c0)
-		c1 = bv.MulAdd(bcast16(pa, o1), c1)
-		c2 = bv.MulAdd(bcast16(pa, o2), c2)
-		c3 = bv.MulAdd(bcast16(pa, o3), c3)
+		c0 = bcast16(pa, o0).MulAdd(bv, c0)
+		c1 = bcast16(pa, o1).MulAdd(bv, c1)
+		c2 = bcast16(pa, o2).MulAdd(bv, c2)
+		c3 = bcast16(pa, o3).MulAdd(bv, c3)
 		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, sb)
 	}
 	put16(c0, pc, 0)
@@ -296,13 +300,13 @@ func kern4x16avx2(c, a, b *float32, k, n, lda, ldb int) {
 	for range k {
 		b0, b1 := vec8(pb, 0), vec8(pb, 32)
 		x := bcast8(pa, 0)
-		c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
+		c00, c01 = x.MulAdd(b0, c00), x.MulAdd(b1, c01)
 		x = bcast8(pa, 4)
-		c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
+		c10, c11 = x.MulAdd(b0, c10), x.MulAdd(b1, c11)
 		x = bcast8(pa, 8)
-		c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
+		c20, c21 = x.MulAdd(b0, c20), x.MulAdd(b1, c21)
 		x = bcast8(pa, 12)
-		c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
+		c30, c31 = x.MulAdd(b0, c30), x.MulAdd(b1, c31)
 		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, sb)
 	}
 	put8(c00, pc, 0)
@@ -327,13 +331,13 @@ func kern4x16avx2rows(c *float32, pa unsafe.Pointer, o *[4]uintptr, b *float32, 
 	for range k {
 		b0, b1 := vec8(pb, 0), vec8(pb, 32)
 		x := bcast8(pa, o0)
-		c00, c01 = b0.MulAdd(x, c00), b1.MulAdd(x, c01)
+		c00, c01 = x.MulAdd(b0, c00), x.MulAdd(b1, c01)
 		x = bcast8(pa, o1)
-		c10, c11 = b0.MulAdd(x, c10), b1.MulAdd(x, c11)
+		c10, c11 = x.MulAdd(b0, c10), x.MulAdd(b1, c11)
 		x = bcast8(pa, o2)
-		c20, c21 = b0.MulAdd(x, c20), b1.MulAdd(x, c21)
+		c20, c21 = x.MulAdd(b0, c20), x.MulAdd(b1, c21)
 		x = bcast8(pa, o3)
-		c30, c31 = b0.MulAdd(x, c30), b1.MulAdd(x, c31)
+		c30, c31 = x.MulAdd(b0, c30), x.MulAdd(b1, c31)
 		pa, pb = unsafe.Add(pa, sa), unsafe.Add(pb, sb)
 	}
 	put8(c00, pc, 0)
