@@ -473,6 +473,30 @@ func (f *Function) Where(condition, onTrue, onFalse compute.Value) (compute.Valu
 	}, condition, onTrue, onFalse)
 }
 
+// GreaterThan runs float32 comparisons of at least minElementwiseKernel
+// elements with an operand of the same shape or a scalar on the right
+// with kernels.Greater: ReLU's condition. Others run in a segment.
+func (f *Function) GreaterThan(lhs, rhs compute.Value) (compute.Value, error) {
+	vs, err := f.handles(lhs, rhs)
+	if err != nil {
+		return nil, err
+	}
+	x, y := vs[0].shape, vs[1].shape
+	if isF32(x, y) && x.Size() >= minElementwiseKernel && (y.IsScalar() || slices.Equal(x.Dimensions, y.Dimensions)) {
+		return f.b.addKernel(&greaterKernel{out: shapes.Make(dtypes.Bool, x.Dimensions...)}, vs...), nil
+	}
+	return f.forward(func(seg compute.Function, a []compute.Value) (compute.Value, error) {
+		return seg.GreaterThan(a[0], a[1])
+	}, lhs, rhs)
+}
+
+type greaterKernel struct{ out shapes.Shape }
+
+func (k *greaterKernel) shapes() []shapes.Shape { return []shapes.Shape{k.out} }
+func (k *greaterKernel) run(out, in []any) {
+	kernels.Greater(out[0].([]bool), in[0].([]float32), in[1].([]float32))
+}
+
 type selectKernel struct{ out shapes.Shape }
 
 func (k *selectKernel) shapes() []shapes.Shape { return []shapes.Shape{k.out} }

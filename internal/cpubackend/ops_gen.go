@@ -946,28 +946,6 @@ func (f *Function) GreaterOrEqualTotalOrder(p_lhs compute.Value, p_rhs compute.V
 	return
 }
 
-// GreaterThan forwards to the current gobackend segment.
-func (f *Function) GreaterThan(p_lhs compute.Value, p_rhs compute.Value) (r0 compute.Value, err error) {
-	a_lhs, err := f.in(p_lhs)
-	if err != nil {
-		return
-	}
-	a_rhs, err := f.in(p_rhs)
-	if err != nil {
-		return
-	}
-	seg, err := f.segment()
-	if err != nil {
-		return
-	}
-	r0, err = seg.GreaterThan(a_lhs, a_rhs)
-	if err != nil {
-		return
-	}
-	r0 = f.out(r0)
-	return
-}
-
 // GreaterThanTotalOrder forwards to the current gobackend segment.
 func (f *Function) GreaterThanTotalOrder(p_lhs compute.Value, p_rhs compute.Value) (r0 compute.Value, err error) {
 	a_lhs, err := f.in(p_lhs)

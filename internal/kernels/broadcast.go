@@ -83,3 +83,27 @@ func selectPortable(out []float32, cond []uint8, onTrue, onFalse []float32) {
 		out[i] = math.Float32frombits(t&m | f&^m)
 	}
 }
+
+// Greater sets out[i] to x[i] > y[i]; a y of one element stands for every
+// element (ReLU's condition against zero). NaN compares false, as in Go.
+func Greater(out []bool, x, y []float32) {
+	if len(out) != len(x) || (len(y) != 1 && len(y) != len(x)) {
+		panic(fmt.Sprintf("greater: %d results from operands of %d and %d", len(out), len(x), len(y)))
+	}
+	greaterSpan(unsafe.Slice((*uint8)(unsafe.Pointer(unsafe.SliceData(out))), len(out)), x, y)
+}
+
+// greaterPortable is Greater writing bytes 0 or 1.
+func greaterPortable(out []uint8, x, y []float32) {
+	sy := 1 // y's step: 0 for a scalar
+	if len(y) == 1 {
+		sy = 0
+	}
+	for i, v := range x {
+		var c uint8
+		if v > y[i*sy] {
+			c = 1
+		}
+		out[i] = c
+	}
+}

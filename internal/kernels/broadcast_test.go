@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestBroadcastAndSums checks the bias additions and their gradients'
@@ -68,6 +70,41 @@ func TestSelect(t *testing.T) {
 			got := randoms(rng, n)
 			Select(got, cond, a, b)
 			near(t, fmt.Sprintf("n %d, operands of %v", n, lens), got, want)
+		}
+	}
+}
+
+// TestGreater checks Greater against Go's > with y whole or one element,
+// on sizes around the vector width, with ties, infinities and NaNs.
+func TestGreater(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
+	for _, n := range []int{1, 7, 15, 16, 17, 33, 100} {
+		x := randoms(rng, n)
+		for i := range x {
+			if rng.IntN(4) == 0 {
+				x[i] = special[rng.IntN(len(special))]
+			}
+		}
+		for _, ny := range []int{n, 1} {
+			y := randoms(rng, ny)
+			if ny == n {
+				copy(y[:n/2], x[:n/2]) // ties
+			} else {
+				y[0] = 0
+			}
+			want := make([]bool, n)
+			for i, v := range x {
+				want[i] = v > y[min(i, ny-1)]
+			}
+			got := make([]bool, n)
+			for i := range got {
+				got[i] = rng.IntN(2) == 0
+			}
+			Greater(got, x, y)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("n %d, y of %d: (-want +got)\n%s", n, ny, diff)
+			}
 		}
 	}
 }

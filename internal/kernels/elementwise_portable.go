@@ -14,6 +14,8 @@ func selectSpan(out []float32, cond []uint8, onTrue, onFalse []float32) {
 	selectPortable(out, cond, onTrue, onFalse)
 }
 
+func greaterSpan(out []uint8, x, y []float32) { greaterPortable(out, x, y) }
+
 func adamSpan(p, m, v, g []float32, c adamCoefficients) { adamSpanPortable(p, m, v, g, c) }
 
 func transpose16(dst []float32, rows *[16]int, src []float32, stride int) {

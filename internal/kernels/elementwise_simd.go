@@ -134,6 +134,32 @@ func selectSpan(out []float32, cond []uint8, onTrue, onFalse []float32) {
 	}
 }
 
+// greaterSpan is greaterPortable 16 lanes at a time on AVX-512: the
+// comparison's mask selects ones, narrowed to bytes.
+func greaterSpan(out []uint8, x, y []float32) {
+	if !hasAVX512 {
+		greaterPortable(out, x, y)
+		return
+	}
+	out = out[:len(x)]
+	scalar := len(y) == 1
+	yv := archsimd.BroadcastFloat32x16(y[0])
+	one := archsimd.BroadcastUint32x16(1)
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		if !scalar {
+			yv = archsimd.LoadFloat32x16Slice(y[i:])
+		}
+		one.Masked(archsimd.LoadFloat32x16Slice(x[i:]).Greater(yv)).TruncateToUint8().StoreSlice(out[i:])
+	}
+	if i < len(x) {
+		if !scalar {
+			y = y[i:]
+		}
+		greaterPortable(out[i:], x[i:], y)
+	}
+}
+
 // adamSpan is adamSpanPortable 16 lanes at a time on AVX-512.
 func adamSpan(p, m, v, g []float32, c adamCoefficients) {
 	if !hasAVX512 {

@@ -20,7 +20,7 @@ import (
 
 // own are the ops cpubackend implements with its kernels (ops.go).
 var own = map[string]bool{"ConvGeneral": true, "ReduceWindow": true, "SelectAndScatterMax": true, "Add": true, "ReduceSum": true, "Transpose": true,
-	"BatchNormForTraining": true, "BatchNormForInference": true, "BatchNormGradient": true, "Where": true}
+	"BatchNormForTraining": true, "BatchNormForInference": true, "BatchNormGradient": true, "Where": true, "GreaterThan": true}
 
 func main() {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/gomlx/compute").Output()
