@@ -30,9 +30,9 @@
 #
 # Knobs: MODELS ("cnn resnet-small"), RESNET_STEPS (40), SETTLE (120),
 # LAYOUTS ("1x2 2x1"), PEAK_GFLOPS (default: measured, see below), DATA. A
-# model the trainer does not know is skipped with a note. Needs Debian's python3-torch and
-# dataset-fashion-mnist, which it installs when missing (as root, or with
-# sudo).
+# model the trainer does not know is skipped with a note. Needs Debian's
+# python3-torch and dataset-fashion-mnist, which it installs when missing
+# (as root, or with sudo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,14 +71,16 @@ GO_DATA="file://${DATA_STORE:-$PWD/out/store}/datasets/fashion-mnist/$FMNIST_DIG
 # The FP32 peak is cores × one core's best FMA rate, measured
 # (BenchmarkFMAPeak; the best of 5, as noise only lowers it); without the
 # SIMD kernels, the clock × 32 FLOP per cycle (two 256-bit FMA pipes).
-peak_from="cores × BenchmarkFMAPeak's best of 5 on one core"
-peak_gflops=${PEAK_GFLOPS:-$(GOMAXPROCS=1 go test ./internal/kernels -run '^$' -bench '^BenchmarkFMAPeak$' -count 5 2>/dev/null |
-	awk -v c="$cores" '/GFLOP\/s/ {if ($(NF-1) > m) m = $(NF-1)} END {if (m) printf "%.0f", c * m}')}
 if [[ -n ${PEAK_GFLOPS:-} ]]; then
-	peak_from="PEAK_GFLOPS"
-elif [[ -z $peak_gflops ]]; then
-	peak_from="from /proc/cpuinfo's MHz × 32 FLOP per cycle, which boosting cores exceed"
-	peak_gflops=$(awk -v c="$cores" '/^cpu MHz/ {if ($4 > m) m = $4} END {printf "%.0f", c * m * 32 / 1000}' /proc/cpuinfo)
+	peak_gflops=$PEAK_GFLOPS peak_from="PEAK_GFLOPS"
+else
+	peak_from="cores × BenchmarkFMAPeak's best of 5 on one core"
+	peak_gflops=$(GOMAXPROCS=1 go test ./internal/kernels -run '^$' -bench '^BenchmarkFMAPeak$' -count 5 2>/dev/null |
+		awk -v c="$cores" '/GFLOP\/s/ {if ($(NF-1) > m) m = $(NF-1)} END {if (m) printf "%.0f", c * m}')
+	if [[ -z $peak_gflops ]]; then
+		peak_from="/proc/cpuinfo's MHz × 32 FLOP per cycle, which boosting cores exceed"
+		peak_gflops=$(awk -v c="$cores" '/^cpu MHz/ {if ($4 > m) m = $4} END {printf "%.0f", c * m * 32 / 1000}' /proc/cpuinfo)
+	fi
 fi
 
 # median and spread read numbers, one a line.
