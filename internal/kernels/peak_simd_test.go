@@ -11,12 +11,14 @@ import (
 var peakSink float32
 
 // BenchmarkFMAPeak measures one core's FP32 peak: twelve independent FMA
-// chains (enough to cover the FMA latency on two pipes) of the widest
-// vector width the CPU has, with nothing else in the loop. bench/train.sh
-// reports training FLOP rates as a fraction of the fastest. It is read off the
+// chains (enough to cover the FMA latency on two pipes) of each vector
+// width the CPU has, with nothing else in the loop. bench/train.sh reports
+// training FLOP rates as a fraction of the fastest. It is read off the
 // machine rather than worked out from the clock: a core with AVX-512 has
 // one or two 512-bit FMA pipes (Intel server cores) or two 256-bit ones
-// (AMD Zen 4), and boosts past /proc/cpuinfo's MHz.
+// (AMD Zen 4), and boosts past /proc/cpuinfo's MHz. The two widths are two
+// functions: the chains must stay in registers, which a generic function
+// over archsimd's types would not promise.
 //
 //	GOMAXPROCS=1 GOEXPERIMENT=simd go test ./internal/kernels -run '^$' -bench FMAPeak
 func BenchmarkFMAPeak(b *testing.B) {
@@ -41,10 +43,11 @@ func BenchmarkFMAPeak(b *testing.B) {
 }
 
 func peakChains512(b *testing.B, init *[14][16]float32, steps int) {
-	x, y := archsimd.LoadFloat32x16(&init[12]), archsimd.LoadFloat32x16(&init[13])
-	c0, c1, c2, c3 := archsimd.LoadFloat32x16(&init[0]), archsimd.LoadFloat32x16(&init[1]), archsimd.LoadFloat32x16(&init[2]), archsimd.LoadFloat32x16(&init[3])
-	c4, c5, c6, c7 := archsimd.LoadFloat32x16(&init[4]), archsimd.LoadFloat32x16(&init[5]), archsimd.LoadFloat32x16(&init[6]), archsimd.LoadFloat32x16(&init[7])
-	c8, c9, c10, c11 := archsimd.LoadFloat32x16(&init[8]), archsimd.LoadFloat32x16(&init[9]), archsimd.LoadFloat32x16(&init[10]), archsimd.LoadFloat32x16(&init[11])
+	ld := func(i int) archsimd.Float32x16 { return archsimd.LoadFloat32x16(&init[i]) }
+	x, y := ld(12), ld(13)
+	c0, c1, c2, c3 := ld(0), ld(1), ld(2), ld(3)
+	c4, c5, c6, c7 := ld(4), ld(5), ld(6), ld(7)
+	c8, c9, c10, c11 := ld(8), ld(9), ld(10), ld(11)
 	for range b.N {
 		for range steps {
 			c0, c1, c2, c3 = x.MulAdd(y, c0), x.MulAdd(y, c1), x.MulAdd(y, c2), x.MulAdd(y, c3)
